@@ -1,0 +1,195 @@
+"""The ``dask-kube-jobs`` command.
+
+Errors are one line plus a hint, without a traceback unless ``--debug`` is given: the people who
+type these commands want to know what to do next, not where in our code it went wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+
+
+class CLIError(Exception):
+    """A failure to report as one line, with a hint on what to do."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _default_kubeconfig() -> str:
+    from .local.kubeconfig import DEFAULT_KUBECONFIG
+
+    return str(DEFAULT_KUBECONFIG.expanduser())
+
+
+# -- local ------------------------------------------------------------------------------------
+
+def _local_up(args: argparse.Namespace) -> int:
+    from .local.launcher import ControlPlaneError, LocalControlPlane
+
+    plane = LocalControlPlane(args.kubeconfig, port=args.port, operator=not args.no_operator,
+                              kubelet=not args.no_kubelet)
+    try:
+        plane.start()
+    except ControlPlaneError as exc:
+        raise CLIError(str(exc), "check `dask-kube-jobs local status`") from exc
+    print(f"Local control plane is up at {plane.server}")
+    print(f"  kubeconfig: {plane.kubeconfig}")
+    print(f"  try:        kubectl --kubeconfig {plane.kubeconfig} get nodes")
+    if args.detach:
+        print("  stop it:    dask-kube-jobs local down" +
+              ("" if args.kubeconfig == _default_kubeconfig() else f" --kubeconfig {args.kubeconfig}"))
+        plane.process = None  # leave it running; `local down` finds it through its state dir
+        return 0
+    print("Press Ctrl-C to stop.")
+    try:
+        assert plane.process is not None
+        plane.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        plane.stop()
+    return 0
+
+
+def _local_down(args: argparse.Namespace) -> int:
+    from .local.launcher import stop_process_group
+    from .local.state import StateDir, state_dir_for
+
+    state = StateDir(state_dir_for(Path(args.kubeconfig)))
+    record = state.read_endpoint()
+    if not record:
+        print(f"No local control plane runs for {args.kubeconfig}.")
+        return 0
+    stop_process_group(int(record["pid"]), timeout=args.timeout)
+    state.clear_endpoint()
+    print(f"Stopped the local control plane (pid {record['pid']}).")
+    return 0
+
+
+def _local_status(args: argparse.Namespace) -> int:
+    from .local.launcher import status
+
+    record = status(Path(args.kubeconfig))
+    if record is None:
+        print(f"No local control plane runs for {args.kubeconfig}.")
+        return 1
+    if args.output == "json":
+        print(json.dumps(record, indent=2))
+    else:
+        print(f"Running: {record['server']} (pid {record['pid']}, ready={record['ready']})")
+        for name, pid in (record.get("children") or {}).items():
+            print(f"  {name}: pid {pid}")
+        print(f"  state: {record['state_dir']}")
+    return 0
+
+
+def _local_kubeconfig(args: argparse.Namespace) -> int:
+    from .local.identities import write_identity_kubeconfig
+    from .local.state import StateDir, state_dir_for
+
+    state = StateDir(state_dir_for(Path(args.kubeconfig)))
+    out = Path(args.output or f"./{(args.user or args.service_account).replace('/', '-')}.kubeconfig")
+    try:
+        path = write_identity_kubeconfig(state, Path(args.kubeconfig), out, user=args.user,
+                                         groups=tuple(args.group or ()),
+                                         service_account=args.service_account,
+                                         namespace=args.namespace)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CLIError(str(exc), "run `dask-kube-jobs local up` first") from exc
+    print(path)
+    return 0
+
+
+def _local_kubelet(args: argparse.Namespace) -> int:
+    try:
+        from .local.kubelet.__main__ import main as kubelet_main
+    except ImportError as exc:
+        raise CLIError("the process kubelet is not available in this installation",
+                       "install dask-kube-jobs[local]") from exc
+    argv = ["--kubeconfig", args.kubeconfig]
+    if args.node_name:
+        argv += ["--node-name", args.node_name]
+    if args.state_dir:
+        argv += ["--state-dir", args.state_dir]
+    kubelet_main(argv)
+    return 0
+
+
+def _add_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    local = sub.add_parser("local", help="run a local Kubernetes-compatible control plane")
+    lsub = local.add_subparsers(dest="local_command", required=True)
+
+    up = lsub.add_parser("up", help="start the API server, controllers, kubelet and operator")
+    up.add_argument("--detach", "-d", action="store_true", help="return once it is ready")
+    up.add_argument("--kubeconfig", default=_default_kubeconfig())
+    up.add_argument("--port", type=int, default=0, help="API server port (default: a free one)")
+    up.add_argument("--no-operator", action="store_true", help="do not start the Dask operator")
+    up.add_argument("--no-kubelet", action="store_true", help="do not start the process kubelet")
+    up.set_defaults(func=_local_up)
+
+    down = lsub.add_parser("down", help="stop everything `local up` started")
+    down.add_argument("--kubeconfig", default=_default_kubeconfig())
+    down.add_argument("--timeout", type=float, default=30.0)
+    down.set_defaults(func=_local_down)
+
+    st = lsub.add_parser("status", help="is a local control plane running?")
+    st.add_argument("--kubeconfig", default=_default_kubeconfig())
+    st.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    st.set_defaults(func=_local_status)
+
+    kc = lsub.add_parser("kubeconfig", help="write a kubeconfig for another identity")
+    kc.add_argument("--kubeconfig", default=_default_kubeconfig(),
+                    help="the admin kubeconfig `local up` wrote")
+    who = kc.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user")
+    who.add_argument("--service-account", metavar="NAMESPACE/NAME")
+    kc.add_argument("--group", action="append", help="a group of the user (repeatable)")
+    kc.add_argument("--namespace", default="default", help="the context's default namespace")
+    kc.add_argument("-o", "--output", help="where to write it (default ./<user>.kubeconfig)")
+    kc.set_defaults(func=_local_kubeconfig)
+
+    kl = lsub.add_parser("kubelet", help="run the process kubelet alone against any cluster")
+    kl.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or _default_kubeconfig())
+    kl.add_argument("--node-name")
+    kl.add_argument("--state-dir")
+    kl.set_defaults(func=_local_kubelet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dask-kube-jobs",
+                                     description="Run Dask batch work on Kubernetes.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_local(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except CLIError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,656 @@
+"""The API machinery: what create, read, update, patch and delete mean, independent of HTTP.
+
+This is where Kubernetes' object semantics live: generated names and uids, resourceVersion and
+generation bookkeeping, optimistic concurrency, the status and scale subresources, defaulting,
+pruning and validation (built-in kinds and CustomResourceDefinition schemas), finalizers and
+graceful deletion, and CRDs that start serving their resource the moment they are created.
+Cascading deletion, like on a real cluster, is left to the garbage-collector controller: this
+layer only marks owners (``foregroundDeletion`` / ``orphan`` finalizers) the way the apiserver does.
+
+Everything is synchronous and runs on the server's event loop: the in-memory store is the
+single writer, so a read-modify-write needs no lock as long as it does not await.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from . import apply, builtins, errors, fieldcheck, k8s_schemas, patch, structural
+from .registry import Registry, ResourceType, type_from_crd
+from .selectors import parse_field_selector, parse_label_selector, selector_to_string
+from .store import Obj, Store
+
+CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
+NAMESPACE_KEY = ("", "namespaces")
+POD_KEY = ("", "pods")
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+#: Built-in kinds that count generation (custom resources always do).
+GENERATION_KEYS = {
+    ("apps", "deployments"), ("apps", "replicasets"), CRD_KEY,
+    ("autoscaling", "horizontalpodautoscalers"), ("policy", "poddisruptionbudgets"),
+}
+#: How kube-apiserver validates names per kind (DNS-1123 subdomain for everything else).
+NAME_CHECKS = {
+    NAMESPACE_KEY: structural.name_is_dns_label,
+    ("", "services"): structural.name_is_dns1035_label,
+    **{("rbac.authorization.k8s.io", r): structural.path_segment_name
+       for r in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")},
+}
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what kube-apiserver uses for generateName
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _later(seconds: int) -> str:
+    t = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class ListOptions:
+    label_selector: str = ""
+    field_selector: str = ""
+    limit: int = 0
+    continue_token: str = ""
+
+
+@dataclass
+class DeleteOptions:
+    propagation_policy: str | None = None
+    grace_period_seconds: int | None = None
+    precondition_uid: str | None = None
+    precondition_rv: str | None = None
+    dry_run: bool = False
+
+    @classmethod
+    def parse(cls, body: Obj | None, query: dict[str, str]) -> "DeleteOptions":
+        body = body or {}
+        pre = body.get("preconditions") or {}
+        grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+        policy = body.get("propagationPolicy") or query.get("propagationPolicy")
+        if policy is None and body.get("orphanDependents") is True:
+            policy = "Orphan"
+        dry = body.get("dryRun") or query.get("dryRun")
+        if policy not in (None, "Foreground", "Background", "Orphan"):
+            raise errors.invalid("DeleteOptions", "", [errors.Cause(
+                "propagationPolicy", f'Unsupported value: "{policy}": supported values: '
+                '"Foreground", "Background", "Orphan"', "FieldValueNotSupported")])
+        return cls(policy, int(grace) if grace not in (None, "") else None,
+                   pre.get("uid"), pre.get("resourceVersion"), bool(dry))
+
+
+class APICore:
+    def __init__(self, store: Store | None = None, registry: Registry | None = None) -> None:
+        self.store = store or Store()
+        self.registry = registry or Registry()
+        self.ips = builtins.ClusterIPAllocator()
+
+    # -- set-up ----------------------------------------------------------------------------
+    def bootstrap(self, extra_objects: list[Obj] = ()) -> None:  # type: ignore[assignment]
+        """Create what a fresh cluster has: the initial namespaces and default RBAC."""
+        ns_type = self.registry.get(*NAMESPACE_KEY)
+        assert ns_type is not None
+        for name in INITIAL_NAMESPACES:
+            if self.store.get(NAMESPACE_KEY, None, name) is None:
+                self.create(ns_type, "v1", None, {"metadata": {"name": name}})
+        for obj in extra_objects:
+            group, _, version = obj["apiVersion"].rpartition("/")
+            rtype = self.registry.by_kind(group, obj["kind"])
+            if rtype is None:
+                continue
+            ns = obj["metadata"].get("namespace")
+            if self.store.get(rtype.key, ns, obj["metadata"]["name"]) is None:
+                self.create(rtype, version, ns, copy.deepcopy(obj))
+
+    # -- helpers ----------------------------------------------------------------------------
+    def resolve(self, group: str, version: str, plural: str) -> ResourceType:
+        rtype = self.registry.lookup(group, version, plural)
+        if rtype is None:
+            gv = f"{group}/{version}" if group else version
+            raise errors.APIError(404, "NotFound", f"the server could not find the requested resource ({plural}.{gv})")
+        return rtype
+
+    def _out(self, rtype: ResourceType, version: str | None, obj: Obj) -> Obj:
+        """A copy of a stored object as seen at a version (no conversion between versions)."""
+        out = copy.deepcopy(obj)
+        out["apiVersion"] = rtype.api_version(version)
+        out["kind"] = rtype.kind
+        return out
+
+    def _stored(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj:
+        obj = self.store.get(rtype.key, namespace if rtype.namespaced else None, name)
+        if obj is None:
+            raise errors.not_found(rtype.plural, name, rtype.group)
+        return obj
+
+    def _schema(self, rtype: ResourceType, version: str) -> dict[str, Any] | None:
+        if rtype.builtin:
+            return k8s_schemas.schema_for(rtype.group, version, rtype.kind)
+        info = rtype.version(version)
+        return info.schema if info else None
+
+    def _check_namespace(self, rtype: ResourceType, namespace: str | None, body: Obj,
+                         *, creating: bool) -> str | None:
+        meta = body.setdefault("metadata", {})
+        if not rtype.namespaced:
+            meta.pop("namespace", None)
+            return None
+        body_ns = meta.get("namespace")
+        if namespace and body_ns and body_ns != namespace:
+            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        namespace = namespace or body_ns
+        if not namespace:
+            raise errors.bad_request("an empty namespace may not be set when a resource name is provided")
+        meta["namespace"] = namespace
+        if creating:
+            ns = self.store.get(NAMESPACE_KEY, None, namespace)
+            if ns is None:
+                raise errors.not_found("namespaces", namespace)
+            if ns["metadata"].get("deletionTimestamp") and rtype.key != ("", "events"):
+                raise errors.APIError(403, "Forbidden", f'{rtype.plural} "{meta.get("name") or meta.get("generateName", "")}" is forbidden: unable to create new content in namespace {namespace} because it is being terminated', kind=rtype.plural, name=meta.get("name"))
+        return namespace
+
+    def _check_kind(self, rtype: ResourceType, version: str, body: Obj) -> None:
+        kind, api_version = body.get("kind"), body.get("apiVersion")
+        if kind and kind != rtype.kind:
+            raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rtype.kind})")
+        if api_version and api_version != rtype.api_version(version):
+            raise errors.bad_request(f"the API version in the data ({api_version}) does not match the expected API version ({rtype.api_version(version)})")
+
+    def _prepare(self, rtype: ResourceType, version: str, obj: Obj, old: Obj | None,
+                 field_validation: str = "Ignore") -> None:
+        """Default, prune and validate ``obj`` in place; raise 422 listing every cause."""
+        meta = obj["metadata"]
+        name = meta.get("name") or meta.get("generateName") or ""
+        name_check = NAME_CHECKS.get(rtype.key, structural.name_is_dns_subdomain)
+        causes = list(structural.validate_object_meta(meta, namespaced=rtype.namespaced,
+                                                      name_check=name_check))
+        if field_validation != "Ignore" and rtype.builtin:
+            fieldcheck.enforce(field_validation, fieldcheck.unknown_builtin_fields(
+                obj, self._schema(rtype, version)))
+        if rtype.builtin:
+            ctx = builtins.Context(creating=old is None, old=old, ips=self.ips)
+            builtins.default(rtype.key, obj, ctx)
+            causes += builtins.validate(rtype.key, obj, ctx)
+            if rtype.key == CRD_KEY:
+                causes += structural.validate_crd(obj)
+        else:
+            schema = self._schema(rtype, version)
+            if schema:
+                pruned = structural.prune(obj, schema)
+                if field_validation != "Ignore":
+                    fieldcheck.enforce(field_validation, fieldcheck.pruned_paths(obj, pruned))
+                defaulted = structural.apply_defaults(pruned, schema)
+                obj.clear()
+                obj.update(defaulted)
+                causes += structural.validate(obj, schema)
+        if causes:
+            raise errors.invalid(rtype.kind, name, causes, rtype.group)
+
+    # -- reads ------------------------------------------------------------------------------
+    def get(self, rtype: ResourceType, version: str, namespace: str | None, name: str) -> Obj:
+        return self._out(rtype, version, self._stored(rtype, namespace, name))
+
+    def list(self, rtype: ResourceType, version: str, namespace: str | None,
+             opts: ListOptions) -> Obj:
+        labels = parse_label_selector(opts.label_selector)
+        fields = parse_field_selector(opts.field_selector, group=rtype.group, plural=rtype.plural)
+        start = ""
+        list_rv = str(self.store.resource_version)
+        if opts.continue_token:
+            try:
+                token = json.loads(base64.urlsafe_b64decode(opts.continue_token.encode()))
+                start, list_rv = token["start"], token["rv"]
+            except Exception as exc:
+                raise errors.bad_request(f"continue key is not valid: {exc}") from exc
+        items: list[Obj] = []
+        more = ""
+        for obj in self.store.list(rtype.key, namespace if rtype.namespaced else None):
+            meta = obj["metadata"]
+            ident = f'{meta.get("namespace", "")}/{meta["name"]}'
+            if start and ident <= start:
+                continue
+            if not labels.matches(meta.get("labels") or {}) or not fields.matches(obj):
+                continue
+            if opts.limit and len(items) >= opts.limit:
+                last = items[-1]["metadata"]
+                token = {"start": f'{last.get("namespace", "")}/{last["name"]}', "rv": list_rv}
+                more = base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
+                break
+            items.append(self._out(rtype, version, obj))
+        list_meta: Obj = {"resourceVersion": list_rv}
+        if more:
+            list_meta["continue"] = more
+        return {"kind": rtype.list_kind, "apiVersion": rtype.api_version(version),
+                "metadata": list_meta, "items": items}
+
+    # -- writes -----------------------------------------------------------------------------
+    def create(self, rtype: ResourceType, version: str, namespace: str | None, body: Any, *,
+               dry_run: bool = False, manager: str | None = None,
+               field_validation: str = "Ignore") -> Obj:
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be a JSON object")
+        obj = copy.deepcopy(body)
+        self._check_kind(rtype, version, obj)
+        namespace = self._check_namespace(rtype, namespace, obj, creating=True)
+        meta = obj["metadata"]
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = self._generate_name(rtype, namespace, meta["generateName"])
+        for field in ("uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
+                      "creationTimestamp", "selfLink", "managedFields"):
+            meta.pop(field, None)
+        obj["apiVersion"] = rtype.api_version(version)
+        obj["kind"] = rtype.kind
+        if rtype.has_status(version):
+            obj.pop("status", None)
+        self._prepare(rtype, version, obj, None, field_validation)
+        name = meta["name"]
+        if self.store.get(rtype.key, namespace, name) is not None:
+            raise errors.already_exists(rtype.plural, name, rtype.group)
+        if rtype.key == CRD_KEY:
+            self._check_crd_names(obj)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now()
+        if rtype.key in GENERATION_KEYS or not rtype.builtin:
+            meta["generation"] = 1
+        if manager:
+            obj = apply.record_update(None, obj, manager=manager,
+                                      schema=self._schema(rtype, version), now=now())
+        if rtype.key == CRD_KEY:
+            obj["status"] = self._crd_status(obj)
+        if dry_run:
+            return self._out(rtype, version, obj)
+        obj["metadata"]["resourceVersion"] = str(self.store.next_rv())
+        self.store.put(rtype.key, obj)
+        if rtype.key == CRD_KEY:
+            self._serve_crd(obj)
+        return self._out(rtype, version, obj)
+
+    def _generate_name(self, rtype: ResourceType, namespace: str | None, prefix: str) -> str:
+        for _ in range(16):
+            name = prefix + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+            if self.store.get(rtype.key, namespace, name) is None:
+                return name
+        raise errors.APIError(500, "ServerTimeout", "could not generate a unique name; retry")
+
+    def update(self, rtype: ResourceType, version: str, namespace: str | None, name: str,
+               body: Any, *, subresource: str = "", dry_run: bool = False,
+               manager: str | None = None, field_validation: str = "Ignore") -> Obj:
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be a JSON object")
+        old = self._stored(rtype, namespace, name)
+        new = copy.deepcopy(body)
+        self._check_kind(rtype, version, new)
+        meta = new.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        if meta.get("name", name) != name:
+            raise errors.bad_request(f'the name of the object ({meta.get("name")}) does not match the name on the URL ({name})')
+        sent_rv = meta.get("resourceVersion")
+        old_meta = old["metadata"]
+        if sent_rv and sent_rv != old_meta["resourceVersion"]:
+            raise errors.conflict(rtype.plural, name, rtype.group)
+        if meta.get("uid") and meta["uid"] != old_meta["uid"]:
+            raise errors.conflict(rtype.plural, name, rtype.group, f'Precondition failed: UID in precondition: {meta["uid"]}, UID in object meta: {old_meta["uid"]}')
+        new["apiVersion"], new["kind"] = rtype.api_version(version), rtype.kind
+        if subresource == "status":
+            # Only .status changes through /status; the rest of the object stays as stored.
+            status = new.get("status")
+            new = copy.deepcopy(old)
+            if status is None:
+                new.pop("status", None)
+            else:
+                new["status"] = status
+        else:
+            if rtype.has_status(version):
+                if "status" in old:
+                    new["status"] = copy.deepcopy(old["status"])
+                else:
+                    new.pop("status", None)
+            if rtype.key == POD_KEY:
+                # nodeName is set through pods/binding only, and a Pod's status only through
+                # pods/status; a plain update keeps both.
+                new.setdefault("spec", {})["nodeName"] = (old.get("spec") or {}).get("nodeName")
+                if new["spec"]["nodeName"] is None:
+                    new["spec"].pop("nodeName")
+        for field in ("uid", "creationTimestamp", "deletionTimestamp",
+                      "deletionGracePeriodSeconds", "generation"):
+            if field in old_meta:
+                new["metadata"][field] = old_meta[field]
+            else:
+                new["metadata"].pop(field, None)
+        new["metadata"]["namespace"] = old_meta.get("namespace")
+        if not rtype.namespaced:
+            new["metadata"].pop("namespace", None)
+        if not new["metadata"].get("managedFields") and old_meta.get("managedFields"):
+            new["metadata"]["managedFields"] = old_meta["managedFields"]
+        if old_meta.get("deletionTimestamp"):
+            added = set(new["metadata"].get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+            if added:
+                raise errors.invalid(rtype.kind, name, [errors.Cause(
+                    "metadata.finalizers", f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)}",
+                    "FieldValueForbidden")], rtype.group)
+        if rtype.key == CRD_KEY and subresource != "status":
+            if new["spec"].get("group") != old["spec"].get("group") or \
+                    (new["spec"].get("names") or {}).get("plural") != old["spec"]["names"]["plural"]:
+                raise errors.invalid(rtype.kind, name, [errors.Cause("spec.group", "Invalid value: field is immutable")], rtype.group)
+        self._prepare(rtype, version, new, old, field_validation)
+        if rtype.key == CRD_KEY:
+            new["status"] = self._crd_status(new)
+        if _spec_changed(old, new) and ("generation" in old_meta):
+            new["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
+        if manager:
+            new = apply.record_update(old, new, manager=manager,
+                                      schema=self._schema(rtype, version), now=now())
+        new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
+        if _same(old, new):
+            return self._out(rtype, version, old)  # a no-op write is not a write
+        if dry_run:
+            return self._out(rtype, version, new)
+        if old_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers") \
+                and not _graceful_pending(rtype, new):
+            self._finish_delete(rtype, new)
+            return self._out(rtype, version, new)
+        new["metadata"]["resourceVersion"] = str(self.store.next_rv())
+        self.store.put(rtype.key, new, old=old)
+        if rtype.key == CRD_KEY:
+            self._serve_crd(new)
+        return self._out(rtype, version, new)
+
+    def patch(self, rtype: ResourceType, version: str, namespace: str | None, name: str,
+              content_type: str, raw: bytes, *, subresource: str = "", dry_run: bool = False,
+              manager: str | None = None, force: bool = False,
+              field_validation: str = "Ignore") -> tuple[Obj, bool]:
+        """Apply a patch; returns the object and whether it was created (server-side apply)."""
+        stored = self.store.get(rtype.key, namespace if rtype.namespaced else None, name)
+        apply = content_type.startswith("application/apply-patch")
+        if apply and not manager:
+            raise errors.bad_request("PATCH requests with application/apply-patch+yaml require fieldManager to be set")
+        if stored is None and not apply:
+            raise errors.not_found(rtype.plural, name, rtype.group)
+        target = self._out(rtype, version, stored) if stored is not None else None
+        result = patch.apply_patch_body(
+            content_type, target, raw, schema=self._schema(rtype, version),
+            builtin=rtype.builtin, kind=rtype.kind, name=name, manager=manager, force=force,
+            now=now(),
+        )
+        if not isinstance(result, dict):
+            raise errors.bad_request("the patch produced something other than an object")
+        if stored is None:
+            result.setdefault("metadata", {})["name"] = name
+            return self.create(rtype, version, namespace, result, dry_run=dry_run,
+                               field_validation=field_validation), True
+        if result.get("metadata", {}).get("name", name) != name:
+            raise errors.bad_request("the name of the object may not be changed by a patch")
+        # The patched object carries the stored resourceVersion unless the patch named another
+        # one itself, so only a patch that names a stale version conflicts.
+        obj = self.update(rtype, version, namespace, name, result, subresource=subresource,
+                          dry_run=dry_run, manager=manager if not apply else None,
+                          field_validation=field_validation)
+        return obj, False
+
+    # -- scale ------------------------------------------------------------------------------
+    def get_scale(self, rtype: ResourceType, version: str, namespace: str | None, name: str) -> Obj:
+        spec = rtype.scale(version)
+        if spec is None:
+            raise errors.not_found(f"{rtype.plural}/scale", name, rtype.group)
+        obj = self._stored(rtype, namespace, name)
+        meta = obj["metadata"]
+        selector = structural.get_path(obj, spec.label_selector_path) if spec.label_selector_path else None
+        if isinstance(selector, dict):
+            selector = selector_to_string(selector)
+        status: Obj = {"replicas": int(structural.get_path(obj, spec.status_replicas_path) or 0)}
+        if selector:
+            status["selector"] = selector
+        return {
+            "kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                              "creationTimestamp") if k in meta},
+            "spec": {"replicas": int(structural.get_path(obj, spec.spec_replicas_path) or 0)},
+            "status": status,
+        }
+
+    def update_scale(self, rtype: ResourceType, version: str, namespace: str | None, name: str,
+                     scale: Any, *, dry_run: bool = False) -> Obj:
+        spec = rtype.scale(version)
+        if spec is None:
+            raise errors.not_found(f"{rtype.plural}/scale", name, rtype.group)
+        if not isinstance(scale, dict):
+            raise errors.bad_request("the body must be an autoscaling/v1 Scale")
+        replicas = (scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            raise errors.invalid("Scale", name, [errors.Cause("spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")], "autoscaling")
+        stored = self._stored(rtype, namespace, name)
+        sent_rv = (scale.get("metadata") or {}).get("resourceVersion")
+        if sent_rv and sent_rv != stored["metadata"]["resourceVersion"]:
+            raise errors.conflict(rtype.plural, name, rtype.group)
+        obj = structural.set_path(self._out(rtype, version, stored), spec.spec_replicas_path, replicas)
+        obj["metadata"].pop("resourceVersion", None)
+        self.update(rtype, version, namespace, name, obj, dry_run=dry_run)
+        return self.get_scale(rtype, version, namespace, name)
+
+    def patch_scale(self, rtype: ResourceType, version: str, namespace: str | None, name: str,
+                    content_type: str, raw: bytes, *, dry_run: bool = False) -> Obj:
+        current = self.get_scale(rtype, version, namespace, name)
+        ctype = "application/merge-patch+json" if "strategic" in content_type else content_type
+        result = patch.apply_patch_body(ctype, current, raw, schema=None, builtin=False,
+                                        kind="Scale", name=name, manager=None, force=False,
+                                        now=now())
+        return self.update_scale(rtype, version, namespace, name, result, dry_run=dry_run)
+
+    # -- pods/binding -----------------------------------------------------------------------
+    def bind(self, namespace: str, name: str, binding: Any) -> Obj:
+        rtype = self.registry.get(*POD_KEY)
+        assert rtype is not None
+        target = (binding or {}).get("target") or {}
+        node = target.get("name")
+        if not node:
+            raise errors.invalid("Binding", name, [errors.Cause("target.name", "Required value", "FieldValueRequired")])
+        old = self._stored(rtype, namespace, name)
+        if (old.get("spec") or {}).get("nodeName"):
+            raise errors.conflict("pods/binding", name, "", f'pod {name} is already assigned to node "{old["spec"]["nodeName"]}"')
+        if old["metadata"].get("deletionTimestamp"):
+            raise errors.conflict("pods/binding", name, "", "pod is being deleted, cannot be assigned to a host")
+        new = copy.deepcopy(old)
+        new["spec"]["nodeName"] = node
+        conditions = [c for c in (new.get("status") or {}).get("conditions") or []
+                      if c.get("type") != "PodScheduled"]
+        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                           "lastTransitionTime": now()})
+        new.setdefault("status", {})["conditions"] = conditions
+        new["metadata"]["resourceVersion"] = str(self.store.next_rv())
+        self.store.put(rtype.key, new, old=old)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+    # -- delete -----------------------------------------------------------------------------
+    def delete(self, rtype: ResourceType, version: str, namespace: str | None, name: str,
+               opts: DeleteOptions) -> Obj:
+        old = self._stored(rtype, namespace, name)
+        meta = old["metadata"]
+        if opts.precondition_uid and opts.precondition_uid != meta["uid"]:
+            raise errors.conflict(rtype.plural, name, rtype.group, f"Precondition failed: UID in precondition: {opts.precondition_uid}, UID in object meta: {meta['uid']}")
+        if opts.precondition_rv and opts.precondition_rv != meta["resourceVersion"]:
+            raise errors.conflict(rtype.plural, name, rtype.group, f"Precondition failed: ResourceVersion in precondition: {opts.precondition_rv}, ResourceVersion in meta: {meta['resourceVersion']}")
+        new = copy.deepcopy(old)
+        nmeta = new["metadata"]
+        finalizers = list(nmeta.get("finalizers") or [])
+        policy = opts.propagation_policy
+        if policy == "Foreground" and "foregroundDeletion" not in finalizers and not meta.get("deletionTimestamp"):
+            finalizers.append("foregroundDeletion")
+        elif policy == "Orphan" and "orphan" not in finalizers and not meta.get("deletionTimestamp"):
+            finalizers.append("orphan")
+        grace = self._grace_period(rtype, old, opts)
+        if rtype.key == NAMESPACE_KEY:
+            return self._delete_namespace(rtype, version, old, opts)
+        if rtype.key == CRD_KEY and "customresourcecleanup.apiextensions.k8s.io" not in finalizers \
+                and not meta.get("deletionTimestamp"):
+            finalizers.append("customresourcecleanup.apiextensions.k8s.io")
+        if finalizers or grace > 0:
+            if meta.get("deletionTimestamp"):
+                current = int(meta.get("deletionGracePeriodSeconds") or 0)
+                if grace >= current or rtype.key != POD_KEY:
+                    return self._out(rtype, version, old)  # already being deleted
+            nmeta["finalizers"] = finalizers
+            nmeta["deletionTimestamp"] = _later(grace) if grace else now()
+            nmeta["deletionGracePeriodSeconds"] = grace
+            if grace == 0 and not finalizers:
+                if not opts.dry_run:
+                    self._finish_delete(rtype, new)
+                return self._out(rtype, version, new)
+            if opts.dry_run:
+                return self._out(rtype, version, new)
+            if rtype.key == CRD_KEY:
+                # Terminating: the CRD stops accepting new objects; cleanup removes the rest.
+                new.setdefault("status", {})["conditions"] = _set_condition(
+                    (new.get("status") or {}).get("conditions") or [], "Terminating", "True",
+                    "InstanceDeletionInProgress", "CustomResource deletion is in progress")
+            nmeta["resourceVersion"] = str(self.store.next_rv())
+            self.store.put(rtype.key, new, old=old)
+            return self._out(rtype, version, new)
+        if opts.dry_run:
+            return self._out(rtype, version, old)
+        self._finish_delete(rtype, old)
+        return self._out(rtype, version, old)
+
+    def _grace_period(self, rtype: ResourceType, old: Obj, opts: DeleteOptions) -> int:
+        if rtype.key != POD_KEY:
+            return 0
+        spec, status = old.get("spec") or {}, old.get("status") or {}
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            return 0  # never ran or already finished: nothing to stop gracefully
+        if opts.grace_period_seconds is not None:
+            return max(0, opts.grace_period_seconds)
+        return int(spec.get("terminationGracePeriodSeconds", 30))
+
+    def _delete_namespace(self, rtype: ResourceType, version: str, old: Obj,
+                          opts: DeleteOptions) -> Obj:
+        if old["metadata"].get("deletionTimestamp"):
+            return self._out(rtype, version, old)
+        new = copy.deepcopy(old)
+        new["metadata"]["deletionTimestamp"] = now()
+        new["metadata"]["deletionGracePeriodSeconds"] = 0
+        new.setdefault("status", {})["phase"] = "Terminating"
+        if opts.dry_run:
+            return self._out(rtype, version, new)
+        if not (new.get("spec") or {}).get("finalizers") and not new["metadata"].get("finalizers"):
+            self._finish_delete(rtype, new)
+        else:
+            new["metadata"]["resourceVersion"] = str(self.store.next_rv())
+            self.store.put(rtype.key, new, old=old)
+        return self._out(rtype, version, new)
+
+    def finalize_namespace(self, name: str, body: Any) -> Obj:
+        """``PUT namespaces/<name>/finalize``: how the namespace controller releases it."""
+        rtype = self.registry.get(*NAMESPACE_KEY)
+        assert rtype is not None
+        old = self._stored(rtype, None, name)
+        new = copy.deepcopy(old)
+        new.setdefault("spec", {})["finalizers"] = list(((body or {}).get("spec") or {}).get("finalizers") or [])
+        if new["metadata"].get("deletionTimestamp") and not new["spec"]["finalizers"] \
+                and not new["metadata"].get("finalizers"):
+            self._finish_delete(rtype, new)
+            return self._out(rtype, "v1", new)
+        new["metadata"]["resourceVersion"] = str(self.store.next_rv())
+        self.store.put(rtype.key, new, old=old)
+        return self._out(rtype, "v1", new)
+
+    def _finish_delete(self, rtype: ResourceType, obj: Obj) -> None:
+        if rtype.key == CRD_KEY:
+            self._unserve_crd(obj)
+        if rtype.key == ("", "services"):
+            self.ips.release((obj.get("spec") or {}).get("clusterIP"))
+        if rtype.key == NAMESPACE_KEY and (obj.get("spec") or {}).get("finalizers"):
+            return
+        self.store.remove(rtype.key, obj)
+
+    def delete_collection(self, rtype: ResourceType, version: str, namespace: str | None,
+                          lopts: ListOptions, dopts: DeleteOptions) -> Obj:
+        listed = self.list(rtype, version, namespace, lopts)
+        items = []
+        for item in listed["items"]:
+            meta = item["metadata"]
+            try:
+                items.append(self.delete(rtype, version, meta.get("namespace"), meta["name"], dopts))
+            except errors.APIError as exc:
+                if exc.code != 404:
+                    raise
+        return {**listed, "items": items}
+
+    # -- CustomResourceDefinitions --------------------------------------------------------------
+    def _check_crd_names(self, crd: Obj) -> None:
+        spec = crd["spec"]
+        existing = self.registry.get(spec["group"], spec["names"]["plural"])
+        if existing is not None and existing.crd_name != crd["metadata"]["name"]:
+            raise errors.invalid("CustomResourceDefinition", crd["metadata"]["name"], [errors.Cause(
+                "spec.names.plural", f'Invalid value: "{spec["names"]["plural"]}": is already served by another resource')], "apiextensions.k8s.io")
+
+    def _crd_status(self, crd: Obj) -> Obj:
+        names = crd["spec"]["names"]
+        stamp = now()
+        old = crd.get("status") or {}
+        conditions = old.get("conditions") or []
+        conditions = _set_condition(conditions, "NamesAccepted", "True", "NoConflicts",
+                                    "no conflicts found", stamp)
+        conditions = _set_condition(conditions, "Established", "True", "InitialNamesAccepted",
+                                    "the initial names have been accepted", stamp)
+        return {
+            "acceptedNames": {k: v for k, v in names.items()},
+            "conditions": conditions,
+            "storedVersions": sorted({v["name"] for v in crd["spec"]["versions"] if v.get("storage")}
+                                     | set(old.get("storedVersions") or [])),
+        }
+
+    def _serve_crd(self, crd: Obj) -> None:
+        if crd["metadata"].get("deletionTimestamp"):
+            return
+        self.registry.add(type_from_crd(crd))
+
+    def _unserve_crd(self, crd: Obj) -> None:
+        spec = crd["spec"]
+        rtype = self.registry.get(spec["group"], spec["names"]["plural"])
+        if rtype is None or rtype.crd_name != crd["metadata"]["name"]:
+            return
+        for obj in self.store.list(rtype.key):
+            self.store.remove(rtype.key, obj)
+        self.registry.remove(spec["group"], spec["names"]["plural"])
+        self.store.drop_resource(rtype.key)
+
+
+def _set_condition(conditions: list[Obj], ctype: str, status: str, reason: str, message: str,
+                   stamp: str | None = None) -> list[Obj]:
+    out = [c for c in conditions if c.get("type") != ctype]
+    prior = next((c for c in conditions if c.get("type") == ctype), None)
+    transition = prior["lastTransitionTime"] if prior and prior.get("status") == status else (stamp or now())
+    out.append({"type": ctype, "status": status, "reason": reason, "message": message,
+                "lastTransitionTime": transition})
+    return out
+
+
+def _spec_changed(old: Obj, new: Obj) -> bool:
+    ignore = {"metadata", "status", "apiVersion", "kind"}
+    return {k: v for k, v in old.items() if k not in ignore} != \
+        {k: v for k, v in new.items() if k not in ignore}
+
+
+def _same(old: Obj, new: Obj) -> bool:
+    def strip(o: Obj) -> Obj:
+        meta = {k: v for k, v in o["metadata"].items() if k not in ("managedFields", "resourceVersion")}
+        return {**o, "metadata": meta}
+    return strip(old) == strip(new)
+
+
+def _graceful_pending(rtype: ResourceType, obj: Obj) -> bool:
+    """A Pod whose grace period still runs stays until its kubelet confirms it has stopped."""
+    return rtype.key == POD_KEY and int(obj["metadata"].get("deletionGracePeriodSeconds") or 0) > 0
+

@@ -1,0 +1,544 @@
+"""The HTTP face of the local API server: routing, content negotiation, authn/authz, counters.
+
+Requests are parsed into Kubernetes request attributes (verb, group, version, resource,
+subresource, namespace, name) exactly as kube-apiserver's request-info resolver does, checked
+against RBAC, and handed to ``APICore``. Errors leave as ``Status`` bodies. Every request is
+counted by verb and resource so benchmarks can read what a client costs the server.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from . import discovery, errors, fieldcheck, tables
+from .auth import ANONYMOUS, TokenAuthenticator
+from .core import APICore, DeleteOptions, ListOptions
+from .openapi import OpenAPICache
+from .rbac import Attributes, Authorizer, UserInfo, user_from_review_spec
+from .registry import VIRTUAL_RESOURCES, ResourceType
+from .selectors import parse_field_selector, parse_label_selector
+from .watch import WatchRequest, serve_watch, table_encoder
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = {"/healthz", "/livez", "/readyz", "/version"}
+MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's default request body limit
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+#: Hooks for subresources served by another component (the kubelet): (request, pod) -> response.
+ProxyHook = Callable[[web.Request, dict[str, Any], str], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class RequestInfo:
+    verb: str
+    group: str
+    version: str
+    resource: str
+    subresource: str
+    namespace: str | None
+    name: str | None
+
+
+def _json(body: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
+                        headers={"Content-Type": content_type})
+
+
+def _status_response(exc: errors.APIError) -> web.Response:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    resp = _json(exc.status(), exc.code)
+    if headers:
+        resp.headers.update(headers)
+    return resp
+
+
+def parse_resource_path(segments: list[str]) -> tuple[str | None, str, str | None, str]:
+    """(namespace, resource, name, subresource) from the path after ``/api/v1`` or ``/apis/g/v``."""
+    if not segments:
+        raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+    if segments[0] == "namespaces" and len(segments) >= 3 and segments[2] not in ("status", "finalize"):
+        namespace, rest = segments[1], segments[2:]
+    else:
+        namespace, rest = None, segments
+    resource = rest[0]
+    name = rest[1] if len(rest) > 1 else None
+    sub = "/".join(rest[2:]) if len(rest) > 2 else ""
+    if resource == "namespaces" and namespace is None and name is not None:
+        pass  # a namespace object itself (cluster-scoped)
+    return namespace, resource, name, sub
+
+
+class APIServer:
+    """An aiohttp application serving the Kubernetes API from an ``APICore``."""
+
+    def __init__(self, core: APICore, authenticator: TokenAuthenticator, *,
+                 bookmark_interval: float = 15.0) -> None:
+        self.core = core
+        self.authn = authenticator
+        self.authz = Authorizer(core.store)
+        self.openapi = OpenAPICache(core.registry)
+        self.counters: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        self.proxies: dict[str, ProxyHook] = {}
+        self.bookmark_interval = bookmark_interval
+        self.address = "127.0.0.1:6443"
+        self.app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
+        r = self.app.router
+        r.add_get("/version", self._version)
+        r.add_get("/version/", self._version)
+        for probe in ("/healthz", "/livez", "/readyz"):
+            r.add_get(probe, self._health)
+            r.add_get(probe + "/{check:.*}", self._health)
+        r.add_get("/metrics", self._metrics)
+        r.add_get("/api", self._api)
+        r.add_get("/api/", self._api)
+        r.add_get("/apis", self._apis)
+        r.add_get("/apis/", self._apis)
+        r.add_get("/openapi/v2", self._openapi_v2)
+        r.add_get("/openapi/v3", self._openapi_v3_index)
+        r.add_get("/openapi/v3/{path:.*}", self._openapi_v3)
+        r.add_route("*", "/api/{version}", self._group_version_legacy)
+        r.add_route("*", "/api/{version}/", self._group_version_legacy)
+        r.add_route("*", "/api/{version}/{tail:.+}", self._resource_legacy)
+        r.add_get("/apis/{group}", self._group)
+        r.add_get("/apis/{group}/", self._group)
+        r.add_route("*", "/apis/{group}/{version}", self._group_version)
+        r.add_route("*", "/apis/{group}/{version}/", self._group_version)
+        r.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._resource)
+
+    # -- middleware -------------------------------------------------------------------------
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        warnings: list[str] = []
+        token = fieldcheck.request_warnings.set(warnings)
+        try:
+            request["user"] = self._authenticate(request)
+            response = await handler(request)
+            if warnings and not response.prepared:
+                for w in dict.fromkeys(warnings):
+                    response.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
+            return response
+        except errors.APIError as exc:
+            return _status_response(exc)
+        except web.HTTPException as exc:
+            if exc.status == 404:
+                return _status_response(errors.APIError(404, "NotFound", "the server could not find the requested resource"))
+            if exc.status == 413:
+                return _status_response(errors.APIError(413, "RequestEntityTooLarge", "the request body is too large"))
+            raise
+        except (ConnectionResetError, asyncio_cancelled()):
+            raise
+        except Exception as exc:  # a bug here must still answer like Kubernetes, and be logged
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return _status_response(errors.internal(str(exc)))
+        finally:
+            fieldcheck.request_warnings.reset(token)
+
+    def _authenticate(self, request: web.Request) -> UserInfo:
+        header = request.headers.get("Authorization", "")
+        if header.lower().startswith("bearer "):
+            user = self.authn.authenticate(header[7:].strip())
+            if user is None:
+                raise errors.unauthorized()
+            return user
+        if request.path.rstrip("/") in PUBLIC_PATHS or request.path.startswith(("/healthz", "/livez", "/readyz")):
+            return ANONYMOUS
+        raise errors.unauthorized()
+
+    def _authorize_path(self, request: web.Request) -> None:
+        user: UserInfo = request["user"]
+        attrs = Attributes(verb=request.method.lower(), group="", resource="",
+                           path=request.path, resource_request=False)
+        allowed, reason = self.authz.authorize(user, attrs)
+        if not allowed:
+            raise errors.APIError(403, "Forbidden", f'forbidden: User "{user.name}" cannot {attrs.verb} path "{request.path}"' + (f": {reason}" if reason else ""))
+
+    def _authorize(self, request: web.Request, info: RequestInfo) -> None:
+        user: UserInfo = request["user"]
+        namespace, name = info.namespace, info.name
+        if info.resource == "namespaces" and info.group == "" and name:
+            namespace = name  # kube-apiserver authorizes a namespace request in that namespace
+        if name is None and info.verb in ("list", "watch"):
+            name = _single_name(request.query.get("fieldSelector", ""))
+        attrs = Attributes(verb=info.verb, group=info.group, resource=info.resource,
+                           subresource=info.subresource, namespace=namespace,
+                           name=name, resource_request=True)
+        allowed, reason = self.authz.authorize(user, attrs)
+        if not allowed:
+            raise errors.forbidden(user.name, info.verb, info.resource + (f"/{info.subresource}" if info.subresource else ""),
+                                   info.group, info.namespace, info.name, reason)
+
+    # -- non-resource endpoints -------------------------------------------------------------
+    async def _version(self, request: web.Request) -> web.Response:
+        self.counters[("get", "", "/version")] += 1
+        return _json(discovery.version_info())
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self._authorize_path(request)
+        lines = ["# HELP apiserver_request_total Requests served, by verb and resource.",
+                 "# TYPE apiserver_request_total counter"]
+        for (verb, group, resource), n in sorted(self.counters.items()):
+            lines.append(f'apiserver_request_total{{verb="{verb}",group="{group}",resource="{resource}"}} {n}')
+        lines.append(f"apiserver_watchers {self.core.store.watcher_count()}")
+        lines.append(f"apiserver_resource_version {self.core.store.resource_version}")
+        return web.Response(text="\n".join(lines) + "\n")
+
+    async def _api(self, request: web.Request) -> web.Response:
+        self._authorize_path(request)
+        self.counters[("get", "", "/api")] += 1
+        fmt = discovery.negotiate_discovery(request.headers.get("Accept"))
+        if fmt:
+            return _json(discovery.aggregated_discovery(self.core.registry, legacy=True, version=fmt),
+                         content_type=discovery.discovery_content_type(fmt))
+        return _json(discovery.api_versions(self.address))
+
+    async def _apis(self, request: web.Request) -> web.Response:
+        self._authorize_path(request)
+        self.counters[("get", "", "/apis")] += 1
+        fmt = discovery.negotiate_discovery(request.headers.get("Accept"))
+        if fmt:
+            return _json(discovery.aggregated_discovery(self.core.registry, legacy=False, version=fmt),
+                         content_type=discovery.discovery_content_type(fmt))
+        return _json(discovery.api_group_list(self.core.registry))
+
+    async def _group(self, request: web.Request) -> web.Response:
+        self._authorize_path(request)
+        doc = discovery.api_group(self.core.registry, request.match_info["group"])
+        if doc is None:
+            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+        return _json(doc)
+
+    async def _group_version_legacy(self, request: web.Request) -> web.Response:
+        return await self._serve_group_version(request, "", request.match_info["version"])
+
+    async def _group_version(self, request: web.Request) -> web.Response:
+        return await self._serve_group_version(request, request.match_info["group"], request.match_info["version"])
+
+    async def _serve_group_version(self, request: web.Request, group: str, version: str) -> web.Response:
+        self._authorize_path(request)
+        self.counters[("get", group, "discovery")] += 1
+        if request.method != "GET":
+            raise errors.method_not_allowed(request.method, request.path)
+        doc = discovery.api_resource_list(self.core.registry, group, version)
+        if doc is None:
+            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+        return _json(doc)
+
+    async def _openapi_v2(self, request: web.Request) -> web.Response:
+        self._authorize_path(request)
+        self.counters[("get", "", "/openapi/v2")] += 1
+        doc = self.openapi.v2()
+        return self._cached(request, doc.body, doc.etag)
+
+    async def _openapi_v3_index(self, request: web.Request) -> web.Response:
+        self._authorize_path(request)
+        self.counters[("get", "", "/openapi/v3")] += 1
+        doc = self.openapi.v3_index()
+        return self._cached(request, doc.body, doc.etag)
+
+    async def _openapi_v3(self, request: web.Request) -> web.Response:
+        self._authorize_path(request)
+        self.counters[("get", "", "/openapi/v3")] += 1
+        doc = self.openapi.v3(request.match_info["path"])
+        if doc is None:
+            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+        return self._cached(request, doc.body, doc.etag)
+
+    def _cached(self, request: web.Request, body: bytes, etag: str) -> web.Response:
+        quoted = etag if etag.startswith('"') else f'"{etag}"'
+        if request.headers.get("If-None-Match") == quoted:
+            return web.Response(status=304, headers={"ETag": quoted})
+        return web.Response(body=body, content_type="application/json",
+                            headers={"ETag": quoted, "Cache-Control": "no-cache, private"})
+
+    # -- resources --------------------------------------------------------------------------
+    async def _resource_legacy(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve_resource(request, "", request.match_info["version"],
+                                          request.match_info["tail"])
+
+    async def _resource(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve_resource(request, request.match_info["group"],
+                                          request.match_info["version"], request.match_info["tail"])
+
+    def _request_info(self, request: web.Request, group: str, version: str,
+                      tail: str) -> tuple[RequestInfo, ResourceType]:
+        segments = [s for s in tail.split("/") if s]
+        namespace, resource, name, sub = parse_resource_path(segments)
+        rtype = self.core.resolve(group, version, resource)
+        if namespace is None and rtype.namespaced and resource != "namespaces":
+            namespace = None  # all namespaces
+        method = request.method
+        query = request.query
+        if method == "GET":
+            if name is None:
+                verb = "watch" if query.get("watch") in ("true", "1") else "list"
+            else:
+                verb = "get"
+        elif method == "POST":
+            verb = "create"
+        elif method == "PUT":
+            verb = "update"
+        elif method == "PATCH":
+            verb = "patch"
+        elif method == "DELETE":
+            verb = "delete" if name is not None else "deletecollection"
+        else:
+            raise errors.method_not_allowed(method, resource)
+        if sub and sub not in rtype.subresources(version):
+            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+        if sub == "" and verb not in rtype.verbs:
+            raise errors.method_not_allowed(verb, resource)
+        if rtype.namespaced and name is not None and namespace is None and resource != "namespaces":
+            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+        if resource == "namespaces" and name is None and segments and len(segments) > 1:
+            name = segments[1]
+        return RequestInfo(verb, group, version, resource, sub, namespace, name), rtype
+
+    async def _read_body(self, request: web.Request, *, yaml_ok: bool = True) -> Any:
+        raw = await request.read()
+        if not raw:
+            return None
+        ctype = request.content_type or "application/json"
+        if "protobuf" in ctype:
+            raise errors.APIError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got "{ctype}"')
+        try:
+            if "yaml" in ctype and yaml_ok:
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise errors.bad_request(f"error decoding the request body as {'YAML' if 'yaml' in ctype else 'JSON'}: {exc}") from exc
+
+    async def _serve_resource(self, request: web.Request, group: str, version: str,
+                              tail: str) -> web.StreamResponse:
+        info, rtype = self._request_info(request, group, version, tail)
+        self.counters[(info.verb, group, info.resource + (f"/{info.subresource}" if info.subresource else ""))] += 1
+        self._authorize(request, info)
+        core, q = self.core, request.query
+        dry_run = q.get("dryRun") == "All"
+        validation = fieldcheck.check_mode(q.get("fieldValidation"))
+        manager = q.get("fieldManager") or _manager_from_agent(request.headers.get("User-Agent", ""))
+        ns = info.namespace
+
+        if info.subresource in self.proxies and info.name is not None:
+            pod = core.get(rtype, version, ns, info.name)
+            return await self.proxies[info.subresource](request, pod, info.verb)
+        if rtype.key in VIRTUAL_RESOURCES:
+            return await self._virtual(request, info, rtype)
+
+        if info.verb == "watch":
+            return await self._watch(request, rtype, version, ns)
+        if info.verb == "list":
+            result = core.list(rtype, version, ns, _list_options(q))
+            return self._respond_list(request, rtype, version, result)
+        if info.verb == "get":
+            assert info.name is not None
+            if info.subresource == "scale":
+                return _json(core.get_scale(rtype, version, ns, info.name))
+            obj = core.get(rtype, version, ns, info.name)
+            return self._respond_object(request, rtype, version, obj)
+        if info.verb == "create":
+            body = await self._read_body(request)
+            if info.subresource == "binding" and info.name is not None:
+                return _json(core.bind(ns or "", info.name, body), 201)
+            if info.subresource == "eviction" and info.name is not None:
+                return _json(core.delete(rtype, version, ns, info.name,
+                                         DeleteOptions.parse((body or {}).get("deleteOptions"), {})))
+            if info.subresource == "token" and info.name is not None:
+                return _json(self._token_request(ns or "", info.name, body), 201)
+            if info.name is not None:
+                raise errors.method_not_allowed("create", f"{info.resource}/{info.name}")
+            obj = core.create(rtype, version, ns, body, dry_run=dry_run, manager=manager,
+                              field_validation=validation)
+            self._after_write(rtype)
+            return _json(obj, 201)
+        assert info.name is not None or info.verb == "deletecollection"
+        if info.verb == "update":
+            body = await self._read_body(request)
+            if info.subresource == "scale":
+                return _json(core.update_scale(rtype, version, ns, info.name, body, dry_run=dry_run))  # type: ignore[arg-type]
+            if info.subresource == "finalize":
+                return _json(core.finalize_namespace(info.name, body))  # type: ignore[arg-type]
+            obj = core.update(rtype, version, ns, info.name, body,  # type: ignore[arg-type]
+                              subresource=info.subresource, dry_run=dry_run, manager=manager,
+                              field_validation=validation)
+            self._after_write(rtype)
+            return _json(obj)
+        if info.verb == "patch":
+            raw = await request.read()
+            ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
+            if info.subresource == "scale":
+                return _json(core.patch_scale(rtype, version, ns, info.name, ctype, raw, dry_run=dry_run))  # type: ignore[arg-type]
+            force = q.get("force") == "true"
+            obj, created = core.patch(rtype, version, ns, info.name, ctype, raw,  # type: ignore[arg-type]
+                                      subresource=info.subresource, dry_run=dry_run,
+                                      manager=q.get("fieldManager") if ctype.startswith("application/apply-patch") else manager,
+                                      force=force, field_validation=validation)
+            self._after_write(rtype)
+            return _json(obj, 201 if created else 200)
+        if info.verb == "delete":
+            body = await self._read_body(request)
+            opts = DeleteOptions.parse(body if isinstance(body, dict) else None, dict(q))
+            opts.dry_run = opts.dry_run or dry_run
+            obj = core.delete(rtype, version, ns, info.name, opts)  # type: ignore[arg-type]
+            self._after_write(rtype)
+            return _json(obj)
+        if info.verb == "deletecollection":
+            body = await self._read_body(request)
+            opts = DeleteOptions.parse(body if isinstance(body, dict) else None, dict(q))
+            opts.dry_run = opts.dry_run or dry_run
+            result = core.delete_collection(rtype, version, ns, _list_options(q), opts)
+            self._after_write(rtype)
+            return _json(result)
+        raise errors.method_not_allowed(info.verb, info.resource)
+
+    def _after_write(self, rtype: ResourceType) -> None:
+        if rtype.group == RBAC_GROUP:
+            self.authz.invalidate()
+
+    def _respond_object(self, request: web.Request, rtype: ResourceType, version: str,
+                        obj: dict[str, Any]) -> web.Response:
+        table_version = tables.wants_table(request.headers.get("Accept"))
+        if table_version:
+            return _json(tables.to_table(rtype, [obj], version=version,
+                                         include_object=request.query.get("includeObject", "Metadata"),
+                                         list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")}))
+        return _json(obj)
+
+    def _respond_list(self, request: web.Request, rtype: ResourceType, version: str,
+                      result: dict[str, Any]) -> web.Response:
+        table_version = tables.wants_table(request.headers.get("Accept"))
+        if table_version:
+            return _json(tables.to_table(rtype, result["items"], version=version,
+                                         include_object=request.query.get("includeObject", "Metadata"),
+                                         list_meta=result["metadata"]))
+        return _json(result)
+
+    async def _watch(self, request: web.Request, rtype: ResourceType, version: str,
+                     namespace: str | None) -> web.StreamResponse:
+        q = request.query
+        try:
+            timeout = float(q.get("timeoutSeconds") or 1800)
+        except ValueError:
+            raise errors.bad_request("timeoutSeconds must be a number") from None
+        table_version = tables.wants_table(request.headers.get("Accept"))
+        req = WatchRequest(
+            rtype=rtype, version=version, namespace=namespace,
+            labels=parse_label_selector(q.get("labelSelector", "")),
+            fields=parse_field_selector(q.get("fieldSelector", ""), group=rtype.group, plural=rtype.plural),
+            resource_version=q.get("resourceVersion", ""), timeout=timeout,
+            bookmarks=q.get("allowWatchBookmarks") in ("true", "1"),
+            send_initial_events=q.get("sendInitialEvents") == "true",
+            bookmark_interval=self.bookmark_interval,
+            encode=table_encoder(rtype, version, table_version) if table_version else None,
+        )
+        resp = web.StreamResponse(headers={"Content-Type": "application/json",
+                                           "Cache-Control": "no-cache, private"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+
+        async def write(data: bytes) -> None:
+            await resp.write(data)
+
+        try:
+            await serve_watch(self.core.store, req, write)
+        except (ConnectionResetError, ConnectionError):
+            return resp
+        try:
+            await resp.write_eof()
+        except (ConnectionResetError, ConnectionError):
+            pass
+        return resp
+
+    # -- computed resources -----------------------------------------------------------------
+    async def _virtual(self, request: web.Request, info: RequestInfo, rtype: ResourceType) -> web.Response:
+        if info.verb != "create":
+            raise errors.method_not_allowed(info.verb, info.resource)
+        body = await self._read_body(request) or {}
+        user: UserInfo = request["user"]
+        if info.resource == "bindings":
+            name = (body.get("metadata") or {}).get("name")
+            if not name:
+                raise errors.invalid("Binding", "", [errors.Cause("metadata.name", "Required value", "FieldValueRequired")])
+            return _json(self.core.bind(info.namespace or "", name, body), 201)
+        spec = body.get("spec") or {}
+        out = {"kind": rtype.kind, "apiVersion": rtype.api_version(info.version),
+               "metadata": {"creationTimestamp": None}, "spec": spec}
+        if info.resource == "selfsubjectaccessreviews":
+            out["status"] = self.authz.review(user, spec, kind=rtype.kind)
+        elif info.resource == "subjectaccessreviews":
+            out["status"] = self.authz.review(user_from_review_spec(spec), spec, kind=rtype.kind)
+        elif info.resource == "selfsubjectrulesreviews":
+            out["status"] = self.authz.rules_review(user, spec.get("namespace"))
+        elif info.resource == "selfsubjectreviews":
+            out["status"] = {"userInfo": {"username": user.name, "groups": list(user.groups)}}
+        return _json(out, 201)
+
+    def _token_request(self, namespace: str, name: str, body: Any) -> dict[str, Any]:
+        sa_type = self.core.registry.get("", "serviceaccounts")
+        assert sa_type is not None
+        sa = self.core.get(sa_type, "v1", namespace, name)
+        token = self.authn.mint_service_account(namespace, name, sa["metadata"]["uid"])
+        expiry = int(((body or {}).get("spec") or {}).get("expirationSeconds") or 3600)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + expiry))
+        return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": (body or {}).get("spec") or {},
+                "status": {"token": token, "expirationTimestamp": stamp}}
+
+    # -- running ----------------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0,
+                    ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                               shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        bound = sockets[0].getsockname()[1] if sockets else port
+        self.address = f"{host}:{bound}"
+        return runner, bound
+
+
+def _list_options(q: Any) -> ListOptions:
+    try:
+        limit = int(q.get("limit") or 0)
+    except ValueError:
+        raise errors.bad_request("limit must be an integer") from None
+    return ListOptions(label_selector=q.get("labelSelector", ""),
+                       field_selector=q.get("fieldSelector", ""), limit=max(0, limit),
+                       continue_token=q.get("continue", ""))
+
+
+def _single_name(field_selector: str) -> str | None:
+    """The name a ``metadata.name=X`` field selector pins a list or watch to, as RBAC sees it."""
+    for term in field_selector.split(","):
+        key, sep, value = term.partition("=")
+        if sep and key.strip() == "metadata.name":
+            return value.lstrip("=").strip() or None
+    return None
+
+
+def _manager_from_agent(agent: str) -> str | None:
+    """kube-apiserver names the field manager after the client binary (``kubectl``, ``kopf``)."""
+    if not agent:
+        return None
+    return agent.split("/", 1)[0][:128] or None
+
+
+def asyncio_cancelled() -> type[BaseException]:
+    import asyncio
+
+    return asyncio.CancelledError

@@ -1,0 +1,713 @@
+"""CustomResourceDefinitions and their structural schemas, the way kube-apiserver treats them.
+
+kubectl, kopf and Helm react to what the apiserver answers, so this module reproduces the
+apiextensions behaviour rather than generic JSON-schema: a CRD is checked with the field paths and
+messages Kubernetes prints (``spec.versions[0].schema.openAPIV3Schema.properties[spec].type:
+Required value: must not be empty for specified object fields``), and a custom object is
+defaulted, pruned and validated with the semantics of a *structural* schema:
+
+* ``apply_defaults`` first drops ``null`` values of non-nullable fields without a default, then
+  fills in ``default`` values top-down (defaults apply to properties of objects that exist, to
+  array items, and to ``null`` values of non-nullable fields).
+* ``prune`` drops every field the schema does not declare, except below
+  ``x-kubernetes-preserve-unknown-fields: true``; ``apiVersion``/``kind``/``metadata`` survive at
+  the resource root and in ``x-kubernetes-embedded-resource`` objects (metadata is left alone:
+  ObjectMeta is validated by ``validate_object_meta``, not by the schema).
+  kube-apiserver defaults and then prunes; a CRD that passes ``validate_crd`` has pruned defaults,
+  so either order gives the same object. ``normalize`` does both in the apiserver's order.
+* ``validate`` reports errors as kube-openapi words them and the apiserver wraps them: the field
+  is the JSON path of the value (map keys joined with dots, list indices in brackets) and the
+  message repeats it, e.g. ``Invalid value: "string": spec.replicas in body must be of type
+  integer: "string"``. ``x-kubernetes-validations`` (CEL rules) are accepted on CRDs but NOT
+  evaluated here; ``x-kubernetes-list-type`` set/map duplicates are reported like the apiserver's
+  list-type validation, and embedded resources must carry ``apiVersion`` and ``kind``.
+
+Object-meta checks (DNS-1123 names, label keys/values, annotation size, owner references,
+finalizers) live here too: they share the message helpers. This module is the one entry point
+the API server uses; ``validate_crd``/``default_crd`` are implemented in ``crd_validation`` and
+the JSON paths of scale subresources and printer columns in ``jsonpath`` (both re-exported).
+Every function is pure: inputs are never modified, results are new objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .errors import Cause
+from .jsonpath import evaluate_jsonpath, find_all, get_path, set_path  # noqa: F401 (re-exported)
+
+Schema = dict[str, Any]
+NameCheck = Callable[[str, bool], list[str]]
+
+# ---------------------------------------------------------------- field.Error rendering
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if v.is_integer() and abs(v) < 1e21 else repr(v)
+
+
+def _gosharp(v: Any) -> str:
+    """Go's ``%#v`` of a decoded JSON value, as field errors print non-scalar bad values."""
+    if v is None:
+        return "interface {}(nil)"
+    if isinstance(v, dict):
+        inner = ", ".join(f"{json.dumps(k)}:{_gosharp(v[k])}" for k in sorted(v))
+        return "map[string]interface {}{" + inner + "}"
+    if isinstance(v, list):
+        return "[]interface {}{" + ", ".join(_gosharp(x) for x in v) + "}"
+    return _go(v)
+
+
+def _go(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return _num(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    return _gosharp(v)
+
+
+def _body(kind: str, detail: str) -> str:
+    return f"{kind}: {detail}" if detail else kind
+
+
+def invalid(field: str, value: Any, detail: str, reason: str = "FieldValueInvalid") -> Cause:
+    return Cause(field, _body(f"Invalid value: {_go(value)}", detail), reason)
+
+
+def required(field: str, detail: str = "") -> Cause:
+    return Cause(field, _body("Required value", detail), "FieldValueRequired")
+
+
+def forbidden(field: str, detail: str) -> Cause:
+    return Cause(field, _body("Forbidden", detail), "FieldValueForbidden")
+
+
+def not_supported(field: str, value: Any, supported: list[str]) -> Cause:
+    detail = "supported values: " + ", ".join(json.dumps(s) for s in supported) if supported else ""
+    return Cause(field, _body(f"Unsupported value: {_go(value)}", detail), "FieldValueNotSupported")
+
+
+def too_long(field: str, limit: int) -> Cause:
+    unit = "byte" if limit == 1 else "bytes"
+    return Cause(field, f"Too long: may not be more than {limit} {unit}", "FieldValueTooLong")
+
+
+def too_many(field: str, actual: int, limit: int) -> Cause:
+    unit = "item" if limit == 1 else "items"
+    return Cause(field, f"Too many: {actual}: must have at most {limit} {unit}", "FieldValueTooMany")
+
+
+def duplicate(field: str, value: Any) -> Cause:
+    return Cause(field, f"Duplicate value: {_go(value)}", "FieldValueDuplicate")
+
+
+# ---------------------------------------------------------------- names, labels, object meta
+
+DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_SUBDOMAIN_FMT = DNS1123_LABEL_FMT + r"(\." + DNS1123_LABEL_FMT + ")*"
+DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
+QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+LABEL_VALUE_FMT = "(" + QUALIFIED_NAME_FMT + ")?"
+_QUALIFIED_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and "
+                  "end with an alphanumeric character")
+TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
+
+
+def _regex_error(msg: str, fmt: str, *examples: str) -> str:
+    if not examples:
+        return f"{msg} (regex used for validation is '{fmt}')"
+    # Kubernetes glues examples as "'a', " + " or " + "'b', " (hence the double space).
+    return msg + " (e.g. " + " or ".join(f"'{e}', " for e in examples) + (
+        f"regex used for validation is '{fmt}')")
+
+
+def _max_len(n: int) -> str:
+    return f"must be no more than {n} characters"
+
+
+def _check_fmt(value: str, fmt: str, limit: int, msg: str, *examples: str) -> list[str]:
+    errs = [_max_len(limit)] if len(value) > limit else []
+    if not re.fullmatch(fmt, value):
+        errs.append(_regex_error(msg, fmt, *examples))
+    return errs
+
+
+def is_dns1123_label(value: str) -> list[str]:
+    return _check_fmt(value, DNS1123_LABEL_FMT, 63, "a lowercase RFC 1123 label must consist of "
+                      "lower case alphanumeric characters or '-', and must start and end with an "
+                      "alphanumeric character", "my-name", "123-abc")
+
+
+def is_dns1123_subdomain(value: str) -> list[str]:
+    return _check_fmt(value, DNS1123_SUBDOMAIN_FMT, 253, "a lowercase RFC 1123 subdomain must "
+                      "consist of lower case alphanumeric characters, '-' or '.', and must start "
+                      "and end with an alphanumeric character", "example.com")
+
+
+def is_dns1035_label(value: str) -> list[str]:
+    return _check_fmt(value, DNS1035_LABEL_FMT, 63, "a DNS-1035 label must consist of lower case "
+                      "alphanumeric characters or '-', start with an alphabetic character, and "
+                      "end with an alphanumeric character", "my-name", "abc-123")
+
+
+def is_qualified_name(value: str) -> list[str]:
+    """Label keys, annotation keys, finalizers: ``[prefix/]name``."""
+    parts = value.split("/")
+    errs: list[str] = []
+    if len(parts) > 2:
+        return ["a qualified name " + _regex_error(_QUALIFIED_MSG, QUALIFIED_NAME_FMT, "MyName",
+                "my.name", "123-abc") + " with an optional DNS subdomain prefix and '/' "
+                "(e.g. 'example.com/MyName')"]
+    name = parts[-1]
+    if len(parts) == 2:
+        if not parts[0]:
+            errs.append("prefix part must be non-empty")
+        else:
+            errs += ["prefix part " + m for m in is_dns1123_subdomain(parts[0])]
+    if not name:
+        errs.append("name part must be non-empty")
+    elif len(name) > 63:
+        errs.append("name part " + _max_len(63))
+    if not re.fullmatch(QUALIFIED_NAME_FMT, name):
+        errs.append("name part " + _regex_error(_QUALIFIED_MSG, QUALIFIED_NAME_FMT, "MyName",
+                                                "my.name", "123-abc"))
+    return errs
+
+
+def is_valid_label_value(value: str) -> list[str]:
+    return _check_fmt(value, LABEL_VALUE_FMT, 63, "a valid label must be an empty string or "
+                      "consist of alphanumeric characters, '-', '_' or '.', and must start and "
+                      "end with an alphanumeric character", "MyValue", "my_value", "12345")
+
+
+def _mask_trailing_dash(name: str) -> str:
+    # generateName prefixes may end in '-'; Kubernetes swaps the last two characters for "a".
+    return name[:-2] + "a" if len(name) > 1 and name.endswith("-") else name
+
+
+def name_is_dns_subdomain(name: str, prefix: bool = False) -> list[str]:
+    return is_dns1123_subdomain(_mask_trailing_dash(name) if prefix else name)
+
+
+def name_is_dns_label(name: str, prefix: bool = False) -> list[str]:
+    return is_dns1123_label(_mask_trailing_dash(name) if prefix else name)
+
+
+def name_is_dns1035_label(name: str, prefix: bool = False) -> list[str]:
+    return is_dns1035_label(_mask_trailing_dash(name) if prefix else name)
+
+
+def path_segment_name(name: str, prefix: bool = False) -> list[str]:
+    """Names that only have to be usable in a URL path (embedded resources)."""
+    if not prefix and name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in "/%" if c in name]
+
+
+def validate_metadata_name(name: str, field: str = "metadata.name",
+                           check: NameCheck = name_is_dns_subdomain) -> list[Cause]:
+    if not name:
+        return [required(field, "name or generateName is required")]
+    return [invalid(field, name, m) for m in check(name, False)]
+
+
+def validate_dns_label(name: str, field: str = "metadata.name") -> list[Cause]:
+    """RFC 1123 label: namespaces (and most names that become DNS labels)."""
+    return [invalid(field, name, m) for m in is_dns1123_label(name)]
+
+
+def validate_dns1035_label(name: str, field: str = "metadata.name") -> list[Cause]:
+    """RFC 1035 label (starts with a letter): Service names."""
+    return [invalid(field, name, m) for m in is_dns1035_label(name)]
+
+
+def validate_label_key(key: str, field: str = "metadata.labels") -> list[Cause]:
+    return [invalid(field, key, m) for m in is_qualified_name(key)]
+
+
+def validate_label_value(value: Any, field: str = "metadata.labels") -> list[Cause]:
+    if not isinstance(value, str):
+        return [invalid(field, value, "must be a string")]
+    return [invalid(field, value, m) for m in is_valid_label_value(value)]
+
+
+def validate_labels(labels: Any, field: str = "metadata.labels") -> list[Cause]:
+    if labels is None:
+        return []
+    if not isinstance(labels, dict):
+        return [invalid(field, labels, "must be a map of string keys to string values")]
+    errs: list[Cause] = []
+    for k, v in labels.items():
+        errs += validate_label_key(k, field) + validate_label_value(v, field)
+    return errs
+
+
+def validate_annotations(annotations: Any, field: str = "metadata.annotations") -> list[Cause]:
+    if annotations is None:
+        return []
+    if not isinstance(annotations, dict):
+        return [invalid(field, annotations, "must be a map of string keys to string values")]
+    errs = [invalid(field, k, m) for k in annotations for m in is_qualified_name(k.lower())]
+    errs += [invalid(field, v, "must be a string") for v in annotations.values()
+             if not isinstance(v, str)]
+    size = sum(len(k.encode()) + len(str(v).encode()) for k, v in annotations.items())
+    if size > TOTAL_ANNOTATION_SIZE_LIMIT:
+        errs.append(too_long(field, TOTAL_ANNOTATION_SIZE_LIMIT))
+    return errs
+
+
+def _validate_owner_references(refs: Any, field: str) -> list[Cause]:
+    errs: list[Cause] = []
+    controller = ""
+    for ref in refs or []:
+        api_version = ref.get("apiVersion") or ""
+        checks = (("apiVersion", api_version.rpartition("/")[2], "version must not be empty"),
+                  ("kind", ref.get("kind"), "kind must not be empty"),
+                  ("name", ref.get("name"), "name must not be empty"),
+                  ("uid", ref.get("uid"), "uid must not be empty"))
+        for key, value, msg in checks:
+            if not value:
+                errs.append(invalid(f"{field}.{key}", ref.get(key) or "", msg))
+        if ref.get("controller"):
+            current = f"{ref.get('kind')}/{ref.get('name')}"
+            if controller:
+                errs.append(invalid(field, refs, "Only one reference can have Controller set to "
+                                    f'true. Found "true" in references for {controller} and '
+                                    f"{current}"))
+            else:
+                controller = current
+    return errs
+
+
+def _validate_finalizers(finalizers: Any, field: str) -> list[Cause]:
+    finalizers = finalizers or []
+    errs = [invalid(field, f, m) for f in finalizers for m in is_qualified_name(f)]
+    if "orphan" in finalizers and "foregroundDeletion" in finalizers:
+        errs.append(invalid(field, finalizers,
+                            "finalizer orphan and foregroundDeletion cannot be both set"))
+    return errs
+
+
+def validate_object_meta(meta: dict[str, Any] | None, *, namespaced: bool,
+                         name_check: NameCheck = name_is_dns_subdomain,
+                         field: str = "metadata") -> list[Cause]:
+    """ObjectMeta checks of every create/update. Generate the name from generateName first:
+    Kubernetes validates after naming, so an empty name is reported as required."""
+    meta = meta or {}
+    errs: list[Cause] = []
+    generate = meta.get("generateName") or ""
+    if generate:
+        errs += [invalid(f"{field}.generateName", generate, m) for m in name_check(generate, True)]
+    name = meta.get("name") or ""
+    if not name:
+        errs.append(required(f"{field}.name", "name or generateName is required"))
+    else:
+        errs += [invalid(f"{field}.name", name, m) for m in name_check(name, False)]
+    namespace = meta.get("namespace") or ""
+    if namespaced and not namespace:
+        errs.append(required(f"{field}.namespace"))
+    elif namespaced:
+        errs += [invalid(f"{field}.namespace", namespace, m) for m in is_dns1123_label(namespace)]
+    elif namespace:
+        errs.append(forbidden(f"{field}.namespace", "not allowed on this type"))
+    generation = meta.get("generation")
+    if isinstance(generation, int) and generation < 0:
+        errs.append(invalid(f"{field}.generation", generation,
+                            "must be greater than or equal to 0"))
+    errs += validate_labels(meta.get("labels"), f"{field}.labels")
+    errs += validate_annotations(meta.get("annotations"), f"{field}.annotations")
+    errs += _validate_owner_references(meta.get("ownerReferences"), f"{field}.ownerReferences")
+    errs += _validate_finalizers(meta.get("finalizers"), f"{field}.finalizers")
+    return errs
+
+
+# ---------------------------------------------------------------- defaulting and pruning
+
+_META_FIELDS = ("apiVersion", "kind", "metadata")
+
+
+def _props(s: Schema | None) -> dict[str, Schema]:
+    return (s or {}).get("properties") or {}
+
+
+def _addl(s: Schema | None) -> Schema | bool | None:
+    """additionalProperties: a schema, True (values unchecked), or None (absent / false)."""
+    a = (s or {}).get("additionalProperties")
+    return None if a is False else a
+
+
+def _sub(s: Schema | None, key: str) -> Schema | None:
+    """The schema of ``key`` in an object: its property, else the additionalProperties schema."""
+    if key in _props(s):
+        return _props(s)[key]
+    a = _addl(s)
+    return a if isinstance(a, dict) else None
+
+
+def _drop_null_fields(x: Any, s: Schema | None) -> None:
+    """Non-nullable fields set to null and without a default are removed before defaulting."""
+    if s is None:
+        return
+    if isinstance(x, dict):
+        for k in list(x):
+            sub = _sub(s, k)
+            if sub is None:
+                continue
+            if x[k] is None and "default" not in sub and not sub.get("nullable"):
+                del x[k]
+            else:
+                _drop_null_fields(x[k], sub)
+    elif isinstance(x, list):
+        for v in x:
+            _drop_null_fields(v, s.get("items"))
+
+
+def _default(x: Any, s: Schema | None) -> None:
+    if s is None:
+        return
+    if isinstance(x, dict):
+        for k, prop in _props(s).items():
+            if "default" in prop and (k not in x or (x[k] is None and not prop.get("nullable"))):
+                x[k] = copy.deepcopy(prop["default"])
+        for k in x:
+            sub = _sub(s, k)
+            if sub is not None and k not in _props(s) and x[k] is None and "default" in sub \
+                    and not sub.get("nullable"):
+                x[k] = copy.deepcopy(sub["default"])
+            _default(x[k], sub)
+    elif isinstance(x, list):
+        items = s.get("items")
+        for i, v in enumerate(x):
+            if v is None and items and "default" in items and not items.get("nullable"):
+                x[i] = copy.deepcopy(items["default"])
+            _default(x[i], items)
+
+
+def apply_defaults(obj: Any, schema: Schema | None) -> Any:
+    """A copy of ``obj`` with the schema's defaults applied (and non-nullable nulls dropped)."""
+    out = copy.deepcopy(obj)
+    _drop_null_fields(out, schema)
+    _default(out, schema)
+    return out
+
+
+def _prune(x: Any, s: Schema | None, resource: bool) -> Any:
+    if s is not None and s.get("x-kubernetes-preserve-unknown-fields"):
+        return _skip_prune(x, s, resource)
+    if isinstance(x, dict):
+        if s is None:
+            return {}
+        resource = resource or bool(s.get("x-kubernetes-embedded-resource"))
+        out: dict[str, Any] = {}
+        for k, v in x.items():
+            if resource and _keeps_meta(k, v):
+                out[k] = v
+            elif k in _props(s):
+                out[k] = _prune(v, _props(s)[k], False)
+            elif _addl(s) is not None:
+                out[k] = _prune(v, _sub(s, k), False)
+        return out
+    if isinstance(x, list):
+        return [_prune(v, (s or {}).get("items"), False) for v in x]
+    return x
+
+
+def _skip_prune(x: Any, s: Schema, resource: bool) -> Any:
+    if isinstance(x, dict):
+        resource = resource or bool(s.get("x-kubernetes-embedded-resource"))
+        out: dict[str, Any] = {}
+        for k, v in x.items():
+            if resource and _keeps_meta(k, v):
+                out[k] = v
+            elif k in _props(s) or _addl(s) is not None:
+                out[k] = _prune(v, _sub(s, k), False)
+            else:
+                out[k] = v
+        return out
+    if isinstance(x, list) and s.get("items") is not None:
+        return [_skip_prune(v, s["items"], False) for v in x]
+    return x
+
+
+def _keeps_meta(key: str, value: Any) -> bool:
+    if key == "metadata":
+        return isinstance(value, dict)
+    return key in _META_FIELDS and isinstance(value, str)
+
+
+def prune(obj: Any, schema: Schema | None) -> Any:
+    """A copy of ``obj`` without the fields ``schema`` does not declare (resource root rules)."""
+    return _prune(copy.deepcopy(obj), schema, True)
+
+
+def normalize(obj: Any, schema: Schema | None) -> Any:
+    """What the apiserver does to a custom object body before validation: default, then prune."""
+    return prune(apply_defaults(obj, schema), schema)
+
+
+# ---------------------------------------------------------------- validating custom objects
+
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object",
+               list: "array"}
+
+
+def _json_type(v: Any) -> str:
+    return "null" if v is None else _JSON_TYPES.get(type(v), type(v).__name__)
+
+
+def _type_ok(v: Any, types: list[str]) -> bool:
+    t = _json_type(v)
+    return t in types or (t == "integer" and "number" in types) or (
+        t == "number" and "integer" in types and math.isfinite(v) and float(v).is_integer())
+
+
+def _canon(v: Any) -> str:
+    """A JSON identity for equality where 1 != true (Python compares them equal)."""
+    return json.dumps(v, sort_keys=True, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=512)
+def _pattern(p: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(p)
+    except re.error:
+        return None
+
+
+def _valid_base64(v: str) -> bool:
+    try:
+        base64.b64decode(v, validate=True)
+        return True
+    except ValueError:
+        return False
+
+
+_DATE = r"\d{4}-\d{2}-\d{2}"
+_FORMATS: dict[str, Callable[[str], bool]] = {
+    "date-time": lambda v: bool(re.fullmatch(
+        _DATE + r"[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?", v)),
+    "date": lambda v: bool(re.fullmatch(_DATE, v)),
+    "byte": _valid_base64,
+    "uuid": lambda v: bool(re.fullmatch(r"(?i)[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}", v)),
+    "ipv4": lambda v: bool(re.fullmatch(r"((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}"
+                                        r"(25[0-5]|2[0-4]\d|1?\d?\d)", v)),
+    "ipv6": lambda v: ":" in v and bool(re.fullmatch(r"[0-9A-Fa-f:.]+", v)),
+    "cidr": lambda v: bool(re.fullmatch(r"[0-9A-Fa-f:.]+/\d{1,3}", v)),
+    "mac": lambda v: bool(re.fullmatch(r"([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}", v)),
+    "hostname": lambda v: len(v) <= 255 and bool(re.fullmatch(
+        r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}"
+        r"[A-Za-z0-9])?)*\.?", v)),
+    "email": lambda v: bool(re.fullmatch(r"[^@\s]+@[^@\s]+", v)),
+    "duration": lambda v: bool(re.fullmatch(r"\s*(-?\d+(\.\d+)?\s*[A-Za-zµ]+\s*)+", v)),
+}
+_FORMATS["datetime"] = _FORMATS["date-time"]
+_FORMATS.update({k: _FORMATS["uuid"] for k in ("uuid3", "uuid4", "uuid5")})
+
+
+class _Errors:
+    def __init__(self, field_prefix: str = "") -> None:
+        self.prefix = field_prefix
+        self.schema: list[Cause] = []
+        self.meta: list[Cause] = []
+        self.lists: list[Cause] = []
+
+    def at(self, name: str) -> str:
+        """Field of a kube-openapi error: the value's name under the error-list prefix."""
+        return f"{self.prefix}.{name}" if self.prefix and name else (self.prefix or name)
+
+    def body(self, name: str, value: Any, detail: str, reason: str = "FieldValueInvalid") -> None:
+        self.schema.append(invalid(self.at(name), value, f"{name} in body {detail}", reason))
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _check(v: Any, s: Schema, name: str, fp: str, out: _Errors, root: bool = False) -> None:
+    """One value against one schema node; ``name`` is the kube-openapi path, ``fp`` the
+    field.Path of the same value (they differ for map keys: ``a.k`` versus ``a[k]``)."""
+    types = ["integer", "string"] if s.get("x-kubernetes-int-or-string") else (
+        [s["type"]] if s.get("type") else [])
+    if v is None:
+        if types and not s.get("nullable"):
+            out.body(name, "null", f'must be of type {",".join(types)}: "null"',
+                     "FieldValueTypeInvalid")
+        return
+    if types and not _type_ok(v, types):
+        t = _json_type(v)
+        out.body(name, t, f'must be of type {",".join(types)}: "{t}"', "FieldValueTypeInvalid")
+        return
+    _check_junctors(v, s, name, fp, out)
+    if isinstance(v, str):
+        _check_string(v, s, name, out)
+    elif isinstance(v, (int, float)) and not isinstance(v, bool):
+        _check_number(v, s, name, out)
+    if isinstance(v, list):
+        _check_array(v, s, name, fp, out)
+    if "enum" in s and _canon(v) not in {_canon(e) for e in s["enum"]}:
+        supported = [e if isinstance(e, str) else _canon(e) for e in s["enum"]]
+        out.schema.append(not_supported(out.at(name), v, supported))
+    if isinstance(v, dict):
+        _check_object(v, s, name, fp, out, root)
+
+
+def _check_junctors(v: Any, s: Schema, name: str, fp: str, out: _Errors) -> None:
+    def run(sub: Schema) -> _Errors:
+        tmp = _Errors(out.prefix)
+        _check(v, sub, name, fp, tmp)
+        return tmp
+
+    for sub in s.get("allOf") or []:
+        out.schema += run(sub).schema
+    if s.get("anyOf"):
+        results = [run(sub) for sub in s["anyOf"]]
+        if all(r.schema for r in results):
+            out.body(name, "", "must validate at least one schema (anyOf)")
+            out.schema += results[0].schema
+    if s.get("oneOf"):
+        passing = sum(not run(sub).schema for sub in s["oneOf"])
+        if passing != 1:
+            out.body(name, "", "must validate one and only one schema (oneOf)")
+    if isinstance(s.get("not"), dict) and not run(s["not"]).schema:
+        out.body(name, "", "must not validate the schema (not)")
+
+
+def _check_string(v: str, s: Schema, name: str, out: _Errors) -> None:
+    if "maxLength" in s and len(v) > s["maxLength"]:
+        out.schema.append(too_long(out.at(name), s["maxLength"]))
+    if "minLength" in s and len(v) < s["minLength"]:
+        out.body(name, v, f"should be at least {s['minLength']} chars long")
+    pattern = _pattern(s["pattern"]) if "pattern" in s else None
+    if pattern is not None and not pattern.search(v):
+        out.body(name, v, f"should match '{s['pattern']}'")
+    check = _FORMATS.get(s.get("format") or "")
+    if check is not None and not check(v):
+        out.body(name, v, f'must be of type {s["format"]}: {json.dumps(v)}',
+                 "FieldValueTypeInvalid")
+
+
+def _check_number(v: float, s: Schema, name: str, out: _Errors) -> None:
+    m = s.get("multipleOf")
+    if m and not float(v / m).is_integer():
+        out.body(name, v, f"should be a multiple of {_num(float(m))}")
+    if "maximum" in s:
+        limit, excl = s["maximum"], s.get("exclusiveMaximum")
+        if v > limit or (excl and v == limit):
+            word = "less than" if excl else "less than or equal to"
+            out.body(name, v, f"should be {word} {_num(float(limit))}")
+    if "minimum" in s:
+        limit, excl = s["minimum"], s.get("exclusiveMinimum")
+        if v < limit or (excl and v == limit):
+            word = "greater than" if excl else "greater than or equal to"
+            out.body(name, v, f"should be {word} {_num(float(limit))}")
+
+
+def _check_array(v: list[Any], s: Schema, name: str, fp: str, out: _Errors) -> None:
+    if "minItems" in s and len(v) < s["minItems"]:
+        out.body(name, len(v), f"should have at least {s['minItems']} items")
+    if "maxItems" in s and len(v) > s["maxItems"]:
+        out.schema.append(too_many(out.at(name), len(v), s["maxItems"]))
+    if s.get("uniqueItems") and len({_canon(x) for x in v}) != len(v):
+        out.body(name, "", "shouldn't contain duplicates")
+    items = s.get("items")
+    if isinstance(items, dict):
+        for i, x in enumerate(v):
+            _check(x, items, f"{name}[{i}]", f"{fp}[{i}]", out)
+    list_type = s.get("x-kubernetes-list-type")
+    keys = s.get("x-kubernetes-list-map-keys") or []
+    seen: set[str] = set()
+    for i, x in enumerate(v):
+        if list_type == "map" and isinstance(x, dict):
+            ident: Any = {k: x.get(k) for k in keys}
+        elif list_type == "set":
+            ident = x
+        else:
+            continue
+        c = _canon(ident)
+        if c in seen:
+            out.lists.append(duplicate(out.at(f"{fp}[{i}]"), ident))
+        seen.add(c)
+
+
+def _check_object(v: dict[str, Any], s: Schema, name: str, fp: str, out: _Errors,
+                  root: bool) -> None:
+    if "maxProperties" in s and len(v) > s["maxProperties"]:
+        out.schema.append(too_many(out.at(name), len(v), s["maxProperties"]))
+    if "minProperties" in s and len(v) < s["minProperties"]:
+        out.body(name, len(v), f"should have at least {s['minProperties']} properties")
+    for k in s.get("required") or []:
+        if k not in v:
+            out.schema.append(required(out.at(_join(name, k))))
+    props, addl = _props(s), s.get("additionalProperties")
+    for k, x in v.items():
+        if k in props:
+            _check(x, props[k], _join(name, k), _join(fp, k), out)
+        elif isinstance(addl, dict):
+            _check(x, addl, _join(name, k), f"{fp}[{k}]", out)
+        elif addl is False and not (root and k in _META_FIELDS):
+            out.schema.append(invalid(out.at(name), k, f"{_join(name, k)} in body is a "
+                                      "forbidden property"))
+    if s.get("x-kubernetes-embedded-resource") and not root:
+        out.meta += _check_embedded(v, out.at(fp))
+
+
+def _check_embedded(v: dict[str, Any], fp: str) -> list[Cause]:
+    errs = [required(_join(fp, k)) for k in ("apiVersion", "kind") if k not in v]
+    kind = v.get("kind")
+    if "kind" in v and not isinstance(kind, str):
+        errs.append(invalid(_join(fp, "kind"), kind, "must be a string"))
+    elif isinstance(kind, str):
+        msgs = ["must not be empty"] if not kind else [
+            "may have mixed case, but should otherwise match: " + ",".join(m)
+            for m in [is_dns1035_label(kind.lower())] if m]
+        errs += [invalid(_join(fp, "kind"), kind, m) for m in msgs]
+    api_version = v.get("apiVersion")
+    if "apiVersion" in v and (not isinstance(api_version, str) or not api_version):
+        errs.append(invalid(_join(fp, "apiVersion"), api_version,
+                            "must be a string" if not isinstance(api_version, str)
+                            else "must not be empty"))
+    meta = v.get("metadata")
+    if isinstance(meta, dict):
+        meta = {**meta, "name": meta.get("name") or "fakename"}
+        errs += validate_object_meta(meta, namespaced=bool(meta.get("namespace")),
+                                     name_check=path_segment_name, field=_join(fp, "metadata"))
+    return errs
+
+
+def validate(obj: Any, schema: Schema | None, *, field_prefix: str = "") -> list[Cause]:
+    """Errors of a (defaulted, pruned) custom object against its version's openAPIV3Schema:
+    schema errors, then embedded-resource metadata, then list-type duplicates. CEL rules
+    (``x-kubernetes-validations``) are not evaluated."""
+    if not schema:
+        return []
+    out = _Errors(field_prefix)
+    _check(obj, schema, "", "", out, root=not field_prefix)
+    return out.schema + out.meta + out.lists
+
+
+def default_crd(crd: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a CRD with the apiextensions v1 defaults (see ``crd_validation``)."""
+    from .crd_validation import default_crd as impl
+
+    return impl(crd)
+
+
+def validate_crd(crd: dict[str, Any]) -> list[Cause]:
+    """CRD-specific errors of a defaulted CRD; its ObjectMeta goes through
+    ``validate_object_meta(meta, namespaced=False)`` like every object's."""
+    from .crd_validation import validate_crd as impl
+
+    return impl(crd)

@@ -1,0 +1,160 @@
+"""The control-plane process: API server and controllers in one event loop, other parts as children.
+
+``dask-kube-jobs local up`` runs this module. The API server and the controllers share a
+process (the controllers still talk to the server only over HTTP, as kube-controller-manager
+does); the kubelet and the operator are child processes of their own, so each can be killed and
+restarted on its own, as on a real cluster. Stopping this process stops its children and the
+whole process tree under them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import certs, kubeconfig
+from .apiserver.auth import TokenAuthenticator, new_key
+from .apiserver.bootstrap_rbac import bootstrap_objects
+from .apiserver.core import APICore
+from .apiserver.server import APIServer
+from .state import StateDir
+
+log = logging.getLogger("dask_kube_jobs.local")
+
+
+def _load_key(state: StateDir) -> bytes:
+    if state.key.exists():
+        return state.key.read_bytes()
+    key = new_key()
+    state.root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state.key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    return key
+
+
+def _ssl_context(state: StateDir) -> ssl.SSLContext:
+    ca = certs.ensure_ca(state.pki)
+    pair = certs.issue_serving_cert(ca, state.pki, "apiserver")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pair.cert, pair.key)
+    return ctx
+
+
+def _spawn(state: StateDir, name: str, module: str, args: list[str]) -> subprocess.Popen[bytes] | None:
+    if importlib.util.find_spec(module) is None:
+        log.info("%s is not part of this installation; not starting it", name)
+        return None
+    logfile = open(state.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args], stdout=logfile, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    logfile.close()
+    log.info("started %s (pid %d)", name, proc.pid)
+    return proc
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
+    for proc in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in children:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)
+
+
+async def run(args: argparse.Namespace) -> None:
+    state = StateDir(Path(args.state_dir))
+    state.prepare()
+    key = _load_key(state)
+    core = APICore()
+    authn = TokenAuthenticator(
+        key, service_account_exists=lambda ns, name: core.store.get(("", "serviceaccounts"), ns, name) is not None)
+    core.bootstrap(bootstrap_objects())
+    server = APIServer(core, authn, bookmark_interval=args.bookmark_interval)
+    ssl_ctx = None if args.insecure_http else _ssl_context(state)
+    runner, port = await server.start("127.0.0.1", args.port, ssl_ctx)
+    scheme = "http" if ssl_ctx is None else "https"
+    url = f"{scheme}://127.0.0.1:{port}"
+    ca_pem = None if ssl_ctx is None else state.ca_cert.read_bytes()
+    admin = kubeconfig.build(url, authn.mint_admin(), ca_pem=ca_pem)
+    kubeconfig.write(state.admin_kubeconfig, admin)
+    kubeconfig.write(Path(args.kubeconfig), admin)
+
+    tasks: list[asyncio.Task[None]] = []
+    if not args.no_controllers and importlib.util.find_spec("dask_kube_jobs.local.controllers.manager"):
+        from .controllers.manager import run_controllers
+
+        tasks.append(asyncio.create_task(run_controllers(str(state.admin_kubeconfig)), name="controllers"))
+    children: list[subprocess.Popen[bytes]] = []
+    if not args.no_kubelet:
+        proc = _spawn(state, "kubelet", "dask_kube_jobs.local.kubelet",
+                      ["--kubeconfig", str(state.admin_kubeconfig), "--state-dir", str(state.kubelet)])
+        if proc:
+            children.append(proc)
+    if not args.no_operator:
+        proc = _spawn(state, "operator", "dask_kube_jobs.operator",
+                      ["--kubeconfig", str(state.admin_kubeconfig), "--all-namespaces"])
+        if proc:
+            children.append(proc)
+
+    state.write_endpoint({"pid": os.getpid(), "server": url, "port": port,
+                          "children": {p.args[2]: p.pid for p in children},  # type: ignore[index]
+                          "started": time.time()})
+    log.info("local control plane serving at %s (kubeconfig %s)", url, args.kubeconfig)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await asyncio.to_thread(_stop_children, children)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await runner.cleanup()
+        state.clear_endpoint()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m dask_kube_jobs.local.daemon")
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--no-kubelet", action="store_true")
+    parser.add_argument("--no-operator", action="store_true")
+    parser.add_argument("--no-controllers", action="store_true")
+    parser.add_argument("--insecure-http", action="store_true")
+    parser.add_argument("--bookmark-interval", type=float, default=15.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("DKJ_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

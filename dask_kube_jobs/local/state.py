@@ -1,0 +1,78 @@
+"""Where a local control plane keeps its files.
+
+One directory per control plane, named after its kubeconfig, so several can run side by side
+(each test session, each user) and ``local down --kubeconfig X`` finds the one ``up`` started.
+It holds the token-signing key (so ``local kubeconfig --user`` can mint identities offline), the
+CA and certificates, the endpoint record of the running process, component logs and the
+kubelet's per-Pod directories.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def default_state_root() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(base) / "dask-kube-jobs"
+
+
+def state_dir_for(kubeconfig: Path) -> Path:
+    digest = hashlib.sha256(str(kubeconfig.expanduser().resolve()).encode()).hexdigest()[:12]
+    return default_state_root() / f"local-{digest}"
+
+
+@dataclass(frozen=True)
+class StateDir:
+    root: Path
+
+    @property
+    def key(self) -> Path:
+        return self.root / "token-signing.key"
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.pki / "ca.crt"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def kubelet(self) -> Path:
+        return self.root / "kubelet"
+
+    @property
+    def endpoint(self) -> Path:
+        return self.root / "endpoint.json"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.root / "admin.kubeconfig"
+
+    def prepare(self) -> None:
+        for d in (self.root, self.pki, self.logs, self.kubelet):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def write_endpoint(self, record: dict[str, Any]) -> None:
+        tmp = self.endpoint.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.endpoint)
+
+    def read_endpoint(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.endpoint.read_text())  # type: ignore[no-any-return]
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def clear_endpoint(self) -> None:
+        self.endpoint.unlink(missing_ok=True)
