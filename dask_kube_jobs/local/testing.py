@@ -67,8 +67,9 @@ def local_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lo
     root = tmp_path_factory.mktemp("control-plane")
     kubelet = os.environ.get("DKJ_TEST_KUBELET", "1") != "0"
     operator = os.environ.get("DKJ_TEST_OPERATOR", "1") != "0"
+    controllers = os.environ.get("DKJ_TEST_CONTROLLERS", "1") != "0"
     plane = LocalControlPlane(root / "kubeconfig.yaml", state_dir=root / "state",
-                              kubelet=kubelet, operator=operator)
+                              kubelet=kubelet, operator=operator, controllers=controllers)
     with plane:
         yield plane
 
@@ -82,6 +83,7 @@ def kubectl(local_control_plane: LocalControlPlane, namespace: str) -> Kubectl:
 def namespace(local_control_plane: LocalControlPlane) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     k = Kubectl(local_control_plane.kubeconfig)
-    k("create", "namespace", name)
+    k("create", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
     yield name
     k("delete", "namespace", name, "--wait=false", check=False)

@@ -182,6 +182,9 @@ class APICore:
             builtins.default(rtype.key, obj, ctx)
             causes += builtins.validate(rtype.key, obj, ctx)
             if rtype.key == CRD_KEY:
+                defaulted = structural.default_crd(obj)
+                obj.clear()
+                obj.update(defaulted)
                 causes += structural.validate_crd(obj)
         else:
             schema = self._schema(rtype, version)
@@ -236,7 +239,7 @@ class APICore:
     # -- writes -----------------------------------------------------------------------------
     def create(self, rtype: ResourceType, version: str, namespace: str | None, body: Any, *,
                dry_run: bool = False, manager: str | None = None,
-               field_validation: str = "Ignore") -> Obj:
+               field_validation: str = "Ignore", _applied: bool = False) -> Obj:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
         obj = copy.deepcopy(body)
@@ -248,13 +251,16 @@ class APICore:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = self._generate_name(rtype, namespace, meta["generateName"])
         for field in ("uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
-                      "creationTimestamp", "selfLink", "managedFields"):
+                      "creationTimestamp", "selfLink"):
             meta.pop(field, None)
+        if not _applied:
+            meta.pop("managedFields", None)  # only server-side apply hands us ownership records
         obj["apiVersion"] = rtype.api_version(version)
         obj["kind"] = rtype.kind
         if rtype.has_status(version):
             obj.pop("status", None)
         self._prepare(rtype, version, obj, None, field_validation)
+        meta = obj["metadata"]  # defaulting and pruning may have rebuilt the object
         name = meta["name"]
         if self.store.get(rtype.key, namespace, name) is not None:
             raise errors.already_exists(rtype.plural, name, rtype.group)
@@ -390,7 +396,7 @@ class APICore:
         if stored is None:
             result.setdefault("metadata", {})["name"] = name
             return self.create(rtype, version, namespace, result, dry_run=dry_run,
-                               field_validation=field_validation), True
+                               field_validation=field_validation, _applied=True), True
         if result.get("metadata", {}).get("name", name) != name:
             raise errors.bad_request("the name of the object may not be changed by a patch")
         # The patched object carries the stored resourceVersion unless the patch named another

@@ -140,8 +140,8 @@ def _crd_names(names: dict[str, Any], path: str) -> list[Cause]:
             errs.append(invalid(f"{path}.{key}", names[key], ",".join(msgs)))
     for key in ("kind", "listKind"):
         if names.get(key) and (msgs := is_dns1035_label(names[key].lower())):
-            errs.append(invalid(f"{path}.{key}", names[key],
-                                "may have mixed case, but should otherwise match: " + ",".join(msgs)))
+            detail = "may have mixed case, but should otherwise match: " + ",".join(msgs)
+            errs.append(invalid(f"{path}.{key}", names[key], detail))
     for key in ("shortNames", "categories"):
         for i, value in enumerate(names.get(key) or []):
             if msgs := is_dns1035_label(value):

@@ -159,6 +159,8 @@ def _bracket(body: str, path: str) -> Step:
         if cmp := _COMPARE.fullmatch(expr):
             left, op, right = cmp.groups()
             return ("filter", _operand(left), op, _operand(right))
+        if re.search(r"[=!<>]", expr):
+            raise ValueError(f"unsupported jsonpath filter ({expr}) in {path!r}")
         return ("filter", _operand(expr), "exists", None)
     raise ValueError(f"unsupported jsonpath expression [{body}] in {path!r}")
 

@@ -22,7 +22,8 @@ from . import errors
 
 _NAME_RE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _VALUE_RE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
-_DNS1123_SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS1123_SUBDOMAIN_RE = re.compile(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _INT64_RE = re.compile(r"[+-]?[0-9]+")
 
 _NAME_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
@@ -135,8 +136,8 @@ class Requirement:
                     "values", vals, "for 'Gt', 'Lt' operators, exactly one value is required"))
             for i, v in enumerate(vals):
                 if _parse_int64(v) is None:
-                    problems.append(_invalid(
-                        f"values[{i}]", v, "for 'Gt', 'Lt' operators, the value must be an integer"))
+                    problems.append(_invalid(f"values[{i}]", v, "for 'Gt', 'Lt' operators, "
+                                                            "the value must be an integer"))
         else:
             problems.append(f'operator: Unsupported value: "{operator}"')
         for i, v in enumerate(vals):

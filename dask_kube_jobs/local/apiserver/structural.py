@@ -107,7 +107,8 @@ def too_long(field: str, limit: int) -> Cause:
 
 def too_many(field: str, actual: int, limit: int) -> Cause:
     unit = "item" if limit == 1 else "items"
-    return Cause(field, f"Too many: {actual}: must have at most {limit} {unit}", "FieldValueTooMany")
+    message = f"Too many: {actual}: must have at most {limit} {unit}"
+    return Cause(field, message, "FieldValueTooMany")
 
 
 def duplicate(field: str, value: Any) -> Cause:
@@ -449,7 +450,10 @@ def _keeps_meta(key: str, value: Any) -> bool:
 
 
 def prune(obj: Any, schema: Schema | None) -> Any:
-    """A copy of ``obj`` without the fields ``schema`` does not declare (resource root rules)."""
+    """A copy of ``obj`` without the fields ``schema`` does not declare (resource root rules).
+    Without a schema nothing is pruned."""
+    if schema is None:
+        return copy.deepcopy(obj)
     return _prune(copy.deepcopy(obj), schema, True)
 
 

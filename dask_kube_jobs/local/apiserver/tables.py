@@ -123,30 +123,51 @@ def _condition_true(status: Any, ctype: str) -> bool:
                for c in _list(status, "conditions"))
 
 
-def _col(name: str, type_: str = "string", desc: str = "", *, priority: int = 0,
-         fmt: str = "") -> Obj:
-    return {"name": name, "type": type_, "format": fmt, "description": desc,
-            "priority": priority}
+def _cols(*specs: str) -> list[Obj]:
+    """Column definitions from compact specs: ``"Data:integer"``; a trailing ``*`` marks a wide
+    column (priority 1). Only Name and Age carry a description: kubectl never shows them."""
+    out = []
+    for spec in specs:
+        name, _, type_ = spec.rstrip("*").partition(":")
+        out.append({"name": name, "type": type_ or "string", "format": "name" if name == "Name"
+                    else "", "description": _DOCS.get(name, ""), "priority": int(spec[-1] == "*")})
+    return out
 
 
-NAME_COL = _col("Name", desc=NAME_DOC, fmt="name")
-AGE_COL = _col("Age", desc=AGE_DOC)
-CREATED_AT_COL = _col("Created At", "date", AGE_DOC)
+_DOCS = {"Name": NAME_DOC, "Age": AGE_DOC, "Created At": AGE_DOC}
+_WORKLOAD_WIDE = ("Containers*", "Images*", "Selector*")
+_COLUMNS: dict[tuple[str, str], list[Obj]] = {
+    ("", "pods"): _cols("Name", "Ready", "Status", "Restarts", "Age", "IP*", "Node*",
+                        "Nominated Node*", "Readiness Gates*"),
+    ("", "services"): _cols("Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age",
+                            "Selector*"),
+    ("", "endpoints"): _cols("Name", "Endpoints", "Age"),
+    ("", "nodes"): _cols("Name", "Status", "Roles", "Age", "Version", "Internal-IP*",
+                         "External-IP*", "OS-Image*", "Kernel-Version*", "Container-Runtime*"),
+    ("", "namespaces"): _cols("Name", "Status", "Age"),
+    ("", "configmaps"): _cols("Name", "Data:integer", "Age"),
+    ("", "secrets"): _cols("Name", "Type", "Data:integer", "Age"),
+    ("", "serviceaccounts"): _cols("Name", "Secrets:integer", "Age"),
+    ("", "events"): _cols("Last Seen", "Type", "Reason", "Object", "Subobject*", "Source*",
+                          "Message", "First Seen*", "Count*", "Name*"),
+    ("apps", "deployments"): _cols("Name", "Ready", "Up-to-date", "Available", "Age",
+                                   *_WORKLOAD_WIDE),
+    ("apps", "replicasets"): _cols("Name", "Desired:integer", "Current:integer",
+                                   "Ready:integer", "Age", *_WORKLOAD_WIDE),
+    ("coordination.k8s.io", "leases"): _cols("Name", "Holder", "Age"),
+    ("policy", "poddisruptionbudgets"): _cols("Name", "Min Available", "Max Unavailable",
+                                              "Allowed Disruptions:integer", "Age"),
+    ("rbac.authorization.k8s.io", "rolebindings"): _cols(
+        "Name", "Role", "Age", "Users*", "Groups*", "ServiceAccounts*"),
+}
+_COLUMNS[("events.k8s.io", "events")] = _COLUMNS[("", "events")]
+_COLUMNS[("rbac.authorization.k8s.io", "clusterrolebindings")] = _COLUMNS[
+    ("rbac.authorization.k8s.io", "rolebindings")]
+NAME_AGE = _cols("Name", "Age")
+NAME_CREATED_AT = _cols("Name", "Created At:date")
 
 # -- pods -----------------------------------------------------------------------------------
 
-_POD_COLUMNS = [
-    NAME_COL,
-    _col("Ready", desc="The aggregate readiness state of this pod for accepting traffic."),
-    _col("Status", desc="The aggregate status of the containers in this pod."),
-    _col("Restarts", desc="The number of times the containers in this pod have been restarted "
-                          "and when the last container in this pod has restarted."),
-    AGE_COL,
-    _col("IP", desc="IP address allocated to the pod.", priority=1),
-    _col("Node", desc="The node the pod is scheduled on.", priority=1),
-    _col("Nominated Node", desc="The node the scheduler nominated for preemption.", priority=1),
-    _col("Readiness Gates", desc="Pod readiness gates that are true, of all.", priority=1),
-]
 
 
 def _restartable(container: Any) -> bool:
@@ -245,7 +266,8 @@ def _pod_row(pod: Obj, now: dt.datetime) -> Row:
     gates = spec.get("readinessGates") or []
     gates_cell = "<none>"
     if gates:
-        conditions = {c.get("type"): c.get("status") for c in reversed(status.get("conditions") or [])}
+        conditions = {c.get("type"): c.get("status")
+                      for c in reversed(status.get("conditions") or [])}
         true = sum(1 for g in gates if conditions.get(g.get("conditionType")) == "True")
         gates_cell = f"{true}/{len(gates)}"
     cells = [_name(pod), f"{ready}/{total}", reason, restarts_cell, _created(pod, now),
@@ -277,22 +299,6 @@ def _selector_cell(obj: Obj) -> str:
         return ""
 
 
-_WORKLOAD_WIDE = [
-    _col("Containers", desc="Names of each container in the template.", priority=1),
-    _col("Images", desc="Images referenced by each container in the template.", priority=1),
-    _col("Selector", desc="Label selector for the pods.", priority=1),
-]
-_DEPLOYMENT_COLUMNS = [
-    NAME_COL, _col("Ready", desc="Number of the pod with ready state"),
-    _col("Up-to-date", desc="Total number of non-terminated pods with the desired template."),
-    _col("Available", desc="Total number of available pods (ready for minReadySeconds)."),
-    AGE_COL, *_WORKLOAD_WIDE,
-]
-_REPLICASET_COLUMNS = [
-    NAME_COL, _col("Desired", "integer", "Number of desired pods."),
-    _col("Current", "integer", "The most recently observed number of replicas."),
-    _col("Ready", "integer", "The number of ready replicas."), AGE_COL, *_WORKLOAD_WIDE,
-]
 
 
 def _deployment_row(obj: Obj, now: dt.datetime) -> Row:
@@ -310,14 +316,6 @@ def _replicaset_row(obj: Obj, now: dt.datetime) -> Row:
             _selector_cell(obj)], None
 
 
-_SERVICE_COLUMNS = [
-    NAME_COL, _col("Type", desc="How the Service is exposed."),
-    _col("Cluster-IP", desc="The IP address of the service, usually assigned by the master."),
-    _col("External-IP", desc="IP addresses for which nodes also accept traffic."),
-    _col("Port(s)", desc="The list of ports exposed by this service."), AGE_COL,
-    _col("Selector", desc="Route traffic to pods with label keys and values matching this.",
-         priority=1),
-]
 
 
 def _external_ip(spec: Mapping[str, Any], status: Mapping[str, Any], kind: str) -> str:
@@ -348,7 +346,6 @@ def _service_row(obj: Obj, now: dt.datetime) -> Row:
             format_labels(spec.get("selector"))], None
 
 
-_ENDPOINTS_COLUMNS = [NAME_COL, _col("Endpoints", desc="Endpoints of this service."), AGE_COL]
 
 
 def _host_port(ip: str, port: Any) -> str:
@@ -377,23 +374,14 @@ def format_endpoints(obj: Obj, limit: int = 3) -> str:
 
 # -- cluster and config kinds ---------------------------------------------------------------
 
-_NODE_COLUMNS = [
-    NAME_COL, _col("Status", desc="The status of the node"),
-    _col("Roles", desc="The roles of the node"), AGE_COL,
-    _col("Version", desc="Kubelet Version reported by the node."),
-    _col("Internal-IP", desc="The node's internal address.", priority=1),
-    _col("External-IP", desc="The node's external address.", priority=1),
-    _col("OS-Image", desc="OS Image reported by the node.", priority=1),
-    _col("Kernel-Version", desc="Kernel Version reported by the node.", priority=1),
-    _col("Container-Runtime", desc="Container runtime version reported by the node.",
-         priority=1),
-]
 
 
 def _node_row(obj: Obj, now: dt.datetime) -> Row:
     status = obj.get("status") or {}
     ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
-    states = [("Ready" if ready[-1].get("status") == "True" else "NotReady")] if ready else ["Unknown"]
+    states = ["Unknown"]
+    if ready:  # the last Ready condition wins, as in a map keyed by type
+        states = ["Ready" if ready[-1].get("status") == "True" else "NotReady"]
     if _get(obj, "spec", "unschedulable"):
         states.append("SchedulingDisabled")
     roles = set()
@@ -415,24 +403,6 @@ def _node_row(obj: Obj, now: dt.datetime) -> Row:
             info.get("containerRuntimeVersion") or "<unknown>"], None
 
 
-_NAMESPACE_COLUMNS = [NAME_COL, _col("Status", desc="The status of the namespace"), AGE_COL]
-_CONFIGMAP_COLUMNS = [NAME_COL, _col("Data", "integer", "Number of keys."), AGE_COL]
-_SECRET_COLUMNS = [NAME_COL, _col("Type", desc="The type of the secret"),
-                   _col("Data", "integer", "The number of entries in the secret"), AGE_COL]
-_SA_COLUMNS = [NAME_COL, _col("Secrets", "integer", "Number of secrets."), AGE_COL]
-_LEASE_COLUMNS = [NAME_COL, _col("Holder", desc="The holder of the lease."), AGE_COL]
-_PDB_COLUMNS = [
-    NAME_COL, _col("Min Available", desc="The minimum number of pods that must be available."),
-    _col("Max Unavailable", desc="The maximum number of pods that may be unavailable."),
-    _col("Allowed Disruptions", "integer", "Number of pod disruptions currently allowed."),
-    AGE_COL,
-]
-_BINDING_COLUMNS = [
-    NAME_COL, _col("Role", desc="The role the binding grants."), AGE_COL,
-    _col("Users", desc="Users in the roleBinding", priority=1),
-    _col("Groups", desc="Groups in the roleBinding", priority=1),
-    _col("ServiceAccounts", desc="ServiceAccounts in the roleBinding", priority=1),
-]
 
 
 def _binding_row(obj: Obj, now: dt.datetime) -> Row:
@@ -456,19 +426,6 @@ def _int_or_percent(value: Any) -> str:
 
 # -- events ---------------------------------------------------------------------------------
 
-_EVENT_COLUMNS = [
-    _col("Last Seen", desc="The time at which the most recent occurrence of this event was "
-                           "recorded."),
-    _col("Type", desc="Type of this event (Normal, Warning)."),
-    _col("Reason", desc="Short, machine understandable reason for the transition."),
-    _col("Object", desc="The object that this event is about."),
-    _col("Subobject", desc="The field of the object the event is about.", priority=1),
-    _col("Source", desc="The component reporting this event.", priority=1),
-    _col("Message", desc="A human-readable description of the status of this operation."),
-    _col("First Seen", desc="The time at which the event was first recorded.", priority=1),
-    _col("Count", desc="The number of times this event has occurred.", priority=1),
-    _col("Name", desc=NAME_DOC, priority=1, fmt="name"),
-]
 
 
 def core_event(obj: Obj) -> Obj:
@@ -525,37 +482,33 @@ def _created_at_row(obj: Obj, now: dt.datetime) -> Row:
     return [_name(obj), _rfc3339(_get(obj, "metadata", "creationTimestamp"))], None
 
 
-PRINTERS: dict[tuple[str, str], tuple[list[Obj], RowFn]] = {
-    ("", "pods"): (_POD_COLUMNS, _pod_row),
-    ("", "services"): (_SERVICE_COLUMNS, _service_row),
-    ("", "endpoints"): (_ENDPOINTS_COLUMNS, _simple(format_endpoints)),
-    ("", "nodes"): (_NODE_COLUMNS, _node_row),
-    ("", "namespaces"): (_NAMESPACE_COLUMNS,
-                         _simple(lambda o: _get(o, "status", "phase") or "")),
-    ("", "configmaps"): (_CONFIGMAP_COLUMNS, _simple(
-        lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {}))),
-    ("", "secrets"): (_SECRET_COLUMNS, _simple(
+_ROWS: dict[tuple[str, str], RowFn] = {
+    ("", "pods"): _pod_row,
+    ("", "services"): _service_row,
+    ("", "endpoints"): _simple(format_endpoints),
+    ("", "nodes"): _node_row,
+    ("", "namespaces"): _simple(lambda o: _get(o, "status", "phase") or ""),
+    ("", "configmaps"): _simple(
+        lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})),
+    ("", "secrets"): _simple(
         lambda o: o.get("type") or "",
-        lambda o: len(set(o.get("data") or {}) | set(o.get("stringData") or {})))),
-    ("", "serviceaccounts"): (_SA_COLUMNS, _simple(lambda o: len(o.get("secrets") or []))),
-    ("", "events"): (_EVENT_COLUMNS, _event_row),
-    ("events.k8s.io", "events"): (_EVENT_COLUMNS, _event_row),
-    ("apps", "deployments"): (_DEPLOYMENT_COLUMNS, _deployment_row),
-    ("apps", "replicasets"): (_REPLICASET_COLUMNS, _replicaset_row),
-    ("coordination.k8s.io", "leases"): (_LEASE_COLUMNS, _simple(
-        lambda o: _get(o, "spec", "holderIdentity") or "")),
-    ("policy", "poddisruptionbudgets"): (_PDB_COLUMNS, _simple(
+        lambda o: len(set(o.get("data") or {}) | set(o.get("stringData") or {}))),
+    ("", "serviceaccounts"): _simple(lambda o: len(o.get("secrets") or [])),
+    ("", "events"): _event_row,
+    ("events.k8s.io", "events"): _event_row,
+    ("apps", "deployments"): _deployment_row,
+    ("apps", "replicasets"): _replicaset_row,
+    ("coordination.k8s.io", "leases"): _simple(lambda o: _get(o, "spec", "holderIdentity") or ""),
+    ("policy", "poddisruptionbudgets"): _simple(
         lambda o: _int_or_percent(_get(o, "spec", "minAvailable")),
         lambda o: _int_or_percent(_get(o, "spec", "maxUnavailable")),
-        lambda o: _int(_get(o, "status", "disruptionsAllowed")))),
-    ("apiextensions.k8s.io", "customresourcedefinitions"): ([NAME_COL, CREATED_AT_COL],
-                                                            _created_at_row),
-    ("rbac.authorization.k8s.io", "roles"): ([NAME_COL, CREATED_AT_COL], _created_at_row),
-    ("rbac.authorization.k8s.io", "clusterroles"): ([NAME_COL, CREATED_AT_COL], _created_at_row),
-    ("rbac.authorization.k8s.io", "rolebindings"): (_BINDING_COLUMNS, _binding_row),
-    ("rbac.authorization.k8s.io", "clusterrolebindings"): (_BINDING_COLUMNS, _binding_row),
+        lambda o: _int(_get(o, "status", "disruptionsAllowed"))),
+    ("rbac.authorization.k8s.io", "rolebindings"): _binding_row,
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): _binding_row,
 }
-_DEFAULT_PRINTER: tuple[list[Obj], RowFn] = ([NAME_COL, AGE_COL], _simple())
+for _key in [("apiextensions.k8s.io", "customresourcedefinitions"),
+             ("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "clusterroles")]:
+    _COLUMNS[_key], _ROWS[_key] = NAME_CREATED_AT, _created_at_row
 
 # -- custom resources -----------------------------------------------------------------------
 
@@ -627,12 +580,12 @@ def _cr_printer(rtype: ResourceType, version: str | None) -> tuple[list[Obj], Ro
     if info is None:
         info = rtype.version(rtype.storage_version) or rtype.versions[0]
     declared = info.printer_columns or _DEFAULT_CR_COLUMNS
-    columns = [NAME_COL]
-    for c in declared:
-        desc = c.get("description") or (
-            f"Custom resource definition column (in JSONPath format): {c.get('jsonPath')}")
-        columns.append(_col(c.get("name") or "", c.get("type") or "string", desc,
-                            priority=_int(c.get("priority")), fmt=c.get("format") or ""))
+    columns = _cols("Name") + [{
+        "name": c.get("name") or "", "type": c.get("type") or "string",
+        "format": c.get("format") or "", "priority": _int(c.get("priority")),
+        "description": c.get("description") or (
+            f"Custom resource definition column (in JSONPath format): {c.get('jsonPath')}"),
+    } for c in declared]
 
     def row(obj: Obj, now: dt.datetime) -> Row:
         cells: list[Any] = [_name(obj)]
@@ -679,14 +632,10 @@ def wants_table(accept: str | None) -> str | None:
     return None
 
 
-def table_columns(rtype: ResourceType, version: str | None = None) -> list[Obj]:
-    return list(_printer(rtype, version)[0])
-
-
 def _printer(rtype: ResourceType, version: str | None) -> tuple[list[Obj], RowFn]:
     if not rtype.builtin:
         return _cr_printer(rtype, version)
-    return PRINTERS.get(rtype.key, _DEFAULT_PRINTER)
+    return _COLUMNS.get(rtype.key, NAME_AGE), _ROWS.get(rtype.key, _simple())
 
 
 def _row_object(rtype: ResourceType, obj: Obj, version: str | None, include: str,

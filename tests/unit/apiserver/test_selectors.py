@@ -319,7 +319,8 @@ def test_node_secret_namespace_replicaset_fields():
     node["spec"]["unschedulable"] = True
     assert parse_field_selector("spec.unschedulable=true", group="", plural="nodes").matches(node)
     secret = {"metadata": {"name": "s"}, "type": "kubernetes.io/tls"}
-    assert parse_field_selector("type=kubernetes.io/tls", group="", plural="secrets").matches(secret)
+    sel = parse_field_selector("type=kubernetes.io/tls", group="", plural="secrets")
+    assert sel.matches(secret)
     ns = {"metadata": {"name": "default"}, "status": {"phase": "Active"}}
     assert parse_field_selector("status.phase=Active", group="", plural="namespaces").matches(ns)
     rs = {"metadata": {"name": "r"}, "status": {}}

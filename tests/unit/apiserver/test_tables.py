@@ -153,7 +153,8 @@ def running(ready=True, restarts=0, **extra):
 
 
 def waiting(reason):
-    return {"name": "c", "ready": False, "restartCount": 0, "state": {"waiting": {"reason": reason}}}
+    return {"name": "c", "ready": False, "restartCount": 0,
+            "state": {"waiting": {"reason": reason}}}
 
 
 def terminated(reason=None, code=0, signal=0):
@@ -515,3 +516,15 @@ def test_table_watch_events():
                                                      "metadata": {"resourceVersion": "99"}}, "v1")
     assert bookmark["object"]["rows"] == [] and bookmark["object"]["metadata"] == {
         "resourceVersion": "99"}
+
+
+def test_cr_columns_with_real_jsonpath_filters():
+    if not hasattr(structural, "evaluate_jsonpath"):
+        pytest.skip("structural.evaluate_jsonpath not available")
+    rtype = crd([{"name": "Ready", "type": "string",
+                  "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+                 {"name": "First", "type": "string", "jsonPath": ".spec.items[*].name"}])
+    obj = {"metadata": meta("w"), "spec": {"items": [{"name": "a"}, {"name": "b"}]},
+           "status": {"conditions": [{"type": "Other", "status": "False"},
+                                     {"type": "Ready", "status": "True"}]}}
+    assert to_table(rtype, [obj], version="v1", now=NOW)["rows"][0]["cells"] == ["w", "True", "a"]

@@ -1,0 +1,266 @@
+"""What this machine offers (Node capacity) and how a container's memory limit is enforced.
+
+Capacity is measured, never invented: ``nvidia.com/gpu`` appears only when GPUs really exist, so
+a Pod that asks for one stays Pending here exactly as on a GPU-less cluster.
+
+Memory limits use a cgroup v1 memory controller when we can write to it (root on most Linux
+machines): each container gets a child cgroup of the kubelet's own memory cgroup, its processes
+are placed into it by the launcher before the program starts, ``memory.limit_in_bytes`` is the
+container's limit and the kernel's ``oom_kill`` counter tells us afterwards whether the kernel
+killed something for exceeding it -- the same signal containerd turns into ``OOMKilled``. The
+cgroup also lists *every* process of the container, including ones that called ``setsid``, so
+it is the most reliable way to stop a whole process tree. Where cgroups cannot be written
+(not root, cgroup v2 without delegation), a watchdog polls the RSS of the container's process
+tree and kills it with the same ``OOMKilled`` outcome; ``RLIMIT_AS`` is not used because it
+breaks Python with numpy (address space is not memory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import platform
+import re
+import shutil
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_SUFFIX = {
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+}
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+
+
+def parse_quantity(value: Any) -> Decimal:
+    """A Kubernetes resource quantity (``"500m"``, ``"1Gi"``, ``2``) as a Decimal."""
+    text = str(value).strip()
+    m = _QUANTITY.match(text)
+    if not m:
+        raise ValueError(f"quantities must match the regular expression "
+                         f"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {text!r}")
+    number, suffix = m.group(1), m.group(2) or ""
+    return Decimal(number) * Decimal(_SUFFIX[suffix])
+
+
+def container_limits(container: dict[str, Any]) -> dict[str, Any]:
+    return ((container.get("resources") or {}).get("limits")) or {}
+
+
+def memory_limit_bytes(container: dict[str, Any]) -> int | None:
+    value = container_limits(container).get("memory")
+    if value is None:
+        return None
+    return int(parse_quantity(value))
+
+
+# -- Node capacity -------------------------------------------------------------------------------
+def _meminfo() -> dict[str, int]:
+    out: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            parts = rest.split()
+            if parts:
+                out[key] = int(parts[0])  # kB
+    return out
+
+
+def gpu_count() -> int:
+    """GPUs really present: device nodes first, then ``nvidia-smi -L``."""
+    devices = [p for p in Path("/dev").glob("nvidia[0-9]*") if p.name[6:].isdigit()]
+    if devices:
+        return len(devices)
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
+            if out.returncode == 0:
+                return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+    return 0
+
+
+def node_capacity(state_dir: Path) -> dict[str, str]:
+    mem_kib = _meminfo().get("MemTotal", 0)
+    disk = shutil.disk_usage(state_dir)
+    capacity = {
+        "cpu": str(os.cpu_count() or 1),
+        "memory": f"{mem_kib}Ki",
+        "pods": "110",
+        "ephemeral-storage": f"{disk.total // 1024}Ki",
+        "hugepages-1Gi": "0",
+        "hugepages-2Mi": "0",
+    }
+    gpus = gpu_count()
+    if gpus:
+        capacity["nvidia.com/gpu"] = str(gpus)
+    return capacity
+
+
+def pressure(state_dir: Path) -> dict[str, bool]:
+    """Memory, disk and PID pressure with eviction thresholds like the kubelet's defaults."""
+    info = _meminfo()
+    mem = info.get("MemAvailable", 1 << 30) < 100 * 1024  # 100Mi
+    disk_usage = shutil.disk_usage(state_dir)
+    disk = disk_usage.free < disk_usage.total * 0.10
+    pid_max = 32768
+    with contextlib.suppress(OSError, ValueError):
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    procs = sum(1 for p in os.listdir("/proc") if p.isdigit())
+    return {"MemoryPressure": mem, "DiskPressure": disk, "PIDPressure": procs > pid_max * 0.9}
+
+
+def node_info() -> dict[str, str]:
+    os_image = platform.platform()
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_image = line.split("=", 1)[1].strip().strip('"')
+    machine_id = ""
+    with contextlib.suppress(OSError):
+        machine_id = Path("/etc/machine-id").read_text().strip()
+    boot_id = ""
+    with contextlib.suppress(OSError):
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    return {
+        "machineID": machine_id, "systemUUID": machine_id, "bootID": boot_id,
+        "kernelVersion": platform.release(), "osImage": os_image,
+        "containerRuntimeVersion": "dask-kube-jobs-process://0.1",
+        "kubeletVersion": "v1.32.0", "kubeProxyVersion": "v1.32.0",
+        "operatingSystem": "linux", "architecture": arch,
+    }
+
+
+# -- cgroups --------------------------------------------------------------------------------------
+def _own_memory_cgroup() -> Path | None:
+    base = Path("/sys/fs/cgroup/memory")
+    if not (base / "cgroup.procs").exists():
+        return None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                return base / path.lstrip("/")
+    return None
+
+
+class CgroupManager:
+    """Per-container memory cgroups under ``<own cgroup>/dkj-<node>/``; ``None`` paths when off."""
+
+    def __init__(self, node_name: str) -> None:
+        self.root: Path | None = None
+        own = _own_memory_cgroup()
+        if own is None or os.environ.get("DKJ_KUBELET_NO_CGROUPS"):
+            return
+        root = own / f"dkj-{node_name}"
+        try:
+            root.mkdir(exist_ok=True)
+            probe = root / "probe"
+            probe.mkdir(exist_ok=True)
+            (probe / "memory.limit_in_bytes").write_text(str(1 << 40))
+            probe.rmdir()
+        except OSError as exc:
+            log.info("memory cgroups unavailable (%s); using the RSS watchdog", exc)
+            return
+        self.root = root
+
+    @property
+    def enabled(self) -> bool:
+        return self.root is not None
+
+    def path(self, pod_uid: str, container: str) -> Path | None:
+        return None if self.root is None else self.root / pod_uid / container
+
+    def create(self, pod_uid: str, container: str, limit: int | None) -> Path | None:
+        path = self.path(pod_uid, container)
+        if path is None:
+            return None
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "memory.limit_in_bytes").write_text(str(limit if limit else -1))
+        except OSError as exc:
+            log.warning("cannot prepare cgroup %s: %s", path, exc)
+            return None
+        return path
+
+    @staticmethod
+    def oom_kills(path: Path | None) -> int:
+        if path is None:
+            return 0
+        with contextlib.suppress(OSError, ValueError):
+            for line in (path / "memory.oom_control").read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+        return 0
+
+    @staticmethod
+    def pids(path: Path | None) -> list[int]:
+        if path is None:
+            return []
+        pids: list[int] = []
+        with contextlib.suppress(OSError):
+            for sub in [path, *[p for p in path.rglob("*") if p.is_dir()]]:
+                with contextlib.suppress(OSError, ValueError):
+                    pids += [int(x) for x in (sub / "cgroup.procs").read_text().split()]
+        return pids
+
+    def remove(self, pod_uid: str) -> None:
+        if self.root is None:
+            return
+        pod_dir = self.root / pod_uid
+        for sub in sorted((p for p in pod_dir.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+        with contextlib.suppress(OSError):
+            pod_dir.rmdir()
+
+    def all_pod_uids(self) -> list[str]:
+        if self.root is None:
+            return []
+        with contextlib.suppress(OSError):
+            return [p.name for p in self.root.iterdir() if p.is_dir()]
+        return []
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and all its descendants (the watchdog's measure)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def cpu_quantity_to_cores(value: Any) -> float:
+    return float(parse_quantity(value))
+
+
+def format_resource_field(resource: str, container: dict[str, Any], divisor: Any,
+                          allocatable: dict[str, str]) -> str:
+    """``resourceFieldRef``: limits default to the node's allocatable, rounded up like Kubernetes."""
+    kind, _, name = resource.partition(".")
+    values = ((container.get("resources") or {}).get(kind)) or {}
+    raw = values.get(name)
+    if raw is None and kind == "limits":
+        raw = allocatable.get(name)
+    if raw is None and kind == "requests":
+        raw = "0"
+    div = parse_quantity(divisor if divisor not in (None, "") else "1")
+    if div == 0:
+        div = Decimal(1)
+    return str(math.ceil(parse_quantity(raw) / div))
