@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import discovery, errors, fieldcheck, tables
+from . import discovery, errors, fieldcheck, protobuf, tables
 from .auth import ANONYMOUS, TokenAuthenticator
 from .core import APICore, DeleteOptions, ListOptions
 from .openapi import OpenAPICache
@@ -330,8 +330,10 @@ class APIServer:
         if not raw:
             return None
         ctype = request.content_type or "application/json"
+        if ctype == protobuf.CONTENT_TYPE:
+            return protobuf.decode(raw)
         if "protobuf" in ctype:
-            raise errors.APIError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got "{ctype}"')
+            raise errors.APIError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf; got "{ctype}"')
         try:
             if "yaml" in ctype and yaml_ok:
                 return yaml.safe_load(raw)
@@ -430,7 +432,7 @@ class APIServer:
                         obj: dict[str, Any]) -> web.Response:
         table_version = tables.wants_table(request.headers.get("Accept"))
         if table_version:
-            return _json(tables.to_table(rtype, [obj], version=version,
+            return _json(tables.to_table(rtype, [obj], version=version, table_version=table_version,
                                          include_object=request.query.get("includeObject", "Metadata"),
                                          list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")}))
         return _json(obj)
@@ -440,6 +442,7 @@ class APIServer:
         table_version = tables.wants_table(request.headers.get("Accept"))
         if table_version:
             return _json(tables.to_table(rtype, result["items"], version=version,
+                                         table_version=table_version,
                                          include_object=request.query.get("includeObject", "Metadata"),
                                          list_meta=result["metadata"]))
         return _json(result)

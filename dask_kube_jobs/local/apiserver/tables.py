@@ -169,7 +169,6 @@ NAME_CREATED_AT = _cols("Name", "Created At:date")
 # -- pods -----------------------------------------------------------------------------------
 
 
-
 def _restartable(container: Any) -> bool:
     """A sidecar: an init container with ``restartPolicy: Always``."""
     return isinstance(container, Mapping) and container.get("restartPolicy") == "Always"
@@ -266,14 +265,14 @@ def _pod_row(pod: Obj, now: dt.datetime) -> Row:
     gates = spec.get("readinessGates") or []
     gates_cell = "<none>"
     if gates:
-        conditions = {c.get("type"): c.get("status")
-                      for c in reversed(status.get("conditions") or [])}
-        true = sum(1 for g in gates if conditions.get(g.get("conditionType")) == "True")
+        by_type = {c.get("type"): c.get("status")
+                   for c in reversed(status.get("conditions") or [])}
+        true = sum(1 for g in gates if by_type.get(g.get("conditionType")) == "True")
         gates_cell = f"{true}/{len(gates)}"
     cells = [_name(pod), f"{ready}/{total}", reason, restarts_cell, _created(pod, now),
              ip or "<none>", spec.get("nodeName") or "<none>",
              status.get("nominatedNodeName") or "<none>", gates_cell]
-    conditions = None
+    conditions: list[Obj] | None = None
     if status.get("phase") == "Succeeded":
         conditions = [{"type": "Completed", "status": "True", "reason": "Succeeded",
                        "message": "The pod has completed successfully."}]

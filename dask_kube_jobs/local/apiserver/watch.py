@@ -148,8 +148,13 @@ def table_encoder(rtype: ResourceType, version: str, table_version: str) -> Call
     """Watch events whose objects are one-row Tables, for ``kubectl get -w``."""
     from .tables import table_watch_event
 
+    first = True
+
     def encode(etype: str, obj: Obj) -> bytes:
-        event: dict[str, Any] = table_watch_event(rtype, etype, obj, version)
+        nonlocal first
+        event: dict[str, Any] = table_watch_event(rtype, etype, obj, version,
+                                                  table_version=table_version, headers=first)
+        first = False  # the apiserver sends column definitions with the first event only
         return json.dumps(event, separators=(",", ":")).encode() + b"\n"
 
     return encode

@@ -20,7 +20,8 @@ from .garbage_collector import CRDCleanup, GarbageCollector, PodGC
 from .namespaces import NamespaceController, RootCAController, ServiceAccountController
 from .nodes import NodeLifecycleController
 from .scheduler import Scheduler
-from .workloads import DeploymentController, ReplicaSetController
+from .deployments import DeploymentController
+from .replicasets import ReplicaSetController
 
 log = logging.getLogger("dask_kube_jobs.local.controllers")
 

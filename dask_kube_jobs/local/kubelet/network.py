@@ -1,0 +1,273 @@
+"""Pod addresses and the service map that the Pods' name resolution reads.
+
+A real kubelet delegates Pod networking to a CNI plugin and name resolution to cluster DNS plus
+kube-proxy. The process kubelet has neither, so it gives each Pod an address of its own on the
+loopback network (Linux routes all of 127.0.0.0/8 to ``lo``; nothing here ever binds or
+connects outside it) and keeps a small JSON *service map* that the ``podnet/sitecustomize.py``
+shim reads inside every Pod process to resolve Service names to ready backends with the right
+target ports. The map is derived from Services and Endpoints watched through the API, exactly
+the objects kube-proxy reads, so this works against any conformant control plane.
+
+Addresses are persisted in the state directory, so a kubelet that restarts gives running Pods
+the address they already have; released addresses are not handed out again at once (allocation
+goes round the range), so a late connection to a deleted Pod does not reach its successor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: The directory the kubelet puts first on every Pod's ``PYTHONPATH``.
+PODNET_DIR = Path(__file__).resolve().parent / "podnet"
+#: Pod addresses: 127.244.0.0/16, skipping .0 and .255 in each /24 for readability.
+POD_NETWORK = ipaddress.IPv4Network("127.244.0.0/16")
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def with_shim(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the shim directory first on ``PYTHONPATH`` (for callers and tests)."""
+    out = dict(env)
+    rest = out.get("PYTHONPATH")
+    out["PYTHONPATH"] = str(PODNET_DIR) + (os.pathsep + rest if rest else "")
+    return out
+
+
+def build_service_map(services: dict[tuple[str, str], dict[str, Any]],
+                      endpoints: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    """The map the shim reads: per ``ns/name``, the cluster IP and the ready backends.
+
+    Each backend lists, per Service port, the target port on that Pod, resolved the way
+    kube-proxy does it: Endpoints ports carry the *Service* port's name and the Pod's number
+    (named target ports differ per Pod), so the name joins the two.
+    """
+    out: dict[str, Any] = {}
+    for (ns, name), svc in sorted(services.items()):
+        spec = svc.get("spec") or {}
+        if spec.get("type") == "ExternalName":
+            continue  # would need the outside world's DNS; not served locally
+        cluster_ip = spec.get("clusterIP")
+        if cluster_ip in ("", "None"):
+            cluster_ip = None
+        ports = [p for p in spec.get("ports") or [] if isinstance(p.get("port"), int)]
+        backends: dict[str, dict[str, Any]] = {}
+        for subset in (endpoints.get((ns, name)) or {}).get("subsets") or []:
+            ep_ports = {p.get("name") or "": p.get("port") for p in subset.get("ports") or []}
+            for addr in subset.get("addresses") or []:  # ready only; notReadyAddresses are not
+                ip = addr.get("ip")
+                if not ip:
+                    continue
+                entry = backends.setdefault(ip, {
+                    "ip": ip, "hostname": addr.get("hostname"),
+                    "pod": (addr.get("targetRef") or {}).get("name"), "ports": {}})
+                for sp in ports:
+                    entry["ports"][str(sp["port"])] = _target_port(sp, ports, ep_ports)
+        out[f"{ns}/{name}"] = {
+            "clusterIP": cluster_ip,
+            "portNames": {p["name"]: p["port"] for p in ports if p.get("name")},
+            "backends": sorted(backends.values(), key=lambda b: b["ip"]),
+        }
+    return {"version": 1, "clusterDomain": CLUSTER_DOMAIN, "services": out}
+
+
+def _target_port(sp: dict[str, Any], ports: list[dict[str, Any]], ep_ports: dict[str, Any]) -> int:
+    pname = sp.get("name") or ""
+    if isinstance(ep_ports.get(pname), int):
+        return int(ep_ports[pname])
+    if len(ports) == 1 and len(ep_ports) == 1:
+        only = next(iter(ep_ports.values()))
+        if isinstance(only, int):
+            return only
+    target = sp.get("targetPort", sp["port"])
+    if isinstance(target, int):
+        return target
+    return int(target) if str(target).isdigit() else int(sp["port"])
+
+
+class PodNetwork:
+    """Addresses for Pods and the service map for their processes (see the module docstring)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = Path(state_dir) / "network"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ips_file = self.dir / "pod-ips.json"
+        self.map_file = self.dir / "services.json"
+        self._ips: dict[str, str] = {}
+        self._next = 0
+        self._load_ips()
+        self._services: dict[tuple[str, str], dict[str, Any]] = {}
+        self._endpoints: dict[tuple[str, str], dict[str, Any]] = {}
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._written: str | None = None
+        if not self.map_file.exists():
+            self._write_map()
+
+    # -- addresses ---------------------------------------------------------------------------
+    def _load_ips(self) -> None:
+        try:
+            data = json.loads(self.ips_file.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return
+        self._ips = {str(k): str(v) for k, v in (data.get("pods") or {}).items()}
+        self._next = int(data.get("next") or 0)
+
+    def _save_ips(self) -> None:
+        _atomic_write(self.ips_file, json.dumps({"next": self._next, "pods": self._ips}, indent=1))
+
+    def allocate(self, pod_uid: str) -> str:
+        """The Pod's address: the one it already has, else the next free one in the range."""
+        if pod_uid in self._ips:
+            return self._ips[pod_uid]
+        used = set(self._ips.values())
+        size = POD_NETWORK.num_addresses
+        base = int(POD_NETWORK.network_address)
+        for step in range(1, size + 1):
+            index = (self._next + step) % size
+            if index % 256 in (0, 255):
+                continue
+            ip = str(ipaddress.IPv4Address(base + index))
+            if ip not in used:
+                self._next = index
+                self._ips[pod_uid] = ip
+                self._save_ips()
+                return ip
+        raise RuntimeError(f"no free Pod address left in {POD_NETWORK}")
+
+    def release(self, pod_uid: str) -> None:
+        if self._ips.pop(pod_uid, None) is not None:
+            self._save_ips()
+
+    def pod_ip(self, pod_uid: str) -> str | None:
+        return self._ips.get(pod_uid)
+
+    def allocated(self) -> dict[str, str]:
+        """uid -> address, e.g. for a restarted kubelet to release Pods that are gone."""
+        return dict(self._ips)
+
+    def process_env(self, pod_ip: str, namespace: str) -> dict[str, str]:
+        """Environment for every container process of a Pod (the shim reads it)."""
+        return {"DKJ_POD_IP": pod_ip, "DKJ_POD_NAMESPACE": namespace,
+                "DKJ_SERVICE_MAP": str(self.map_file)}
+
+    @staticmethod
+    def verify() -> None:
+        """Fail clearly where the loopback range is not all local (macOS needs lo0 aliases)."""
+        probe_ip = str(POD_NETWORK.network_address + 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((probe_ip, 0))
+            except OSError as exc:
+                raise RuntimeError(
+                    f"cannot bind {probe_ip}: Pods need the loopback range {POD_NETWORK} "
+                    f"(Linux routes 127.0.0.0/8 to lo; elsewhere add aliases): {exc}") from exc
+
+    # -- service map ---------------------------------------------------------------------------
+    async def start(self, api: Any) -> None:
+        """List Services and Endpoints, write the map, then keep it current in the background."""
+        self.verify()
+        synced = [asyncio.Event(), asyncio.Event()]
+        self._tasks = [
+            asyncio.create_task(self._sync(api, "services", self._services, synced[0]),
+                                name="podnet-services"),
+            asyncio.create_task(self._sync(api, "endpoints", self._endpoints, synced[1]),
+                                name="podnet-endpoints"),
+            asyncio.create_task(self._writer(), name="podnet-writer"),
+        ]
+        waiters = [asyncio.create_task(e.wait()) for e in synced]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waiters), timeout=30)
+        finally:
+            for w in waiters:
+                w.cancel()
+        self._write_map()
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _write_map(self) -> None:
+        text = json.dumps(build_service_map(self._services, self._endpoints), sort_keys=True)
+        if text != self._written:
+            _atomic_write(self.map_file, text)
+            self._written = text
+
+    async def _writer(self) -> None:
+        # Events arriving together are written once: the flag is cleared before writing.
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                self._write_map()
+            except OSError:
+                log.exception("could not write the service map %s", self.map_file)
+
+    async def _sync(self, api: Any, resource: str, store: dict[tuple[str, str], dict[str, Any]],
+                    synced: asyncio.Event) -> None:
+        """List then watch ``resource`` in all namespaces into ``store``; relist on 410."""
+        rv: str | None = None
+        delay = 0.2
+        while True:
+            try:
+                if rv is None:
+                    async with api.call_api("GET", version="v1", url=resource) as resp:
+                        body = resp.json()
+                    store.clear()
+                    for obj in body.get("items") or []:
+                        store[_key(obj)] = obj
+                    rv = str(body["metadata"]["resourceVersion"])
+                    self._dirty.set()
+                    synced.set()
+                params = {"watch": "true", "resourceVersion": rv,
+                          "allowWatchBookmarks": "true", "timeoutSeconds": "290"}
+                async with api.call_api("GET", version="v1", url=resource, params=params,
+                                        stream=True, timeout=None) as resp:
+                    async for line in resp.aiter_lines():
+                        if not line.strip():
+                            continue
+                        event = json.loads(line)
+                        kind, obj = event.get("type"), event.get("object") or {}
+                        if kind == "ERROR":
+                            rv = None  # 410 Expired or anything else: start from a fresh list
+                            break
+                        rv = str(obj["metadata"]["resourceVersion"])
+                        if kind == "DELETED":
+                            store.pop(_key(obj), None)
+                        elif kind in ("ADDED", "MODIFIED"):
+                            store[_key(obj)] = obj
+                        else:
+                            continue
+                        self._dirty.set()
+                delay = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the API server restarting, a network hiccup, ...
+                log.warning("watch of %s failed (%s); retrying in %.1fs", resource, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                if delay >= 5.0:
+                    rv = None
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
