@@ -126,6 +126,14 @@ class APICore:
         out["kind"] = rtype.kind
         return out
 
+    def _view(self, rtype: ResourceType, version: str | None, obj: Obj) -> Obj:
+        """A read-only view for serializing: shares nested data with the store, so no caller
+        may change it (writes go through ``_out``, which copies)."""
+        api_version = rtype.api_version(version)
+        if obj.get("apiVersion") == api_version and obj.get("kind") == rtype.kind:
+            return obj
+        return {**obj, "apiVersion": api_version, "kind": rtype.kind}
+
     def _stored(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj:
         obj = self.store.get(rtype.key, namespace if rtype.namespaced else None, name)
         if obj is None:
@@ -201,7 +209,8 @@ class APICore:
 
     # -- reads ------------------------------------------------------------------------------
     def get(self, rtype: ResourceType, version: str, namespace: str | None, name: str) -> Obj:
-        return self._out(rtype, version, self._stored(rtype, namespace, name))
+        """The stored object as a read-only view (copy it before changing anything)."""
+        return self._view(rtype, version, self._stored(rtype, namespace, name))
 
     def list(self, rtype: ResourceType, version: str, namespace: str | None,
              opts: ListOptions) -> Obj:
@@ -229,7 +238,7 @@ class APICore:
                 token = {"start": f'{last.get("namespace", "")}/{last["name"]}', "rv": list_rv}
                 more = base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
                 break
-            items.append(self._out(rtype, version, obj))
+            items.append(self._view(rtype, version, obj))
         list_meta: Obj = {"resourceVersion": list_rv}
         if more:
             list_meta["continue"] = more

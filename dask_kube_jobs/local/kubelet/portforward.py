@@ -31,6 +31,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import struct
 from collections.abc import Awaitable, Callable
 
@@ -236,7 +237,10 @@ class _Target:
         try:
             return await asyncio.wait_for(asyncio.open_connection(self.ip, port), CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as exc:
-            reason = (exc.strerror or str(exc)).lower() if isinstance(exc, OSError) else "i/o timeout"
+            if isinstance(exc, OSError) and exc.errno:
+                reason = os.strerror(exc.errno).lower()
+            else:
+                reason = "i/o timeout" if isinstance(exc, asyncio.TimeoutError) else str(exc)
             raise OSError(f"error forwarding port {port} to pod {self.namespace}/{self.pod}: "
                           f"dial tcp4 {self.ip}:{port}: connect: {reason}") from None
 

@@ -16,7 +16,8 @@ on ``PYTHONPATH`` and sets ``DKJ_POD_IP``; it then, inside that process only:
   service map that the kubelet keeps (``DKJ_SERVICE_MAP``), to a ready backend Pod IP with the
   Service port mapped to the backend's target port, like a ClusterIP plus kube-proxy would;
   names under the cluster domain that do not exist fail at once and never reach the host's DNS;
-* resolves the machine's host name to the Pod IP, as ``/etc/hosts`` does inside a Pod.
+* resolves the Pod's host name (``HOSTNAME``, set by the kubelet) and the machine's to the Pod
+  IP, as ``/etc/hosts`` does inside a Pod.
 
 It must stay tiny, stdlib-only and cheap to import, because every Pod process loads it. It only
 changes Python's ``socket`` module: programs that are not Python (or that use ``_socket`` or
@@ -62,7 +63,7 @@ def _install(pod_ip, namespace, map_path):
     wild6 = ("", "::", "::0", "0:0:0:0:0:0:0:0")
     domain = ".cluster.local"
     search = (f"{namespace}.svc{domain}", f"svc{domain}", domain[1:])
-    hostnames = {socket.gethostname().lower()}
+    hostnames = {socket.gethostname().lower(), os.environ.get("HOSTNAME", "").lower()} - {""}
     cache = [None, {}]
     turn = [0]
 

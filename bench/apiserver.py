@@ -1,0 +1,244 @@
+"""Benchmark of the local API server, side by side with a bare HTTP+JSON floor.
+
+    python bench/apiserver.py [--objects 10000] [--watchers 50] [--events 1000]
+
+There is no kube-apiserver on these machines to compare with, so the peer is the floor any
+Python API server pays: a minimal aiohttp app that stores posted JSON in a dict and lists it
+back, with no validation, defaulting, versioning, RBAC or watch machinery. The ratio says what
+the Kubernetes semantics cost on top of HTTP and JSON. Both servers run in their own process,
+are driven by the same client code, and are measured in the same run.
+
+Figures: creates per second (ConfigMaps, 20 concurrent clients), latency of a full list at N
+objects, watch fan-out (events delivered per second to W watchers), and resident memory per
+1,000 Pods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import psutil
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dask_kube_jobs.local.launcher import LocalControlPlane  # noqa: E402
+
+CONCURRENCY = 20
+
+
+# -- the floor: HTTP + JSON and nothing else ------------------------------------------------------
+
+def _floor_server(port: int) -> None:
+    from aiohttp import web
+
+    store: dict[str, dict] = {}
+    queues: list[asyncio.Queue[bytes]] = []
+
+    async def create(request: web.Request) -> web.Response:
+        body = await request.json()
+        store[body["metadata"]["name"]] = body
+        line = json.dumps({"type": "ADDED", "object": body}).encode() + b"\n"
+        for q in queues:
+            q.put_nowait(line)
+        return web.json_response(body, status=201)
+
+    async def list_or_watch(request: web.Request) -> web.StreamResponse:
+        if request.query.get("watch") == "true":
+            resp = web.StreamResponse()
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            q: asyncio.Queue[bytes] = asyncio.Queue()
+            queues.append(q)
+            try:
+                while True:
+                    await resp.write(await q.get())
+            except (ConnectionError, aiohttp.ClientConnectionResetError):
+                return resp
+            finally:
+                queues.remove(q)
+        return web.json_response({"items": list(store.values())})
+
+    app = web.Application()
+    app.router.add_post("/api/v1/namespaces/{ns}/{plural}", create)
+    app.router.add_get("/api/v1/namespaces/{ns}/{plural}", list_or_watch)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Target:
+    def __init__(self, name: str, base: str, headers: dict[str, str], ssl_ctx: ssl.SSLContext | None,
+                 pid: int) -> None:
+        self.name, self.base, self.headers, self.ssl, self.pid = name, base, headers, ssl_ctx, pid
+
+
+# -- measurements -------------------------------------------------------------------------------
+
+def _cm(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": {"bench": "yes"}}, "data": {"k": "v" * 64}}
+
+
+def _pod(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "bench"}},
+            "spec": {"containers": [{"name": "c", "image": "ghcr.io/dask/dask:latest",
+                                     "args": ["dask", "worker"], "env": [{"name": "A", "value": "1"}]}]}}
+
+
+async def _create_many(session: aiohttp.ClientSession, t: Target, ns: str, plural: str,
+                       bodies: list[dict]) -> float:
+    queue = list(bodies)
+    url = f"{t.base}/api/v1/namespaces/{ns}/{plural}"
+
+    async def worker() -> None:
+        while queue:
+            body = queue.pop()
+            async with session.post(url, json=body, headers=t.headers, ssl=t.ssl) as r:
+                if r.status != 201:
+                    raise RuntimeError(f"{t.name}: create answered {r.status}: {await r.text()}")
+                await r.read()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return time.perf_counter() - start
+
+
+async def _list_latency(session: aiohttp.ClientSession, t: Target, ns: str, plural: str,
+                        repeat: int = 5) -> float:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        async with session.get(f"{t.base}/api/v1/namespaces/{ns}/{plural}", headers=t.headers,
+                               ssl=t.ssl) as r:
+            body = await r.read()
+        samples.append(time.perf_counter() - start)
+        assert json.loads(body)["items"]
+    return statistics.median(samples)
+
+
+async def _fanout(session: aiohttp.ClientSession, t: Target, ns: str, watchers: int,
+                  events: int) -> float:
+    """Events per second delivered to all watchers together."""
+    url = f"{t.base}/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion=&timeoutSeconds=120"
+    ready = 0
+    done = asyncio.Event()
+    received = [0] * watchers
+
+    async def watch(i: int) -> None:
+        nonlocal ready
+        async with session.get(url, headers=t.headers, ssl=t.ssl, timeout=aiohttp.ClientTimeout(total=None)) as r:
+            ready += 1
+            async for _ in r.content:
+                received[i] += 1
+                if received[i] >= events:
+                    return
+
+    tasks = [asyncio.create_task(watch(i)) for i in range(watchers)]
+    while ready < watchers:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    start = time.perf_counter()
+    await _create_many(session, t, ns, "configmaps", [_cm(f"fan-{i}") for i in range(events)])
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=300)
+    elapsed = time.perf_counter() - start
+    done.set()
+    return watchers * events / elapsed
+
+
+def _rss(pid: int) -> int:
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+async def _ensure_ns(session: aiohttp.ClientSession, t: Target, ns: str) -> None:
+    if t.name == "floor":
+        return
+    async with session.post(f"{t.base}/api/v1/namespaces", headers=t.headers, ssl=t.ssl,
+                            json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}) as r:
+        await r.read()
+
+
+async def measure(t: Target, args: argparse.Namespace) -> dict[str, float]:
+    out: dict[str, float] = {}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for ns in ("bench-create", "bench-fanout", "bench-pods"):
+            await _ensure_ns(session, t, ns)
+        n = args.objects
+        elapsed = await _create_many(session, t, "bench-create", "configmaps",
+                                     [_cm(f"cm-{i}") for i in range(n)])
+        out["creates/s"] = n / elapsed
+        out[f"list {n} (ms)"] = await _list_latency(session, t, "bench-create", "configmaps") * 1000
+        out[f"fan-out events/s ({args.watchers} watchers)"] = await _fanout(
+            session, t, "bench-fanout", args.watchers, args.events)
+        before = _rss(t.pid)
+        await _create_many(session, t, "bench-pods", "pods", [_pod(f"p-{i}") for i in range(1000)])
+        out["MiB per 1,000 Pods"] = (_rss(t.pid) - before) / 2**20
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--objects", type=int, default=10_000)
+    parser.add_argument("--watchers", type=int, default=50)
+    parser.add_argument("--events", type=int, default=1000)
+    args = parser.parse_args()
+
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        plane = LocalControlPlane(Path(tmp) / "kc.yaml", state_dir=Path(tmp) / "state",
+                                  kubelet=False, operator=False, controllers=False)
+        with plane:
+            config = yaml.safe_load(open(plane.kubeconfig))
+            token = config["users"][0]["user"]["token"]
+            ctx = ssl.create_default_context(cafile=str(plane.state.ca_cert))
+            assert plane.process is not None
+            ours = Target("dask-kube-jobs", plane.server, {"Authorization": f"Bearer {token}"}, ctx,
+                          plane.process.pid)
+            results["ours"] = asyncio.run(measure(ours, args))
+
+    port = _free_port()
+    proc = multiprocessing.get_context("spawn").Process(target=_floor_server, args=(port,), daemon=True)
+    proc.start()
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        assert proc.pid is not None
+        floor = Target("floor", f"http://127.0.0.1:{port}", {}, None, proc.pid)
+        results["floor"] = asyncio.run(measure(floor, args))
+    finally:
+        proc.terminate()
+        proc.join(5)
+
+    print(f"\nLocal API server vs a bare aiohttp+JSON floor (same client, same run, pid cores={os.cpu_count()})\n")
+    print(f"{'figure':<40}{'ours':>14}{'floor':>14}{'ours/floor':>12}")
+    for key in results["ours"]:
+        a, b = results["ours"][key], results["floor"][key]
+        ratio = a / b if b else float("nan")
+        print(f"{key:<40}{a:>14.1f}{b:>14.1f}{ratio:>12.2f}")
+    print("\nHigher is better for the per-second figures; lower for latency and memory.")
+    print("The floor does no TLS, auth, validation, defaulting, versioning or selectors.")
+
+
+if __name__ == "__main__":
+    main()

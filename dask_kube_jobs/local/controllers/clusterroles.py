@@ -1,0 +1,55 @@
+"""ClusterRole aggregation, as kcm's clusterrole-aggregation controller.
+
+A ClusterRole with an ``aggregationRule`` owns no rules of its own: its ``rules`` are the union of
+the rules of every ClusterRole its ``clusterRoleSelectors`` match (``admin``/``edit``/``view``
+pick up CRD permissions this way, e.g. the chart's ``aggregate-to-*`` roles). The union is
+computed by the API server's RBAC module (``aggregated_rules``) so authorization and this
+controller agree; the controller writes it only when it differs, and re-checks every aggregated
+role whenever any ClusterRole changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..apiserver.rbac import aggregated_rules
+from .base import CLUSTERROLES, APIError, Client, Informer, Obj, WorkQueue
+
+
+class ClusterRoleAggregationController:
+    name = "clusterrole-aggregation"
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.roles = Informer(client, CLUSTERROLES)
+        self.queue = WorkQueue("clusterrole-aggregation")
+        self.roles.on_change(self._on_change)
+
+    def _on_change(self, kind: str, role: Obj, old: Obj | None) -> None:
+        # Any role may be matched by any selector: re-check every aggregated role.
+        for r in self.roles.items():
+            if r.get("aggregationRule"):
+                self.queue.add(r["metadata"]["name"])
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.roles.run())
+            await self.roles.synced.wait()
+            self._on_change("SYNC", {}, None)
+            tg.create_task(self.queue.work(self.sync))
+
+    async def sync(self, name: str) -> None:
+        role = self.roles.get(None, name)
+        if role is None or not role.get("aggregationRule"):
+            return
+        rules = aggregated_rules(role, self.roles.items())
+        if rules == (role.get("rules") or []):
+            return
+        meta = role["metadata"]
+        try:
+            await self.client.patch(CLUSTERROLES, None, name, [
+                {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+                {"op": "add", "path": "/rules", "value": rules}], type="json")
+        except APIError as exc:
+            if exc.code not in (404, 422):  # 422: changed meanwhile; its event requeues it
+                raise

@@ -1,0 +1,392 @@
+"""Pod networking: address allocation, the service map, and the shim in real Pod-like processes.
+
+Every process here runs with the environment the kubelet gives a Pod (``process_env`` plus the
+shim on ``PYTHONPATH``) and a hand-written service map. All addresses are on loopback; the pod
+IPs used (127.244.250.x) are far from what a running kubelet hands out first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dask_kube_jobs.local.kubelet.network import PODNET_DIR, PodNetwork, build_service_map, with_shim
+
+A, B, C = "127.244.250.1", "127.244.250.2", "127.244.250.3"
+
+
+def service(ns: str, name: str, ports: list[dict[str, Any]], cluster_ip: str = "127.96.250.1") -> dict[str, Any]:
+    return {"metadata": {"namespace": ns, "name": name},
+            "spec": {"clusterIP": cluster_ip, "ports": ports}}
+
+
+def endpoints(ns: str, name: str, subsets: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"metadata": {"namespace": ns, "name": name}, "subsets": subsets}
+
+
+def write_map(path: Path, services: list[dict[str, Any]], eps: list[dict[str, Any]]) -> None:
+    key = lambda o: (o["metadata"]["namespace"], o["metadata"]["name"])  # noqa: E731
+    data = build_service_map({key(s): s for s in services}, {key(e): e for e in eps})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> PodNetwork:
+    return PodNetwork(tmp_path / "kubelet")
+
+
+def pod_env(net: PodNetwork, ip: str, ns: str = "team-a", **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DKJ_", "DASK_"))}
+    env.update(net.process_env(ip, ns))
+    env.update(extra)
+    return with_shim(env)
+
+
+def run_in_pod(net: PodNetwork, ip: str, code: str, ns: str = "team-a", **extra: str) -> Any:
+    """Run ``code`` (which prints JSON last) as a Pod process; returns the parsed JSON."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=pod_env(net, ip, ns, **extra),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- allocation and environment -------------------------------------------------------------
+def test_allocate_is_unique_persistent_and_loopback(tmp_path: Path) -> None:
+    net = PodNetwork(tmp_path)
+    ips = [net.allocate(f"uid-{i}") for i in range(600)]
+    assert len(set(ips)) == 600
+    assert all(ip.startswith("127.244.") and ip.split(".")[3] not in ("0", "255") for ip in ips)
+    assert net.allocate("uid-7") == ips[7]
+    again = PodNetwork(tmp_path)  # a restarted kubelet
+    assert again.allocate("uid-7") == ips[7] and again.pod_ip("uid-8") == ips[8]
+    again.release("uid-7")
+    fresh = again.allocate("uid-new")
+    assert fresh not in ips  # a released address is not handed out again at once
+    assert PodNetwork(tmp_path).allocated()["uid-new"] == fresh
+
+
+def test_process_env(net: PodNetwork) -> None:
+    env = net.process_env(A, "ns1")
+    assert env == {"DKJ_POD_IP": A, "DKJ_POD_NAMESPACE": "ns1", "DKJ_SERVICE_MAP": str(net.map_file)}
+    assert net.map_file.exists()  # written at once, so the shim never waits for it
+    assert with_shim({"PYTHONPATH": "/x"})["PYTHONPATH"] == f"{PODNET_DIR}{os.pathsep}/x"
+
+
+def test_service_map_resolves_named_target_ports() -> None:
+    svc = service("ns", "web", [{"name": "http", "port": 80, "targetPort": "web"},
+                                {"name": "metrics", "port": 9000, "targetPort": 9100}])
+    ep = endpoints("ns", "web", [
+        {"addresses": [{"ip": A, "targetRef": {"kind": "Pod", "name": "web-a"}}],
+         "notReadyAddresses": [{"ip": C}],
+         "ports": [{"name": "http", "port": 8080}, {"name": "metrics", "port": 9100}]},
+        {"addresses": [{"ip": B, "hostname": "web-b"}],
+         "ports": [{"name": "http", "port": 8081}, {"name": "metrics", "port": 9100}]},
+    ])
+    headless = service("ns", "hl", [{"port": 5000}], cluster_ip="None")
+    ext = {"metadata": {"namespace": "ns", "name": "ext"}, "spec": {"type": "ExternalName"}}
+    data = build_service_map({("ns", "web"): svc, ("ns", "hl"): headless, ("ns", "ext"): ext},
+                             {("ns", "web"): ep})["services"]
+    assert set(data) == {"ns/web", "ns/hl"}
+    assert data["ns/web"]["portNames"] == {"http": 80, "metrics": 9000}
+    assert data["ns/web"]["backends"] == [
+        {"ip": A, "hostname": None, "pod": "web-a", "ports": {"80": 8080, "9000": 9100}},
+        {"ip": B, "hostname": "web-b", "pod": None, "ports": {"80": 8081, "9000": 9100}},
+    ]
+    assert data["ns/hl"] == {"clusterIP": None, "portNames": {}, "backends": []}
+
+
+# -- the shim in real processes -------------------------------------------------------------
+LISTEN = """
+    import json, socket, sys, time
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 8786))
+    s.listen()
+    print(json.dumps(s.getsockname()), flush=True)
+    conn, peer = s.accept()
+    conn.sendall(sys.argv[1].encode())
+    conn.close()
+"""
+
+
+def test_two_pods_listen_on_the_same_port(net: PodNetwork) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(LISTEN), name],
+                              env=pod_env(net, ip), stdout=subprocess.PIPE, text=True)
+             for ip, name in ((A, "pod-a"), (B, "pod-b"))]
+    try:
+        bound = [json.loads(p.stdout.readline()) for p in procs]  # type: ignore[union-attr]
+        assert bound == [[A, 8786], [B, 8786]]
+        import socket
+
+        for ip, name in ((A, "pod-a"), (B, "pod-b")):  # the host reaches each Pod
+            with socket.create_connection((ip, 8786), timeout=5) as conn:
+                assert conn.recv(16) == name.encode()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+            p.stdout.close()  # type: ignore[union-attr]
+
+
+def test_wildcard_forms_and_passive_getaddrinfo(net: PodNetwork) -> None:
+    out = run_in_pod(net, A, """
+        import json, socket
+        res = {}
+        s = socket.socket(); s.bind(("", 0)); res["empty"] = s.getsockname()[0]
+        d = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        d.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        d.bind(("::", 0)); res["dual"] = d.getsockname()[0]
+        v6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            v6.bind(("::", 0)); res["v6only"] = "bound"
+        except OSError as e:
+            res["v6only"] = e.errno
+        res["passive"] = sorted({i[0].name for i in socket.getaddrinfo(None, 80, flags=socket.AI_PASSIVE)})
+        srv = socket.create_server(("", 0)); res["create_server"] = srv.getsockname()[0]
+        lo = socket.socket(); lo.bind(("127.0.0.1", 0)); res["explicit"] = lo.getsockname()[0]
+        res["hostname"] = socket.gethostbyname(socket.gethostname())
+        print(json.dumps(res))
+    """)
+    import errno
+
+    assert out == {"empty": A, "dual": f"::ffff:{A}", "v6only": errno.EADDRNOTAVAIL,
+                   "passive": ["AF_INET"], "create_server": A, "explicit": "127.0.0.1",
+                   "hostname": A}
+
+
+RESOLVE = """
+    import json, socket
+    def addr(host, port, **kw):
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, **kw)
+        except socket.gaierror as e:
+            return "gaierror"
+        return [list(i[4][:2]) for i in infos]
+    names = {f"{n}:{p}": addr(n, p) for n, p in [
+        ("sched", 8786), ("sched.team-a", 8786), ("sched.team-a.svc", 8786),
+        ("sched.team-a.svc.cluster.local", 8786), ("sched.team-a.svc.cluster.local.", 8786),
+        ("SCHED.Team-A.svc.cluster.local", 8787), ("sched", "comm"), ("sched", 9999),
+        ("sched.team-b", 8786), ("sched.team-b.svc.cluster.local", 8786),
+        ("nope.team-a.svc.cluster.local", 1), ("nope.team-a", 1), ("nope.team-a.svc", 1),
+        ("hl.team-a", 5000), ("hl-0.hl.team-a.svc.cluster.local", 5000), ("pending", 80),
+        ("127-244-250-9.team-a.pod.cluster.local", 80), ("127.0.0.1", 80), ("localhost", 80),
+    ]}
+    names["by_name"] = socket.gethostbyname("sched.team-a.svc")
+    names["by_name_ex"] = socket.gethostbyname_ex("hl")[2]
+    names["v6_only"] = addr("sched", 8786, family=socket.AF_INET6)
+    print(json.dumps(names))
+"""
+
+
+def test_service_names_resolve_to_backend_and_target_port(net: PodNetwork) -> None:
+    write_map(net.map_file, [
+        service("team-a", "sched", [{"name": "comm", "port": 8786, "targetPort": "tcp-comm"},
+                                    {"name": "dash", "port": 8787, "targetPort": 8788}]),
+        service("team-b", "sched", [{"name": "comm", "port": 8786}], cluster_ip="127.96.250.2"),
+        service("team-a", "hl", [{"port": 5000, "targetPort": 5001}], cluster_ip="None"),
+        service("team-a", "pending", [{"port": 80}], cluster_ip="127.96.250.3"),
+    ], [
+        endpoints("team-a", "sched", [{"addresses": [{"ip": A}],
+                                       "ports": [{"name": "comm", "port": 18786},
+                                                 {"name": "dash", "port": 8788}]}]),
+        endpoints("team-b", "sched", [{"addresses": [{"ip": B}], "ports": [{"name": "comm", "port": 8786}]}]),
+        endpoints("team-a", "hl", [{"addresses": [{"ip": B, "hostname": "hl-0"}, {"ip": C}],
+                                    "ports": [{"port": 5001}]}]),
+        endpoints("team-a", "pending", [{"notReadyAddresses": [{"ip": C}], "ports": [{"port": 80}]}]),
+    ])
+    out = run_in_pod(net, C, RESOLVE, ns="team-a")
+    a = [[A, 18786]]
+    for name in ("sched", "sched.team-a", "sched.team-a.svc", "sched.team-a.svc.cluster.local",
+                 "sched.team-a.svc.cluster.local."):
+        assert out[f"{name}:8786"] == a, name
+    assert out["SCHED.Team-A.svc.cluster.local:8787"] == [[A, 8788]]
+    assert out["sched:comm"] == a  # a Service port given by its name
+    assert out["sched:9999"] == [[A, 9999]]  # a port the Service does not map goes through
+    assert out["sched.team-b:8786"] == out["sched.team-b.svc.cluster.local:8786"] == [[B, 8786]]
+    for name in ("nope.team-a.svc.cluster.local:1", "nope.team-a:1", "nope.team-a.svc:1"):
+        assert out[name] == "gaierror", name  # answered locally, never asked of the host's DNS
+    assert sorted(out["hl.team-a:5000"]) == [[B, 5000], [C, 5000]]  # headless: no port mapping
+    assert out["hl-0.hl.team-a.svc.cluster.local:5000"] == [[B, 5000]]
+    assert out["pending:80"] == [["127.96.250.3", 80]]  # no ready backend: the cluster IP
+    assert out["127-244-250-9.team-a.pod.cluster.local:80"] == [["127.244.250.9", 80]]
+    assert out["127.0.0.1:80"] == [["127.0.0.1", 80]] and ["127.0.0.1", 80] in out["localhost:80"]
+    assert out["by_name"] == A and sorted(out["by_name_ex"]) == [B, C]
+    assert out["v6_only"] == "gaierror"
+
+
+def test_map_changes_are_seen_and_short_names_follow_namespace(net: PodNetwork) -> None:
+    code = """
+        import json, socket, sys, time
+        first = socket.getaddrinfo("db", 5432, type=socket.SOCK_STREAM)[0][4][:2]
+        print("ready", flush=True)
+        sys.stdin.readline()
+        second = socket.getaddrinfo("db", 5432, type=socket.SOCK_STREAM)[0][4][:2]
+        print(json.dumps([first, second]))
+    """
+    svc = service("team-b", "db", [{"port": 5432}])
+    write_map(net.map_file, [svc], [endpoints("team-b", "db", [{"addresses": [{"ip": A}], "ports": [{"port": 5432}]}])])
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=pod_env(net, C, "team-b"),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"  # type: ignore[union-attr]
+    write_map(net.map_file, [svc], [endpoints("team-b", "db", [{"addresses": [{"ip": B}], "ports": [{"port": 5432}]}])])
+    out, _ = proc.communicate("go\n", timeout=30)
+    assert json.loads(out.strip().splitlines()[-1]) == [[A, 5432], [B, 5432]]
+
+
+def test_inactive_without_pod_ip_and_chains_user_sitecustomize(net: PodNetwork, tmp_path: Path) -> None:
+    user = tmp_path / "user-site"
+    user.mkdir()
+    (user / "sitecustomize.py").write_text("import os\nos.environ['USER_SITECUSTOMIZE'] = 'ran'\n")
+    code = ("import json, os, socket; s = socket.socket(); s.bind(('0.0.0.0', 0));"
+            "print(json.dumps([s.getsockname()[0], os.environ.get('USER_SITECUSTOMIZE')]))")
+    env = pod_env(net, A)
+    env["PYTHONPATH"] += os.pathsep + str(user)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [A, "ran"]
+    env.pop("DKJ_POD_IP")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == ["0.0.0.0", "ran"]
+
+
+def test_outbound_address_probe_gives_pod_ip_without_traffic(net: PodNetwork) -> None:
+    out = run_in_pod(net, B, """
+        import json, socket, warnings
+        warnings.simplefilter("error")
+        from distributed.utils import get_ip
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.connect(("8.8.8.8", 80))
+        sent = u.connect_ex(("1.1.1.1", 53))
+        print(json.dumps([get_ip(), u.getsockname()[0], sent]))
+    """)
+    assert out == [B, B, 0]
+
+
+# -- a real Dask cluster across three Pods ----------------------------------------------------
+CLIENT = """
+    import json, os
+    from dask.distributed import Client
+    with Client(os.environ["DASK_SCHEDULER_ADDRESS"], timeout="30s") as client:
+        client.wait_for_workers(1, timeout=30)
+        workers = sorted(client.scheduler_info()["workers"])
+        total = client.submit(sum, range(101)).result()
+        where = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.address)
+    print(json.dumps({"workers": workers, "total": total, "scheduler": where}))
+"""
+
+
+def test_dask_scheduler_worker_and_client_across_pods(net: PodNetwork, tmp_path: Path) -> None:
+    # The Service exposes 8786 and the scheduler Pod listens on 18786: the port is mapped.
+    write_map(net.map_file, [service("team-a", "dask-scheduler",
+                                     [{"name": "tcp-comm", "port": 8786, "targetPort": "tcp-comm"}])],
+              [endpoints("team-a", "dask-scheduler", [{"addresses": [{"ip": A}],
+                                                        "ports": [{"name": "tcp-comm", "port": 18786}]}])])
+    address = "tcp://dask-scheduler.team-a.svc.cluster.local:8786"
+    logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("scheduler", "worker")}  # noqa: SIM115
+    sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "18786",
+                              "--dashboard-address", ":0"], env=pod_env(net, A),
+                             stdout=logs["scheduler"], stderr=subprocess.STDOUT)
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                               "--nthreads", "1", "--no-dashboard"], env=pod_env(net, B),
+                              stdout=logs["worker"], stderr=subprocess.STDOUT)
+    try:
+        out = run_in_pod(net, C, CLIENT, DASK_SCHEDULER_ADDRESS=address)
+        assert out["total"] == 5050
+        assert out["scheduler"] == f"tcp://{A}:18786"
+        assert len(out["workers"]) == 1 and out["workers"][0].startswith(f"tcp://{B}:")
+        text = {name: (tmp_path / f"{name}.log").read_text() for name in logs}
+        assert re.search(rf"Scheduler at: +tcp://{re.escape(A)}:18786\n", text["scheduler"])
+        assert re.search(rf"Start worker at: +tcp://{re.escape(B)}:\d+\n", text["worker"])
+    finally:
+        for proc in (worker, sched):
+            proc.terminate()
+        for proc in (worker, sched):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for fh in logs.values():
+            fh.close()
+
+
+# -- the watch loop, against a fake API -------------------------------------------------------
+class FakeResponse:
+    def __init__(self, body: Any = None, lines: list[str] | None = None, hold: bool = False) -> None:
+        self.body, self.lines, self.hold = body, lines or [], hold
+
+    def json(self) -> Any:
+        return self.body
+
+    async def aiter_lines(self):  # type: ignore[no-untyped-def]
+        for line in self.lines:
+            yield line
+        if self.hold:
+            await asyncio.sleep(3600)
+
+
+class FakeAPI:
+    """Lists and watches Services/Endpoints: scripted watch streams, then a held stream."""
+
+    def __init__(self) -> None:
+        self.lists: dict[str, list[dict[str, Any]]] = {"services": [], "endpoints": []}
+        self.streams: dict[str, list[list[str]]] = {"services": [], "endpoints": []}
+        self.calls: list[tuple[str, str | None]] = []
+
+    @asynccontextmanager
+    async def call_api(self, method: str, version: str, url: str, params: dict[str, str] | None = None,
+                       stream: bool = False, timeout: Any = None):  # type: ignore[no-untyped-def]
+        self.calls.append((url, (params or {}).get("resourceVersion")))
+        if not stream:
+            yield FakeResponse({"items": self.lists[url], "metadata": {"resourceVersion": "10"}})
+        elif self.streams[url]:
+            yield FakeResponse(lines=self.streams[url].pop(0))
+        else:
+            yield FakeResponse(hold=True)
+
+
+def ev(kind: str, obj: dict[str, Any], rv: str) -> str:
+    obj = json.loads(json.dumps(obj))
+    obj["metadata"]["resourceVersion"] = rv
+    return json.dumps({"type": kind, "object": obj})
+
+
+async def test_start_lists_watches_and_relists(tmp_path: Path) -> None:
+    api = FakeAPI()
+    web = service("ns", "web", [{"port": 80}])
+    api.lists["services"] = [dict(web, metadata={"namespace": "ns", "name": "web", "resourceVersion": "3"})]
+    api.streams["endpoints"] = [[
+        ev("ADDED", endpoints("ns", "web", [{"addresses": [{"ip": A}], "ports": [{"port": 80}]}]), "11"),
+        json.dumps({"type": "BOOKMARK", "object": {"kind": "Endpoints", "metadata": {"resourceVersion": "12"}}}),
+        json.dumps({"type": "ERROR", "object": {"kind": "Status", "code": 410}}),
+    ]]
+    api.streams["services"] = [[ev("ADDED", service("ns", "db", [{"port": 5432}]), "13"),
+                                ev("DELETED", service("ns", "web", [{"port": 80}]), "14")]]
+    net = PodNetwork(tmp_path)
+    await net.start(api)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            data = json.loads(net.map_file.read_text())["services"]
+            if set(data) == {"ns/db"} and ("endpoints", None) in api.calls[2:]:
+                break
+            await asyncio.sleep(0.02)
+        assert set(data) == {"ns/db"}
+        # the 410 made it list again (resourceVersion None) rather than retry the stale watch
+        assert [c for c in api.calls if c[0] == "endpoints"][:3] == [("endpoints", None), ("endpoints", "10"),
+                                                                     ("endpoints", None)]
+    finally:
+        await net.stop()
