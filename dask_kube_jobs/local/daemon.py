@@ -27,6 +27,7 @@ from . import certs, kubeconfig
 from .apiserver.auth import TokenAuthenticator, new_key
 from .apiserver.bootstrap_rbac import bootstrap_objects
 from .apiserver.core import APICore
+from .apiserver.proxy import install_proxies
 from .apiserver.server import APIServer
 from .state import StateDir
 
@@ -91,6 +92,7 @@ async def run(args: argparse.Namespace) -> None:
         key, service_account_exists=lambda ns, name: core.store.get(("", "serviceaccounts"), ns, name) is not None)
     core.bootstrap(bootstrap_objects())
     server = APIServer(core, authn, bookmark_interval=args.bookmark_interval)
+    install_proxies(server)
     ssl_ctx = None if args.insecure_http else _ssl_context(state)
     runner, port = await server.start("127.0.0.1", args.port, ssl_ctx)
     scheme = "http" if ssl_ctx is None else "https"

@@ -2,9 +2,11 @@
 
 Why a table and not generated code: the server keeps objects as plain JSON dicts, so all it needs
 from protobuf is "field N of message M is JSON field X of type T". The numbers and types are those
-of the ``generated.proto`` files of k8s.io/api v0.32 and k8s.io/apimachinery (the versions kubectl
-1.32 is built with; cross-checked against the public kubernetes/api sources). The table covers
-every message reachable from the kinds this server serves and those ``kubectl create`` builds.
+of the ``generated.proto`` files of k8s.io/api v0.32 and k8s.io/apimachinery, read from the file
+descriptors compiled into kubectl 1.32 itself (so they are exactly what it sends) and spot-checked
+against the public kubernetes/api sources; JSON names of inlined structs and of required fields
+come from the same release's OpenAPI definitions. The table covers every message reachable from
+the kinds this server serves and those ``kubectl create`` builds (Job, CronJob, Ingress, ...).
 
 Keys are ``<group>.<version>.<Message>`` (``core`` for the legacy group; ``meta.v1``,
 ``util.intstr``, ``api.resource`` for apimachinery). Each message maps field number to
@@ -536,7 +538,8 @@ SCHEMA: dict[str, dict[int, Field]] = {
         5: ("serviceName", "*string"), 6: ("podManagementPolicy", "string"),
         7: ("updateStrategy", "StatefulSetUpdateStrategy"), 8: ("revisionHistoryLimit", "*int32"),
         9: ("minReadySeconds", "int32"),
-        10: ("persistentVolumeClaimRetentionPolicy", "StatefulSetPersistentVolumeClaimRetentionPolicy"),
+        10: ("persistentVolumeClaimRetentionPolicy",
+             "StatefulSetPersistentVolumeClaimRetentionPolicy"),
         11: ("ordinals", "StatefulSetOrdinals")},
     "apps.v1.StatefulSetUpdateStrategy": {1: ("type", "string"),
         2: ("rollingUpdate", "RollingUpdateStatefulSetStrategy")},

@@ -42,6 +42,8 @@ EMPTY_OPENAPI_V2_PROTOBUF = (
     + _proto_field(8, b"")
 )
 
+USER_KEY = web.RequestKey("user", UserInfo)
+
 PUBLIC_PATHS = {"/healthz", "/livez", "/readyz", "/version"}
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's default request body limit
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -133,7 +135,7 @@ class APIServer:
         warnings: list[str] = []
         token = fieldcheck.request_warnings.set(warnings)
         try:
-            request["user"] = self._authenticate(request)
+            request[USER_KEY] = self._impersonate(request, self._authenticate(request))
             response = await handler(request)
             if warnings and not response.prepared:
                 for w in dict.fromkeys(warnings):
@@ -166,8 +168,33 @@ class APIServer:
             return ANONYMOUS
         raise errors.unauthorized()
 
+    def _impersonate(self, request: web.Request, user: UserInfo) -> UserInfo:
+        """Honour ``Impersonate-User`` / ``Impersonate-Group`` (``kubectl --as``) when RBAC lets
+        the caller ``impersonate`` those users and groups, as kube-apiserver does."""
+        target = request.headers.get("Impersonate-User")
+        groups = tuple(request.headers.getall("Impersonate-Group", ()))
+        if not target:
+            if groups:
+                raise errors.bad_request("requested impersonation of groups without a user")
+            return user
+        checks = [("users", target)] + [("groups", g) for g in groups]
+        if target.startswith("system:serviceaccount:"):
+            _, _, sa_ns, sa_name = target.split(":", 3)
+            checks[0] = ("serviceaccounts", sa_name)
+        for resource, name in checks:
+            namespace = target.split(":")[2] if resource == "serviceaccounts" else None
+            allowed, _ = self.authz.authorize(user, Attributes(
+                verb="impersonate", group="", resource=resource, namespace=namespace, name=name,
+                resource_request=True))
+            if not allowed:
+                raise errors.APIError(403, "Forbidden", f'{resource} "{name}" is forbidden: User "{user.name}" cannot impersonate resource "{resource}" in API group "" at the cluster scope')
+        if target.startswith("system:serviceaccount:"):
+            sa_ns = target.split(":")[2]
+            groups = groups or ("system:serviceaccounts", f"system:serviceaccounts:{sa_ns}")
+        return UserInfo(name=target, groups=tuple(dict.fromkeys([*groups, "system:authenticated"])))
+
     def _authorize_path(self, request: web.Request) -> None:
-        user: UserInfo = request["user"]
+        user: UserInfo = request[USER_KEY]
         attrs = Attributes(verb=request.method.lower(), group="", resource="",
                            path=request.path, resource_request=False)
         allowed, reason = self.authz.authorize(user, attrs)
@@ -175,7 +202,7 @@ class APIServer:
             raise errors.APIError(403, "Forbidden", f'forbidden: User "{user.name}" cannot {attrs.verb} path "{request.path}"' + (f": {reason}" if reason else ""))
 
     def _authorize(self, request: web.Request, info: RequestInfo) -> None:
-        user: UserInfo = request["user"]
+        user: UserInfo = request[USER_KEY]
         namespace, name = info.namespace, info.name
         if info.resource == "namespaces" and info.group == "" and name:
             namespace = name  # kube-apiserver authorizes a namespace request in that namespace
@@ -488,7 +515,7 @@ class APIServer:
         if info.verb != "create":
             raise errors.method_not_allowed(info.verb, info.resource)
         body = await self._read_body(request) or {}
-        user: UserInfo = request["user"]
+        user: UserInfo = request[USER_KEY]
         if info.resource == "bindings":
             name = (body.get("metadata") or {}).get("name")
             if not name:

@@ -192,6 +192,9 @@ class PodNetwork:
         waiters = [asyncio.create_task(e.wait()) for e in synced]
         try:
             await asyncio.wait_for(asyncio.gather(*waiters), timeout=30)
+        except BaseException:
+            await self.stop()
+            raise
         finally:
             for w in waiters:
                 w.cancel()

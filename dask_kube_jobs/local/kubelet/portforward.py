@@ -201,6 +201,13 @@ async def handle_port_forward(request: web.Request, pod_ip_of: PodIPOf) -> web.S
     return response
 
 
+def port_forward_handler(pod_ip_of: PodIPOf) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """An aiohttp handler for the kubelet's routes (``server.make_app(port_forward_handler=...)``)."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await handle_port_forward(request, pod_ip_of)
+    return handler
+
+
 async def _serve_websocket(request: web.Request, target: _Target) -> web.StreamResponse:
     ws = web.WebSocketResponse(protocols=WS_PROTOCOLS, max_msg_size=16 * 2 ** 20, autoping=True)
     ready = ws.can_prepare(request)

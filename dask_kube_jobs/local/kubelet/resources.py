@@ -18,16 +18,21 @@ breaks Python with numpy (address space is not memory).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 log = logging.getLogger(__name__)
 
@@ -232,8 +237,6 @@ class CgroupManager:
 
 def tree_rss(pid: int) -> int:
     """Resident memory of a process and all its descendants (the watchdog's measure)."""
-    import psutil
-
     try:
         proc = psutil.Process(pid)
         procs = [proc, *proc.children(recursive=True)]
@@ -264,3 +267,75 @@ def format_resource_field(resource: str, container: dict[str, Any], divisor: Any
     if div == 0:
         div = Decimal(1)
     return str(math.ceil(parse_quantity(raw) / div))
+
+
+# -- process trees ------------------------------------------------------------------------
+def session_pids(sid: int) -> list[int]:
+    out = []
+    for proc in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if proc.pid != os.getpid() and os.getsid(proc.pid) == sid:
+                out.append(proc.pid)
+    return out
+
+
+def kill_pids(pids: list[int], sig: int) -> None:
+    me = os.getpid()
+    for pid in set(pids):
+        if pid > 1 and pid != me:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+
+
+def tree_pids(pid: int | None, cgroup: Path | None) -> list[int]:
+    pids = CgroupManager.pids(cgroup)
+    if pid:
+        pids += session_pids(pid)
+        with contextlib.suppress(psutil.Error):
+            pids += [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    return sorted(set(pids))
+
+
+def record_process(record: Path, name: str, pid: int | None, cgroup: Path | None) -> None:
+    """Remember a container's session and cgroup so a restarted kubelet can kill leftovers."""
+    data: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads(record.read_text())
+    data[name] = {"pid": pid, "cgroup": str(cgroup) if cgroup else None, "started": time.time()}
+    record.parent.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(record)
+
+
+def kill_leftovers(state_dir: Path, cgroups: CgroupManager) -> int:
+    """Kill every process a previous kubelet left behind (recorded sessions and cgroups)."""
+    pids: list[int] = []
+    for procs in (state_dir / "pods").glob("*/.dkj/procs.json"):
+        with contextlib.suppress(OSError, ValueError):
+            for rec in json.loads(procs.read_text()).values():
+                pid = int(rec.get("pid") or 0)
+                started = float(rec.get("started") or 0)
+                for p in session_pids(pid) if pid else []:
+                    with contextlib.suppress(psutil.Error):
+                        if psutil.Process(p).create_time() >= started - 1:
+                            pids.append(p)
+                pids += CgroupManager.pids(Path(rec["cgroup"]) if rec.get("cgroup") else None)
+    for uid in cgroups.all_pod_uids():
+        assert cgroups.root is not None
+        pids += CgroupManager.pids(cgroups.root / uid)
+    kill_pids(pids, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(psutil.pid_exists(p) and not _zombie(p) for p in pids):
+        time.sleep(0.05)
+    for uid in cgroups.all_pod_uids():
+        cgroups.remove(uid)
+    return len(set(pids))
+
+
+def _zombie(pid: int) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    return True
+
+

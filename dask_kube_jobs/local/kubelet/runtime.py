@@ -15,20 +15,27 @@ task per stream into CRI-format log files that the log server reads.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
-import json
+import hashlib
+import logging
 import os
 import shutil
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
+from .env import ContainerConfigError, command_line, container_env, process_env
+from .probes import ProbeLoop, Target, run_handler
+from .resources import (CgroupManager, kill_pids, memory_limit_bytes, record_process, tree_pids,
+                        tree_rss)
+from .volumes import (Mount, PodPaths, VolumeContext, VolumeError, container_mounts,
+                      launch_script, link_mounts, materialise, resolve_host, unlink_mounts,
+                      write_service_account)
 
-from .resources import CgroupManager, tree_rss
-from .volumes import Mount, PodPaths, launch_script, resolve_host
+log = logging.getLogger(__name__)
 
 MAX_LINE = 16 * 1024
 COMPAT = {"dask-scheduler": ["dask", "scheduler"], "dask-worker": ["dask", "worker"]}
@@ -100,32 +107,6 @@ def prepare_argv(argv: list[str], env: dict[str, str], workdir: str, mounts: lis
     raise StartError(f'failed to create containerd task: failed to create shim task: OCI '
                      f'runtime create failed: unable to start container process: exec: "{prog}": '
                      f'executable file not found in $PATH: unknown')
-
-
-def session_pids(sid: int) -> list[int]:
-    out = []
-    for proc in psutil.process_iter(["pid"]):
-        with contextlib.suppress(psutil.Error, OSError):
-            if proc.pid != os.getpid() and os.getsid(proc.pid) == sid:
-                out.append(proc.pid)
-    return out
-
-
-def kill_pids(pids: list[int], sig: int) -> None:
-    me = os.getpid()
-    for pid in set(pids):
-        if pid > 1 and pid != me:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
-
-
-def tree_pids(pid: int | None, cgroup: Path | None) -> list[int]:
-    pids = CgroupManager.pids(cgroup)
-    if pid:
-        pids += session_pids(pid)
-        with contextlib.suppress(psutil.Error):
-            pids += [c.pid for c in psutil.Process(pid).children(recursive=True)]
-    return sorted(set(pids))
 
 
 class ContainerProcess:
@@ -275,8 +256,15 @@ class ContainerProcess:
             message = log_tail(self._log, lines=80, limit=2048)
         return message
 
-    def signal(self, sig: int) -> None:
-        kill_pids(tree_pids(self.pid, self.cgroup), sig)
+    def terminate(self) -> None:
+        """SIGTERM to the container's process group, as a terminal's Ctrl-C reaches a job."""
+        if self.pid and self.running:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL to every process of the container (group, session and cgroup)."""
+        kill_pids(tree_pids(self.pid, self.cgroup), signal.SIGKILL)
 
     @property
     def running(self) -> bool:
@@ -294,50 +282,6 @@ def log_tail(path: Path, *, lines: int, limit: int) -> str:
         if len(parts) == 4:
             texts.append(parts[3].decode(errors="replace") + ("\n" if parts[2] == b"F" else ""))
     return "".join(texts)[-limit:]
-
-
-# -- restart safety ---------------------------------------------------------------------------
-def record_process(paths: PodPaths, name: str, proc: ContainerProcess) -> None:
-    data: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads(paths.procs.read_text())
-    data[name] = {"pid": proc.pid, "cgroup": str(proc.cgroup) if proc.cgroup else None,
-                  "started": time.time()}
-    paths.procs.parent.mkdir(parents=True, exist_ok=True)
-    tmp = paths.procs.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(paths.procs)
-
-
-def kill_leftovers(state_dir: Path, cgroups: CgroupManager) -> int:
-    """Kill every process a previous kubelet left behind (recorded sessions and cgroups)."""
-    pids: list[int] = []
-    for procs in (state_dir / "pods").glob("*/.dkj/procs.json"):
-        with contextlib.suppress(OSError, ValueError):
-            for rec in json.loads(procs.read_text()).values():
-                pid = int(rec.get("pid") or 0)
-                started = float(rec.get("started") or 0)
-                for p in session_pids(pid) if pid else []:
-                    with contextlib.suppress(psutil.Error):
-                        if psutil.Process(p).create_time() >= started - 1:
-                            pids.append(p)
-                pids += CgroupManager.pids(Path(rec["cgroup"]) if rec.get("cgroup") else None)
-    for uid in cgroups.all_pod_uids():
-        assert cgroups.root is not None
-        pids += CgroupManager.pids(cgroups.root / uid)
-    kill_pids(pids, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(psutil.pid_exists(p) and not _zombie(p) for p in pids):
-        time.sleep(0.05)
-    for uid in cgroups.all_pod_uids():
-        cgroups.remove(uid)
-    return len(set(pids))
-
-
-def _zombie(pid: int) -> bool:
-    with contextlib.suppress(psutil.Error):
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    return True
 
 
 # -- Pod phase and conditions -------------------------------------------------------------------
@@ -387,3 +331,542 @@ def condition(kind: str, ok: bool, old: list[dict[str, Any]], reason: str | None
     if message:
         out["message"] = message
     return out
+
+
+# -- one Pod ------------------------------------------------------------------------------------
+def backoff_base() -> float:
+    return float(os.environ.get("DKJ_KUBELET_BACKOFF_BASE", "10"))
+
+
+def go_duration(seconds: float) -> str:
+    """Format like Go's time.Duration (``10s``, ``1m20s``, ``5m0s``, ``500ms``)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    minutes, secs = divmod(round(seconds, 3), 60)
+    text = f"{secs:g}s"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
+@dataclass
+class Container:
+    """What the kubelet knows about one container of a Pod across its restarts."""
+
+    spec: dict[str, Any]
+    init: bool
+    restart_count: int = 0
+    proc: ContainerProcess | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    last_state: dict[str, Any] = field(default_factory=dict)
+    container_id: str = ""
+    exit: ExitInfo | None = None
+    exited_at: float = 0.0
+    done: bool = False
+    backoff: float | None = None
+    backoff_updated: float = 0.0
+    retry_at: float = 0.0
+    started: bool = False
+    ready: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: str = "/"
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    waiter: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+    @property
+    def field_path(self) -> str:
+        return f"spec.{'initContainers' if self.init else 'containers'}{{{self.name}}}"
+
+    def status(self) -> dict[str, Any]:
+        image = str(self.spec.get("image", ""))
+        out: dict[str, Any] = {
+            "name": self.name, "state": self.state, "lastState": self.last_state,
+            "ready": self.ready, "restartCount": self.restart_count, "image": image,
+            "imageID": "", "started": self.started}
+        if self.container_id:
+            out["containerID"] = self.container_id
+            out["imageID"] = f"{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+        return out
+
+    def cancel_tasks(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        self.tasks = []
+
+
+class PodWorker:
+    """Runs one Pod: sandbox (address, volumes, token), init then app containers with restarts
+    and back-off, probes, status reports, and graceful termination. One task per Pod; every
+    change (process exit, probe result, Pod update) sets ``wake`` and the loop reconciles."""
+
+    def __init__(self, kubelet: Any, pod: dict[str, Any]) -> None:
+        self.k = kubelet
+        self.pod = pod
+        meta = pod["metadata"]
+        self.uid = meta["uid"]
+        self.key = f"{meta['namespace']}/{meta['name']}"
+        self.paths = PodPaths.of(kubelet.state_dir, pod)
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.gone = False
+        self.pod_ip = ""
+        self.sandbox_ready = False
+        self.volumes: dict[str, Path] = {}
+        self.sa_mounted = False
+        self.init_failed = False
+        self.final_phase: str | None = None
+        self.reason: str | None = None
+        self.message: str | None = None
+        self.published: dict[str, Any] | None = None
+        self.start_time = (pod.get("status") or {}).get("startTime") or now_rfc3339()
+        spec = pod.get("spec") or {}
+        self.init = [Container(c, True) for c in spec.get("initContainers") or []]
+        self.apps = [Container(c, False) for c in spec.get("containers") or []]
+        self._refresh_at = 0.0
+        self._adopt(pod.get("status") or {})
+
+    # -- inputs -------------------------------------------------------------------------------
+    def update(self, pod: dict[str, Any]) -> None:
+        if pod["metadata"].get("labels") != self.pod["metadata"].get("labels") or \
+                pod["metadata"].get("annotations") != self.pod["metadata"].get("annotations"):
+            self._refresh_at = 0.0
+        self.pod = pod
+        self.wake.set()
+
+    def removed(self) -> None:
+        self.gone = True
+        self.wake.set()
+
+    @property
+    def deleting(self) -> bool:
+        return self.gone or bool(self.pod["metadata"].get("deletionTimestamp"))
+
+    @property
+    def containers(self) -> list[Container]:
+        return [*self.init, *self.apps]
+
+    def _adopt(self, status: dict[str, Any]) -> None:
+        """Take over what a previous kubelet reported; its processes are gone (killed at start)."""
+        phase = status.get("phase")
+        if phase in ("Succeeded", "Failed"):
+            self.final_phase = phase
+            self.reason, self.message = status.get("reason"), status.get("message")
+        reported = {(False, s["name"]): s for s in status.get("containerStatuses") or []}
+        reported.update({(True, s["name"]): s for s in status.get("initContainerStatuses") or []})
+        for c in self.containers:
+            st = reported.get((c.init, c.name))
+            if not st:
+                continue
+            c.restart_count = int(st.get("restartCount") or 0)
+            c.container_id = st.get("containerID") or ""
+            c.last_state = st.get("lastState") or {}
+            state = st.get("state") or {}
+            if "terminated" in state:
+                t = state["terminated"]
+                c.state = state
+                c.exit = ExitInfo(int(t.get("exitCode", 0)), t.get("reason", ""),
+                                  t.get("message", ""), t.get("startedAt", ""),
+                                  t.get("finishedAt", ""))
+                c.done = self.final_phase is not None or (c.init and c.exit.exit_code == 0)
+            elif "running" in state or c.last_state.get("terminated"):
+                c.exit = ExitInfo(137, "Error", "the container was stopped when the kubelet "
+                                  "restarted", (state.get("running") or {}).get("startedAt", ""),
+                                  now_rfc3339(), signal.SIGKILL)
+                c.state = {"terminated": c.exit.state(c.container_id)}
+                c.done = self.final_phase is not None
+
+    # -- main loop ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            if self.final_phase is None and not self.deleting:
+                await self._setup()
+            while not self.deleting:
+                deadline = None
+                if self.final_phase is None and self.sandbox_ready:
+                    deadline = await self._reconcile()
+                if not await self._publish():
+                    deadline = time.monotonic() + 1
+                await self._sleep(deadline)
+            await self._terminate()
+        finally:
+            await self._cleanup(final=self.deleting)
+
+    async def _sleep(self, deadline: float | None) -> None:
+        now = time.monotonic()
+        timeout = 30.0 if deadline is None else max(0.0, min(deadline - now, 30.0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout)
+        self.wake.clear()
+
+    async def _setup(self) -> None:
+        """The sandbox: an address, the ServiceAccount token and the volumes (retried)."""
+        k, pod = self.k, self.pod
+        self.pod_ip = k.network.allocate(self.uid)
+        self.paths.home.mkdir(parents=True, exist_ok=True)
+        spec = pod.get("spec") or {}
+        token_tries = 0
+        while not self.deleting:
+            try:
+                if spec.get("automountServiceAccountToken", True) and not self.sa_mounted:
+                    token = await k.token(pod)
+                    write_service_account(self.paths, token, k.ca_pem,
+                                          pod["metadata"]["namespace"], k.api_server)
+                    self.sa_mounted = True
+                self.volumes = await materialise(self._volume_context())
+                self.sandbox_ready = True
+                self._refresh_at = time.monotonic() + 60
+                return
+            except VolumeError as exc:
+                k.event(pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
+            except Exception as exc:  # noqa: BLE001 - the token request failed
+                token_tries += 1
+                if token_tries >= 10:
+                    k.event(pod, "Warning", "FailedMount", "no ServiceAccount token for this "
+                            f"Pod ({exc}); running without kube-api-access")
+                    spec = {**spec, "automountServiceAccountToken": False}
+                    continue
+            await self._publish()
+            await self._sleep(time.monotonic() + (0.5 if token_tries else 2.0))
+
+    def _volume_context(self) -> VolumeContext:
+        k = self.k
+
+        async def token(expiration: int, audience: str) -> str:
+            return str(await k.token(self.pod, expiration, audience))
+
+        return VolumeContext(self.pod, self.paths, k.fetch, token, self.pod_ip, k.host_ip,
+                             k.allocatable, k.ca_pem, k.state_dir / "pvc")
+
+    async def _reconcile(self) -> float | None:
+        now = time.monotonic()
+        if self._refresh_at and now >= self._refresh_at or self._refresh_at == 0.0:
+            with contextlib.suppress(Exception):
+                await materialise(self._volume_context())
+            self._refresh_at = now + 60
+        ads = (self.pod.get("spec") or {}).get("activeDeadlineSeconds")
+        if ads is not None and self._age() > float(ads):
+            self.k.event(self.pod, "Normal", "DeadlineExceeded",
+                         "Pod was active on the node longer than the specified deadline")
+            await self._stop_all(float(self._grace()))
+            self.final_phase, self.reason = "Failed", "DeadlineExceeded"
+            self.message = "Pod was active on the node longer than the specified deadline."
+            return None
+        policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
+        for c in self.init:
+            if c.done:
+                continue
+            if c.proc is not None:
+                return None
+            if c.exit is not None and policy == "Never":
+                self.init_failed = True
+                return None
+            return await self._maybe_start(c, now)
+        deadlines = []
+        for c in self.apps:
+            if c.done or c.proc is not None:
+                continue
+            if c.exit is not None:
+                if not (policy == "Always" or (policy == "OnFailure" and c.exit.exit_code != 0)):
+                    c.done = True
+                    continue
+            d = await self._maybe_start(c, now)
+            if d is not None:
+                deadlines.append(d)
+        if ads is not None:
+            deadlines.append(now + max(0.0, float(ads) - self._age()) + 0.05)
+        return min(deadlines) if deadlines else None
+
+    def _age(self) -> float:
+        return time.time() - calendar.timegm(time.strptime(self.start_time, "%Y-%m-%dT%H:%M:%SZ"))
+
+    async def _maybe_start(self, c: Container, now: float) -> float | None:
+        if c.retry_at > now:
+            return c.retry_at
+        if c.exit is not None:
+            base = backoff_base()
+            cap = min(300.0, base * 30)
+            if c.backoff is not None and now - c.backoff_updated > 2 * cap:
+                c.backoff = None
+            if c.backoff is not None and now - c.exited_at < c.backoff:
+                c.retry_at = c.exited_at + c.backoff
+                m = self.pod["metadata"]
+                c.last_state = {"terminated": c.exit.state(c.container_id)}
+                c.state = {"waiting": {"reason": "CrashLoopBackOff", "message": (
+                    f"back-off {go_duration(c.backoff)} restarting failed container={c.name} "
+                    f"pod={m['name']}_{m['namespace']}({self.uid})")}}
+                self.k.event(self.pod, "Warning", "BackOff",
+                             f"Back-off restarting failed container {c.name} in pod "
+                             f"{m['name']}_{m['namespace']}({self.uid})", c.field_path)
+                return c.retry_at
+            c.backoff = base if c.backoff is None else min(c.backoff * 2, cap)
+            c.backoff_updated = now
+        await self._start(c)
+        return c.retry_at if c.retry_at > time.monotonic() else None
+
+    # -- containers ---------------------------------------------------------------------------
+    async def _start(self, c: Container) -> None:
+        k, pod = self.k, self.pod
+        ns = pod["metadata"]["namespace"]
+        try:
+            vars_ = await container_env(pod, c.spec, pod_ip=self.pod_ip, host_ip=k.host_ip,
+                                        allocatable=k.allocatable, fetch=k.fetch,
+                                        services=await k.services(ns))
+            mounts = container_mounts(c.spec, self.volumes, self.paths,
+                                      sa_mounted=self.sa_mounted and k.mount_mode == "namespace")
+        except (ContainerConfigError, VolumeError) as exc:
+            c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
+            k.event(pod, "Warning", "Failed", f"Error: {exc}", c.field_path)
+            c.retry_at = time.monotonic() + 2
+            return
+        if c.exit is not None:
+            c.last_state = {"terminated": c.exit.state(c.container_id)}
+            c.restart_count += 1
+        c.exit = None
+        extra = {"DKJ_TERMINATION_MESSAGE_PATH": str(self.paths.termination(c.name))}
+        if self.sa_mounted:
+            extra["KUBECONFIG"] = str(self.paths.kubeconfig)
+        extra.update(k.network.process_env(self.pod_ip, ns))
+        from .network import with_shim
+
+        extra = with_shim(extra)
+        spec = pod.get("spec") or {}
+        hostname = spec.get("hostname") or pod["metadata"]["name"]
+        c.env = process_env(vars_, hostname=hostname, home=str(self.paths.home), extra=extra)
+        c.workdir = c.spec.get("workingDir") or str(self.paths.home)
+        image = c.spec.get("image", "")
+        k.event(pod, "Normal", "Pulled",
+                f'Container image "{image}" already present on machine', c.field_path)
+        try:
+            argv, warning = prepare_argv(command_line(c.spec, vars_), c.env, c.workdir, mounts,
+                                         k.mount_mode)
+            if warning:
+                k.event(pod, "Warning", "DeprecatedCommand", warning, c.field_path)
+            if k.mount_mode == "symlink":
+                for w in link_mounts(mounts, self.paths):
+                    k.event(pod, "Warning", "FailedMount", w, c.field_path)
+            limit = memory_limit_bytes(c.spec)
+            proc = ContainerProcess(
+                name=c.name, argv=argv, env=c.env, workdir=c.workdir, mounts=mounts,
+                mode=k.mount_mode, cgroup=k.cgroups.create(self.uid, c.name, limit),
+                paths=self.paths, restart_count=c.restart_count, memory_limit=limit,
+                message_policy=c.spec.get("terminationMessagePolicy") or "File")
+            k.event(pod, "Normal", "Created", f"Created container: {c.name}", c.field_path)
+            await proc.start()
+        except StartError as exc:
+            stamp = now_rfc3339()
+            k.event(pod, "Warning", "Failed", f"Error: {exc}", c.field_path)
+            self._on_exit(c, ExitInfo(127, "StartError", str(exc), stamp, stamp))
+            return
+        record_process(self.paths.procs, c.name, proc.pid, proc.cgroup)
+        c.proc = proc
+        c.container_id = f"process://{proc.pid}"
+        c.state = {"running": {"startedAt": proc.started_at}}
+        k.event(pod, "Normal", "Started", f"Started container {c.name}", c.field_path)
+        c.waiter = asyncio.create_task(self._wait(c, proc))
+        hook = (c.spec.get("lifecycle") or {}).get("postStart")
+        if hook:
+            ok, msg = await run_handler(hook, self._target(c), float(self._grace()))
+            if not ok:
+                k.event(pod, "Warning", "FailedPostStartHook", msg, c.field_path)
+                proc.kill()
+                return
+        startup = c.spec.get("startupProbe")
+        c.started = startup is None
+        c.ready = startup is None and c.spec.get("readinessProbe") is None and not c.init
+        if startup:
+            self._probe(c, "startup", startup)
+        else:
+            self._after_startup(c)
+
+    async def _wait(self, c: Container, proc: ContainerProcess) -> None:
+        info = await proc.wait()
+        if c.proc is proc:
+            self._on_exit(c, info)
+
+    def _on_exit(self, c: Container, info: ExitInfo) -> None:
+        c.cancel_tasks()
+        c.proc = None
+        c.exit = info
+        c.exited_at = time.monotonic()
+        c.state = {"terminated": info.state(c.container_id)}
+        c.started = c.ready = False
+        if c.init and info.exit_code == 0:
+            c.done = True
+            c.ready = True
+        self.wake.set()
+
+    def _target(self, c: Container) -> Target:
+        return Target(self.pod_ip, c.spec, c.env, c.proc.pid if c.proc else None, c.workdir,
+                      self.k.mount_mode == "namespace")
+
+    def _probe(self, c: Container, kind: str, spec: dict[str, Any]) -> None:
+        def on_result(kind: str, ok: bool) -> None:
+            self._probe_result(c, kind, ok)
+
+        def on_failure(kind: str, message: str) -> None:
+            self.k.event(self.pod, "Warning", "Unhealthy",
+                         f"{kind.capitalize()} probe failed: {message}", c.field_path)
+
+        loop = ProbeLoop(kind, spec, lambda: self._target(c), on_result, on_failure)
+        c.tasks.append(asyncio.create_task(loop.run()))
+
+    def _after_startup(self, c: Container) -> None:
+        c.started = True
+        if c.spec.get("livenessProbe"):
+            self._probe(c, "liveness", c.spec["livenessProbe"])
+        if c.spec.get("readinessProbe") and not c.init:
+            self._probe(c, "readiness", c.spec["readinessProbe"])
+        elif not c.init:
+            c.ready = True
+        self.wake.set()
+
+    def _probe_result(self, c: Container, kind: str, ok: bool) -> None:
+        if c.proc is None:
+            return
+        if kind == "startup" and ok:
+            self._after_startup(c)
+        elif kind == "readiness":
+            c.ready = ok
+        elif kind in ("liveness", "startup") and not ok:
+            self.k.event(self.pod, "Normal", "Killing", f"Container {c.name} failed {kind} probe, "
+                         "will be restarted", c.field_path)
+            spec = c.spec.get(f"{kind}Probe") or {}
+            grace = spec.get("terminationGracePeriodSeconds", self._grace())
+            c.tasks.append(asyncio.create_task(self._stop(c, float(grace), pre_stop=True)))
+        self.wake.set()
+
+    def _grace(self) -> int:
+        meta, spec = self.pod["metadata"], self.pod.get("spec") or {}
+        if meta.get("deletionGracePeriodSeconds") is not None:
+            return int(meta["deletionGracePeriodSeconds"])
+        return int(spec.get("terminationGracePeriodSeconds", 30))
+
+    async def _stop(self, c: Container, grace: float, *, pre_stop: bool) -> None:
+        """preStop hook, SIGTERM to the process group, SIGKILL to the tree after ``grace``."""
+        proc, waiter = c.proc, c.waiter
+        if proc is None or waiter is None:
+            return
+        deadline = time.monotonic() + grace
+        hook = (c.spec.get("lifecycle") or {}).get("preStop")
+        if pre_stop and hook and grace > 0:
+            ok, msg = await run_handler(hook, self._target(c), grace)
+            if not ok:
+                self.k.event(self.pod, "Warning", "FailedPreStopHook", msg, c.field_path)
+        proc.terminate()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            proc.kill()
+            await asyncio.shield(waiter)
+
+    async def _stop_all(self, grace: float, *, events: bool = True) -> None:
+        running = [c for c in self.containers if c.proc is not None]
+        for c in running:
+            c.cancel_tasks()
+            if events:
+                self.k.event(self.pod, "Normal", "Killing", f"Stopping container {c.name}",
+                             c.field_path)
+        await asyncio.gather(*(self._stop(c, grace, pre_stop=True) for c in running))
+        for c in self.containers:
+            c.done = True
+
+    async def _terminate(self) -> None:
+        """Graceful deletion: stop everything, report a terminal phase, then remove the Pod."""
+        await self._stop_all(float(self._grace()), events=not self.gone)
+        if self.gone:
+            return
+        if self.final_phase is None:
+            ok = all(c.exit is not None and c.exit.exit_code == 0 for c in self.apps)
+            self.final_phase = "Succeeded" if ok and self.apps else "Failed"
+        with contextlib.suppress(Exception):
+            await self._publish()
+        await self.k.delete_pod(self.pod)
+
+    async def shutdown(self, grace_cap: float) -> None:
+        """The kubelet stops: stop the processes, keep the Pod (a new kubelet takes over)."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        await self._stop_all(min(float(self._grace()), grace_cap), events=False)
+
+    async def _cleanup(self, *, final: bool) -> None:
+        for c in self.containers:
+            c.cancel_tasks()
+            if c.proc is not None and final:
+                c.proc.kill()
+        if not final:
+            return
+        k = self.k
+        k.network.release(self.uid)
+        unlink_mounts(self.paths)
+        await asyncio.sleep(0)
+        k.cgroups.remove(self.uid)
+        shutil.rmtree(self.paths.root, ignore_errors=True)
+
+    # -- status -------------------------------------------------------------------------------
+    def _status(self) -> dict[str, Any]:
+        spec = self.pod.get("spec") or {}
+        old = (self.pod.get("status") or {}).get("conditions") or []
+        apps = [self._cstatus(c) for c in self.apps]
+        inits = [self._cstatus(c) for c in self.init]
+        init_done = all(c.done and c.exit is not None and c.exit.exit_code == 0 for c in self.init)
+        phase = self.final_phase or pod_phase(spec.get("restartPolicy", "Always"), init_done,
+                                              self.init_failed, apps)
+        terminal = phase in ("Succeeded", "Failed")
+        unready = [c.name for c in self.apps if not c.ready]
+        if terminal:
+            ready_reason, ready_msg = "PodCompleted", None
+        else:
+            ready_reason = "ContainersNotReady" if unready else None
+            ready_msg = f"containers with unready status: [{' '.join(unready)}]" if unready else None
+        pending_init = [c.name for c in self.init if not c.done]
+        conditions = [
+            condition("PodReadyToStartContainers", self.sandbox_ready, old),
+            condition("Initialized", init_done or (terminal and not self.init_failed), old,
+                      "PodCompleted" if terminal and init_done and self.init else
+                      (None if init_done else "ContainersNotInitialized"),
+                      None if init_done else
+                      f"containers with incomplete status: [{' '.join(pending_init)}]"),
+            condition("Ready", not unready and not terminal, old, ready_reason, ready_msg),
+            condition("ContainersReady", not unready and not terminal, old, ready_reason,
+                      ready_msg),
+        ]
+        managed = {c["type"] for c in conditions}
+        conditions += [c for c in old if c.get("type") not in managed]
+        if not any(c["type"] == "PodScheduled" for c in conditions):
+            conditions.append(condition("PodScheduled", True, old))
+        host = self.k.host_ip
+        status: dict[str, Any] = {
+            "phase": phase, "conditions": conditions, "hostIP": host, "hostIPs": [{"ip": host}],
+            "startTime": self.start_time, "containerStatuses": apps,
+            "reason": self.reason, "message": self.message}
+        if self.pod_ip:
+            status.update(podIP=self.pod_ip, podIPs=[{"ip": self.pod_ip}])
+        if inits:
+            status["initContainerStatuses"] = inits
+        return status
+
+    def _cstatus(self, c: Container) -> dict[str, Any]:
+        if not c.state:
+            reason = "PodInitializing" if self.init and (c.init or not all(
+                i.done for i in self.init)) else "ContainerCreating"
+            c.state = {"waiting": {"reason": reason}}
+        return c.status()
+
+    async def _publish(self) -> bool:
+        status = self._status()
+        if status == self.published:
+            return True
+        try:
+            await self.k.patch_status(self.pod, status)
+        except Exception as exc:  # noqa: BLE001 - retried by the loop
+            code = getattr(getattr(exc, "response", None), "status_code", None)
+            if code in (404, 409):
+                self.gone = code == 404 or self.gone
+            log.debug("status of %s not reported: %s", self.key, exc)
+            return code in (404, 409)
+        self.published = status
+        return True

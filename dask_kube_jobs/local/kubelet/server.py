@@ -18,11 +18,12 @@ messages, which the API server turns into ``Status`` objects, as it does for a r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import re
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,6 +34,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 POLL_INTERVAL = 0.1
 _LOG_NAME = re.compile(r"^(\d+)\.log$")
 _TRUE = {"true", "1", "yes", "t", "y"}
+_DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
 
 
 class LogRequestError(Exception):
@@ -44,7 +47,7 @@ class LogRequestError(Exception):
 # -- CRI log entries -----------------------------------------------------------------------
 def parse_timestamp(value: str) -> int:
     """RFC 3339 (any fraction, ``Z`` or offset) to Unix nanoseconds, exactly."""
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", value.strip())
+    m = _RFC3339.fullmatch(value.strip())
     if not m:
         raise ValueError(f"not an RFC 3339 time: {value!r}")
     zone = "+00:00" if m.group(3) == "Z" else m.group(3)
@@ -82,7 +85,9 @@ class LineAssembler:
 
 
 class _Options:
-    def __init__(self, query: "web.Request.query") -> None:  # type: ignore[name-defined]
+    """The query parameters of a log request, checked as the kubelet checks them."""
+
+    def __init__(self, query: Mapping[str, str]) -> None:
         def flag(name: str) -> bool:
             return str(query.get(name, "")).lower() in _TRUE
 
@@ -95,7 +100,8 @@ class _Options:
             except ValueError:
                 raise LogRequestError(400, f"invalid {name}: {raw!r}") from None
             if value < 0 or (value == 0 and not allow_zero):
-                raise LogRequestError(400, f"{name} must be {'non-negative' if allow_zero else 'positive'}")
+                must = "non-negative" if allow_zero else "positive"
+                raise LogRequestError(400, f"{name} must be {must}")
             return value
 
         self.follow = flag("follow")
@@ -120,11 +126,17 @@ class _Options:
 # -- finding the file ---------------------------------------------------------------------
 def find_log(state_dir: Path, namespace: str, pod: str, container: str, previous: bool) -> Path:
     """The log file to serve, or a ``LogRequestError`` worded as the kubelet words it."""
-    candidates = [d for d in (state_dir / "pods").glob(f"{namespace}_{pod}_*")
-                  if d.is_dir() and d.name.count("_") == 2]
+    for value in (namespace, pod, container):
+        if not _DNS_NAME.fullmatch(value):  # also keeps every path inside the state dir
+            raise LogRequestError(400, f"invalid name {value!r}")
+    candidates = []
+    for d in (state_dir / "pods").glob(f"{namespace}_{pod}_*"):
+        with contextlib.suppress(OSError):
+            if d.is_dir() and d.name.count("_") == 2:
+                candidates.append((d.stat().st_mtime_ns, d))
     if not candidates:
         raise LogRequestError(404, f'pods "{pod}" not found')
-    pod_dir = max(candidates, key=lambda d: d.stat().st_mtime_ns)  # a re-created Pod is newest
+    pod_dir = max(candidates)[1]  # a Pod re-created under the same name is the newest
     cdir = pod_dir / container
     if not cdir.is_dir():
         known = sorted(p.name for p in pod_dir.iterdir() if p.is_dir() and any(p.glob("*.log")))
@@ -213,7 +225,8 @@ class _Writer:
         return self.left is None or self.left > 0
 
 
-async def _stream(path: Path, request: web.Request, resp: web.StreamResponse, opts: _Options) -> None:
+async def _stream(path: Path, request: web.Request, resp: web.StreamResponse,
+                  opts: _Options) -> None:
     writer = _Writer(resp, opts)
     start = 0 if opts.tail is None else _tail_offset(path, opts.tail)
     buf = b""

@@ -412,9 +412,12 @@ class SpdySession:
                     break
                 await self._dispatch(frame)
         except SpdyProtocolError as exc:
-            log.warning("SPDY protocol error: %s", exc)
-            with contextlib.suppress(ConnectionError):
-                await self.send(GoAway(self._last_peer_stream, GOAWAY_PROTOCOL_ERROR))
+            if self.reader.at_eof():  # the peer went away mid-frame (killed): a normal end
+                log.debug("SPDY connection cut: %s", exc)
+            else:
+                log.warning("SPDY protocol error: %s", exc)
+                with contextlib.suppress(ConnectionError):
+                    await self.send(GoAway(self._last_peer_stream, GOAWAY_PROTOCOL_ERROR))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:

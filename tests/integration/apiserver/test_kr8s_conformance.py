@@ -55,12 +55,12 @@ async def test_create_get_and_list_with_selectors(api, namespace: str) -> None: 
 
 async def test_pagination_with_limit_and_continue(api, namespace: str) -> None:  # type: ignore[no-untyped-def]
     for i in range(7):
-        await ConfigMap(cm(f"page-{i}", namespace), api=api).create()
+        await ConfigMap(cm(f"page-{i}", namespace, paged="yes"), api=api).create()
     names: list[str] = []
     token = ""
     pages = 0
     while True:
-        params = {"limit": "3"} | ({"continue": token} if token else {})
+        params = {"limit": "3", "labelSelector": "paged=yes"} | ({"continue": token} if token else {})
         async with api.call_api("GET", url="configmaps", namespace=namespace, params=params) as r:
             body = r.json()
         pages += 1

@@ -322,6 +322,11 @@ def test_limited_user_is_denied_and_can_i_agrees(local_control_plane, kubectl: K
     assert dev("auth", "can-i", "create", "configmaps", check=False).stdout.strip() == "no"
     assert dev("create", "configmap", "nope", check=False).returncode != 0
     assert dev("get", "configmaps", "-n", "kube-system", check=False).returncode != 0
+    # the admin may impersonate (kubectl --as); the dev user may not
+    assert kubectl("auth", "can-i", "list", "configmaps", "--as=dev", "--as-group=devs").stdout.strip() == "yes"
+    assert kubectl("auth", "can-i", "delete", "configmaps", "--as=dev", "--as-group=devs", check=False).stdout.strip() == "no"
+    out = dev("get", "configmaps", "--as=admin", check=False)
+    assert out.returncode != 0 and 'cannot impersonate resource "users"' in out.stderr
 
 
 def test_unauthenticated_requests_are_rejected(local_control_plane, tmp_path) -> None:  # type: ignore[no-untyped-def]

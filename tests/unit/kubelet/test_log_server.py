@@ -123,6 +123,7 @@ async def test_previous_and_errors(kubelet):
     assert status == 404 and 'pods "missing" not found' in text
     status, text = await get(session, "/containerLogs/ns/p/other")
     assert status == 400 and "not valid for pod p" in text
+    assert (await get(session, "/containerLogs/ns/p/Bad_Name"))[0] == 400
     container_dir(state, pod="q", c="c")
     status, text = await get(session, "/containerLogs/ns/q/c")
     assert status == 400 and "waiting to start" in text

@@ -159,13 +159,14 @@ def test_wildcard_forms_and_passive_getaddrinfo(net: PodNetwork) -> None:
         srv = socket.create_server(("", 0)); res["create_server"] = srv.getsockname()[0]
         lo = socket.socket(); lo.bind(("127.0.0.1", 0)); res["explicit"] = lo.getsockname()[0]
         res["hostname"] = socket.gethostbyname(socket.gethostname())
+        res["podname"] = socket.gethostbyname("my-pod")
         print(json.dumps(res))
-    """)
+    """, HOSTNAME="my-pod")
     import errno
 
     assert out == {"empty": A, "dual": f"::ffff:{A}", "v6only": errno.EADDRNOTAVAIL,
                    "passive": ["AF_INET"], "create_server": A, "explicit": "127.0.0.1",
-                   "hostname": A}
+                   "hostname": A, "podname": A}
 
 
 RESOLVE = """

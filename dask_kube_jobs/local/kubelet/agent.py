@@ -1,0 +1,443 @@
+"""The kubelet: a Node, its Lease, and one supervising task per Pod bound to it.
+
+It speaks only the Kubernetes API (through kr8s), like a real kubelet, so it could join any
+conformant control plane: it registers its Node, renews a Lease in ``kube-node-lease`` and the
+Node's heartbeat every 10 seconds, lists and watches the Pods with
+``fieldSelector=spec.nodeName=<node>``, reports them only through ``pods/status`` (merge
+patches), and ends a graceful deletion with ``DELETE gracePeriodSeconds=0`` guarded by a uid
+precondition once every process of the Pod is gone. Per-Pod logic is
+:class:`~dask_kube_jobs.local.kubelet.runtime.PodWorker`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import inspect
+import json
+import logging
+import ssl
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import kr8s
+import kr8s.asyncio
+import yaml
+
+from .. import certs
+from . import resources
+from .resources import CgroupManager, kill_leftovers
+from .runtime import PodWorker, now_rfc3339
+from .volumes import detect_mode
+
+log = logging.getLogger("dask_kube_jobs.local.kubelet")
+
+LEASE_SECONDS = 40
+HEARTBEAT = 10.0
+
+
+def _micro_time() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+class Kubelet:
+    """A node agent for one Node name; ``await start()``, ``await run()``, ``await stop()``."""
+
+    def __init__(self, kubeconfig: str, *, state_dir: Path, node_name: str = "dkj-local-node",
+                 network: Any = None, server_start: Any = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.state_dir = Path(state_dir)
+        self.node_name = node_name
+        self.network = network
+        self._server_start = server_start
+        self.api: Any = None
+        self.mount_mode = "symlink"
+        self.cgroups = CgroupManager(node_name)
+        self.workers: dict[str, Any] = {}
+        self.server_port = 0
+        self.host_ip = "127.0.0.1"
+        self.allocatable: dict[str, str] = {}
+        self._server_runner: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._events: dict[tuple[str, ...], tuple[str, int]] = {}
+        self._event_queue: asyncio.Queue[tuple[dict[str, Any], str, str, str, str | None]] = \
+            asyncio.Queue()
+        self.node_uid = ""
+        self.api_server = ""
+        self.ca_pem: bytes | None = None
+
+    # -- API helpers --------------------------------------------------------------------------
+    async def request(self, method: str, path: str, *, body: Any = None,
+                      params: dict[str, Any] | None = None, content_type: str | None = None,
+                      missing_ok: bool = False) -> Any:
+        """One API call; ``path`` like ``/api/v1/...``. Returns the JSON body, or None on a
+        404 when ``missing_ok``."""
+        base, version, url = _split(path)
+        kwargs: dict[str, Any] = {}
+        if params:
+            kwargs["params"] = params
+        if body is not None:
+            kwargs["content"] = json.dumps(body)
+            kwargs["headers"] = {"Content-Type": content_type or "application/json"}
+        try:
+            async with self.api.call_api(method, base=base, version=version, url=url,
+                                         **kwargs) as resp:
+                return resp.json() if resp.content else None
+        except kr8s.ServerError as exc:
+            if missing_ok and exc.response is not None and exc.response.status_code == 404:
+                return None
+            raise
+
+    async def fetch(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.request("GET", f"/api/v1/namespaces/{namespace}/{plural}/{name}",  # type: ignore[no-any-return]
+                                  missing_ok=True)
+
+    async def services(self, namespace: str) -> list[dict[str, Any]]:
+        out = await self.request("GET", f"/api/v1/namespaces/{namespace}/services")
+        return list((out or {}).get("items") or [])
+
+    async def token(self, pod: dict[str, Any], expiration: int = 3607, audience: str = "") -> str:
+        meta = pod["metadata"]
+        sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        spec: dict[str, Any] = {"expirationSeconds": expiration,
+                                "boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
+                                                   "name": meta["name"], "uid": meta["uid"]}}
+        if audience:
+            spec["audiences"] = [audience]
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        out = await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/"
+                                 f"serviceaccounts/{sa}/token", body=body)
+        return str(out["status"]["token"])
+
+    async def patch_status(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
+        m = pod["metadata"]
+        await self.request("PATCH", f"/api/v1/namespaces/{m['namespace']}/pods/{m['name']}/status",
+                           body={"metadata": {"uid": m["uid"]}, "status": status},
+                           content_type="application/merge-patch+json")
+
+    async def delete_pod(self, pod: dict[str, Any]) -> None:
+        m = pod["metadata"]
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+                "preconditions": {"uid": m["uid"]}}
+        with contextlib.suppress(kr8s.ServerError):
+            await self.request("DELETE", f"/api/v1/namespaces/{m['namespace']}/pods/{m['name']}",
+                               body=body, missing_ok=True)
+
+    def event(self, pod: dict[str, Any], type_: str, reason: str, message: str,
+              field_path: str | None = None) -> None:
+        """Queue a core/v1 Event about ``pod`` (repeats bump ``count``, as the recorder does)."""
+        self._event_queue.put_nowait((pod, type_, reason, message, field_path))
+
+    async def _send_events(self) -> None:
+        while True:
+            pod, type_, reason, message, field_path = await self._event_queue.get()
+            try:
+                await self._send_event(pod, type_, reason, message, field_path)
+            except Exception as exc:  # noqa: BLE001 - events are best effort, as in Kubernetes
+                log.debug("event %s not recorded: %s", reason, exc)
+
+    async def _send_event(self, pod: dict[str, Any], type_: str, reason: str, message: str,
+                          field_path: str | None) -> None:
+        m = pod["metadata"]
+        ns = m["namespace"]
+        key = (m["uid"], field_path or "", reason, message)
+        stamp = now_rfc3339()
+        if key in self._events:
+            name, count = self._events[key]
+            self._events[key] = (name, count + 1)
+            done = await self.request(
+                "PATCH", f"/api/v1/namespaces/{ns}/events/{name}",
+                body={"count": count + 1, "lastTimestamp": stamp},
+                content_type="application/merge-patch+json", missing_ok=True)
+            if done is not None:
+                return
+        name = f"{m['name']}.{uuid.uuid4().hex[:16]}"
+        involved: dict[str, Any] = {"kind": "Pod", "namespace": ns, "name": m["name"],
+                                    "uid": m["uid"], "apiVersion": "v1",
+                                    "resourceVersion": m.get("resourceVersion", "")}
+        if field_path:
+            involved["fieldPath"] = field_path
+        body = {"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": name, "namespace": ns},
+                "involvedObject": involved, "reason": reason, "message": message, "type": type_,
+                "source": {"component": "kubelet", "host": self.node_name},
+                "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+                "eventTime": None, "reportingComponent": "kubelet",
+                "reportingInstance": self.node_name}
+        self._events[key] = (name, 1)
+        if len(self._events) > 5000:
+            self._events.clear()
+        await self.request("POST", f"/api/v1/namespaces/{ns}/events", body=body)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "pods").mkdir(exist_ok=True)
+        killed = await asyncio.to_thread(kill_leftovers, self.state_dir, self.cgroups)
+        if killed:
+            log.warning("killed %d processes left by a previous kubelet", killed)
+        self.mount_mode = await asyncio.to_thread(detect_mode)
+        log.info("mount mode %s, memory cgroups %s", self.mount_mode,
+                 "on" if self.cgroups.enabled else "off (RSS watchdog)")
+        self.api = await kr8s.asyncio.api(kubeconfig=self.kubeconfig)
+        self._read_kubeconfig()
+        self.allocatable = resources.node_capacity(self.state_dir)
+        await self._start_server()
+        if self.network is None:
+            from .network import PodNetwork
+
+            self.network = PodNetwork(self.state_dir)
+        await self.network.start(self.api)
+        await self._register_node()
+        self._tasks = [asyncio.create_task(self._send_events(), name="events"),
+                       asyncio.create_task(self._heartbeat(), name="heartbeat"),
+                       asyncio.create_task(self._watch_pods(), name="pods")]
+
+    def _read_kubeconfig(self) -> None:
+        config = yaml.safe_load(Path(self.kubeconfig).read_text()) or {}
+        current = config.get("current-context")
+        ctx = next((c["context"] for c in config.get("contexts", []) if c["name"] == current), {})
+        cluster = next((c["cluster"] for c in config.get("clusters", [])
+                        if c["name"] == ctx.get("cluster")), config["clusters"][0]["cluster"])
+        self.api_server = cluster["server"]
+        if cluster.get("certificate-authority-data"):
+            self.ca_pem = base64.b64decode(cluster["certificate-authority-data"])
+        elif cluster.get("certificate-authority"):
+            self.ca_pem = Path(cluster["certificate-authority"]).read_bytes()
+
+    async def _start_server(self) -> None:
+        starter = self._server_start
+        if starter is None:
+            from .server import start_kubelet_server as starter
+        pki = self.state_dir / "pki"
+        ca = certs.ensure_ca(pki)
+        pair = certs.issue_serving_cert(ca, pki, "kubelet", dns=("localhost", self.node_name))
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(pair.cert, pair.key)
+        kwargs: dict[str, Any] = {}
+        if "port_forward_handler" in inspect.signature(starter).parameters:
+            from .portforward import handle_port_forward
+
+            async def handler(request: Any) -> Any:
+                return await handle_port_forward(request, self.pod_ip_of)
+
+            kwargs["port_forward_handler"] = handler
+        result = starter(self.state_dir, host="127.0.0.1", port=0, ssl_context=ctx, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        self._server_runner, self.server_port = result
+
+    async def pod_ip_of(self, namespace: str, name: str) -> str | None:
+        for worker in self.workers.values():
+            meta = worker.pod["metadata"]
+            if meta["namespace"] == namespace and meta["name"] == name and worker.pod_ip:
+                return str(worker.pod_ip)
+        return None
+
+    async def run(self) -> None:
+        await self._stopping.wait()
+
+    async def stop(self, grace_cap: float = 5.0) -> None:
+        """Stop every Pod's processes (grace capped so a node shutdown stays short)."""
+        self._stopping.set()
+        for task in self._tasks:
+            if task.get_name() == "pods":
+                task.cancel()
+        workers = list(self.workers.values())
+        await asyncio.gather(*(w.shutdown(grace_cap) for w in workers), return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.network is not None:
+            with contextlib.suppress(Exception):
+                await self.network.stop()
+        if self._server_runner is not None:
+            with contextlib.suppress(Exception):
+                await self._server_runner.cleanup()
+        if self.api is not None and getattr(self.api, "_session", None) is not None:
+            with contextlib.suppress(Exception):
+                await self.api._session.aclose()
+
+    # -- Node and Lease -----------------------------------------------------------------------
+    def _node_status(self) -> dict[str, Any]:
+        stamp = now_rfc3339()
+        pressure = resources.pressure(self.state_dir)
+        texts = {
+            "MemoryPressure": ("KubeletHasSufficientMemory", "KubeletHasInsufficientMemory",
+                               "kubelet has sufficient memory available"),
+            "DiskPressure": ("KubeletHasNoDiskPressure", "KubeletHasDiskPressure",
+                             "kubelet has no disk pressure"),
+            "PIDPressure": ("KubeletHasSufficientPID", "KubeletHasInsufficientPID",
+                            "kubelet has sufficient PID available"),
+        }
+        conditions = []
+        for kind, (ok_reason, bad_reason, ok_msg) in texts.items():
+            bad = pressure[kind]
+            conditions.append({"type": kind, "status": "True" if bad else "False",
+                               "reason": bad_reason if bad else ok_reason,
+                               "message": f"kubelet has {kind}" if bad else ok_msg,
+                               "lastHeartbeatTime": stamp,
+                               "lastTransitionTime": self._since(kind, "True" if bad else "False")})
+        conditions.append({"type": "Ready", "status": "True", "reason": "KubeletReady",
+                           "message": "kubelet is posting ready status",
+                           "lastHeartbeatTime": stamp,
+                           "lastTransitionTime": self._since("Ready", "True")})
+        return {
+            "capacity": dict(self.allocatable), "allocatable": dict(self.allocatable),
+            "conditions": conditions,
+            "addresses": [{"type": "InternalIP", "address": self.host_ip},
+                          {"type": "Hostname", "address": self.node_name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.server_port}},
+            "nodeInfo": resources.node_info(),
+            "images": [],
+        }
+
+    _transitions: dict[str, tuple[str, str]] = {}
+
+    def _since(self, kind: str, status: str) -> str:
+        prev = self._transitions.get(kind)
+        if prev is None or prev[0] != status:
+            self._transitions[kind] = (status, now_rfc3339())
+        return self._transitions[kind][1]
+
+    async def _register_node(self) -> None:
+        arch = resources.node_info()["architecture"]
+        labels = {"kubernetes.io/hostname": self.node_name, "kubernetes.io/os": "linux",
+                  "kubernetes.io/arch": arch, "beta.kubernetes.io/os": "linux",
+                  "beta.kubernetes.io/arch": arch}
+        node = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": self.node_name, "labels": labels,
+                             "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
+                "spec": {}}
+        try:
+            out = await self.request("POST", "/api/v1/nodes", body=node)
+        except kr8s.ServerError as exc:
+            if exc.response is None or exc.response.status_code != 409:
+                raise
+            out = await self.request("PATCH", f"/api/v1/nodes/{self.node_name}",
+                                     body={"metadata": {"labels": labels}},
+                                     content_type="application/merge-patch+json")
+        self.node_uid = out["metadata"]["uid"]
+        await self._post_node_status()
+        await self._renew_lease()
+
+    async def _post_node_status(self) -> None:
+        out = await self.request("PATCH", f"/api/v1/nodes/{self.node_name}/status",
+                                 body={"status": self._node_status()},
+                                 content_type="application/merge-patch+json", missing_ok=True)
+        if out is None:  # the Node was deleted: register again, as the kubelet does
+            await self._register_node()
+
+    async def _renew_lease(self) -> None:
+        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node_name}"
+        spec = {"holderIdentity": self.node_name, "leaseDurationSeconds": LEASE_SECONDS,
+                "renewTime": _micro_time()}
+        out = await self.request("PATCH", path, body={"spec": spec},
+                                 content_type="application/merge-patch+json", missing_ok=True)
+        if out is None:
+            lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                     "metadata": {"name": self.node_name, "namespace": "kube-node-lease",
+                                  "ownerReferences": [{"apiVersion": "v1", "kind": "Node",
+                                                       "name": self.node_name,
+                                                       "uid": self.node_uid}]},
+                     "spec": spec}
+            await self.request("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/"
+                               "leases", body=lease)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            try:
+                await self._renew_lease()
+                await self._post_node_status()
+            except Exception as exc:  # noqa: BLE001 - keep beating through API hiccups
+                log.warning("heartbeat failed: %s", exc)
+
+    # -- Pods ---------------------------------------------------------------------------------
+    async def _watch_pods(self) -> None:
+        selector = f"spec.nodeName={self.node_name}"
+        while True:
+            try:
+                listing = await self.request("GET", "/api/v1/pods",
+                                             params={"fieldSelector": selector})
+                rv = listing["metadata"]["resourceVersion"]
+                seen = set()
+                for pod in listing.get("items") or []:
+                    seen.add(pod["metadata"]["uid"])
+                    self._on_pod(pod)
+                for uid in list(self.workers):
+                    if uid not in seen:
+                        self._on_deleted(uid)
+                while True:
+                    rv = await self._watch_once(selector, rv)
+                    if rv is None:
+                        break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - relist after any watch failure
+                log.warning("pod watch failed (%s); listing again", exc)
+                await asyncio.sleep(1)
+
+    async def _watch_once(self, selector: str, rv: str) -> str | None:
+        params = {"watch": "true", "fieldSelector": selector, "resourceVersion": rv,
+                  "allowWatchBookmarks": "true", "timeoutSeconds": "300"}
+        base, version, url = _split("/api/v1/pods")
+        async with self.api.call_api("GET", base=base, version=version, url=url, params=params,
+                                     stream=True) as resp:
+            async for line in resp.aiter_lines():
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    return None
+                rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
+                if event.get("type") == "BOOKMARK":
+                    continue
+                if event.get("type") == "DELETED":
+                    self._on_deleted(obj["metadata"]["uid"])
+                else:
+                    self._on_pod(obj)
+        return rv
+
+    def _on_pod(self, pod: dict[str, Any]) -> None:
+        if (pod.get("spec") or {}).get("nodeName") != self.node_name or self._stopping.is_set():
+            return
+        uid = pod["metadata"]["uid"]
+        worker = self.workers.get(uid)
+        if worker is None:
+            worker = self.workers[uid] = PodWorker(self, pod)
+            worker.task = asyncio.create_task(self._run_worker(worker), name=f"pod-{uid}")
+        else:
+            worker.update(pod)
+
+    async def _run_worker(self, worker: Any) -> None:
+        try:
+            await worker.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("pod worker %s crashed", worker.key)
+        finally:
+            if not self._stopping.is_set():
+                self.workers.pop(worker.uid, None)
+
+    def _on_deleted(self, uid: str) -> None:
+        worker = self.workers.get(uid)
+        if worker is not None:
+            worker.removed()
+
+
+def _split(path: str) -> tuple[str, str, str]:
+    """``/api/v1/x`` -> ("/api", "v1", "x"); ``/apis/g/v/x`` -> ("/apis", "g/v", "x")."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "api":
+        return "/api", parts[1], "/".join(parts[2:])
+    return "/apis", f"{parts[1]}/{parts[2]}", "/".join(parts[3:])

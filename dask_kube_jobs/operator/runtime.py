@@ -1,0 +1,167 @@
+"""What the operator's reconcilers share while it runs.
+
+kopf drives the custom resources (one daemon per object, restarted with the operator, so every
+object is reconciled again after a restart). Pods are not watched through kopf: kopf filters
+labels on the client, so its memory would grow with every unrelated Pod in the namespace.
+Instead one informer per watched namespace lists and watches only Pods carrying the
+``dask.org/component`` label (a server-side selector), and each change wakes exactly the daemons
+of the objects that Pod belongs to. Daemons also wake on a timer, which makes the whole
+operator level-triggered: a missed event costs latency, never correctness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..kube import PODS, Client, EventRecorder, Informer, Resource
+from . import names
+
+log = logging.getLogger("dask_kube_jobs.operator")
+
+Obj = dict[str, Any]
+Key = tuple[str, str, str]  # (namespace, kind, name)
+
+DASKCLUSTERS = Resource(names.GROUP, names.VERSION, "daskclusters", "DaskCluster", True)
+DASKWORKERGROUPS = Resource(names.GROUP, names.VERSION, "daskworkergroups", "DaskWorkerGroup", True)
+DASKJOBS = Resource(names.GROUP, names.VERSION, "daskjobs", "DaskJob", True)
+DASKAUTOSCALERS = Resource(names.GROUP, names.VERSION, "daskautoscalers", "DaskAutoscaler", True)
+
+
+@dataclass
+class Expectation:
+    """Pods we created and have not yet seen come back through the informer (client-go's
+    ControllerExpectations): until they do, a reconcile must not count them as missing."""
+
+    names: set[str]
+    deadline: float
+
+
+@dataclass
+class Runtime:
+    client: Client
+    events: EventRecorder
+    namespaces: list[str] | None  # None: all namespaces
+    informers: dict[str | None, Informer] = field(default_factory=dict)
+    _triggers: dict[Key, asyncio.Event] = field(default_factory=dict)
+    _expectations: dict[Key, Expectation] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, kubeconfig: str | None, namespaces: list[str] | None) -> "Runtime":
+        client = await Client.connect(kubeconfig)  # type: ignore[arg-type]
+        rt = cls(client, EventRecorder(client, names.EVENT_COMPONENT), namespaces)
+        for ns in namespaces or [None]:  # type: ignore[list-item]
+            informer = Informer(client, PODS, namespace=ns, label_selector=names.LABEL_COMPONENT)
+            informer.on_change(rt._on_pod)
+            rt.informers[ns] = informer
+            rt._tasks.append(asyncio.create_task(informer.run(), name=f"pods-informer-{ns or 'all'}"))
+        await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in rt.informers.values())), 60)
+        return rt
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.client.close()
+
+    # -- pods -------------------------------------------------------------------------------
+    def _informer_for(self, namespace: str) -> Informer | None:
+        return self.informers.get(namespace) or self.informers.get(None)
+
+    def pods(self, namespace: str, **labels: str) -> list[Obj]:
+        """Cached Pods in ``namespace`` whose labels include all of ``labels``."""
+        informer = self._informer_for(namespace)
+        if informer is None:
+            return []
+        return [p for p in informer.items(namespace)
+                if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())]
+
+    def pod(self, namespace: str, name: str) -> Obj | None:
+        informer = self._informer_for(namespace)
+        return informer.get(namespace, name) if informer else None
+
+    def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
+        ns = meta.get("namespace") or ""
+        cluster = labels.get(names.LABEL_CLUSTER)
+        if cluster:
+            self.trigger(ns, "DaskCluster", cluster)
+        group = labels.get(names.LABEL_WORKER_GROUP)
+        if group:
+            self.trigger(ns, "DaskWorkerGroup", group)
+        job = labels.get(names.LABEL_JOB)
+        if job:
+            self.trigger(ns, "DaskJob", job)
+        elif cluster and labels.get(names.LABEL_COMPONENT) == names.COMPONENT_SCHEDULER:
+            self.trigger(ns, "DaskJob", cluster)  # a job's cluster bears the job's name
+
+    # -- wake-ups ---------------------------------------------------------------------------
+    def trigger(self, namespace: str, kind: str, name: str) -> None:
+        event = self._triggers.get((namespace, kind, name))
+        if event is not None:
+            event.set()
+
+    async def wait(self, key: Key, timeout: float, stopped: Any) -> None:
+        """Sleep until woken for ``key``, ``timeout`` passes, or the daemon is stopped."""
+        event = self._triggers.setdefault(key, asyncio.Event())
+        if event.is_set():
+            event.clear()
+            return
+        waiters = [asyncio.create_task(event.wait())]
+        if stopped is not None:
+            waiters.append(asyncio.create_task(stopped.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=max(0.05, timeout),
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            event.clear()
+
+    def forget(self, key: Key) -> None:
+        self._triggers.pop(key, None)
+        self._expectations.pop(key, None)
+
+    # -- expectations -----------------------------------------------------------------------
+    def expect(self, key: Key, pod_names: Iterable[str], within: float = 30.0) -> None:
+        exp = self._expectations.get(key)
+        if exp is None or time.monotonic() > exp.deadline:
+            exp = self._expectations[key] = Expectation(set(), 0.0)
+        exp.names.update(pod_names)
+        exp.deadline = time.monotonic() + within
+
+    def expectations_met(self, key: Key, namespace: str) -> bool:
+        exp = self._expectations.get(key)
+        if exp is None:
+            return True
+        exp.names = {n for n in exp.names if self.pod(namespace, n) is None}
+        if not exp.names or time.monotonic() > exp.deadline:
+            self._expectations.pop(key, None)
+            return True
+        return False
+
+    # -- writes -----------------------------------------------------------------------------
+    async def patch_status(self, res: Resource, obj: Obj, status: Obj) -> Obj | None:
+        """Merge ``status`` into the object's status; None when the object is gone."""
+        from ..kube import APIError
+
+        meta = obj["metadata"]
+        try:
+            return await self.client.patch(res, meta["namespace"], meta["name"],
+                                           {"status": status}, sub="status")
+        except APIError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    async def event(self, obj: Obj, reason: str, message: str, *, warning: bool = False) -> None:
+        await self.events.record(obj, "Warning" if warning else "Normal", reason, message)
