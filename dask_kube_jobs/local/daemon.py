@@ -45,6 +45,19 @@ def _load_key(state: StateDir) -> bytes:
     return key
 
 
+def _operator_crds() -> list[dict]:
+    """The Dask CRDs, installed with the operator as its Helm chart would install them."""
+    import yaml
+    from importlib import resources
+
+    try:
+        folder = resources.files("dask_kube_jobs.crds")
+    except ModuleNotFoundError:
+        return []
+    return [yaml.safe_load(f.read_text()) for f in sorted(folder.iterdir(), key=lambda f: f.name)
+            if f.name.endswith(".yaml")]
+
+
 def _ssl_context(state: StateDir) -> ssl.SSLContext:
     ca = certs.ensure_ca(state.pki)
     pair = certs.issue_serving_cert(ca, state.pki, "apiserver")
@@ -90,7 +103,7 @@ async def run(args: argparse.Namespace) -> None:
     core = APICore()
     authn = TokenAuthenticator(
         key, service_account_exists=lambda ns, name: core.store.get(("", "serviceaccounts"), ns, name) is not None)
-    core.bootstrap(bootstrap_objects())
+    core.bootstrap(bootstrap_objects() + (_operator_crds() if not args.no_operator else []))
     server = APIServer(core, authn, bookmark_interval=args.bookmark_interval)
     install_proxies(server)
     ssl_ctx = None if args.insecure_http else _ssl_context(state)

@@ -116,9 +116,9 @@ class Runtime:
         if event.is_set():
             event.clear()
             return
-        waiters = [asyncio.create_task(event.wait())]
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(event.wait())]
         if stopped is not None:
-            waiters.append(asyncio.create_task(stopped.wait()))
+            waiters.append(asyncio.ensure_future(stopped.wait()))
         try:
             await asyncio.wait(waiters, timeout=max(0.05, timeout),
                                return_when=asyncio.FIRST_COMPLETED)
@@ -162,6 +162,20 @@ class Runtime:
             if exc.code == 404:
                 return None
             raise
+
+    async def log_tail(self, namespace: str, pod: str, lines: int = 20,
+                       max_chars: int = 4000) -> str | None:
+        """The last lines a Pod's first container wrote, for a failed job's status; None if
+        the log cannot be had (the node is gone, the Pod never started)."""
+        try:
+            async with self.client.api.call_api(
+                    "GET", version="v1", url=f"pods/{pod}/log", namespace=namespace,
+                    params={"tailLines": str(lines)}, timeout=10) as response:
+                text = response.text
+        except Exception as exc:  # best effort: a missing log must not block the verdict
+            log.debug("no log for %s/%s: %s", namespace, pod, exc)
+            return None
+        return text[-max_chars:]
 
     async def event(self, obj: Obj, reason: str, message: str, *, warning: bool = False) -> None:
         await self.events.record(obj, "Warning" if warning else "Normal", reason, message)

@@ -53,11 +53,23 @@ def template_hash(template: Obj, collision_count: int = 0) -> str:
 
 
 def _strip_hash(template: Obj) -> Obj:
-    t = copy.deepcopy(template or {})
+    """The template without the hash label and without Go zero values (``null``, ``{}``, ``[]``):
+    kcm compares Go structs, where ``creationTimestamp: null`` (which ``kubectl rollout undo``
+    copies back from a ReplicaSet) and an absent field are the same thing."""
+    t = _prune(copy.deepcopy(template or {}))
     labels = (t.get("metadata") or {}).get("labels")
     if labels:
         labels.pop(HASH_LABEL, None)
     return t
+
+
+def _prune(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {k: _prune(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value
 
 
 def same_template(a: Obj, b: Obj) -> bool:

@@ -31,8 +31,8 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from .base import (CRDS, NODES, PODS, APIError, Client, EventRecorder, Informer, Obj, Resource,
-                   WorkQueue, fmt_time, run_informers, wait_synced)
+from .base import (CRDS, NODES, PODS, APIError, Client, Informer, Obj, Resource, WorkQueue,
+                   fmt_time, run_informers, wait_synced)
 
 log = logging.getLogger("dask_kube_jobs.local.controllers.gc")
 
@@ -242,8 +242,8 @@ class GarbageCollector:
             policy = "Foreground"
         else:
             policy = "Background"
-        log.info("deleting %s %s/%s (owners gone; propagation %s)", node.res, node.namespace or "",
-                 node.name, policy)
+        log.info("deleting %s %s/%s: no owner left that keeps it (propagation %s)", node.res,
+                 node.namespace or "", node.name, policy)
         await self.client.delete(node.res, node.namespace, node.name, propagation=policy, uid=uid)
         return None
 
@@ -311,7 +311,6 @@ class PodGC:
         self.pods = Informer(client, PODS)
         self.nodes = Informer(client, NODES)
         self.queue = WorkQueue("pod-gc")
-        self.recorder = EventRecorder(client, "pod-garbage-collector")
         self.pods.on_change(self._on_pod)
         self.nodes.on_change(self._on_node)
 

@@ -113,11 +113,9 @@ class NodeLifecycleController:
             kept.append({"key": wanted, "effect": "NoSchedule"})
         if kept == taints:
             return
-        meta = node["metadata"]
-        try:
-            await self.client.patch(NODES, None, meta["name"], [
-                {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
-                {"op": "add", "path": "/spec/taints", "value": kept}], type="json")
+        try:  # a merge patch: Nodes registered without a spec need one created
+            await self.client.patch(NODES, None, node["metadata"]["name"],
+                                    {"spec": {"taints": kept or None}})
         except APIError as exc:
-            if exc.code not in (404, 422):
+            if exc.code != 404:
                 raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import inspect
 import json
 import logging
@@ -56,7 +57,8 @@ class Kubelet:
         self._server_start = server_start
         self.api: Any = None
         self.mount_mode = "symlink"
-        self.cgroups = CgroupManager(node_name)
+        digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:8]
+        self.cgroups = CgroupManager(f"{node_name}-{digest}")
         self.workers: dict[str, Any] = {}
         self.server_port = 0
         self.host_ip = "127.0.0.1"

@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from .spdy import SpdySession, SpdyStream
+from .spdy import ByteWriter, SpdySession, SpdyStream
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ class _Pair:
         self.complete = asyncio.Event()
 
 
-async def _serve_spdy(reader: asyncio.StreamReader, writer: object, target: _Target) -> None:
+async def _serve_spdy(reader: asyncio.StreamReader, writer: ByteWriter, target: _Target) -> None:
     """One SPDY port-forward session: pair streams by requestID and forward each pair."""
     pairs: dict[str, _Pair] = {}
     tasks: set[asyncio.Task[None]] = set()
@@ -365,7 +365,7 @@ async def _serve_spdy(reader: asyncio.StreamReader, writer: object, target: _Tar
             await data.close()
             await error.close()
 
-    session = SpdySession(reader, writer, server=True, on_stream=on_stream)  # type: ignore[arg-type]
+    session = SpdySession(reader, writer, server=True, on_stream=on_stream)
     try:
         await session.run()
     finally:

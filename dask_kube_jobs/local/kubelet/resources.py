@@ -158,14 +158,18 @@ def _own_memory_cgroup() -> Path | None:
 
 
 class CgroupManager:
-    """Per-container memory cgroups under ``<own cgroup>/dkj-<node>/``; ``None`` paths when off."""
+    """Per-container memory cgroups under ``<own cgroup>/dkj-<id>/``; ``None`` paths when off.
 
-    def __init__(self, node_name: str) -> None:
+    ``scope`` names this kubelet (node name and state directory), so two kubelets on one
+    machine (two test sessions) never take each other's cgroups for leftovers.
+    """
+
+    def __init__(self, scope: str) -> None:
         self.root: Path | None = None
         own = _own_memory_cgroup()
         if own is None or os.environ.get("DKJ_KUBELET_NO_CGROUPS"):
             return
-        root = own / f"dkj-{node_name}"
+        root = own / f"dkj-{scope}"
         try:
             root.mkdir(exist_ok=True)
             probe = root / "probe"

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import struct
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 

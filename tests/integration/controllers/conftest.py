@@ -124,6 +124,8 @@ class FakeKubelet:
         self.client = client
         self.node = node
         self.ready = ready
+        #: images whose Pods never become Ready (a broken rollout)
+        self.broken_images: set[str] = set()
         self.not_ready: set[str] = set()
         self.task: asyncio.Task[None] | None = None
 
@@ -153,7 +155,8 @@ class FakeKubelet:
                 await self.client.delete(PODS, meta["namespace"], meta["name"], grace_period=0)
                 continue
             status = pod.get("status") or {}
-            ready = self.ready and meta["name"] not in self.not_ready
+            ready = self.ready and meta["name"] not in self.not_ready and not any(
+                c.get("image") in self.broken_images for c in pod["spec"]["containers"])
             current = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
             if status.get("phase") == "Running" and current.get("status") == str(ready):
                 continue

@@ -119,3 +119,17 @@ async def test_other_schedulers_pods_are_left_alone(client, controllers, ns, nod
     await client.create(PODS, ns, pod_manifest("default"))
     await eventually(lambda: _bound(client, ns, "default"))
     assert await _bound(client, ns, "custom") is None
+
+
+async def test_without_any_node_the_pod_waits_with_kubernetes_wording(client, controllers, ns):
+    existing, _ = await client.list(NODES)
+    if existing:  # another test's node still being deleted
+        import pytest
+        pytest.skip("the cluster has nodes")
+    await client.create(PODS, ns, pod_manifest("lonely"))
+
+    async def unschedulable():
+        cond = await _scheduled_condition(client, ns, "lonely")
+        return cond if cond and cond.get("reason") == "Unschedulable" else None
+    cond = await eventually(unschedulable)
+    assert cond["message"] == "no nodes available to schedule pods"

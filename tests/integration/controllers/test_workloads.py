@@ -98,7 +98,8 @@ async def test_deployment_rolls_out_scales_and_updates_through_kubectl(
         assert {p["spec"]["containers"][0]["image"] for p in pods} == {"nginx:1.27"}
         revs = {rs["metadata"]["name"]: rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
                 for rs in await replicasets(client, ns)}
-        assert revs[old["metadata"]["name"]] == "3"
+        assert revs == {old["metadata"]["name"]: "3", new["metadata"]["name"]: "2"}, \
+            "a rollback reuses the old ReplicaSet as the newest revision"
 
 
 async def _count(client: Client, ns: str, app: str, n: int) -> list[dict] | None:
@@ -112,7 +113,7 @@ async def test_rolling_update_waits_for_new_pods_to_become_ready(client, control
         await kubectl("apply", "-f", "-", input=deployment("api", replicas=4, strategy={
             "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}))
         await kubectl("rollout", "status", "deployment/api", "--timeout=30s")
-        kubelet.ready = False  # new pods never become ready
+        kubelet.broken_images.add("nginx:broken")  # new pods never become ready
         await kubectl("set", "image", "deployment/api", "main=nginx:broken")
 
         async def stuck():
@@ -124,7 +125,10 @@ async def test_rolling_update_waits_for_new_pods_to_become_ready(client, control
         conds = {c["type"]: c for c in d["status"]["conditions"]}
         assert conds["Progressing"]["reason"] in ("NewReplicaSetCreated", "ReplicaSetUpdated")
         assert conds["Available"]["status"] == "True"
-        kubelet.ready = True
+        result = await kubectl("rollout", "status", "deployment/api", "--timeout=1s", check=False)
+        assert result.returncode != 0
+        assert "1 out of 4 new replicas have been updated" in result.stdout
+        kubelet.broken_images.clear()
         await kubectl("rollout", "status", "deployment/api", "--timeout=30s")
         old, new = await replicasets(client, ns)
         assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (0, 4)
@@ -181,15 +185,18 @@ async def test_replicaset_replaces_deleted_pods_and_scales_down_unready_first(
         left = await eventually(lambda: _count(client, ns, "plain", 2))
         assert sick not in {p["metadata"]["name"] for p in left}
 
-        # an orphan pod matching the selector is adopted and counted
+        # an orphan pod matching the selector is adopted and counted: one pod too many, so the
+        # ReplicaSet deletes the lowest ranked one (often the stray itself, still unscheduled)
         await client.create(PODS, ns, pod_manifest("stray", labels={"app": "plain"}))
 
-        async def adopted():
-            pod = await client.get(PODS, ns, "stray")
-            refs = (pod or {}).get("metadata", {}).get("ownerReferences") or []
-            return refs and refs[0]["name"] == "plain"
-        await eventually(adopted, what="adoption")
-        await eventually(lambda: _count(client, ns, "plain", 2), what="back to 2 after adoption")
+        async def settled():
+            pods = await _count(client, ns, "plain", 2)
+            stray = await client.get(PODS, ns, "stray")
+            owners = [[r["name"] for r in p["metadata"].get("ownerReferences") or []] for p in pods or []]
+            stray_ok = stray is None or stray["metadata"].get("deletionTimestamp") or \
+                [r["name"] for r in stray["metadata"].get("ownerReferences") or []] == ["plain"]
+            return pods and owners == [["plain"], ["plain"]] and stray_ok
+        await eventually(settled, what="adoption, then back to 2 pods")
 
 
 async def _not_ready(client: Client, ns: str, name: str) -> bool:

@@ -326,6 +326,56 @@ async def test_kubelet_base64_channel_protocol(stack: Stack) -> None:
         assert msg[0] == "0" and base64.b64decode(msg[1:]) == b"ping"
 
 
+async def test_kubelet_spdy_session_directly(stack: Stack) -> None:
+    """Our own SPDY client at the kubelet: refused streams, a pair without requestID, errors."""
+    from dask_kube_jobs.local.kubelet import spdy
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.kubelet_port, ssl=ctx)
+    writer.write(b"POST /portForward/default/web HTTP/1.1\r\nHost: k\r\nContent-Length: 0\r\n"
+                 b"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                 b"X-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 101") and b"X-Stream-Protocol-Version: portforward.k8s.io" in head
+    session = spdy.SpdySession(reader, writer, server=False)
+    runner = asyncio.create_task(session.run())
+    try:
+        with pytest.raises(ConnectionResetError):  # no port header: refused like kubelet does
+            await asyncio.wait_for(session.open_stream({"streamtype": ["data"]}), 10)
+        port = [str(stack.echo_port)]
+        error = await session.open_stream({"streamtype": ["error"], "port": port})  # no requestID
+        data = await session.open_stream({"streamtype": ["data"], "port": port})
+        await data.write(b"abc")
+        await data.close()
+        assert await asyncio.wait_for(data.reader.read(), 10) == b"abc"
+        assert await asyncio.wait_for(error.reader.read(), 10) == b""  # no error, then FIN
+        await asyncio.wait_for(session.ping(), 10)
+        closed = [str(stack.closed_port)]
+        error = await session.open_stream({"streamtype": ["error"], "port": closed, "requestid": ["7"]})
+        data = await session.open_stream({"streamtype": ["data"], "port": closed, "requestid": ["7"]})
+        message = (await asyncio.wait_for(error.reader.read(), 10)).decode()
+        assert message.startswith(f"error forwarding port {stack.closed_port} to pod default/web")
+        assert await asyncio.wait_for(data.reader.read(), 10) == b""
+    finally:
+        session.close()
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+
+async def test_proxy_relays_kubelet_refusals(stack: Stack) -> None:
+    """A WebSocket port-forward without ports: the kubelet's 400 reaches the client as is."""
+    token = kubeconfig.read(Path(stack.kubeconfig))["users"][0]["user"]["token"]
+    server = kubeconfig.server_of(kubeconfig.read(Path(stack.kubeconfig)))
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+            await session.ws_connect(f"{server}/api/v1/namespaces/default/pods/web/portforward",
+                                     headers={"Authorization": f"Bearer {token}"},
+                                     protocols=("v4.channel.k8s.io",), ssl=False)
+        assert exc.value.status == 400
+
+
 # -- logs --------------------------------------------------------------------------------------
 def test_kubectl_logs_and_follow(stack: Stack) -> None:
     path = stack.log_file(["one", "two"], done=True)

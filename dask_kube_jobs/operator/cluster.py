@@ -1,0 +1,134 @@
+"""DaskCluster: a scheduler Pod, its Service, and the default worker group.
+
+Every pass compares what exists with what the spec asks for and fixes the difference, so it
+does not matter whether the previous pass finished, ran twice, or ran in another operator
+process. Children have fixed names, which makes their creation idempotent (409 means done).
+The default group's replicas follow ``spec.worker.replicas`` only when the cluster's spec
+changes (tracked through ``status.observedGeneration``), so ``kubectl scale daskworkergroup
+<cluster>-default`` and HPAs on the group are not undone by the next pass.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..kube import APIError, SERVICES, PODS, pod_ready
+from . import builders, conditions, names, scheduler_comm
+from .runtime import DASKCLUSTERS, DASKWORKERGROUPS, Runtime
+
+Obj = dict[str, Any]
+
+RESYNC = 10.0
+
+
+async def create_if_missing(rt: Runtime, res: Any, body: Obj) -> bool:
+    """Create ``body``; True if we made it, False if it was already there."""
+    try:
+        await rt.client.create(res, body["metadata"]["namespace"], body)
+    except APIError as exc:
+        if exc.code == 409:
+            return False
+        raise
+    return True
+
+
+def _active(pod: Obj) -> bool:
+    return not pod["metadata"].get("deletionTimestamp") and \
+        (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+async def ensure_scheduler(rt: Runtime, cluster: Obj) -> Obj | None:
+    """The live scheduler Pod, replacing one that has ended; None while it is being made."""
+    ns, name = cluster["metadata"]["namespace"], cluster["metadata"]["name"]
+    pod = rt.pod(ns, names.scheduler_name(name))
+    if pod is not None and not _active(pod):
+        if not pod["metadata"].get("deletionTimestamp"):
+            await rt.client.delete(PODS, ns, pod["metadata"]["name"], uid=pod["metadata"]["uid"])
+            await rt.event(cluster, "SchedulerReplaced",
+                           f"scheduler Pod {pod['metadata']['name']} ended "
+                           f"({(pod.get('status') or {}).get('phase')}); replacing it", warning=True)
+        return None
+    if pod is None:
+        if await create_if_missing(rt, PODS, builders.scheduler_pod(cluster)):
+            await rt.event(cluster, "SchedulerCreated", f"created scheduler Pod {names.scheduler_name(name)}")
+        return None
+    return pod
+
+
+async def reconcile(rt: Runtime, cluster: Obj) -> float:
+    """One pass over a DaskCluster; returns seconds until the next timed pass."""
+    meta, spec = cluster["metadata"], cluster.get("spec") or {}
+    ns, name = meta["namespace"], meta["name"]
+    status = cluster.get("status") or {}
+    if meta.get("deletionTimestamp"):
+        return RESYNC
+    if not status.get("phase"):
+        await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Created"})
+
+    scheduler = await ensure_scheduler(rt, cluster)
+    if await create_if_missing(rt, SERVICES, builders.scheduler_service(cluster)):
+        await rt.event(cluster, "ServiceCreated", f"created Service {names.scheduler_name(name)}")
+
+    group_name = names.default_worker_group(name)
+    desired_group = builders.default_worker_group(cluster)
+    group = await rt.client.get(DASKWORKERGROUPS, ns, group_name)
+    if group is None:
+        if await create_if_missing(rt, DASKWORKERGROUPS, desired_group):
+            await rt.event(cluster, "WorkerGroupCreated", f"created DaskWorkerGroup {group_name}")
+    elif status.get("observedGeneration") != meta.get("generation"):
+        want = desired_group["spec"]["worker"].get("replicas")
+        have = ((group.get("spec") or {}).get("worker") or {}).get("replicas")
+        if want is not None and want != have:
+            await rt.client.patch(DASKWORKERGROUPS, ns, group_name,
+                                  {"spec": {"worker": {"replicas": want}}})
+            await rt.event(cluster, "Scaled", f"worker group {group_name}: {have} -> {want} workers")
+
+    workers = rt.pods(ns, **{names.LABEL_CLUSTER: name, names.LABEL_COMPONENT: names.COMPONENT_WORKER})
+    active = [p for p in workers if _active(p)]
+    ready = sum(1 for p in active if pod_ready(p))
+    scheduler_ready = scheduler is not None and pod_ready(scheduler)
+    phase = "Running" if scheduler_ready else "Pending"
+    new_status: Obj = {
+        "phase": phase,
+        "observedGeneration": meta.get("generation"),
+        "workers": len(active),
+        "readyWorkers": ready,
+        "schedulerAddress": names.scheduler_address(name, ns),
+        "dashboardAddress": names.dashboard_address(name, ns),
+        "selector": f"{names.LABEL_CLUSTER}={name},{names.LABEL_COMPONENT}={names.COMPONENT_WORKER}",
+        "conditions": conditions.put(status.get("conditions"), "SchedulerReady",
+                                     scheduler_ready, "PodReady" if scheduler_ready else "PodNotReady",
+                                     "the scheduler Pod is ready" if scheduler_ready
+                                     else "waiting for the scheduler Pod to become ready",
+                                     meta.get("generation")),
+    }
+    if any(status.get(k) != v for k, v in new_status.items()):
+        await rt.patch_status(DASKCLUSTERS, cluster, new_status)
+        if phase == "Running" and status.get("phase") != "Running":
+            await rt.event(cluster, "Running", f"scheduler ready at {new_status['schedulerAddress']}")
+
+    idle_timeout = int(spec.get("idleTimeout") or 0)
+    if idle_timeout > 0 and scheduler_ready and scheduler is not None:
+        return await _check_idle(rt, cluster, scheduler, idle_timeout)
+    return RESYNC
+
+
+async def _check_idle(rt: Runtime, cluster: Obj, scheduler: Obj, idle_timeout: int) -> float:
+    address = scheduler_comm.scheduler_rpc_address(scheduler)
+    if address is None:
+        return RESYNC
+    try:
+        since = await scheduler_comm.idle_since(address)
+    except scheduler_comm.SchedulerUnreachable:
+        return RESYNC
+    if since is None:
+        return min(RESYNC, idle_timeout)
+    idle_for = time.time() - since
+    if idle_for >= idle_timeout:
+        meta = cluster["metadata"]
+        await rt.event(cluster, "IdleTimeout",
+                       f"no work for {idle_for:.0f}s (idleTimeout {idle_timeout}s); deleting the cluster")
+        await rt.client.delete(DASKCLUSTERS, meta["namespace"], meta["name"], uid=meta["uid"])
+        return RESYNC
+    return max(1.0, min(RESYNC, idle_timeout - idle_for))

@@ -1,0 +1,127 @@
+"""The kopf registrations: one daemon per custom object, woken by events and by a timer.
+
+A daemon is kopf's per-object task: it starts for every object the operator sees (including all
+existing ones when a new operator process starts) and is stopped when the object is deleted.
+Each loop iteration re-reads the object and runs one reconcile pass, so the loop is the whole
+controller: nothing is remembered between passes that could not be observed again. Errors are
+retried with a bounded back-off; a daemon whose object is gone ends instead of retrying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kopf
+
+from ..kube import APIError, Resource
+from . import autoscaler, cluster, job, names, workergroup
+from .runtime import DASKAUTOSCALERS, DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS, Runtime
+
+log = logging.getLogger("dask_kube_jobs.operator")
+
+MAX_ERROR_DELAY = 60.0
+Reconcile = Callable[[Runtime, dict[str, Any]], Awaitable[float]]
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a cluster use the ServiceAccount; elsewhere the kubeconfig ($KUBECONFIG)."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        return kopf.login_with_service_account(**kwargs)
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = f"{names.GROUP}/operator"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=names.GROUP, key="last-handled-configuration")
+    settings.posting.level = logging.WARNING  # our own Events say what happened, in words
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.error_backoffs = [1, 2, 5, 10, 20]
+    memo.runtime = await Runtime.start(memo.get("kubeconfig"), memo.get("namespaces"))
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    runtime = memo.get("runtime")
+    if runtime is not None:
+        await runtime.stop()
+
+
+async def _loop(kind: str, res: Resource, reconcile: Reconcile, name: str, namespace: str,
+                stopped: kopf.DaemonStopped, memo: kopf.Memo, logger: Any) -> None:
+    rt: Runtime = memo.runtime
+    key = (namespace, kind, name)
+    failures = 0
+    try:
+        while not stopped:
+            try:
+                obj = await rt.client.get(res, namespace, name)
+                if obj is None:
+                    return  # deleted: nothing left to reconcile
+                delay = await reconcile(rt, obj)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except (APIError, OSError, ConnectionError, TimeoutError) as exc:
+                failures += 1
+                delay = min(MAX_ERROR_DELAY, 0.5 * 2 ** failures)
+                logger.warning(f"{kind} {namespace}/{name}: {exc}; retrying in {delay:.1f}s")
+            except Exception:
+                failures += 1
+                delay = min(MAX_ERROR_DELAY, 0.5 * 2 ** failures)
+                logger.exception(f"{kind} {namespace}/{name}: reconcile failed; retrying in {delay:.1f}s")
+            await rt.wait(key, delay, stopped)
+    finally:
+        rt.forget(key)
+
+
+@kopf.daemon(names.GROUP, names.VERSION, "daskclusters", cancellation_timeout=5.0)
+async def daskcluster_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped,
+                             memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    await _loop("DaskCluster", DASKCLUSTERS, cluster.reconcile, name, namespace, stopped, memo, logger)
+
+
+@kopf.daemon(names.GROUP, names.VERSION, "daskworkergroups", cancellation_timeout=5.0)
+async def daskworkergroup_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped,
+                                 memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    await _loop("DaskWorkerGroup", DASKWORKERGROUPS, workergroup.reconcile, name, namespace,
+                stopped, memo, logger)
+
+
+@kopf.daemon(names.GROUP, names.VERSION, "daskjobs", cancellation_timeout=5.0)
+async def daskjob_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped,
+                         memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    await _loop("DaskJob", DASKJOBS, job.reconcile, name, namespace, stopped, memo, logger)
+
+
+@kopf.daemon(names.GROUP, names.VERSION, "daskautoscalers", cancellation_timeout=5.0)
+async def daskautoscaler_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped,
+                                memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    state: dict[str, Any] = {}
+
+    async def reconcile(rt: Runtime, obj: dict[str, Any]) -> float:
+        return await autoscaler.reconcile(rt, obj, state)
+
+    await _loop("DaskAutoscaler", DASKAUTOSCALERS, reconcile, name, namespace, stopped, memo, logger)
+
+
+def _poke(kind: str) -> Callable[..., None]:
+    def handler(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+        runtime = memo.get("runtime")
+        if runtime is not None:
+            runtime.trigger(namespace, kind, name)
+    return handler
+
+
+# Any change to an object wakes its daemon at once instead of at its next timed pass.
+for _plural, _kind in (("daskclusters", "DaskCluster"), ("daskworkergroups", "DaskWorkerGroup"),
+                       ("daskjobs", "DaskJob"), ("daskautoscalers", "DaskAutoscaler")):
+    kopf.on.event(names.GROUP, names.VERSION, _plural, id=f"wake-{_plural}")(_poke(_kind))

@@ -1,0 +1,302 @@
+"""DaskJob: a cluster, then a runner Pod; retries within limits; a final status; teardown.
+
+The job's whole state is in the cluster and in ``status`` (current attempt, its runner's name,
+the phase), so any pass -- repeated, or the first one of a new operator process after the old
+one was killed mid-way -- derives the next step from what it observes:
+
+* runner names are a function of the job's uid and the attempt number, so creating the runner
+  of an attempt twice is a harmless 409, never a second runner;
+* a terminal status is written *before* the cluster is torn down, and teardown treats
+  NotFound as done, so a job can never be left Running after its cluster is gone;
+* phases only move forward (JobCreated < ClusterCreated < Running < Successful | Failed).
+
+Retries follow batch/v1 Job: ``backoffLimit`` failed attempts are retried with a delay of 10 s
+doubling up to 6 min, ``activeDeadlineSeconds`` bounds the whole run, ``ttlSecondsAfterFinished``
+deletes the finished job, ``suspend`` holds it (tearing down what runs). A runner that cannot
+start (unschedulable, image errors) fails its attempt after a grace period instead of waiting
+for ever, with the scheduler's or kubelet's own words in ``status.message``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from typing import Any
+
+from ..kube import PODS, APIError, fmt_time, parse_time, pod_ready
+from . import builders, conditions, names
+from .cluster import create_if_missing
+from .runtime import DASKCLUSTERS, DASKJOBS, Runtime
+
+Obj = dict[str, Any]
+
+RESYNC = 10.0
+ORDER = {"": 0, "JobCreated": 1, "ClusterCreated": 2, "Running": 3, "Successful": 4, "Failed": 4}
+TERMINAL = ("Successful", "Failed")
+IMAGE_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+CONFIG_ERRORS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+
+
+def backoff_base() -> float:
+    return float(os.environ.get("DKJ_OPERATOR_BACKOFF_BASE", "10"))
+
+
+def pending_timeout() -> float:
+    return float(os.environ.get("DKJ_OPERATOR_PENDING_TIMEOUT", "120"))
+
+
+def retry_delay(failures: int) -> float:
+    """batch/v1 Job's back-off: 10 s after the first failure, doubling, at most 6 minutes."""
+    return float(min(backoff_base() * 2 ** max(0, failures - 1), 360.0))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _seconds_since(stamp: str | None) -> float:
+    t = parse_time(stamp)
+    return (_now() - t).total_seconds() if t else 0.0
+
+
+def _terminated(pod: Obj) -> Obj:
+    """The terminated state of the runner's main container (the first one)."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    first = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("name")
+    for cs in statuses:
+        if cs.get("name") == first:
+            return (cs.get("state") or {}).get("terminated") or \
+                (cs.get("lastState") or {}).get("terminated") or {}
+    return {}
+
+
+def _start_problem(pod: Obj) -> tuple[str, str] | None:
+    """Why a Pending runner cannot start, as (reason, message), or None."""
+    status = pod.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return cond.get("reason") or "Unschedulable", cond.get("message") or "the Pod cannot be scheduled"
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in IMAGE_ERRORS | CONFIG_ERRORS:
+            return waiting["reason"], waiting.get("message") or waiting["reason"]
+    return None
+
+
+def _decode_result(message: str | None) -> Any:
+    if not message:
+        return None
+    try:
+        return json.loads(message)
+    except ValueError:
+        return message
+
+
+class JobReconciler:
+    """One pass over one DaskJob (a fresh object per pass: no state survives between passes)."""
+
+    def __init__(self, rt: Runtime, job: Obj) -> None:
+        self.rt = rt
+        self.job = job
+        self.meta = job["metadata"]
+        self.ns, self.name = self.meta["namespace"], self.meta["name"]
+        self.spec = job.get("spec") or {}
+        self.status: Obj = dict(job.get("status") or {})
+        self.cluster_name = names.job_cluster_name(self.name)
+
+    async def write(self, **fields: Any) -> None:
+        """Merge ``fields`` into status; a phase never moves backwards."""
+        phase = fields.get("jobStatus")
+        if phase and ORDER[phase] < ORDER.get(self.status.get("jobStatus") or "", 0):
+            fields.pop("jobStatus")
+        changed = {k: v for k, v in fields.items() if self.status.get(k) != v}
+        if not changed:
+            return
+        changed["observedGeneration"] = self.meta.get("generation")
+        if await self.rt.patch_status(DASKJOBS, self.job, changed) is not None:
+            self.status.update(changed)
+
+    # -- the pass ----------------------------------------------------------------------------
+    async def reconcile(self) -> float:
+        if self.meta.get("deletionTimestamp"):
+            return RESYNC
+        phase = self.status.get("jobStatus") or ""
+        if phase in TERMINAL:
+            return await self.finished()
+        if not phase:
+            await self.write(jobStatus="JobCreated")
+            await self.rt.event(self.job, "JobCreated", "DaskJob accepted")
+        if self.spec.get("suspend"):
+            return await self.suspended()
+        if self.status.get("conditions") and conditions.is_true(self.status.get("conditions"), "Suspended"):
+            await self.write(conditions=conditions.put(self.status.get("conditions"), "Suspended", False,
+                                                       "Resumed", "the job was resumed"))
+            await self.rt.event(self.job, "Resumed", "the job was resumed")
+        if not self.status.get("startTime"):
+            await self.write(startTime=fmt_time())
+        deadline = self.spec.get("activeDeadlineSeconds")
+        if deadline is not None and _seconds_since(self.status.get("startTime")) >= int(deadline):
+            return await self.fail("DeadlineExceeded",
+                                   f"the job ran longer than activeDeadlineSeconds ({deadline}s)")
+
+        if await create_if_missing(self.rt, DASKCLUSTERS, builders.job_cluster(self.job)):
+            await self.rt.event(self.job, "ClusterCreated", f"created DaskCluster {self.cluster_name}")
+        await self.write(jobStatus="ClusterCreated", clusterName=self.cluster_name)
+
+        scheduler = self.rt.pod(self.ns, names.scheduler_name(self.cluster_name))
+        if scheduler is None or not pod_ready(scheduler):
+            if scheduler is not None:
+                problem = _start_problem(scheduler)
+                if problem and _seconds_since(scheduler["metadata"].get("creationTimestamp")) > pending_timeout():
+                    return await self.fail(f"Scheduler{problem[0]}",
+                                           f"the scheduler Pod cannot start: {problem[1]}")
+            return RESYNC
+        return await self.drive_runner()
+
+    async def drive_runner(self) -> float:
+        attempt = int(self.status.get("attempts") or 0)
+        if attempt == 0 or not self.status.get("jobRunnerPodName"):
+            # First attempt, or the runner was retired by a suspension: start a fresh one.
+            return await self.start_attempt(attempt + 1)
+        name = names.runner_name(self.name, self.meta["uid"], attempt)
+        pod = self.rt.pod(self.ns, name)
+        if pod is None:
+            key = (self.ns, "DaskJob", self.name)
+            if not self.rt.expectations_met(key, self.ns):
+                return 1.0
+            pod = await self.rt.client.get(PODS, self.ns, name)
+            if pod is None:
+                # Created and lost (deleted by someone), or never created because the operator
+                # stopped between the status write and the create: make it (again) -- the same
+                # deterministic name keeps this idempotent.
+                return await self.start_attempt(attempt, recreate=True)
+        phase = (pod.get("status") or {}).get("phase")
+        if phase == "Succeeded":
+            return await self.succeed(pod)
+        if phase == "Failed" or pod["metadata"].get("deletionTimestamp"):
+            return await self.attempt_failed(pod, attempt)
+        if phase == "Pending":
+            problem = _start_problem(pod)
+            if problem:
+                reason, message = problem
+                fatal_now = reason in IMAGE_ERRORS and reason != "ImagePullBackOff"
+                if fatal_now or _seconds_since(pod["metadata"].get("creationTimestamp")) > pending_timeout():
+                    await self.rt.client.delete(PODS, self.ns, name, uid=pod["metadata"]["uid"])
+                    return await self.attempt_failed(pod, attempt, reason=reason, message=message)
+        await self.write(jobStatus="Running", jobRunnerPodName=name)
+        return RESYNC
+
+    async def start_attempt(self, attempt: int, *, recreate: bool = False) -> float:
+        pod = builders.runner_pod(self.job, attempt)
+        name = pod["metadata"]["name"]
+        self.rt.expect((self.ns, "DaskJob", self.name), [name])
+        created = await create_if_missing(self.rt, PODS, pod)
+        await self.write(jobStatus="Running", jobRunnerPodName=name, attempts=attempt)
+        if created:
+            what = "re-created" if recreate else "created"
+            await self.rt.event(self.job, "RunnerCreated", f"{what} runner Pod {name} (attempt {attempt})")
+        return RESYNC
+
+    async def attempt_failed(self, pod: Obj, attempt: int, *, reason: str | None = None,
+                             message: str | None = None) -> float:
+        term = _terminated(pod)
+        exit_code = term.get("exitCode")
+        reason = reason or term.get("reason") or "Error"
+        message = message or term.get("message") or \
+            (f"the runner exited with code {exit_code}" if exit_code is not None else "the runner failed")
+        failures = int(self.status.get("failed") or 0)
+        if self.status.get("lastFailedAttempt") != attempt:
+            # Count each attempt's failure once, however many passes see the failed Pod.
+            failures += 1
+            await self.write(failed=failures, lastFailedAttempt=attempt, exitCode=exit_code,
+                             reason=reason, message=message)
+        limit = int(self.spec.get("backoffLimit", 0) or 0)
+        if failures <= limit:
+            finished = parse_time(term.get("finishedAt")) or _now()
+            wait = retry_delay(failures) - (_now() - finished).total_seconds()
+            if wait > 0:
+                if self.status.get("retryAt") is None:
+                    await self.rt.event(self.job, "BackOff",
+                                        f"attempt {attempt} failed ({reason}); retrying in {wait:.0f}s "
+                                        f"({failures}/{limit} retries used)", warning=True)
+                await self.write(retryAt=fmt_time(_now() + dt.timedelta(seconds=wait)))
+                return wait
+            await self.write(retryAt=None)
+            return await self.start_attempt(attempt + 1)
+        tail = await self.rt.log_tail(self.ns, pod["metadata"]["name"])
+        return await self.fail(reason, message, exit_code=exit_code, log_tail=tail, failed=failures)
+
+    async def succeed(self, pod: Obj) -> float:
+        term = _terminated(pod)
+        result = _decode_result(term.get("message"))
+        await self.write(jobStatus="Successful", endTime=fmt_time(), exitCode=term.get("exitCode", 0),
+                         result=result, reason="Completed", message="the runner exited with code 0",
+                         jobRunnerPodName=pod["metadata"]["name"],
+                         conditions=conditions.put(self.status.get("conditions"), "Complete", True,
+                                                   "Completed", "the runner exited with code 0"))
+        await self.rt.event(self.job, "Successful", f"runner {pod['metadata']['name']} completed")
+        return await self.finished()
+
+    async def fail(self, reason: str, message: str, *, exit_code: int | None = None,
+                   log_tail: str | None = None, failed: int | None = None) -> float:
+        fields: Obj = {"jobStatus": "Failed", "endTime": fmt_time(), "reason": reason,
+                       "message": message,
+                       "conditions": conditions.put(self.status.get("conditions"), "Failed", True,
+                                                    reason, message)}
+        if exit_code is not None:
+            fields["exitCode"] = exit_code
+        if log_tail is not None:
+            fields["logTail"] = log_tail
+        if failed is not None:
+            fields["failed"] = failed
+        await self.write(**fields)
+        await self.rt.event(self.job, "Failed", f"{reason}: {message}", warning=True)
+        runner = self.status.get("jobRunnerPodName")
+        if reason == "DeadlineExceeded" and runner:
+            await self.rt.client.delete(PODS, self.ns, runner)
+        return await self.finished()
+
+    async def finished(self) -> float:
+        """Tear down what a finished job no longer needs, then honour its TTL."""
+        phase = self.status.get("jobStatus")
+        keep = phase == "Failed" and bool(self.spec.get("keepClusterOnFailure"))
+        if not keep:
+            cluster = await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
+            if cluster is not None and any(r.get("uid") == self.meta["uid"]
+                                           for r in cluster["metadata"].get("ownerReferences") or []):
+                await self.rt.client.delete(DASKCLUSTERS, self.ns, self.cluster_name,
+                                            uid=cluster["metadata"]["uid"], propagation="Background")
+                await self.rt.event(self.job, "ClusterDeleted", f"deleted DaskCluster {self.cluster_name}")
+        ttl = self.spec.get("ttlSecondsAfterFinished")
+        if ttl is None:
+            return 3600.0
+        left = int(ttl) - _seconds_since(self.status.get("endTime"))
+        if left > 0:
+            return left
+        try:
+            await self.rt.client.delete(DASKJOBS, self.ns, self.name, uid=self.meta["uid"],
+                                        propagation="Background")
+        except APIError as exc:
+            if exc.code != 404:
+                raise
+        return RESYNC
+
+    async def suspended(self) -> float:
+        runner = self.status.get("jobRunnerPodName")
+        if runner:
+            await self.rt.client.delete(PODS, self.ns, runner)
+            await self.write(jobRunnerPodName=None)  # resuming starts a fresh attempt
+        cluster = await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
+        if cluster is not None:
+            await self.rt.client.delete(DASKCLUSTERS, self.ns, self.cluster_name,
+                                        uid=cluster["metadata"]["uid"])
+        if not conditions.is_true(self.status.get("conditions"), "Suspended"):
+            await self.write(conditions=conditions.put(self.status.get("conditions"), "Suspended", True,
+                                                       "JobSuspended", "spec.suspend is true"))
+            await self.rt.event(self.job, "Suspended", "the job is suspended; its cluster and runner were removed")
+        return RESYNC
+
+
+async def reconcile(rt: Runtime, job: Obj) -> float:
+    return await JobReconciler(rt, job).reconcile()

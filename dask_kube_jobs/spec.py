@@ -1,0 +1,471 @@
+"""Build DaskCluster and DaskJob manifests from a few keyword arguments.
+
+``make_cluster_spec``, ``make_worker_spec`` and ``make_scheduler_spec`` take the arguments of the
+upstream Dask Kubernetes Operator's builders, with the same names, order and meanings, so code
+written for ``dask_kubernetes.operator`` keeps working. Two deliberate differences:
+
+* the containers run the commands current ``distributed`` has, ``dask scheduler`` and
+  ``dask worker`` (the ``dask-scheduler``/``dask-worker`` scripts were removed); a
+  ``worker_command`` that names the old script is translated;
+* arguments are validated here, before anything reaches the API, and a mistake raises
+  :class:`SpecError` naming the argument (``resources['requests']: unknown resource name
+  'memroy' (did you mean 'memory'?)``) instead of a Pod that never starts.
+
+``make_job_spec`` builds a whole DaskJob: the same cluster plus a runner that runs ``command`` or
+a Python ``script``. A script is carried inside the manifest (no ConfigMap to create and clean
+up), in the runner's environment variable ``DKJ_SCRIPT``; Linux refuses any single environment
+string longer than 128 KiB (``MAX_ARG_STRLEN``), hence :data:`SCRIPT_MAX_BYTES`.
+
+Everything here is pure: dicts in, dicts out, no I/O except reading a script file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .crds import GROUP, VERSION
+
+__all__ = [
+    "DEFAULT_IMAGE",
+    "SCRIPT_ENV",
+    "SCRIPT_MAX_BYTES",
+    "SpecError",
+    "make_cluster_spec",
+    "make_job_spec",
+    "make_scheduler_spec",
+    "make_worker_spec",
+]
+
+DEFAULT_IMAGE = "ghcr.io/dask/dask:latest"
+SCRIPT_ENV = "DKJ_SCRIPT"
+SCRIPT_MAX_BYTES = 128 * 1024 - 1024  # MAX_ARG_STRLEN minus room for the variable's name
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+_SCHEDULER_SUFFIX = "-scheduler"  # the scheduler Service: a DNS-1035 label of <= 63 characters
+MAX_NAME_LENGTH = 63 - len(_SCHEDULER_SUFFIX)
+
+_DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_QUALIFIED = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+_QUANTITY = re.compile(r"\+?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?")
+_STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+_RESOURCE_KEYS = ("limits", "requests", "claims")
+_LEGACY_COMMANDS = {"dask-worker": ["dask", "worker"], "dask-scheduler": ["dask", "scheduler"]}
+
+# The runner's entry point for a script: run the source from $DKJ_SCRIPT as __main__, with the
+# source registered in linecache so tracebacks in the log show the failing lines.
+_SCRIPT_BOOTSTRAP = (
+    "import linecache, os, sys\n"
+    f"source = os.environ.pop({SCRIPT_ENV!r})\n"
+    "name = os.environ.get('DKJ_SCRIPT_NAME', 'job.py')\n"
+    "linecache.cache[name] = (len(source), None, source.splitlines(True), name)\n"
+    "sys.argv = [name]\n"
+    "exec(compile(source, name, 'exec'), {'__name__': '__main__', '__file__': name})\n"
+)
+
+
+class SpecError(ValueError):
+    """An argument of a spec builder is invalid; ``argument`` names it (``resources``, ``name``,
+    ``env['FOO']``...). Raised before any request is made."""
+
+    def __init__(self, argument: str, problem: str) -> None:
+        super().__init__(f"{argument}: {problem}")
+        self.argument = argument
+        self.problem = problem
+
+
+# ---------------------------------------------------------------- validation
+
+def _check_int(argument: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(argument, f"must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise SpecError(argument, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_bool(argument: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(argument, f"must be True or False, got {value!r}")
+    return value
+
+
+def _check_name(argument: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise SpecError(argument, f"must be a string, got {type(value).__name__}")
+    if not value:
+        raise SpecError(argument, "must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise SpecError(argument, f"{value!r} is {len(value)} characters; at most "
+                        f"{MAX_NAME_LENGTH} are allowed so that the scheduler Service "
+                        f"'{value}{_SCHEDULER_SUFFIX}' is a valid DNS label")
+    if not _DNS1035.fullmatch(value):
+        raise SpecError(argument, f"{value!r} must consist of lower case letters, digits and "
+                        "'-', start with a letter and end with a letter or digit (it names a "
+                        "Service, a DNS-1035 label), e.g. 'my-cluster'")
+    return value
+
+
+def _check_image(argument: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(argument, f"must be a non-empty image reference, got {value!r}")
+    if any(c.isspace() for c in value):
+        raise SpecError(argument, f"{value!r} contains whitespace")
+    return value
+
+
+def _check_argv(argument: str, value: Any) -> list[str]:
+    """A command as a list of strings; a string is split like a shell would."""
+    argv = shlex.split(value) if isinstance(value, str) else value
+    if not isinstance(argv, Sequence) or isinstance(argv, (bytes, str)) or not argv:
+        raise SpecError(argument, f"must be a non-empty list of strings, got {value!r}")
+    bad = [a for a in argv if not isinstance(a, str)]
+    if bad:
+        raise SpecError(argument, f"every item must be a string, got {bad[0]!r}; "
+                        "write numbers as strings, e.g. '2'")
+    return list(argv)
+
+
+def _check_env(value: Any) -> list[dict[str, Any]] | None:
+    """``env`` as a dict of names to values, or a list of Kubernetes EnvVar dicts."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        out = []
+        for key, val in value.items():
+            where = f"env[{key!r}]"
+            if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
+                raise SpecError(where, "is not a valid environment variable name")
+            if isinstance(val, bool) or not isinstance(val, (str, int, float)):
+                raise SpecError(where, f"must be a string, got {type(val).__name__} {val!r}")
+            out.append({"name": key, "value": str(val)})
+        return out
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise SpecError("env", "must be a dict of names to values or a list of "
+                        f"{{'name': ..., 'value': ...}} dicts, got {type(value).__name__}")
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise SpecError(f"env[{i}]", f"must be a dict with a 'name', got {item!r}")
+        if not _ENV_NAME.fullmatch(item["name"]):
+            raise SpecError(f"env[{i}]", f"{item['name']!r} is not a valid environment "
+                            "variable name")
+        unknown = set(item) - {"name", "value", "valueFrom"}
+        if unknown:
+            raise SpecError(f"env[{i}]", f"unknown key {sorted(unknown)[0]!r}; an EnvVar has "
+                            "'name', 'value' and 'valueFrom'")
+        if "value" in item and not isinstance(item["value"], str):
+            raise SpecError(f"env[{i}]", f"'value' must be a string, got {item['value']!r}")
+    return [dict(item) for item in value]
+
+
+def _check_resource_name(where: str, name: Any) -> None:
+    if not isinstance(name, str):
+        raise SpecError(where, f"resource names are strings, got {name!r}")
+    if name in _STANDARD_RESOURCES or name.startswith("hugepages-"):
+        return
+    prefix, slash, rest = name.partition("/")
+    if slash and _DNS1123_SUBDOMAIN.fullmatch(prefix) and _QUALIFIED.fullmatch(rest):
+        return  # an extended resource such as nvidia.com/gpu
+    close = difflib.get_close_matches(name, _STANDARD_RESOURCES, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else (
+        "; use cpu, memory, ephemeral-storage, hugepages-<size> or a domain-prefixed "
+        "extended resource such as nvidia.com/gpu")
+    raise SpecError(where, f"unknown resource name {name!r}{hint}")
+
+
+def _check_resources(value: Any) -> dict[str, Any] | None:
+    """``resources`` as a Kubernetes ResourceRequirements dict."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise SpecError("resources", "must be a dict such as {'requests': {'memory': '2Gi'}, "
+                        f"'limits': {{'memory': '4Gi'}}}}, got {type(value).__name__}")
+    out: dict[str, Any] = {}
+    for key, section in value.items():
+        if key not in _RESOURCE_KEYS:
+            close = difflib.get_close_matches(str(key), _RESOURCE_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpecError("resources", f"unknown key {key!r}{hint}; use 'requests' and "
+                            "'limits'")
+        where = f"resources[{key!r}]"
+        if key == "claims":
+            if not isinstance(section, list) or not all(
+                    isinstance(c, Mapping) and isinstance(c.get("name"), str) for c in section):
+                raise SpecError(where, "must be a list of {'name': ...} dicts")
+            out[key] = [dict(c) for c in section]
+            continue
+        if not isinstance(section, Mapping):
+            raise SpecError(where, f"must be a dict of resource names to quantities, got "
+                            f"{section!r}")
+        for name, quantity in section.items():
+            _check_resource_name(where, name)
+            text = str(quantity) if isinstance(quantity, (int, float)) and not isinstance(
+                quantity, bool) else quantity
+            if not isinstance(text, str) or not _QUANTITY.fullmatch(text):
+                raise SpecError(f"{where}[{name!r}]", f"{quantity!r} is not a quantity; use "
+                                "e.g. 2, '500m', '4Gi'")
+        out[key] = dict(section)
+    return out
+
+
+def _check_string_map(argument: str, value: Any, *, labels: bool) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise SpecError(argument, f"must be a dict of strings, got {type(value).__name__}")
+    for key, val in value.items():
+        prefix, _, name = key.rpartition("/") if isinstance(key, str) else ("", "", "")
+        if not name or len(name) > 63 or not _QUALIFIED.fullmatch(name) or (
+                prefix and not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
+            raise SpecError(argument, f"key {key!r} must be a name of at most 63 characters "
+                            "(alphanumerics, '-', '_', '.') with an optional DNS prefix and '/'")
+        if not isinstance(val, str):
+            raise SpecError(f"{argument}[{key!r}]", f"must be a string, got {val!r}")
+        if labels and val and (len(val) > 63 or not _QUALIFIED.fullmatch(val)):
+            raise SpecError(f"{argument}[{key!r}]", f"{val!r} is not a valid label value (at "
+                            "most 63 alphanumerics, '-', '_' or '.')")
+    return dict(value)
+
+
+def _check_metadata(argument: str, value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise SpecError(argument, "must be a dict with 'labels' and/or 'annotations'")
+    unknown = set(value) - {"labels", "annotations"}
+    if unknown:
+        raise SpecError(argument, f"unknown key {sorted(unknown)[0]!r}; only 'labels' and "
+                        "'annotations' may be set")
+    out: dict[str, Any] = {}
+    for key in ("labels", "annotations"):
+        checked = _check_string_map(f"{argument}[{key!r}]", value.get(key),
+                                    labels=key == "labels")
+        if checked is not None:
+            out[key] = checked
+    return out
+
+
+def _container(name: str, image: str, args: list[str], env: list[dict[str, Any]] | None,
+               resources: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "image": image, "args": args}
+    if env:
+        out["env"] = env
+    if resources:
+        out["resources"] = resources
+    return out
+
+
+def _worker_argv(worker_command: Any) -> list[str]:
+    argv = _check_argv("worker_command", worker_command)
+    return _LEGACY_COMMANDS.get(argv[0], argv[:1]) + argv[1:]
+
+
+# ---------------------------------------------------------------- upstream-compatible builders
+
+def make_worker_spec(image: str = DEFAULT_IMAGE, n_workers: int = 3,
+                     resources: dict[str, Any] | None = None,
+                     env: dict[str, Any] | list[dict[str, Any]] | None = None,
+                     worker_command: str | list[str] = "dask worker") -> dict[str, Any]:
+    """The ``worker`` section of a DaskCluster (or a DaskWorkerGroup's ``spec.worker``).
+
+    Each worker is named after its Pod (``$(DASK_WORKER_NAME)``, set by the operator) and serves
+    its dashboard on 8788.
+
+    >>> make_worker_spec(n_workers=2)["spec"]["containers"][0]["args"][:4]
+    ['dask', 'worker', '--name', '$(DASK_WORKER_NAME)']
+    """
+    container = _container("worker", _check_image("image", image),
+                           _worker_argv(worker_command) + [
+                               "--name", "$(DASK_WORKER_NAME)", "--dashboard",
+                               "--dashboard-address", "8788"],
+                           _check_env(env), _check_resources(resources))
+    container["ports"] = [{"name": "http-dashboard", "containerPort": 8788, "protocol": "TCP"}]
+    return {"replicas": _check_int("n_workers", n_workers, 0),
+            "spec": {"containers": [container]}}
+
+
+def make_scheduler_spec(cluster_name: str,
+                        env: dict[str, Any] | list[dict[str, Any]] | None = None,
+                        resources: dict[str, Any] | None = None, image: str = DEFAULT_IMAGE,
+                        scheduler_service_type: str = "ClusterIP",
+                        jupyter: bool = False) -> dict[str, Any]:
+    """The ``scheduler`` section of a DaskCluster: the scheduler Pod and its Service.
+
+    >>> make_scheduler_spec("demo")["service"]["selector"]["dask.org/component"]
+    'scheduler'
+    """
+    _check_name("cluster_name", cluster_name)
+    if scheduler_service_type not in SERVICE_TYPES:
+        raise SpecError("scheduler_service_type", f"{scheduler_service_type!r} is not one of "
+                        + ", ".join(SERVICE_TYPES))
+    args = ["dask", "scheduler", "--host", "0.0.0.0"]
+    if _check_bool("jupyter", jupyter):
+        args.append("--jupyter")
+    container = _container("scheduler", _check_image("image", image), args, _check_env(env),
+                           _check_resources(resources))
+    health = {"httpGet": {"port": "http-dashboard", "path": "/health"}}
+    container.update({
+        "ports": [{"name": "tcp-comm", "containerPort": 8786, "protocol": "TCP"},
+                  {"name": "http-dashboard", "containerPort": 8787, "protocol": "TCP"}],
+        # Probe often at first so a job's runner starts as soon as the scheduler answers.
+        "readinessProbe": {**health, "initialDelaySeconds": 0, "periodSeconds": 1,
+                           "timeoutSeconds": 5},
+        "livenessProbe": {**health, "initialDelaySeconds": 15, "periodSeconds": 20},
+    })
+    return {
+        "spec": {"containers": [container]},
+        "service": {
+            "type": scheduler_service_type,
+            "selector": {"dask.org/cluster-name": cluster_name,
+                         "dask.org/component": "scheduler"},
+            "ports": [{"name": "tcp-comm", "protocol": "TCP", "port": 8786,
+                       "targetPort": "tcp-comm"},
+                      {"name": "http-dashboard", "protocol": "TCP", "port": 8787,
+                       "targetPort": "http-dashboard"}],
+        },
+    }
+
+
+def _cluster_body(name: str, image: str, n_workers: int | None, resources: Any, env: Any,
+                  worker_command: Any, scheduler_service_type: str, idle_timeout: int,
+                  jupyter: bool) -> dict[str, Any]:
+    return {
+        "idleTimeout": _check_int("idle_timeout", idle_timeout, 0),
+        "worker": make_worker_spec(image=image, n_workers=3 if n_workers is None else n_workers,
+                                   resources=resources, env=env, worker_command=worker_command),
+        "scheduler": make_scheduler_spec(cluster_name=name, env=env, resources=resources,
+                                         image=image,
+                                         scheduler_service_type=scheduler_service_type,
+                                         jupyter=jupyter),
+    }
+
+
+def make_cluster_spec(name: str, image: str = DEFAULT_IMAGE, n_workers: int | None = None,
+                      resources: dict[str, Any] | None = None,
+                      env: dict[str, Any] | list[dict[str, Any]] | None = None,
+                      worker_command: str | list[str] = "dask worker",
+                      scheduler_service_type: str = "ClusterIP", idle_timeout: int = 0,
+                      jupyter: bool = False) -> dict[str, Any]:
+    """A complete DaskCluster manifest; ``n_workers=None`` means 3, KubeCluster's default.
+
+    ``resources`` and ``env`` apply to the scheduler and the workers. Edit the result freely
+    before creating it, e.g. to add a ``nodeSelector`` to the workers:
+
+    >>> spec = make_cluster_spec(name="selector-example", n_workers=2)
+    >>> spec["spec"]["worker"]["spec"]["nodeSelector"] = {"disktype": "ssd"}
+    """
+    _check_name("name", name)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "DaskCluster",
+        "metadata": {"name": name},
+        "spec": _cluster_body(name, image, n_workers, resources, env, worker_command,
+                              scheduler_service_type, idle_timeout, jupyter),
+    }
+
+
+# ---------------------------------------------------------------- DaskJob
+
+def _script_source(script: Any) -> tuple[str, str]:
+    """(source, file name) of ``script``: Python source, or the path of a ``.py`` file."""
+    if isinstance(script, os.PathLike) or (
+            isinstance(script, str) and script.endswith(".py") and "\n" not in script):
+        path = Path(script)
+        try:
+            return path.read_text(encoding="utf-8"), path.name
+        except OSError as exc:
+            raise SpecError("script", f"cannot read {str(path)!r}: {exc.strerror or exc}") \
+                from exc
+    if not isinstance(script, str) or not script.strip():
+        raise SpecError("script", "must be Python source or the path of a .py file")
+    return script, "job.py"
+
+
+def _runner_args(command: Any, script: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    if (command is None) == (script is None):
+        raise SpecError("command", "give exactly one of command=[argv...] or script=<Python "
+                        "source or .py file>")
+    if command is not None:
+        return _check_argv("command", command), []
+    source, filename = _script_source(script)
+    try:
+        compile(source, filename, "exec")
+    except (SyntaxError, ValueError) as exc:
+        raise SpecError("script", f"is not valid Python: {exc}") from exc
+    size = len(source.encode("utf-8"))
+    if size > SCRIPT_MAX_BYTES:
+        raise SpecError("script", f"is {size} bytes; at most {SCRIPT_MAX_BYTES} fit in the "
+                        "runner's environment. Put larger code in the image (or a volume) and "
+                        "use command=['python', 'path/in/image.py'] instead")
+    # Kubernetes expands $(VAR) in env values; '$$' is its escape for a literal '$'.
+    env = [{"name": SCRIPT_ENV, "value": source.replace("$", "$$")},
+           {"name": "DKJ_SCRIPT_NAME", "value": filename}]
+    return ["python", "-c", _SCRIPT_BOOTSTRAP], env
+
+
+def make_job_spec(name: str, *, image: str = DEFAULT_IMAGE,
+                  command: str | list[str] | None = None, script: str | os.PathLike[str] | None
+                  = None, n_workers: int = 3, resources: dict[str, Any] | None = None,
+                  env: dict[str, Any] | list[dict[str, Any]] | None = None,
+                  runner_resources: dict[str, Any] | None = None,
+                  worker_command: str | list[str] = "dask worker",
+                  scheduler_service_type: str = "ClusterIP", idle_timeout: int = 0,
+                  backoff_limit: int | None = None, active_deadline_seconds: int | None = None,
+                  ttl_seconds_after_finished: int | None = None, suspend: bool | None = None,
+                  keep_cluster_on_failure: bool | None = None,
+                  cluster_metadata: dict[str, Any] | None = None,
+                  labels: dict[str, str] | None = None,
+                  annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """A complete DaskJob manifest: a cluster plus a runner running ``command`` or ``script``.
+
+    ``resources`` apply to the scheduler and workers, ``runner_resources`` to the runner;
+    ``env`` to all three. The policy arguments map to the DaskJob fields of the same meaning
+    as in a batch/v1 Job (``backoffLimit``, ``activeDeadlineSeconds``,
+    ``ttlSecondsAfterFinished``, ``suspend``) plus ``keepClusterOnFailure``; None leaves the
+    CRD's default. ``cluster_metadata`` ({'labels': ..., 'annotations': ...}) goes on the
+    DaskCluster, ``labels``/``annotations`` on the DaskJob itself.
+
+    >>> job = make_job_spec("sum", script="import dask; print(1 + 1)", n_workers=2)
+    >>> job["spec"]["job"]["spec"]["containers"][0]["args"][:2]
+    ['python', '-c']
+    """
+    _check_name("name", name)
+    args, script_env = _runner_args(command, script)
+    env_list = _check_env(env) or []
+    runner = _container("job", _check_image("image", image), args, env_list + script_env,
+                        _check_resources(runner_resources))
+    spec: dict[str, Any] = {
+        "job": {"spec": {"restartPolicy": "Never", "containers": [runner]}},
+        "cluster": {"spec": _cluster_body(name, image, n_workers, resources, env,
+                                          worker_command, scheduler_service_type,
+                                          idle_timeout, False)},
+    }
+    meta = _check_metadata("cluster_metadata", cluster_metadata)
+    if meta:
+        spec["cluster"]["metadata"] = meta
+    for field, argument, value, minimum in (
+            ("backoffLimit", "backoff_limit", backoff_limit, 0),
+            ("activeDeadlineSeconds", "active_deadline_seconds", active_deadline_seconds, 1),
+            ("ttlSecondsAfterFinished", "ttl_seconds_after_finished",
+             ttl_seconds_after_finished, 0)):
+        if value is not None:
+            spec[field] = _check_int(argument, value, minimum)
+    for field, argument, value in (("suspend", "suspend", suspend), ("keepClusterOnFailure",
+                                   "keep_cluster_on_failure", keep_cluster_on_failure)):
+        if value is not None:
+            spec[field] = _check_bool(argument, value)
+    metadata: dict[str, Any] = {"name": name}
+    for key, value in (("labels", _check_string_map("labels", labels, labels=True)),
+                       ("annotations", _check_string_map("annotations", annotations,
+                                                         labels=False))):
+        if value:
+            metadata[key] = value
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DaskJob", "metadata": metadata,
+            "spec": spec}
+

@@ -1,0 +1,148 @@
+"""Node registration, graceful deletion, and restart safety of the kubelet itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dask_kube_jobs.local.testing import Kubectl
+
+from .kubelet_support import (Plane, apply, has_event, kk, kplane, node_ready, pod,  # noqa: F401
+                              processes_with, start_kubelet, status_of, stop_kubelet,
+                              wait_for)
+
+pytestmark = pytest.mark.kubectl
+
+HANDLER = """
+import os, signal, sys, time, subprocess
+child = subprocess.Popen(["sleep", "600"])
+def on_term(*_):
+    open("/out/terminated", "w").write("SIGTERM handled")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+open("/out/started", "w").write("up")
+while True:
+    time.sleep(0.1)
+"""
+
+
+def mark(marker: str) -> list[dict[str, str]]:
+    """Processes of a test carry this variable, so the test can find every one of them."""
+    return [{"name": "DKJ_TEST_MARKER", "value": marker}]
+
+
+def test_node_is_registered_with_lease(kplane: Plane) -> None:
+    k = Kubectl(kplane.kubeconfig)
+    node = k("get", "node", "dkj-local-node", "-o", "json").json()
+    st = node["status"]
+    assert st["nodeInfo"]["kubeletVersion"] == "v1.32.0"
+    assert st["nodeInfo"]["containerRuntimeVersion"] == "dask-kube-jobs-process://0.1"
+    assert {"type": "InternalIP", "address": "127.0.0.1"} in st["addresses"]
+    assert int(st["capacity"]["cpu"]) == os.cpu_count()
+    assert st["capacity"]["pods"] == "110" and st["capacity"]["memory"].endswith("Ki")
+    has_gpu = any(Path("/dev").glob("nvidia[0-9]*"))
+    assert ("nvidia.com/gpu" in st["capacity"]) == has_gpu
+    assert st["daemonEndpoints"]["kubeletEndpoint"]["Port"] > 0
+    types = {c["type"]: c["status"] for c in st["conditions"]}
+    assert types == {"Ready": "True", "MemoryPressure": "False", "DiskPressure": "False",
+                     "PIDPressure": "False"}
+    lease = k("get", "lease", "dkj-local-node", "-n", "kube-node-lease", "-o", "json").json()
+    assert lease["spec"]["holderIdentity"] == "dkj-local-node"
+    assert lease["metadata"]["ownerReferences"][0]["kind"] == "Node"
+
+
+def test_graceful_deletion_runs_sigterm_handler(kk: Kubectl, tmp_path: Path) -> None:
+    marker = f"dkj-marker-{uuid.uuid4().hex[:8]}"
+    out = tmp_path / "out"
+    out.mkdir()
+    apply(kk, pod("graceful", [{"name": "c", "command": ["python", "-c", HANDLER],
+                                "env": [{"name": "DKJ_TEST_MARKER", "value": marker}],
+                                "volumeMounts": [{"name": "out", "mountPath": "/out"}]}],
+                  volumes=[{"name": "out", "hostPath": {"path": str(out)}}],
+                  terminationGracePeriodSeconds=20))
+    wait_for(lambda: (out / "started").exists(), 20, "the container to start")
+    assert processes_with(marker)
+    t0 = time.monotonic()
+    kk("delete", "pod", "graceful", "--timeout=30s")
+    assert time.monotonic() - t0 < 15
+    assert (out / "terminated").read_text() == "SIGTERM handled"
+    assert kk("get", "pod", "graceful", check=False).returncode != 0
+    wait_for(lambda: not processes_with(marker), 5, "no process left")
+
+
+def test_sigkill_after_grace_period_leaves_no_process(kk: Kubectl) -> None:
+    marker = f"dkj-marker-{uuid.uuid4().hex[:8]}"
+    script = f"trap '' TERM; sleep 600 & setsid sleep 601 & sleep 602"
+    apply(kk, pod("stubborn", [{"name": "c", "command": ["sh", "-c", script], "env": mark(marker)}],
+                  terminationGracePeriodSeconds=2))
+    wait_for(lambda: len(processes_with(marker)) >= 3, 20, "the processes")
+    t0 = time.monotonic()
+    kk("delete", "pod", "stubborn", "--timeout=30s")
+    took = time.monotonic() - t0
+    assert 1.5 < took < 10, took
+    assert has_event(kk, "stubborn", "Killing", "Stopping container c")
+    assert not processes_with(marker)
+
+
+def test_kubelet_killed_and_restarted_leaves_no_orphans(kplane: Plane, kk: Kubectl,
+                                                        tmp_path: Path) -> None:
+    """A second node: its kubelet is SIGKILLed while Pods run, started again, and the Pods are
+    restarted (counted) and finally deleted with nothing left behind."""
+    node = f"restart-{uuid.uuid4().hex[:6]}"
+    state = tmp_path / "state"
+    proc = start_kubelet(kplane.kubeconfig, state, node, tmp_path / "kubelet.log")
+    try:
+        wait_for(lambda: node_ready(kk, node), 30, "the second Node")
+        marker = f"dkj-marker-{uuid.uuid4().hex[:8]}"
+        apply(kk, pod("survivor", [{"name": "c", "command": [
+            "sh", "-c", "setsid sleep 600 & sleep 601"], "env": mark(marker)}], node=node),
+            pod("once", [{"name": "c", "command": ["sh", "-c", "sleep 602"], "env": mark(marker)}],
+                node=node, restartPolicy="Never"))
+        wait_for(lambda: status_of(kk, "survivor").get("phase") == "Running" and
+                 status_of(kk, "once").get("phase") == "Running", 30, "Pods running")
+        assert len(processes_with(marker)) >= 3
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        # The container processes die with the kubelet (parent-death signal); what they started
+        # outside their session is killed by the next kubelet.
+        wait_for(lambda: not any("sleep 601" in " ".join(p.cmdline()) or "sleep 602" in
+                                 " ".join(p.cmdline()) for p in processes_with(marker)),
+                 10, "the containers' main processes to die with the kubelet")
+        proc = start_kubelet(kplane.kubeconfig, state, node, tmp_path / "kubelet.log")
+        wait_for(lambda: status_of(kk, "survivor", "c").get("restartCount") == 1 and
+                 "running" in status_of(kk, "survivor", "c").get("state", {}), 30,
+                 "the Pod restarted by the new kubelet")
+        once = wait_for(lambda: (lambda s: s if s.get("phase") == "Failed" else None)(
+            status_of(kk, "once")), 30, "the Never Pod to fail")
+        assert once["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137
+        # one process per kept container: the survivor's fresh pair; nothing of the old ones
+        wait_for(lambda: len(processes_with(marker)) == 2, 10, "only the new processes")
+        kk("delete", "pod", "survivor", "once", "--timeout=30s")
+        wait_for(lambda: not processes_with(marker), 10, "no process left")
+    finally:
+        stop_kubelet(proc)
+        kk("delete", "node", node, check=False)
+
+
+def test_kubelet_sigterm_stops_pod_processes(kplane: Plane, kk: Kubectl, tmp_path: Path) -> None:
+    node = f"stop-{uuid.uuid4().hex[:6]}"
+    proc = start_kubelet(kplane.kubeconfig, tmp_path / "state", node, tmp_path / "kubelet.log")
+    marker = f"dkj-marker-{uuid.uuid4().hex[:8]}"
+    try:
+        wait_for(lambda: node_ready(kk, node), 30, "the Node")
+        apply(kk, pod("stopme", [{"name": "c", "command": [
+            "sh", "-c", "trap '' TERM; setsid sleep 600 & sleep 601"], "env": mark(marker)}],
+            node=node))
+        wait_for(lambda: len(processes_with(marker)) >= 2, 20, "the processes")
+    finally:
+        t0 = time.monotonic()
+        stop_kubelet(proc)
+        assert time.monotonic() - t0 < 15
+        kk("delete", "pod", "stopme", "--wait=false", check=False)
+        kk("delete", "node", node, check=False)
+    assert not processes_with(marker)
