@@ -13,13 +13,10 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
-import json
 import logging
 import os
 import signal
 import ssl
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,6 +27,7 @@ from .apiserver.core import APICore
 from .apiserver.proxy import install_proxies
 from .apiserver.server import APIServer
 from .state import StateDir
+from .supervisor import Supervisor
 
 log = logging.getLogger("dask_kube_jobs.local")
 
@@ -66,36 +64,6 @@ def _ssl_context(state: StateDir) -> ssl.SSLContext:
     return ctx
 
 
-def _spawn(state: StateDir, name: str, module: str, args: list[str]) -> subprocess.Popen[bytes] | None:
-    if importlib.util.find_spec(module) is None:
-        log.info("%s is not part of this installation; not starting it", name)
-        return None
-    logfile = open(state.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args], stdout=logfile, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True,
-    )
-    logfile.close()
-    log.info("started %s (pid %d)", name, proc.pid)
-    return proc
-
-
-def _stop_children(children: list[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
-    for proc in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for proc in children:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=2)
-
-
 async def run(args: argparse.Namespace) -> None:
     state = StateDir(Path(args.state_dir))
     state.prepare()
@@ -120,21 +88,20 @@ async def run(args: argparse.Namespace) -> None:
         from .controllers.manager import run_controllers
 
         tasks.append(asyncio.create_task(run_controllers(str(state.admin_kubeconfig)), name="controllers"))
-    children: list[subprocess.Popen[bytes]] = []
-    if not args.no_kubelet:
-        proc = _spawn(state, "kubelet", "dask_kube_jobs.local.kubelet",
-                      ["--kubeconfig", str(state.admin_kubeconfig), "--state-dir", str(state.kubelet)])
-        if proc:
-            children.append(proc)
-    if not args.no_operator:
-        proc = _spawn(state, "operator", "dask_kube_jobs.operator",
-                      ["--kubeconfig", str(state.admin_kubeconfig), "--all-namespaces"])
-        if proc:
-            children.append(proc)
+    def record(children: dict[str, int]) -> None:
+        state.write_endpoint({"pid": os.getpid(), "server": url, "port": port,
+                              "children": children, "started": started})
 
-    state.write_endpoint({"pid": os.getpid(), "server": url, "port": port,
-                          "children": {p.args[2]: p.pid for p in children},  # type: ignore[index]
-                          "started": time.time()})
+    started = time.time()
+    supervisor = Supervisor(state.logs, on_change=record)
+    if not args.no_kubelet:
+        supervisor.add("kubelet", "dask_kube_jobs.local.kubelet",
+                       ["--kubeconfig", str(state.admin_kubeconfig), "--state-dir", str(state.kubelet)])
+    if not args.no_operator:
+        supervisor.add("operator", "dask_kube_jobs.operator",
+                       ["--kubeconfig", str(state.admin_kubeconfig), "--all-namespaces"])
+    record(supervisor.pids())
+    tasks.append(asyncio.create_task(supervisor.watch(), name="supervisor"))
     log.info("local control plane serving at %s (kubeconfig %s)", url, args.kubeconfig)
 
     stop = asyncio.Event()
@@ -145,7 +112,7 @@ async def run(args: argparse.Namespace) -> None:
         await stop.wait()
     finally:
         log.info("stopping")
-        await asyncio.to_thread(_stop_children, children)
+        await asyncio.to_thread(supervisor.stop)
         for task in tasks:
             task.cancel()
         for task in tasks:

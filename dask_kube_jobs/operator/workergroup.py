@@ -111,7 +111,7 @@ async def _scale_up(rt: Runtime, group: Obj, count: int) -> None:
 async def _scale_down(rt: Runtime, group: Obj, cluster: Obj, active: list[Obj],
                       excess: int) -> str | None:
     """Remove ``excess`` workers; returns why it could not, or None."""
-    ns, name = group["metadata"]["namespace"], group["metadata"]["name"]
+    ns, _name = group["metadata"]["namespace"], group["metadata"]["name"]
     idle = [p for p in active if not _joined(p)]
     doomed = sorted(idle, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True)[:excess]
     for pod in doomed:
