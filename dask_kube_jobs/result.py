@@ -3,8 +3,8 @@
 A runner Pod has one channel back to the control plane that needs no extra rights, no
 sidecar and no network: its container's termination message. The kubelet reads the file at
 ``terminationMessagePath`` (``/dev/termination-log`` unless the Pod says otherwise) when the
-container exits and publishes it in the Pod status, where the operator copies it to the
-DaskJob's ``status.result`` and clients decode it. That works identically on a real cluster and
+container exits and publishes it in the Pod status; the operator decodes it into the DaskJob's
+``status.result``. That works identically on a real cluster and
 on the local control plane, whose process kubelet points ``$DKJ_TERMINATION_MESSAGE_PATH`` at the
 file it will read.
 
@@ -51,7 +51,8 @@ def encode_result(value: Any) -> str:
 
 
 def decode_result(text: str | None) -> Any:
-    """The value a runner passed to ``set_result``, from ``status.result`` (None if unset)."""
+    """The value a runner passed to ``set_result``, from its termination message (None if
+    empty). The operator stores the decoded value in the DaskJob's ``status.result``."""
     if text is None or text == "":
         return None
     try:

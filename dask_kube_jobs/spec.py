@@ -157,7 +157,7 @@ def _check_env(value: Any) -> list[dict[str, Any]] | None:
                             "variable name")
         unknown = set(item) - {"name", "value", "valueFrom"}
         if unknown:
-            raise SpecError(f"env[{i}]", f"unknown key {sorted(unknown)[0]!r}; an EnvVar has "
+            raise SpecError(f"env[{i}]", f"unknown key {min(unknown)!r}; an EnvVar has "
                             "'name', 'value' and 'valueFrom'")
         if "value" in item and not isinstance(item["value"], str):
             raise SpecError(f"env[{i}]", f"'value' must be a string, got {item['value']!r}")
@@ -179,21 +179,21 @@ def _check_resource_name(where: str, name: Any) -> None:
     raise SpecError(where, f"unknown resource name {name!r}{hint}")
 
 
-def _check_resources(value: Any) -> dict[str, Any] | None:
+def _check_resources(value: Any, argument: str = "resources") -> dict[str, Any] | None:
     """``resources`` as a Kubernetes ResourceRequirements dict."""
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise SpecError("resources", "must be a dict such as {'requests': {'memory': '2Gi'}, "
+        raise SpecError(argument, "must be a dict such as {'requests': {'memory': '2Gi'}, "
                         f"'limits': {{'memory': '4Gi'}}}}, got {type(value).__name__}")
     out: dict[str, Any] = {}
     for key, section in value.items():
         if key not in _RESOURCE_KEYS:
             close = difflib.get_close_matches(str(key), _RESOURCE_KEYS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SpecError("resources", f"unknown key {key!r}{hint}; use 'requests' and "
+            raise SpecError(argument, f"unknown key {key!r}{hint}; use 'requests' and "
                             "'limits'")
-        where = f"resources[{key!r}]"
+        where = f"{argument}[{key!r}]"
         if key == "claims":
             if not isinstance(section, list) or not all(
                     isinstance(c, Mapping) and isinstance(c.get("name"), str) for c in section):
@@ -240,7 +240,7 @@ def _check_metadata(argument: str, value: Any) -> dict[str, Any] | None:
         raise SpecError(argument, "must be a dict with 'labels' and/or 'annotations'")
     unknown = set(value) - {"labels", "annotations"}
     if unknown:
-        raise SpecError(argument, f"unknown key {sorted(unknown)[0]!r}; only 'labels' and "
+        raise SpecError(argument, f"unknown key {min(unknown)!r}; only 'labels' and "
                         "'annotations' may be set")
     out: dict[str, Any] = {}
     for key in ("labels", "annotations"):
@@ -439,7 +439,7 @@ def make_job_spec(name: str, *, image: str = DEFAULT_IMAGE,
     args, script_env = _runner_args(command, script)
     env_list = _check_env(env) or []
     runner = _container("job", _check_image("image", image), args, env_list + script_env,
-                        _check_resources(runner_resources))
+                        _check_resources(runner_resources, "runner_resources"))
     spec: dict[str, Any] = {
         "job": {"spec": {"restartPolicy": "Never", "containers": [runner]}},
         "cluster": {"spec": _cluster_body(name, image, n_workers, resources, env,

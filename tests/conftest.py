@@ -1,3 +1,10 @@
 """Shared fixtures: the local control plane and real kubectl (opt-in, never autouse)."""
 
-from dask_kube_jobs.local.testing import kubectl, local_control_plane, namespace  # noqa: F401
+import os
+
+# Short back-offs so retry paths run in seconds; inherited by the control plane's components.
+os.environ.setdefault("DKJ_OPERATOR_BACKOFF_BASE", "1")
+os.environ.setdefault("DKJ_OPERATOR_PENDING_TIMEOUT", "20")
+os.environ.setdefault("DKJ_KUBELET_BACKOFF_BASE", "1")
+
+from dask_kube_jobs.local.testing import kubectl, local_control_plane, namespace  # noqa: E402,F401

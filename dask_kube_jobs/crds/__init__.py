@@ -10,10 +10,15 @@ them, so installing the CRDs needs nothing but PyYAML, not the generator's Kuber
 
 from __future__ import annotations
 
+import copy
+import functools
 from importlib import resources
 from typing import Any
 
 import yaml
+
+# libyaml parses the 700 KB DaskJob CRD ~20x faster than the pure-Python loader.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 __all__ = ["CRD_FILES", "GROUP", "VERSION", "crd_text", "load_crd", "load_crds"]
 
@@ -32,10 +37,15 @@ def crd_text(kind: str) -> str:
     return resources.files(__name__).joinpath(CRD_FILES[kind]).read_text(encoding="utf-8")
 
 
-def load_crd(kind: str) -> dict[str, Any]:
-    """One kind's CRD as a dict, ready to create through the apiextensions API."""
-    crd: dict[str, Any] = yaml.safe_load(crd_text(kind))
+@functools.cache
+def _parsed(kind: str) -> dict[str, Any]:
+    crd: dict[str, Any] = yaml.load(crd_text(kind), Loader=_Loader)
     return crd
+
+
+def load_crd(kind: str) -> dict[str, Any]:
+    """One kind's CRD as a new dict, ready to create through the apiextensions API."""
+    return copy.deepcopy(_parsed(kind))
 
 
 def load_crds() -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ whole process tree under them.
 from __future__ import annotations
 
 import argparse
+import copy
 import asyncio
 import contextlib
 import importlib.util
@@ -45,15 +46,11 @@ def _load_key(state: StateDir) -> bytes:
 
 def _operator_crds() -> list[dict]:
     """The Dask CRDs, installed with the operator as its Helm chart would install them."""
-    import yaml
-    from importlib import resources
-
     try:
-        folder = resources.files("dask_kube_jobs.crds")
-    except ModuleNotFoundError:
+        from ..crds import load_crds
+    except ImportError:
         return []
-    return [yaml.safe_load(f.read_text()) for f in sorted(folder.iterdir(), key=lambda f: f.name)
-            if f.name.endswith(".yaml")]
+    return [copy.deepcopy(crd) for crd in load_crds()]
 
 
 def _ssl_context(state: StateDir) -> ssl.SSLContext:

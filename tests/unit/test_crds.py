@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 
 import pytest
@@ -154,8 +155,13 @@ spec:
 """
 
 
-def schema_of(kind: str) -> dict:
+@functools.cache
+def _schema(kind: str) -> dict:
     return crds.load_crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def schema_of(kind: str) -> dict:
+    return copy.deepcopy(_schema(kind))
 
 
 def accepted(obj: dict, kind: str) -> dict:
@@ -244,8 +250,8 @@ def test_scale_subresource_paths_are_declared_in_the_schema(kind):
     assert scale["specReplicasPath"] == ".spec.worker.replicas"
     for key in ("specReplicasPath", "statusReplicasPath", "labelSelectorPath"):
         assert subschema(schema_of(kind), scale[key]) is not None, scale[key]
-    assert subschema(schema_of(kind), ".status.replicas")["type"] == "integer"
-    assert subschema(schema_of(kind), ".status.selector")["type"] == "string"
+    assert subschema(schema_of(kind), scale["statusReplicasPath"])["type"] == "integer"
+    assert subschema(schema_of(kind), scale["labelSelectorPath"])["type"] == "string"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -307,7 +313,7 @@ def test_a_minimal_daskjob_gets_upstream_and_job_style_defaults():
            "spec": {"job": {"spec": {"containers": [{"name": "job", "image": "x"}]}},
                     "cluster": {"spec": yaml.safe_load(SEED_000)["spec"]}}}
     stored = accepted(job, "DaskJob")
-    assert stored["spec"]["backoffLimit"] == 6
+    assert stored["spec"]["backoffLimit"] == 0  # no retry unless asked for (batch/v1 Job would say 6)
     assert stored["spec"]["suspend"] is False
     assert stored["spec"]["keepClusterOnFailure"] is False
     assert stored["spec"]["cluster"]["spec"]["idleTimeout"] == 0
@@ -318,8 +324,9 @@ def test_daskjob_status_holds_upstream_and_our_fields():
     status = {"jobStatus": "Failed", "clusterName": "j", "jobRunnerPodName": "j-runner-2",
               "startTime": "2025-01-01T00:00:00Z", "endTime": "2025-01-01T00:01:00Z",
               "attempts": 2, "failed": 2, "exitCode": 137, "reason": "OOMKilled",
-              "message": "the runner ran out of memory", "result": '{"a":1}',
-              "logTail": "Killed\n", "observedGeneration": 1,
+              "message": "the runner ran out of memory", "result": {"a": [1, "x"]},
+              "logTail": "Killed\n", "observedGeneration": 1, "lastFailedAttempt": 2,
+              "retryAt": None,
               "conditions": [{"type": "Failed", "status": "True", "reason": "OOMKilled",
                               "message": "", "lastTransitionTime": "2025-01-01T00:01:00Z"}]}
     schema = schema_of("DaskJob")
@@ -331,6 +338,15 @@ def test_daskjob_status_holds_upstream_and_our_fields():
                                 "status": status}, schema) == []
 
 
+@pytest.mark.parametrize("result", [{"total": 42}, [1, 2], "plain text", 3.5, None],
+                         ids=["object", "list", "string", "number", "null"])
+def test_a_daskjob_result_may_be_any_json_value(result):
+    schema = schema_of("DaskJob")
+    body = {"status": {"result": result}}
+    assert structural.normalize(body, schema) == body
+    assert structural.validate(body, {**schema, "required": []}) == []
+
+
 def test_cluster_metadata_of_a_daskjob_is_kept():
     schema = schema_of("DaskJob")
     body = {"spec": {"cluster": {"metadata": {"labels": {"team": "a"},
@@ -340,7 +356,13 @@ def test_cluster_metadata_of_a_daskjob_is_kept():
 
 def test_autoscaler_accepts_an_optional_worker_group_and_requires_bounds():
     schema = schema_of("DaskAutoscaler")
-    ok = {"spec": {"cluster": "c", "workerGroup": "c-highmem", "minimum": 1, "maximum": 5}}
+    ok = {"spec": {"cluster": "c", "workerGroup": "c-highmem", "minimum": 1, "maximum": 5,
+                   "intervalSeconds": 0.5, "scaleUpCooldownSeconds": 10,
+                   "scaleDownStabilizationSeconds": 60},
+          "status": {"workerGroup": "c-highmem", "desiredWorkers": 3, "currentWorkers": 3,
+                     "observedGeneration": 1,
+                     "lastDecision": {"time": "2025-01-01T00:00:00Z", "from": 1, "to": 3,
+                                      "target": 3, "reason": "scheduler wants 3"}}}
     assert structural.prune(ok, schema) == ok
     assert structural.validate(ok, schema) == []
     errors = structural.validate({"spec": {"cluster": "c", "minimum": -1}}, schema)

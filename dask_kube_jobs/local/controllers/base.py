@@ -165,16 +165,24 @@ class Client:
 
     @contextlib.asynccontextmanager
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        # raise_for_status=False: kr8s answers any 401/403 by re-reading the kubeconfig and
+        # replacing its HTTP session, which breaks every other request in flight on that
+        # session (ReadError, "URL is missing a protocol"). A 403 such as "namespace is being
+        # terminated" is an answer, not expired credentials, so errors are mapped here.
         base, version, url = _split(path)
-        try:
-            async with self.api.call_api(method, base=base, version=version, url=url,
-                                         **kwargs) as response:
-                yield response
-        except kr8s.ServerError as exc:
-            status = exc.status if isinstance(exc.status, dict) else {}
-            code = exc.response.status_code if exc.response is not None else 0
-            raise APIError(code, status.get("reason", ""), status.get("message", str(exc)),
-                           status) from exc
+        async with self.api.call_api(method, base=base, version=version, url=url,
+                                     raise_for_status=False, **kwargs) as response:
+            if response.is_error:
+                await response.aread()
+                try:
+                    status = response.json()
+                except ValueError:
+                    status = {}
+                if not isinstance(status, dict):
+                    status = {}
+                raise APIError(response.status_code, status.get("reason", ""),
+                               status.get("message", response.text[:200]), status)
+            yield response
 
     async def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                       body: Any = None, content_type: str | None = None) -> Obj:

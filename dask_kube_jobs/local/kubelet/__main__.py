@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.INFO)
     asyncio.run(_run(args))
 
 

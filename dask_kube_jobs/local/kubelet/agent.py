@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import inspect
 import json
 import logging
@@ -30,7 +29,7 @@ import yaml
 
 from .. import certs
 from . import resources
-from .resources import CgroupManager, kill_leftovers
+from .resources import CgroupManager, cgroup_scope, kill_leftovers
 from .runtime import PodWorker, now_rfc3339
 from .volumes import detect_mode
 
@@ -57,8 +56,7 @@ class Kubelet:
         self._server_start = server_start
         self.api: Any = None
         self.mount_mode = "symlink"
-        digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:8]
-        self.cgroups = CgroupManager(f"{node_name}-{digest}")
+        self.cgroups = CgroupManager(cgroup_scope(node_name, self.state_dir))
         self.workers: dict[str, Any] = {}
         self.server_port = 0
         self.host_ip = "127.0.0.1"
@@ -72,6 +70,7 @@ class Kubelet:
         self.node_uid = ""
         self.api_server = ""
         self.ca_pem: bytes | None = None
+        self._transitions: dict[str, tuple[str, str]] = {}
 
     # -- API helpers --------------------------------------------------------------------------
     async def request(self, method: str, path: str, *, body: Any = None,
@@ -300,8 +299,6 @@ class Kubelet:
             "nodeInfo": resources.node_info(),
             "images": [],
         }
-
-    _transitions: dict[str, tuple[str, str]] = {}
 
     def _since(self, kind: str, status: str) -> str:
         prev = self._transitions.get(kind)

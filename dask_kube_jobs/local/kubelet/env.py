@@ -56,7 +56,7 @@ def expand(text: str, mapping: Mapping[str, str]) -> str:
                     out.append("$(")
                 else:
                     name = text[cursor + 2:close]
-                    out.append(mapping[name] if name in mapping else f"$({name})")
+                    out.append(mapping.get(name, f"$({name})"))
                     advance = close - cursor
             else:
                 out.append("$" + nxt)

@@ -18,6 +18,7 @@ breaks Python with numpy (address space is not memory).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -86,7 +87,8 @@ def gpu_count() -> int:
     smi = shutil.which("nvidia-smi")
     if smi:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
+            out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10,
+                                 check=False)
             if out.returncode == 0:
                 return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
     return 0
@@ -239,6 +241,11 @@ class CgroupManager:
         return []
 
 
+def cgroup_scope(node_name: str, state_dir: Path) -> str:
+    digest = hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:8]
+    return f"{node_name}-{digest}"
+
+
 def tree_rss(pid: int) -> int:
     """Resident memory of a process and all its descendants (the watchdog's measure)."""
     try:
@@ -343,3 +350,9 @@ def _zombie(pid: int) -> bool:
     return True
 
 
+
+
+def cleanup_node(state_dir: Path, node_name: str = "dkj-local-node") -> int:
+    """Kill every process of a kubelet's Pods, e.g. from a supervisor after the kubelet died
+    (``local down`` after a SIGKILLed kubelet). Returns how many processes were signalled."""
+    return kill_leftovers(Path(state_dir), CgroupManager(cgroup_scope(node_name, state_dir)))

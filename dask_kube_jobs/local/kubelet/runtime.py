@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +30,27 @@ from typing import Any
 
 from .env import ContainerConfigError, command_line, container_env, process_env
 from .probes import ProbeLoop, Target, run_handler
-from .resources import (CgroupManager, kill_pids, memory_limit_bytes, record_process, tree_pids,
-                        tree_rss)
-from .volumes import (Mount, PodPaths, VolumeContext, VolumeError, container_mounts,
-                      launch_script, link_mounts, materialise, resolve_host, unlink_mounts,
-                      write_service_account)
+from .resources import (
+    CgroupManager,
+    kill_pids,
+    memory_limit_bytes,
+    record_process,
+    tree_pids,
+    tree_rss,
+)
+from .volumes import (
+    Mount,
+    PodPaths,
+    VolumeContext,
+    VolumeError,
+    container_mounts,
+    launch_script,
+    link_mounts,
+    materialise,
+    resolve_host,
+    unlink_mounts,
+    write_service_account,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +143,9 @@ class ContainerProcess:
         self.restart_count = restart_count
         self.memory_limit = memory_limit
         self.message_policy = message_policy
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._exited: asyncio.Future[int] | None = None
+        self._transports: list[asyncio.BaseTransport] = []
         self.pid: int | None = None
         self.started_at = ""
         self._oom_base = 0
@@ -168,19 +187,44 @@ class ContainerProcess:
         if shutil.which("setpriv"):
             argv = ["setpriv", "--pdeathsig", "KILL", "--", *argv]
         self._log_fh = self._log.open("ab", buffering=0)
+        # Popen + pidfd rather than asyncio's subprocess: asyncio's wait() also waits for the
+        # pipes to close, which a daemonised grandchild holding stdout would delay forever.
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                *argv, env=self.env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                start_new_session=True, cwd="/")
+            # Forked from the loop thread on purpose: the parent-death signal follows the
+            # forking thread, which must live as long as the kubelet.
+            self.proc = subprocess.Popen(  # noqa: ASYNC220 - a fork+exec is quick
+                argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, start_new_session=True, cwd="/")
         except OSError as exc:
             self._log_fh.close()
             raise StartError(f"failed to start container process: {exc}") from exc
         self.pid = self.proc.pid
         self.started_at = now_rfc3339()
+        loop = asyncio.get_running_loop()
+        self._exited = loop.create_future()
+        pidfd = os.pidfd_open(self.pid)
+
+        def reap() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            _, status = os.waitpid(self.pid, 0)  # type: ignore[arg-type]
+            code = os.waitstatus_to_exitcode(status)
+            assert self.proc is not None
+            self.proc.returncode = code
+            if self._exited is not None and not self._exited.done():
+                self._exited.set_result(code)
+
+        loop.add_reader(pidfd, reap)
         assert self.proc.stdout and self.proc.stderr
-        self._tasks = [asyncio.create_task(self._pump(self.proc.stdout, b"stdout")),
-                       asyncio.create_task(self._pump(self.proc.stderr, b"stderr"))]
+        streams = []
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            reader = asyncio.StreamReader(limit=1 << 20)
+            transport, _ = await loop.connect_read_pipe(
+                lambda r=reader: asyncio.StreamReaderProtocol(r), pipe)  # type: ignore[misc]
+            self._transports.append(transport)
+            streams.append(reader)
+        self._tasks = [asyncio.create_task(self._pump(streams[0], b"stdout")),
+                       asyncio.create_task(self._pump(streams[1], b"stderr"))]
         if self.memory_limit and self.cgroup is None:
             self._tasks.append(asyncio.create_task(self._watchdog()))
 
@@ -223,8 +267,8 @@ class ContainerProcess:
                 return
 
     async def wait(self) -> ExitInfo:
-        assert self.proc is not None
-        code = await self.proc.wait()
+        assert self._exited is not None
+        code = await self._exited
         # The program is gone; anything it left in its session or cgroup goes too (a
         # container's processes never outlive it).
         kill_pids(tree_pids(self.pid, self.cgroup), signal.SIGKILL)
@@ -232,6 +276,8 @@ class ContainerProcess:
             await asyncio.wait_for(asyncio.gather(*self._tasks[:2], return_exceptions=True), 5)
         for t in self._tasks:
             t.cancel()
+        for tr in self._transports:
+            tr.close()
         self._log_fh.close()
         self._log.with_name(self._log.name + ".done").touch()
         finished = now_rfc3339()
@@ -567,10 +613,10 @@ class PodWorker:
         for c in self.apps:
             if c.done or c.proc is not None:
                 continue
-            if c.exit is not None:
-                if not (policy == "Always" or (policy == "OnFailure" and c.exit.exit_code != 0)):
-                    c.done = True
-                    continue
+            if c.exit is not None and not (
+                    policy == "Always" or (policy == "OnFailure" and c.exit.exit_code != 0)):
+                c.done = True
+                continue
             d = await self._maybe_start(c, now)
             if d is not None:
                 deadlines.append(d)

@@ -53,7 +53,7 @@ class PodPaths:
     root: Path
 
     @classmethod
-    def of(cls, state_dir: Path, pod: dict[str, Any]) -> "PodPaths":
+    def of(cls, state_dir: Path, pod: dict[str, Any]) -> PodPaths:
         m = pod["metadata"]
         return cls(state_dir / "pods" / f"{m['namespace']}_{m['name']}_{m['uid']}")
 
@@ -107,7 +107,7 @@ def detect_mode() -> str:
     if unshare and os.geteuid() == 0:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             done = subprocess.run([unshare, "--mount", "--propagation", "private", "true"],
-                                  capture_output=True, timeout=10)
+                                  capture_output=True, timeout=10, check=False)
             if done.returncode == 0:
                 return "namespace"
     return "symlink"
@@ -120,7 +120,7 @@ def write_atomic(target: Path, files: dict[str, tuple[bytes, int]]) -> None:
     data_link = target / "..data"
     if data_link.is_symlink() and _same_content(data_link, files):
         return
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("..%Y_%m_%d_%H_%M_%S.%f")
+    stamp = dt.datetime.now(dt.UTC).strftime("..%Y_%m_%d_%H_%M_%S.%f")
     fresh = target / stamp
     fresh.mkdir()
     for rel, (content, mode) in files.items():

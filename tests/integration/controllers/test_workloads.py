@@ -145,7 +145,7 @@ async def test_recreate_strategy_stops_old_pods_before_starting_new_ones(
         old, new = await replicasets(client, ns)
         assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (0, 2)
         events, _ = await client.list(EVENTS, ns, field_selector="involvedObject.name=batch")
-        scaling = [e["message"] for e in sorted(events, key=lambda e: e["metadata"]["resourceVersion"])
+        scaling = [e["message"] for e in sorted(events, key=lambda e: int(e["metadata"]["resourceVersion"]))
                    if e["reason"] == "ScalingReplicaSet"]
         down = scaling.index(f"Scaled down replica set {old['metadata']['name']} from 2 to 0")
         up = scaling.index(f"Scaled up replica set {new['metadata']['name']} from 0 to 2")

@@ -68,7 +68,7 @@ def node_ready(k: Kubectl, node: str) -> bool:
     out = k("get", "node", node, "-o", "json", check=False)
     if out.returncode:
         return False
-    conds = {c["type"]: c["status"] for c in out.json()["status"].get("conditions") or []}
+    conds = {c["type"]: c["status"] for c in (out.json().get("status") or {}).get("conditions") or []}
     return conds.get("Ready") == "True"
 
 

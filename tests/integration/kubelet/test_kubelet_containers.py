@@ -10,8 +10,16 @@ import pytest
 
 from dask_kube_jobs.local.testing import Kubectl
 
-from .kubelet_support import (apply, events, has_event, kk, kplane, logs, pod,  # noqa: F401
-                              status_of, terminated, wait_for, wait_phase)
+from .kubelet_support import (
+    apply,
+    events,
+    has_event,
+    logs,
+    pod,
+    status_of,
+    wait_for,
+    wait_phase,
+)
 
 pytestmark = pytest.mark.kubectl
 

@@ -12,9 +12,18 @@ import pytest
 
 from dask_kube_jobs.local.testing import Kubectl
 
-from .kubelet_support import (Plane, apply, has_event, kk, kplane, node_ready, pod,  # noqa: F401
-                              processes_with, start_kubelet, status_of, stop_kubelet,
-                              wait_for)
+from .kubelet_support import (
+    Plane,
+    apply,
+    has_event,
+    node_ready,
+    pod,
+    processes_with,
+    start_kubelet,
+    status_of,
+    stop_kubelet,
+    wait_for,
+)
 
 pytestmark = pytest.mark.kubectl
 
@@ -77,7 +86,7 @@ def test_graceful_deletion_runs_sigterm_handler(kk: Kubectl, tmp_path: Path) -> 
 
 def test_sigkill_after_grace_period_leaves_no_process(kk: Kubectl) -> None:
     marker = f"dkj-marker-{uuid.uuid4().hex[:8]}"
-    script = f"trap '' TERM; sleep 600 & setsid sleep 601 & sleep 602"
+    script = "trap '' TERM; sleep 600 & setsid sleep 601 & sleep 602"
     apply(kk, pod("stubborn", [{"name": "c", "command": ["sh", "-c", script], "env": mark(marker)}],
                   terminationGracePeriodSeconds=2))
     wait_for(lambda: len(processes_with(marker)) >= 3, 20, "the processes")
@@ -101,7 +110,7 @@ def test_kubelet_killed_and_restarted_leaves_no_orphans(kplane: Plane, kk: Kubec
         marker = f"dkj-marker-{uuid.uuid4().hex[:8]}"
         apply(kk, pod("survivor", [{"name": "c", "command": [
             "sh", "-c", "setsid sleep 600 & sleep 601"], "env": mark(marker)}], node=node),
-            pod("once", [{"name": "c", "command": ["sh", "-c", "sleep 602"], "env": mark(marker)}],
+            pod("once", [{"name": "c", "command": ["sleep", "602"], "env": mark(marker)}],
                 node=node, restartPolicy="Never"))
         wait_for(lambda: status_of(kk, "survivor").get("phase") == "Running" and
                  status_of(kk, "once").get("phase") == "Running", 30, "Pods running")
@@ -149,3 +158,26 @@ def test_kubelet_sigterm_stops_pod_processes(kplane: Plane, kk: Kubectl, tmp_pat
         kk("delete", "pod", "stopme", "--wait=false", check=False)
         kk("delete", "node", node, check=False)
     assert not processes_with(marker)
+
+
+def test_cleanup_after_a_killed_kubelet(kplane: Plane, kk: Kubectl, tmp_path: Path) -> None:
+    """What a supervisor calls when its kubelet died and will not come back (``local down``)."""
+    from dask_kube_jobs.local.kubelet.resources import cleanup_node
+
+    node = f"gone-{uuid.uuid4().hex[:6]}"
+    state = tmp_path / "state"
+    proc = start_kubelet(kplane.kubeconfig, state, node, tmp_path / "kubelet.log")
+    marker = f"dkj-marker-{uuid.uuid4().hex[:8]}"
+    try:
+        wait_for(lambda: node_ready(kk, node), 30, "the Node")
+        apply(kk, pod("orphan", [{"name": "c", "command": [
+            "sh", "-c", "setsid sleep 600 & sleep 601 & wait"], "env": mark(marker)}], node=node))
+        wait_for(lambda: len(processes_with(marker)) >= 3, 20, "the processes")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert cleanup_node(state, node) >= 1
+        assert not processes_with(marker)
+    finally:
+        stop_kubelet(proc)
+        kk("delete", "pod", "orphan", "--grace-period=0", "--force", check=False)
+        kk("delete", "node", node, check=False)

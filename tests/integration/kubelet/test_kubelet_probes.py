@@ -6,8 +6,7 @@ import pytest
 
 from dask_kube_jobs.local.testing import Kubectl
 
-from .kubelet_support import (apply, has_event, kk, kplane, pod, status_of,  # noqa: F401
-                              wait_for)
+from .kubelet_support import apply, has_event, pod, status_of, wait_for
 
 pytestmark = pytest.mark.kubectl
 
@@ -47,8 +46,8 @@ def test_readiness_probe_drives_ready(kk: Kubectl) -> None:
 
 
 def test_liveness_failure_restarts_the_container(kk: Kubectl) -> None:
-    container = {"name": "c", "command": ["sh", "-c", "touch /tmp/alive-$(POD_UID); sleep 2; "
-                                          "rm -f /tmp/alive-$(POD_UID); sleep 600"],
+    script = "touch /tmp/alive-$(POD_UID); sleep 2; rm -f /tmp/alive-$(POD_UID); sleep 600"
+    container = {"name": "c", "command": ["sh", "-c", script],
                  "env": [{"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}],
                  "livenessProbe": {"exec": {"command": ["sh", "-c", "test -f /tmp/alive-$POD_UID"]},
                                    "periodSeconds": 1, "failureThreshold": 2},

@@ -8,7 +8,7 @@ import pytest
 
 from dask_kube_jobs.local.testing import Kubectl
 
-from .kubelet_support import apply, kk, kplane, logs, pod, wait_phase  # noqa: F401
+from .kubelet_support import apply, logs, pod, wait_phase
 
 pytestmark = pytest.mark.kubectl
 

@@ -10,6 +10,7 @@ the end of its output and then returns, as on a real cluster.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 from typing import Any
@@ -125,3 +126,31 @@ def test_two_dask_clusters_side_by_side(kubectl: Kubectl, namespace: str) -> Non
         assert "runner done" in kubectl("logs", f"{name}-runner").stdout
         sched_log = kubectl("logs", f"{name}-scheduler").stdout
         assert f"tcp://{ips[f'{name}-scheduler']}:8786" in sched_log
+        # the host reaches Pods at their addresses
+        with socket.create_connection((ips[f"{name}-scheduler"], 8786), timeout=5):
+            pass
+
+
+def test_kubectl_log_options_reach_the_kubelet(kubectl: Kubectl, namespace: str) -> None:
+    script = "import sys\nfor i in range(5): print(f'line {i}')\nprint('oops', file=sys.stderr)"
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "chatty"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            {"name": "c", "image": "python:3.11", "command": ["python", "-c", script]}]}}))
+
+    def phase() -> str | None:
+        value = kubectl("get", "pod", "chatty", "-o", "jsonpath={.status.phase}").stdout
+        return value if value in ("Succeeded", "Failed") else None
+
+    assert wait_for(phase, 60, "chatty to finish") == "Succeeded"
+    lines = [f"line {i}" for i in range(5)]
+    assert sorted(kubectl("logs", "chatty").stdout.splitlines()) == sorted([*lines, "oops"])
+    assert kubectl("logs", "chatty", "--tail=1").stdout.strip() in ("oops", "line 4")
+    assert len(kubectl("logs", "chatty", "--tail=3").stdout.splitlines()) == 3
+    assert kubectl("logs", "chatty", "--limit-bytes=4").stdout == "line"
+    assert len(kubectl("logs", "chatty", "--since=1h").stdout.splitlines()) == 6
+    stamped = kubectl("logs", "chatty", "--timestamps").stdout.splitlines()
+    assert all(len(s.split(" ", 1)[0]) == 30 and s.split(" ", 1)[0].endswith("Z") for s in stamped)
+    failed = kubectl("logs", "chatty", "--previous", check=False)
+    assert failed.returncode != 0
+    assert 'previous terminated container "c" in pod "chatty" not found' in failed.stderr

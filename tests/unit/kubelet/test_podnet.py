@@ -266,6 +266,8 @@ def test_inactive_without_pod_ip_and_chains_user_sitecustomize(net: PodNetwork, 
 def test_outbound_address_probe_gives_pod_ip_without_traffic(net: PodNetwork) -> None:
     out = run_in_pod(net, B, """
         import json, socket, warnings
+        # never let a real connect to a public address happen, even if the shim were missing
+        assert socket.socket.connect.__module__ == "sitecustomize", "shim not active"
         warnings.simplefilter("error")
         from distributed.utils import get_ip
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -65,6 +65,7 @@ def _install(pod_ip, namespace, map_path):
     search = (f"{namespace}.svc{domain}", f"svc{domain}", domain[1:])
     hostnames = {socket.gethostname().lower(), os.environ.get("HOSTNAME", "").lower()} - {""}
     cache = [None, {}]
+    cache_hosts = [None]
     turn = [0]
 
     def services():
@@ -125,7 +126,23 @@ def _install(pod_ip, namespace, map_path):
             name.count(".") == 1 and any(k.startswith(name.split(".")[1] + "/") for k in table)
         ):
             raise gaierror(socket.EAI_NONAME, "Name or service not known")
-        return None
+        if name in local_names():
+            return None
+        # Anything else would go to the host's DNS server, which may sit off loopback: Pods of
+        # the local control plane have no network beyond this machine, so fail here instead.
+        raise gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    def local_names():
+        if cache_hosts[0] is None:
+            names = set()
+            try:
+                with open("/etc/hosts", encoding="utf-8") as fh:
+                    for line in fh:
+                        names.update(w.lower() for w in line.split("#", 1)[0].split()[1:])
+            except OSError:
+                pass
+            cache_hosts[0] = names | {"localhost"}
+        return cache_hosts[0]
 
     def endpoints(svc, hostname, port):
         backends = svc.get("backends") or []
