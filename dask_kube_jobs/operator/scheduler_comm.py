@@ -49,7 +49,7 @@ async def _call(address: str, method: str, **kwargs: Any) -> Any:
     from distributed.core import rpc
 
     try:
-        async with rpc(address, timeouts={"connect": RPC_TIMEOUT}) as scheduler:
+        async with rpc(address, timeout=RPC_TIMEOUT) as scheduler:
             return await asyncio.wait_for(getattr(scheduler, method)(**kwargs), RPC_TIMEOUT * 3)
     except (OSError, asyncio.TimeoutError, EnvironmentError) as exc:
         raise SchedulerUnreachable(f"could not reach the Dask scheduler at {address}: {exc}") from exc

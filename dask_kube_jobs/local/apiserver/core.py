@@ -374,7 +374,7 @@ class APICore:
         if dry_run:
             return self._out(rtype, version, new)
         if old_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers") \
-                and not _graceful_pending(rtype, new):
+                and not _graceful_pending(rtype, new) and not _namespace_held(rtype, new):
             self._finish_delete(rtype, new)
             return self._out(rtype, version, new)
         new["metadata"]["resourceVersion"] = str(self.store.next_rv())
@@ -663,6 +663,11 @@ def _same(old: Obj, new: Obj) -> bool:
         meta = {k: v for k, v in o["metadata"].items() if k not in ("managedFields", "resourceVersion")}
         return {**o, "metadata": meta}
     return strip(old) == strip(new)
+
+
+def _namespace_held(rtype: ResourceType, obj: Obj) -> bool:
+    """A terminating namespace stays (and takes writes) until its spec.finalizers are gone."""
+    return rtype.key == NAMESPACE_KEY and bool((obj.get("spec") or {}).get("finalizers"))
 
 
 def _graceful_pending(rtype: ResourceType, obj: Obj) -> bool:

@@ -262,6 +262,7 @@ class Kubelet:
         if self._server_runner is not None:
             with contextlib.suppress(Exception):
                 await self._server_runner.cleanup()
+        self.cgroups.close()
         if self.api is not None and getattr(self.api, "_session", None) is not None:
             with contextlib.suppress(Exception):
                 await self.api._session.aclose()

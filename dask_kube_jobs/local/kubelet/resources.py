@@ -233,6 +233,15 @@ class CgroupManager:
         with contextlib.suppress(OSError):
             pod_dir.rmdir()
 
+    def close(self) -> None:
+        """Remove the (empty) cgroups of Pods that are gone and this kubelet's own root."""
+        if self.root is None:
+            return
+        for uid in self.all_pod_uids():
+            self.remove(uid)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
+
     def all_pod_uids(self) -> list[str]:
         if self.root is None:
             return []
@@ -355,4 +364,7 @@ def _zombie(pid: int) -> bool:
 def cleanup_node(state_dir: Path, node_name: str = "dkj-local-node") -> int:
     """Kill every process of a kubelet's Pods, e.g. from a supervisor after the kubelet died
     (``local down`` after a SIGKILLed kubelet). Returns how many processes were signalled."""
-    return kill_leftovers(Path(state_dir), CgroupManager(cgroup_scope(node_name, state_dir)))
+    cgroups = CgroupManager(cgroup_scope(node_name, state_dir))
+    killed = kill_leftovers(Path(state_dir), cgroups)
+    cgroups.close()
+    return killed

@@ -1,0 +1,166 @@
+"""DaskCluster, DaskWorkerGroup and DaskAutoscaler on the local control plane with real Dask."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import pytest
+
+from dask_kube_jobs.local.testing import Kubectl
+
+from .jobs import cluster_spec, container
+from .test_daskjob import gone, wait_for
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def daskcluster(name: str, workers: int = 1, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskCluster",
+            "metadata": {"name": name}, "spec": {**cluster_spec(workers), **spec}}
+
+
+def running_workers(kubectl: Kubectl, group: str) -> list[str]:
+    pods = kubectl("get", "pods", "-l", f"dask.org/workergroup-name={group}", "-o", "json").json()["items"]
+    return sorted(p["metadata"]["name"] for p in pods
+                  if not p["metadata"].get("deletionTimestamp") and p["status"].get("phase") == "Running")
+
+
+def wait_workers(kubectl: Kubectl, group: str, n: int, timeout: float = 90) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        names = running_workers(kubectl, group)
+        all_pods = kubectl("get", "pods", "-l", f"dask.org/workergroup-name={group}", "-o", "name").stdout.split()
+        if len(names) == n and len(all_pods) == n:
+            return names
+        time.sleep(0.5)
+    raise AssertionError(f"{group} never had {n} workers: {running_workers(kubectl, group)}")
+
+
+def test_cluster_creates_scheduler_service_and_default_group(kubectl: Kubectl, namespace: str) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(daskcluster("basic", workers=2)))
+    wait_for(kubectl, "daskcluster", "basic", lambda o: (o.get("status") or {}).get("phase") == "Running")
+    wait_workers(kubectl, "basic-default", 2)
+    svc = kubectl("get", "svc", "basic-scheduler", "-o", "json").json()
+    assert svc["spec"]["selector"] == {"dask.org/cluster-name": "basic", "dask.org/component": "scheduler"}
+    group = kubectl("get", "daskworkergroup", "basic-default", "-o", "json").json()
+    assert group["metadata"]["ownerReferences"][0]["name"] == "basic"
+    pod = kubectl("get", "pods", "-l", "dask.org/workergroup-name=basic-default", "-o", "json").json()["items"][0]
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["DASK_SCHEDULER_ADDRESS"] == f"tcp://basic-scheduler.{namespace}.svc.cluster.local:8786"
+    assert env["DASK_WORKER_NAME"] == pod["metadata"]["name"]
+    labels = pod["metadata"]["labels"]
+    assert labels["dask.org/component"] == "worker" and labels["dask.org/cluster-name"] == "basic"
+    wait_for(kubectl, "daskcluster", "basic", lambda o: o["status"].get("readyWorkers") == 2)
+    # a lost scheduler is replaced
+    old_uid = kubectl("get", "pod", "basic-scheduler", "-o", "jsonpath={.metadata.uid}").stdout
+    kubectl("delete", "pod", "basic-scheduler", "--wait=true")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        out = kubectl("get", "pod", "basic-scheduler", "-o", "jsonpath={.metadata.uid}", check=False)
+        if out.returncode == 0 and out.stdout and out.stdout != old_uid:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the scheduler was not replaced")
+    # deleting the cluster cascades to everything it made
+    kubectl("delete", "daskcluster", "basic", "--timeout=60s")
+    assert gone(kubectl, "daskworkergroup", "basic-default")
+    assert gone(kubectl, "svc", "basic-scheduler")
+    assert kubectl("get", "pods", "-l", "dask.org/cluster-name=basic", "-o", "name").stdout.strip() == "" or \
+        gone(kubectl, "pods", "basic-scheduler")
+
+
+CLIENT = textwrap.dedent("""
+    import sys, time
+    from dask.distributed import Client
+    client = Client(sys.argv[1], timeout=30)
+    client.wait_for_workers(int(sys.argv[2]))
+    def slow_inc(x):
+        import time
+        time.sleep(0.2)
+        return x + 1
+    futures = client.map(slow_inc, range(int(sys.argv[3])))
+    results = client.gather(futures)
+    assert results == [x + 1 for x in range(int(sys.argv[3]))], results
+    print("ok", len(results))
+""")
+
+
+def scheduler_address(kubectl: Kubectl, cluster: str) -> str:
+    ip = kubectl("get", "pod", f"{cluster}-scheduler", "-o", "jsonpath={.status.podIP}").stdout
+    return f"tcp://{ip}:8786"
+
+
+def test_kubectl_scale_up_and_down_loses_no_task(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(daskcluster("elastic", workers=1)))
+    wait_for(kubectl, "daskcluster", "elastic", lambda o: (o.get("status") or {}).get("phase") == "Running")
+    wait_workers(kubectl, "elastic-default", 1)
+    kubectl("scale", "daskworkergroup", "elastic-default", "--replicas=3")
+    wait_workers(kubectl, "elastic-default", 3)
+    client = subprocess.Popen([sys.executable, "-c", CLIENT, scheduler_address(kubectl, "elastic"), "3", "60"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # tasks are running on all three workers now
+    kubectl("scale", "daskworkergroup", "elastic-default", "--replicas=1")
+    out, err = client.communicate(timeout=120)
+    assert client.returncode == 0, err
+    assert "ok 60" in out
+    wait_workers(kubectl, "elastic-default", 1)
+    events = kubectl("get", "events", "--field-selector", "involvedObject.name=elastic-default",
+                     "-o", "json").json()["items"]
+    assert any(e["reason"] == "ScaledDown" and "retired" in e["message"] for e in events)
+    # the DaskCluster's own scale subresource drives its default group
+    kubectl("scale", "daskcluster", "elastic", "--replicas=2")
+    wait_workers(kubectl, "elastic-default", 2)
+
+
+def test_an_extra_worker_group_scales_on_its_own(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(daskcluster("multi", workers=1)))
+    wait_for(kubectl, "daskcluster", "multi", lambda o: (o.get("status") or {}).get("phase") == "Running")
+    group = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskWorkerGroup",
+             "metadata": {"name": "multi-highmem"},
+             "spec": {"cluster": "multi", "worker": cluster_spec(2)["worker"]}}
+    kubectl("apply", "-f", "-", input=json.dumps(group))
+    wait_workers(kubectl, "multi-highmem", 2)
+    wait_workers(kubectl, "multi-default", 1)
+    owner = kubectl("get", "daskworkergroup", "multi-highmem", "-o", "json").json()["metadata"]["ownerReferences"]
+    assert owner[0]["kind"] == "DaskCluster" and owner[0]["name"] == "multi"
+    kubectl("scale", "daskworkergroup", "multi-highmem", "--replicas=0")
+    wait_workers(kubectl, "multi-highmem", 0)
+    assert len(running_workers(kubectl, "multi-default")) == 1  # the other group is untouched
+
+
+def test_autoscaler_scales_up_under_load_and_down_when_idle(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(daskcluster("auto", workers=0)))
+    wait_for(kubectl, "daskcluster", "auto", lambda o: (o.get("status") or {}).get("phase") == "Running")
+    autoscaler = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskAutoscaler",
+                  "metadata": {"name": "auto"},
+                  "spec": {"cluster": "auto", "minimum": 1, "maximum": 3, "intervalSeconds": 1,
+                           "scaleUpCooldownSeconds": 1, "scaleDownStabilizationSeconds": 5}}
+    kubectl("apply", "-f", "-", input=json.dumps(autoscaler))
+    wait_workers(kubectl, "auto-default", 1)  # raised to the minimum
+    load = textwrap.dedent("""
+        import sys, time
+        from dask.distributed import Client
+        client = Client(sys.argv[1], timeout=30)
+        def work(x):
+            import time
+            time.sleep(1)
+            return x
+        futures = client.map(work, range(400))
+        time.sleep(25)
+        client.cancel(futures)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", load, scheduler_address(kubectl, "auto")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_workers(kubectl, "auto-default", 3, timeout=60)
+        status = kubectl("get", "daskautoscaler", "auto", "-o", "json").json()["status"]
+        assert status["lastDecision"]["to"] >= 2
+    finally:
+        proc.wait(timeout=120)
+    wait_workers(kubectl, "auto-default", 1, timeout=120)  # back to the minimum when idle
