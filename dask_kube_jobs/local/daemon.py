@@ -110,6 +110,13 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         log.info("stopping")
         await asyncio.to_thread(supervisor.stop)
+        if not args.no_kubelet:
+            # A kubelet killed before it could stop its Pods leaves their processes behind;
+            # `local down` promises that nothing survives it.
+            with contextlib.suppress(Exception):
+                from .kubelet.resources import cleanup_node
+
+                cleanup_node(state.kubelet)
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from ..apiserver.rbac import aggregated_rules
-from .base import CLUSTERROLES, APIError, Client, Informer, Obj, WorkQueue
+from ...kube import CLUSTERROLES, APIError, Client, Informer, Obj, WorkQueue
 
 
 class ClusterRoleAggregationController:

@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 
-from .base import (ENDPOINTS, PODS, SERVICES, APIError, Client, Informer, Obj, WorkQueue,
+from ...kube import (ENDPOINTS, PODS, SERVICES, APIError, Client, Informer, Obj, WorkQueue,
                    fmt_time, pod_ready, run_informers, wait_synced)
 
 log = logging.getLogger("dask_kube_jobs.local.controllers.endpoints")

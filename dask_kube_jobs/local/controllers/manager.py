@@ -13,7 +13,7 @@ import contextlib
 import logging
 from typing import Protocol
 
-from .base import Client
+from ...kube import Client
 from .clusterroles import ClusterRoleAggregationController
 from .endpoints import EndpointsController
 from .garbage_collector import CRDCleanup, GarbageCollector, PodGC

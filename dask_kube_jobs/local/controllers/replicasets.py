@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .base import (PODS, REPLICASETS, APIError, Client, EventRecorder, Informer, Obj, WorkQueue,
+from ...kube import (PODS, REPLICASETS, APIError, Client, EventRecorder, Informer, Obj, WorkQueue,
                    condition, controller_ref, now, owner_ref, parse_time, pod_active, pod_ready,
                    run_informers, wait_synced)
 

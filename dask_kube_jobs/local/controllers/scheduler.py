@@ -23,7 +23,7 @@ from collections import Counter
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .base import (NODES, PODS, APIError, Client, EventRecorder, Informer, Obj, WorkQueue,
+from ...kube import (NODES, PODS, APIError, Client, EventRecorder, Informer, Obj, WorkQueue,
                    condition, fmt_time, run_informers, wait_synced)
 
 SCHEDULER_NAME = "default-scheduler"

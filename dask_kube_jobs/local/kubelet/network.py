@@ -29,8 +29,33 @@ log = logging.getLogger(__name__)
 
 #: The directory the kubelet puts first on every Pod's ``PYTHONPATH``.
 PODNET_DIR = Path(__file__).resolve().parent / "podnet"
-#: Pod addresses: 127.244.0.0/16, skipping .0 and .255 in each /24 for readability.
+#: Pod addresses: one /16 of 127.0.0.0/8 per kubelet on the machine (127.244.0.0/16 first),
+#: skipping .0 and .255 in each /24 for readability.
 POD_NETWORK = ipaddress.IPv4Network("127.244.0.0/16")
+#: Second octets a kubelet may lease for its Pods, preferred first. Each is leased machine-wide
+#: with a lock file, so several local control planes (a user's and a test session's) never
+#: hand out the same Pod address.
+SUBNET_OCTETS = (244, *range(200, 244), *range(245, 251))
+LEASE_DIR = Path(os.environ.get("DKJ_PODNET_LEASES", "/tmp/dask-kube-jobs-podnets"))
+
+
+def lease_subnet(preferred: int | None) -> tuple[ipaddress.IPv4Network, Any]:
+    """Lease a /16 for this kubelet's Pods; the lease lasts as long as the returned file is
+    open (the kernel drops the lock when the process dies, even by SIGKILL)."""
+    import fcntl
+
+    LEASE_DIR.mkdir(parents=True, exist_ok=True)
+    order = [preferred] if preferred in SUBNET_OCTETS else []
+    for octet in order + [o for o in SUBNET_OCTETS if o != preferred]:
+        fh = open(LEASE_DIR / f"127.{octet}.lock", "a+")  # noqa: SIM115 - held for the lease
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            continue
+        return ipaddress.IPv4Network(f"127.{octet}.0.0/16"), fh
+    raise RuntimeError("every Pod subnet of 127.0.0.0/8 this kubelet may use is leased by another "
+                       f"local kubelet (see {LEASE_DIR})")
 CLUSTER_DOMAIN = "cluster.local"
 
 
@@ -110,6 +135,10 @@ class PodNetwork:
         self._ips: dict[str, str] = {}
         self._next = 0
         self._load_ips()
+        previous = ipaddress.IPv4Address(next(iter(self._ips.values()))) if self._ips else None
+        self.network, self._lease = lease_subnet(previous.packed[1] if previous else None)
+        if previous is not None and previous not in self.network:
+            self._ips, self._next = {}, 0  # our old subnet went to another kubelet meanwhile
         self._services: dict[tuple[str, str], dict[str, Any]] = {}
         self._endpoints: dict[tuple[str, str], dict[str, Any]] = {}
         self._dirty = asyncio.Event()
@@ -135,8 +164,8 @@ class PodNetwork:
         if pod_uid in self._ips:
             return self._ips[pod_uid]
         used = set(self._ips.values())
-        size = POD_NETWORK.num_addresses
-        base = int(POD_NETWORK.network_address)
+        size = self.network.num_addresses
+        base = int(self.network.network_address)
         for step in range(1, size + 1):
             index = (self._next + step) % size
             if index % 256 in (0, 255):
@@ -147,7 +176,7 @@ class PodNetwork:
                 self._ips[pod_uid] = ip
                 self._save_ips()
                 return ip
-        raise RuntimeError(f"no free Pod address left in {POD_NETWORK}")
+        raise RuntimeError(f"no free Pod address left in {self.network}")
 
     def release(self, pod_uid: str) -> None:
         if self._ips.pop(pod_uid, None) is not None:
@@ -165,16 +194,20 @@ class PodNetwork:
         return {"DKJ_POD_IP": pod_ip, "DKJ_POD_NAMESPACE": namespace,
                 "DKJ_SERVICE_MAP": str(self.map_file)}
 
-    @staticmethod
-    def verify() -> None:
+    def release_lease(self) -> None:
+        if self._lease is not None:
+            self._lease.close()
+            self._lease = None
+
+    def verify(self) -> None:
         """Fail clearly where the loopback range is not all local (macOS needs lo0 aliases)."""
-        probe_ip = str(POD_NETWORK.network_address + 1)
+        probe_ip = str(self.network.network_address + 1)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((probe_ip, 0))
             except OSError as exc:
                 raise RuntimeError(
-                    f"cannot bind {probe_ip}: Pods need the loopback range {POD_NETWORK} "
+                    f"cannot bind {probe_ip}: Pods need the loopback range {self.network} "
                     f"(Linux routes 127.0.0.0/8 to lo; elsewhere add aliases): {exc}") from exc
 
     # -- service map ---------------------------------------------------------------------------
@@ -201,6 +234,7 @@ class PodNetwork:
         self._write_map()
 
     async def stop(self) -> None:
+        self.release_lease()
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()

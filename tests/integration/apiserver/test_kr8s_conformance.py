@@ -143,7 +143,8 @@ async def test_deleting_a_missing_object_is_404(api, namespace: str) -> None:  #
 async def test_pod_defaults_and_status_subresource(api, namespace: str) -> None:  # type: ignore[no-untyped-def]
     pod = await Pod({"apiVersion": "v1", "kind": "Pod",
                      "metadata": {"name": "p", "namespace": namespace},
-                     "spec": {"containers": [{"name": "c", "image": "python:3.11"}]},
+                     # a scheduler nobody runs keeps the Pod unbound
+                     "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "python:3.11"}]},
                      "status": {"phase": "Running"}}, api=api)
     await pod.create()
     assert pod.raw["status"]["phase"] == "Pending"  # status on create is the server's

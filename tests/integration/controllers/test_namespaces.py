@@ -8,7 +8,7 @@ import uuid
 import pytest
 import yaml
 
-from dask_kube_jobs.local.controllers.base import (CONFIGMAPS, CRDS, NAMESPACES, PODS,
+from dask_kube_jobs.kube import (CONFIGMAPS, CRDS, NAMESPACES, PODS,
                                                    SERVICEACCOUNTS, Client, Obj, Resource)
 
 from .conftest import FakeKubelet, eventually, pod_manifest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dask_kube_jobs.local.controllers.base import EVENTS, NODES, PODS, Client
+from dask_kube_jobs.kube import EVENTS, NODES, PODS, Client
 
 from .conftest import eventually, pod_manifest
 

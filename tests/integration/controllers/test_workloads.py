@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dask_kube_jobs.local.controllers.base import DEPLOYMENTS, EVENTS, PODS, REPLICASETS, Client
+from dask_kube_jobs.kube import DEPLOYMENTS, EVENTS, PODS, REPLICASETS, Client
 
 from .conftest import FakeKubelet, eventually, pod_manifest
 

@@ -16,6 +16,7 @@ import sys
 import textwrap
 import time
 from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,10 @@ def write_map(path: Path, services: list[dict[str, Any]], eps: list[dict[str, An
 
 
 @pytest.fixture
-def net(tmp_path: Path) -> PodNetwork:
-    return PodNetwork(tmp_path / "kubelet")
+def net(tmp_path: Path) -> Iterator[PodNetwork]:
+    network = PodNetwork(tmp_path / "kubelet")
+    yield network
+    network.release_lease()
 
 
 def pod_env(net: PodNetwork, ip: str, ns: str = "team-a", **extra: str) -> dict[str, str]:
@@ -68,13 +71,16 @@ def test_allocate_is_unique_persistent_and_loopback(tmp_path: Path) -> None:
     net = PodNetwork(tmp_path)
     ips = [net.allocate(f"uid-{i}") for i in range(600)]
     assert len(set(ips)) == 600
-    assert all(ip.startswith("127.244.") and ip.split(".")[3] not in ("0", "255") for ip in ips)
+    prefix = ".".join(str(net.network.network_address).split(".")[:2]) + "."
+    assert all(ip.startswith(prefix) and ip.split(".")[3] not in ("0", "255") for ip in ips)
     assert net.allocate("uid-7") == ips[7]
-    again = PodNetwork(tmp_path)  # a restarted kubelet
+    net.release_lease()  # the kubelet stops...
+    again = PodNetwork(tmp_path)  # ...and a restarted one keeps its Pods' addresses
     assert again.allocate("uid-7") == ips[7] and again.pod_ip("uid-8") == ips[8]
     again.release("uid-7")
     fresh = again.allocate("uid-new")
     assert fresh not in ips  # a released address is not handed out again at once
+    again.release_lease()
     assert PodNetwork(tmp_path).allocated()["uid-new"] == fresh
 
 
@@ -393,3 +399,14 @@ async def test_start_lists_watches_and_relists(tmp_path: Path) -> None:
                                                                      ("endpoints", None)]
     finally:
         await net.stop()
+
+
+def test_two_kubelets_on_one_machine_never_share_pod_addresses(tmp_path: Path) -> None:
+    first = PodNetwork(tmp_path / "one")
+    second = PodNetwork(tmp_path / "two")
+    try:
+        assert first.network != second.network
+        assert first.allocate("a") != second.allocate("a")
+    finally:
+        first.release_lease()
+        second.release_lease()
