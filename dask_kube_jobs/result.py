@@ -19,6 +19,8 @@ import json
 import os
 from typing import Any
 
+from .errors import DaskKubeJobsError
+
 __all__ = ["DEFAULT_TERMINATION_MESSAGE_PATH", "RESULT_MAX_BYTES", "TERMINATION_PATH_ENV",
            "ResultError", "decode_result", "encode_result", "set_result"]
 
@@ -27,7 +29,7 @@ DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 TERMINATION_PATH_ENV = "DKJ_TERMINATION_MESSAGE_PATH"
 
 
-class ResultError(ValueError):
+class ResultError(DaskKubeJobsError, ValueError):
     """The value cannot be stored as a job result (not JSON, too large, nowhere to write)."""
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .crds import GROUP, VERSION
+from .errors import DaskKubeJobsError
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -70,7 +71,7 @@ _SCRIPT_BOOTSTRAP = (
 )
 
 
-class SpecError(ValueError):
+class SpecError(DaskKubeJobsError, ValueError):
     """An argument of a spec builder is invalid; ``argument`` names it (``resources``, ``name``,
     ``env['FOO']``...). Raised before any request is made."""
 

@@ -6,5 +6,6 @@ import os
 os.environ.setdefault("DKJ_OPERATOR_BACKOFF_BASE", "1")
 os.environ.setdefault("DKJ_OPERATOR_PENDING_TIMEOUT", "20")
 os.environ.setdefault("DKJ_KUBELET_BACKOFF_BASE", "1")
+os.environ.setdefault("DKJ_SUPERVISOR_MAX_BACKOFF", "2")
 
 from dask_kube_jobs.local.testing import kubectl, local_control_plane, namespace  # noqa: E402,F401

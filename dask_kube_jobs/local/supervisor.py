@@ -23,7 +23,8 @@ from pathlib import Path
 
 log = logging.getLogger("dask_kube_jobs.local")
 
-MAX_BACKOFF = 30.0
+#: Longest pause before restarting a crashing component (env DKJ_SUPERVISOR_MAX_BACKOFF).
+MAX_BACKOFF = float(os.environ.get("DKJ_SUPERVISOR_MAX_BACKOFF", "30"))
 HEALTHY_AFTER = 60.0
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .._aggregation import aggregated_rules
+
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 BOOTSTRAP_LABELS = {"kubernetes.io/bootstrapping": "rbac-defaults"}
 AUTOUPDATE = {"rbac.authorization.kubernetes.io/autoupdate": "true"}
@@ -192,8 +194,6 @@ def _cluster_role_bindings() -> list[dict[str, Any]]:
 
 def bootstrap_cluster_roles() -> list[dict[str, Any]]:
     """The default ClusterRoles, aggregated roles with their ``rules`` already aggregated."""
-    from .rbac import aggregated_rules  # the aggregation logic lives with the authorizer
-
     roles = _cluster_roles()
     filled = {r["metadata"]["name"]: aggregated_rules(r, roles)
               for r in roles if r.get("aggregationRule")}

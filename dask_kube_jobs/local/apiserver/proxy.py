@@ -37,7 +37,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ..kubelet.portforward import take_over
+from .._upgrade import take_over
 from . import errors
 
 if TYPE_CHECKING:

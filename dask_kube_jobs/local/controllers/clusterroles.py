@@ -3,17 +3,17 @@
 A ClusterRole with an ``aggregationRule`` owns no rules of its own: its ``rules`` are the union of
 the rules of every ClusterRole its ``clusterRoleSelectors`` match (``admin``/``edit``/``view``
 pick up CRD permissions this way, e.g. the chart's ``aggregate-to-*`` roles). The union is
-computed by the API server's RBAC module (``aggregated_rules``) so authorization and this
-controller agree; the controller writes it only when it differs, and re-checks every aggregated
-role whenever any ClusterRole changes.
+computed by ``dask_kube_jobs.local._aggregation`` (``aggregated_rules``), which the API server's
+authorizer uses too, so authorization and this controller agree; the controller writes it only
+when it differs, and re-checks every aggregated role whenever any ClusterRole changes.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from ..apiserver.rbac import aggregated_rules
 from ...kube import CLUSTERROLES, APIError, Client, Informer, Obj, WorkQueue
+from .._aggregation import aggregated_rules
 
 
 class ClusterRoleAggregationController:

@@ -1,7 +1,8 @@
 """The process kubelet: runs the Pods bound to its Node as local processes.
 
-See ``agent.py`` (Node, Lease, Pod watch), ``runtime.py`` (containers as processes and the Pod
-lifecycle), ``env.py``, ``volumes.py``, ``probes.py`` and ``resources.py``. Start it with
+See ``agent.py`` (Node, Lease, Pod watch), ``pod.py`` (the Pod lifecycle), ``container.py``
+(containers as processes), ``status.py`` (phase and conditions), ``env.py``, ``volumes.py``,
+``probes.py`` and ``resources.py``. Start it with
 ``python -m dask_kube_jobs.local.kubelet --kubeconfig PATH`` or ``dask-kube-jobs local kubelet``.
 """
 

@@ -6,7 +6,7 @@ Node's heartbeat every 10 seconds, lists and watches the Pods with
 ``fieldSelector=spec.nodeName=<node>``, reports them only through ``pods/status`` (merge
 patches), and ends a graceful deletion with ``DELETE gracePeriodSeconds=0`` guarded by a uid
 precondition once every process of the Pod is gone. Per-Pod logic is
-:class:`~dask_kube_jobs.local.kubelet.runtime.PodWorker`.
+:class:`~dask_kube_jobs.local.kubelet.pod.PodWorker`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ import yaml
 
 from .. import certs
 from . import resources
+from .container import now_rfc3339
+from .pod import PodWorker
 from .resources import CgroupManager, cgroup_scope, kill_leftovers
-from .runtime import PodWorker, now_rfc3339
 from .volumes import detect_mode
 
 log = logging.getLogger("dask_kube_jobs.local.kubelet")
