@@ -164,3 +164,12 @@ def test_autoscaler_scales_up_under_load_and_down_when_idle(kubectl: Kubectl) ->
     finally:
         proc.wait(timeout=120)
     wait_workers(kubectl, "auto-default", 1, timeout=120)  # back to the minimum when idle
+
+
+def test_idle_timeout_deletes_an_unused_cluster(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(daskcluster("sleepy", workers=1, idleTimeout=4)))
+    wait_for(kubectl, "daskcluster", "sleepy", lambda o: (o.get("status") or {}).get("phase") == "Running")
+    assert gone(kubectl, "daskcluster", "sleepy", timeout=90)
+    events = kubectl("get", "events", "--field-selector", "involvedObject.name=sleepy,involvedObject.kind=DaskCluster",
+                     "-o", "json").json()["items"]
+    assert any(e["reason"] == "IdleTimeout" for e in events)

@@ -193,3 +193,22 @@ def test_invalid_job_is_refused_with_the_field_named(kubectl: Kubectl) -> None:
     out = kubectl("apply", "-f", "-", input=json.dumps(bad), check=False)
     assert out.returncode != 0 and "spec.cluster.spec.worker.replicas" in out.stderr
     assert kubectl("get", "daskjob", "bad", "--ignore-not-found", "-o", "name").stdout == ""
+
+
+def test_out_of_memory_runner_is_reported_as_oomkilled(kubectl: Kubectl) -> None:
+    job = daskjob("hungry", "x = bytearray(600 * 1024 * 1024); x[::4096] = b'1' * len(x[::4096]); print('survived')")
+    job["spec"]["job"]["spec"]["containers"][0]["resources"] = {"limits": {"memory": "200Mi"}}
+    apply(kubectl, job)
+    status = wait_for(kubectl, "daskjob", "hungry", job_done)["status"]
+    assert status["jobStatus"] == "Failed"
+    assert status["reason"] == "OOMKilled" and status["exitCode"] == 137
+
+
+def test_unschedulable_runner_fails_with_the_schedulers_reason(kubectl: Kubectl) -> None:
+    job = daskjob("needs-gpu", "print('never')")
+    job["spec"]["job"]["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+    apply(kubectl, job)
+    status = wait_for(kubectl, "daskjob", "needs-gpu", job_done, timeout=120)["status"]
+    assert status["jobStatus"] == "Failed" and status["reason"] == "Unschedulable"
+    assert "Insufficient nvidia.com/gpu" in status["message"]
+    assert gone(kubectl, "daskcluster", "needs-gpu")

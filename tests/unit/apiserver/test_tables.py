@@ -7,16 +7,14 @@ import datetime as dt
 import pytest
 
 from dask_kube_jobs.local.apiserver import errors, structural
-from dask_kube_jobs.local.apiserver.registry import BUILTIN_TYPES, Registry, type_from_crd
-from dask_kube_jobs.local.apiserver.tables import (
+from dask_kube_jobs.local.apiserver.printers import (
     age,
     format_endpoints,
     human_duration,
     pod_status,
-    table_watch_event,
-    to_table,
-    wants_table,
 )
+from dask_kube_jobs.local.apiserver.registry import BUILTIN_TYPES, Registry, type_from_crd
+from dask_kube_jobs.local.apiserver.tables import table_watch_event, to_table, wants_table
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
 REG = Registry(BUILTIN_TYPES)

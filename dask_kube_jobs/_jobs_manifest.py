@@ -1,0 +1,227 @@
+"""Pure logic of the job API: reading a DaskJob manifest, checking it, and reading its status.
+
+Nothing here does I/O except reading a manifest file, so the sync and async APIs, the CLI and
+the Airflow provider share it, and it is unit-tested without a cluster (lightkube keeps its
+generic client's pure parts apart the same way).
+
+A manifest is checked before it is sent because the API server's answer to a bad one is a 422
+listing schema paths, after a round trip, and some mistakes (a missing runner image) are only
+noticed by the kubelet minutes later. :func:`check_job_manifest` names the field, in the
+manifest's own terms (``spec.job.spec.containers[0].image``), in a :class:`SpecError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .crds import GROUP, VERSION
+from .spec import SpecError
+
+__all__ = ["DASHBOARD_TEMPLATE_ENV", "PHASES", "TERMINAL_PHASES", "JobStatus",
+           "check_job_manifest", "dashboard_link", "load_job_manifest"]
+
+API_VERSION = f"{GROUP}/{VERSION}"
+PHASES = ("JobCreated", "ClusterCreated", "Running", "Successful", "Failed")
+TERMINAL_PHASES = ("Successful", "Failed")
+
+#: Environment variable holding a format string for dashboard links, for clusters whose
+#: dashboards are reached through an ingress or proxy rather than the in-cluster Service.
+#: Fields: ``{namespace}``, ``{cluster}`` (the DaskCluster's name), ``{job}``, ``{scheduler}``
+#: (the scheduler Service's name) and ``{port}`` (8787). Example:
+#: ``https://dask.example.com/{namespace}/{cluster}/status``.
+DASHBOARD_TEMPLATE_ENV = "DASK_KUBE_JOBS_DASHBOARD_TEMPLATE"
+
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_MAX_NAME = 63 - len("-scheduler")
+
+
+def load_job_manifest(source: Any) -> dict[str, Any]:
+    """A DaskJob manifest from a dict, a path to a YAML/JSON file, or YAML text.
+
+    A multi-document file may hold other kinds too; exactly one DaskJob is taken from it.
+
+    >>> load_job_manifest("apiVersion: kubernetes.dask.org/v1\\nkind: DaskJob\\n"
+    ...                   "metadata: {name: x}\\nspec: {}")["metadata"]
+    {'name': 'x'}
+    """
+    if isinstance(source, Mapping):
+        return _copy(source)
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
+        path = Path(source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SpecError("manifest", f"cannot read {str(path)!r}: {exc.strerror or exc}") \
+                from exc
+        where = str(path)
+    elif isinstance(source, str):
+        text, where = source, "the YAML text"
+    else:
+        raise SpecError("manifest", "give a dict, a path to a YAML file, or YAML text "
+                        f"(got {type(source).__name__})")
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise SpecError("manifest", f"{where} is not valid YAML: {exc}") from exc
+    jobs = [d for d in docs if isinstance(d, dict) and d.get("kind") == "DaskJob"]
+    if len(jobs) == 1:
+        return jobs[0]
+    if not jobs and len(docs) == 1 and isinstance(docs[0], dict):
+        return docs[0]  # let check_job_manifest say what is wrong with it
+    found = ", ".join(str(d.get("kind")) if isinstance(d, dict) else type(d).__name__
+                      for d in docs) or "nothing"
+    raise SpecError("manifest", f"{where} must hold exactly one DaskJob (found: {found})")
+
+
+def _looks_like_path(text: str) -> bool:
+    return "\n" not in text and ":" not in text.split("/")[0] or text.endswith(
+        (".yaml", ".yml", ".json"))
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _need(obj: Any, path: str, kind: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(obj, kind):
+        got = "nothing" if obj is None else type(obj).__name__
+        raise SpecError(path, f"must be {what} (got {got})")
+    return obj
+
+
+def _check_containers(pod_spec: Any, path: str) -> None:
+    _need(pod_spec, path, dict, "a PodSpec mapping")
+    containers = _need(pod_spec.get("containers"), f"{path}.containers", list,
+                       "a list of containers")
+    if not containers:
+        raise SpecError(f"{path}.containers", "must hold at least one container")
+    for i, c in enumerate(containers):
+        where = f"{path}.containers[{i}]"
+        _need(c, where, dict, "a container mapping")
+        for key in ("name", "image"):
+            value = c.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise SpecError(f"{where}.{key}", "is required (a non-empty string)")
+        for key in ("command", "args"):
+            if key in c and not (isinstance(c[key], list) and
+                                 all(isinstance(a, str) for a in c[key])):
+                raise SpecError(f"{where}.{key}", "must be a list of strings")
+
+
+def check_job_manifest(manifest: Mapping[str, Any]) -> None:
+    """Raise :class:`SpecError` naming the first field a DaskJob manifest gets wrong.
+
+    Checks what the server or the kubelet would otherwise reject late: kind and apiVersion, the
+    name (a DNS label short enough for ``<name>-scheduler``), and that the runner, the
+    scheduler and the workers each have containers with a name and an image.
+
+    >>> check_job_manifest({"apiVersion": "v1", "kind": "Pod"})
+    Traceback (most recent call last):
+    ...
+    dask_kube_jobs.spec.SpecError: kind: must be DaskJob (got 'Pod')
+    """
+    if manifest.get("kind") != "DaskJob":
+        raise SpecError("kind", f"must be DaskJob (got {manifest.get('kind')!r})")
+    if manifest.get("apiVersion") != API_VERSION:
+        raise SpecError("apiVersion", f"must be {API_VERSION} (got "
+                        f"{manifest.get('apiVersion')!r})")
+    meta = _need(manifest.get("metadata"), "metadata", dict, "a mapping")
+    name, generate = meta.get("name"), meta.get("generateName")
+    if not name and not generate:
+        raise SpecError("metadata.name", "is required")
+    if name:
+        _need(name, "metadata.name", str, "a string")
+        if len(name) > _MAX_NAME or not _DNS1123_SUBDOMAIN.fullmatch(name) or "." in name:
+            raise SpecError("metadata.name", f"{name!r} must be lower-case letters, digits and "
+                            f"'-', start and end alphanumeric, at most {_MAX_NAME} characters")
+    spec = _need(manifest.get("spec"), "spec", dict, "a mapping")
+    job = _need(spec.get("job"), "spec.job", dict, "a mapping with the runner's Pod spec")
+    _check_containers(job.get("spec"), "spec.job.spec")
+    cluster = _need(spec.get("cluster"), "spec.cluster", dict, "a mapping with a DaskCluster spec")
+    cspec = _need(cluster.get("spec"), "spec.cluster.spec", dict, "a DaskCluster spec")
+    for part in ("scheduler", "worker"):
+        block = _need(cspec.get(part), f"spec.cluster.spec.{part}", dict, "a mapping")
+        _check_containers(block.get("spec"), f"spec.cluster.spec.{part}.spec")
+    replicas = cspec["worker"].get("replicas")
+    if replicas is not None and (not isinstance(replicas, int) or isinstance(replicas, bool)
+                                 or replicas < 0):
+        raise SpecError("spec.cluster.spec.worker.replicas",
+                        f"must be a whole number >= 0 (got {replicas!r})")
+    for key, minimum in (("backoffLimit", 0), ("activeDeadlineSeconds", 1),
+                         ("ttlSecondsAfterFinished", 0)):
+        value = spec.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value < minimum):
+            raise SpecError(f"spec.{key}", f"must be a whole number >= {minimum} (got {value!r})")
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A DaskJob's ``status``, read once: a value, not a live view.
+
+    ``phase`` is one of :data:`PHASES` (None before the operator has seen the job); ``result``
+    is the decoded value the runner passed to ``dask_kube_jobs.set_result``; ``raw`` is the
+    status mapping as the API returned it.
+    """
+
+    phase: str | None = None
+    cluster_name: str | None = None
+    runner_pod: str | None = None
+    attempts: int = 0
+    failed: int = 0
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    result: Any = None
+    log_tail: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_job(cls, job: Mapping[str, Any]) -> "JobStatus":
+        s = dict(job.get("status") or {})
+        return cls(phase=s.get("jobStatus") or None, cluster_name=s.get("clusterName"),
+                   runner_pod=s.get("jobRunnerPodName"), attempts=int(s.get("attempts") or 0),
+                   failed=int(s.get("failed") or 0), exit_code=s.get("exitCode"),
+                   reason=s.get("reason"), message=s.get("message"), result=s.get("result"),
+                   log_tail=s.get("logTail"), start_time=s.get("startTime"),
+                   end_time=s.get("endTime"), raw=s)
+
+    @property
+    def done(self) -> bool:
+        """True once the job is Successful or Failed (the phase never changes afterwards)."""
+        return self.phase in TERMINAL_PHASES
+
+
+def dashboard_link(*, job: str, namespace: str, cluster: str | None,
+                   address: str | None) -> str | None:
+    """The Dask dashboard URL: from :data:`DASHBOARD_TEMPLATE_ENV` when set, else the
+    DaskCluster's ``status.dashboardAddress`` plus ``/status``; None if neither is known.
+
+    >>> dashboard_link(job="j", namespace="ns", cluster="j", address="http://j-scheduler:8787")
+    'http://j-scheduler:8787/status'
+    """
+    template = os.environ.get(DASHBOARD_TEMPLATE_ENV)
+    cluster = cluster or job
+    if template:
+        try:
+            return template.format(namespace=namespace, cluster=cluster, job=job,
+                                   scheduler=f"{cluster}-scheduler", port=8787)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise SpecError(DASHBOARD_TEMPLATE_ENV, f"bad template {template!r}: {exc!r}; "
+                            "fields: {namespace} {cluster} {job} {scheduler} {port}") from exc
+    if not address:
+        return None
+    return address.rstrip("/") + "/status"

@@ -1,0 +1,123 @@
+"""The API requests a KubeCluster makes, as plain async functions over ``kube.Client``.
+
+They take the client, namespace and names explicitly (no cluster object), so the cluster
+manager stays a thin orchestration layer and each request can be read, and tested, on its own.
+``kube.Client`` is used rather than kr8s objects because it maps error ``Status`` bodies to
+:class:`~dask_kube_jobs.kube.APIError` with the HTTP code (404, 409...) without kr8s's habit of
+re-authenticating on any 401/403 (see ``dask_kube_jobs/kube.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from distributed.utils import Log, Logs
+
+from ..kube import PODS, SERVICES, APIError, Client, Resource
+from ._options import KubeClusterError
+
+__all__ = [
+    "DASKAUTOSCALERS", "DASKCLUSTERS", "DASKWORKERGROUPS", "LABEL_CLUSTER", "LABEL_COMPONENT",
+    "delete_and_wait", "get_logs", "owner_reference", "pod_log", "upsert",
+]
+
+GROUP_VERSION = ("kubernetes.dask.org", "v1")
+DASKCLUSTERS = Resource(*GROUP_VERSION, "daskclusters", "DaskCluster", True)
+DASKWORKERGROUPS = Resource(*GROUP_VERSION, "daskworkergroups", "DaskWorkerGroup", True)
+DASKAUTOSCALERS = Resource(*GROUP_VERSION, "daskautoscalers", "DaskAutoscaler", True)
+
+# The labels of the resource contract (DESIGN.md); the operator sets them on every child.
+LABEL_CLUSTER = "dask.org/cluster-name"
+LABEL_COMPONENT = "dask.org/component"
+
+LOG_TAIL_LINES = 20
+
+
+def explain(exc: APIError, what: str) -> KubeClusterError:
+    """An API error turned into a message that says what to do next."""
+    if exc.code == 404 and "namespace" in exc.message.lower():
+        hint = f"{exc.message}: create the namespace or pass another namespace="
+    elif exc.code == 404:
+        hint = ("the DaskCluster resource type is not installed: install the dask-kube-jobs "
+                "CRDs and operator (e.g. the Helm chart charts/dask-kube-jobs)")
+    elif exc.code == 403:
+        hint = ("permission denied: your account needs rights on daskclusters, "
+                "daskworkergroups and daskautoscalers (kubernetes.dask.org) and on pods, "
+                "pods/log, pods/portforward and services in this namespace")
+    else:
+        hint = exc.message
+    return KubeClusterError(f"{what}: {exc.code} {exc.reason}: {hint}")
+
+
+def owner_reference(obj: dict[str, Any]) -> dict[str, Any]:
+    """An ownerReference to ``obj``, so Kubernetes deletes the dependant with it."""
+    meta = obj["metadata"]
+    return {"apiVersion": obj.get("apiVersion", "kubernetes.dask.org/v1"),
+            "kind": obj.get("kind", "DaskCluster"), "name": meta["name"], "uid": meta["uid"],
+            "blockOwnerDeletion": True}
+
+
+async def upsert(client: Client, res: Resource, namespace: str, body: dict[str, Any]) -> None:
+    """Create ``body``, or merge-patch its spec onto the existing object of that name."""
+    try:
+        await client.create(res, namespace, body)
+    except APIError as exc:
+        if exc.code != 409:
+            raise
+        await client.patch(res, namespace, body["metadata"]["name"], {"spec": body["spec"]})
+
+
+async def delete_and_wait(client: Client, res: Resource, namespace: str, name: str,
+                          timeout: float) -> bool:
+    """Delete (background cascade) and wait until the object is gone; False on timeout."""
+    await client.delete(res, namespace, name, propagation="Background")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await client.get(res, namespace, name) is None:
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def pod_log(client: Client, pod: dict[str, Any], *, tail_lines: int | None = None) -> str:
+    """The log of a Pod's first container through ``pods/log``, as text ('' if none yet)."""
+    meta = pod["metadata"]
+    params: dict[str, Any] = {}
+    if tail_lines:
+        params["tailLines"] = tail_lines
+    path = PODS.path(meta["namespace"], meta["name"], "log")
+    async with client.api.call_api("GET", base="/api", version="v1",
+                                   url=path.removeprefix("/api/v1/"), params=params,
+                                   raise_for_status=False, timeout=30) as response:
+        await response.aread()
+        if response.is_error:
+            return ""
+        return response.text
+
+
+async def get_logs(client: Client, namespace: str, cluster: str, *, scheduler: bool = True,
+                   workers: bool = True) -> Logs:
+    """``{pod name: log}`` for the cluster's scheduler and worker Pods."""
+    pods, _ = await client.list(PODS, namespace, label_selector=f"{LABEL_CLUSTER}={cluster}")
+    logs = Logs()
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        component = pod["metadata"].get("labels", {}).get(LABEL_COMPONENT)
+        if (component == "scheduler" and not scheduler) or (component == "worker" and not workers) \
+                or component not in ("scheduler", "worker"):
+            continue
+        phase = (pod.get("status") or {}).get("phase", "Pending")
+        text = await pod_log(client, pod) if phase != "Pending" else ""
+        logs[pod["metadata"]["name"]] = Log(text or f"(no log yet: the Pod is {phase})")
+    return logs
+
+
+async def scheduler_objects(client: Client, namespace: str, cluster: str
+                            ) -> tuple[dict[str, Any] | None, dict[str, Any] | None,
+                                       dict[str, Any] | None]:
+    """The DaskCluster, its scheduler Pod and its scheduler Service (each None if absent)."""
+    name = f"{cluster}-scheduler"
+    return (await client.get(DASKCLUSTERS, namespace, cluster),
+            await client.get(PODS, namespace, name),
+            await client.get(SERVICES, namespace, name))

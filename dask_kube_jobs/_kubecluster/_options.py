@@ -1,0 +1,172 @@
+"""Pure option handling for :class:`KubeCluster`: create modes, names, namespaces, specs, errors.
+
+Everything here runs before any request is made, so a mistake in an argument fails at once with
+a message naming the argument, not as a DaskCluster that the API server or the operator rejects
+half a minute later. It is kept apart from the cluster manager so it can be unit-tested without
+an event loop or an API server.
+
+>>> parse_create_mode("connect_only")
+<CreateMode.CONNECT_ONLY: 'CONNECT_ONLY'>
+>>> format_name("dask-{user}", user="Jane.Doe")
+'dask-jane-doe'
+"""
+
+from __future__ import annotations
+
+import copy
+import getpass
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "SA_NAMESPACE_FILE",
+    "ClusterExistsError",
+    "ClusterNotFoundError",
+    "ClusterStartupError",
+    "CreateMode",
+    "KubeClusterError",
+    "format_name",
+    "in_cluster_namespace",
+    "load_cluster_spec",
+    "parse_create_mode",
+]
+
+#: Where Kubernetes mounts the Pod's ServiceAccount namespace (the in-cluster context).
+SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+#: Upstream's default cluster name pattern (``kubernetes.name`` in dask-kubernetes' config).
+DEFAULT_NAME = "dask-{user}-{uuid}"
+
+
+try:  # the package-wide base exception, when the errors module provides one
+    from ..errors import DaskKubeJobsError as _Base  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on the errors module being present
+    _Base = Exception
+
+
+class KubeClusterError(_Base):  # type: ignore[misc,valid-type]
+    """Base of the errors :class:`KubeCluster` raises about its DaskCluster."""
+
+
+class ClusterExistsError(KubeClusterError):
+    """``create_mode=CREATE_ONLY`` and a DaskCluster of that name already exists."""
+
+
+class ClusterNotFoundError(KubeClusterError):
+    """``create_mode=CONNECT_ONLY`` (or ``from_name``) and no DaskCluster of that name exists."""
+
+
+class ClusterStartupError(KubeClusterError, TimeoutError):
+    """The DaskCluster did not become usable within ``resource_timeout``: the operator never
+    answered, or the scheduler never became ready. ``details`` holds what was observed (the
+    scheduler Pod's state, its log tail). A cluster we created has been deleted again."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message + (f"\n{details}" if details else ""))
+        self.details = details
+
+
+class CreateMode(str, Enum):
+    """What to do about an existing DaskCluster of the same name.
+
+    * ``CREATE_OR_CONNECT`` (default): create it, or connect to it if it exists;
+    * ``CREATE_ONLY``: create it, fail with :class:`ClusterExistsError` if it exists;
+    * ``CONNECT_ONLY``: connect to it, fail with :class:`ClusterNotFoundError` if it does not.
+    """
+
+    CREATE_OR_CONNECT = "CREATE_OR_CONNECT"
+    CREATE_ONLY = "CREATE_ONLY"
+    CONNECT_ONLY = "CONNECT_ONLY"
+
+
+def parse_create_mode(value: Any) -> CreateMode:
+    """A :class:`CreateMode` from itself, its name or value, in any case.
+
+    Upstream compares against its enum only, so ``create_mode="CONNECT_ONLY"`` silently behaves
+    as CREATE_OR_CONNECT there; here a string works and a typo is an error.
+
+    >>> parse_create_mode(None)
+    <CreateMode.CREATE_OR_CONNECT: 'CREATE_OR_CONNECT'>
+    """
+    if value is None:
+        return CreateMode.CREATE_OR_CONNECT
+    if isinstance(value, Enum):  # also another library's CreateMode enum of the same names
+        value = value.value
+    if isinstance(value, str):
+        key = value.strip().upper().replace("-", "_")
+        key = key.removeprefix("CREATEMODE.")
+        if key in CreateMode.__members__:
+            return CreateMode[key]
+    choices = ", ".join(m.value for m in CreateMode)
+    raise ValueError(f"create_mode: {value!r} is not one of {choices} (any case)")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "user"
+
+
+def format_name(pattern: str, *, user: str | None = None) -> str:
+    """Expand ``{user}``, ``{uuid}`` and environment variables in a cluster name, as upstream
+    does, then make the result a valid DNS label (lower case, ``-`` for anything else).
+
+    >>> len(format_name("dask-{uuid}"))
+    15
+    """
+    if user is None:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary uid in a container
+            user = "user"
+    values = {**os.environ, "user": _slug(user), "uuid": uuid.uuid4().hex[:10]}
+    try:
+        name = pattern.format(**values)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"name: cannot expand {pattern!r}: {exc!r}") from exc
+    return _slug(name)[:57].rstrip("-")
+
+
+def load_cluster_spec(spec: Any) -> dict[str, Any]:
+    """A deep copy of ``custom_cluster_spec``: a DaskCluster dict or the path of a YAML file."""
+    if isinstance(spec, (str, os.PathLike)):
+        path = Path(spec).expanduser()
+        try:
+            spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"custom_cluster_spec: cannot read {str(path)!r}: "
+                             f"{exc.strerror or exc}") from exc
+    if not isinstance(spec, Mapping):
+        raise ValueError("custom_cluster_spec: must be a DaskCluster manifest (dict) or the "
+                         f"path of a YAML file holding one, got {type(spec).__name__}")
+    spec = copy.deepcopy(dict(spec))
+    kind = spec.get("kind", "DaskCluster")
+    if kind != "DaskCluster":
+        raise ValueError(f"custom_cluster_spec: kind is {kind!r}, expected 'DaskCluster'")
+    name = (spec.get("metadata") or {}).get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError("custom_cluster_spec: metadata.name is required")
+    if not isinstance(spec.get("spec"), Mapping):
+        raise ValueError("custom_cluster_spec: a 'spec' with 'worker' and 'scheduler' is "
+                         "required")
+    spec.setdefault("apiVersion", "kubernetes.dask.org/v1")
+    spec.setdefault("kind", "DaskCluster")
+    return spec
+
+
+def in_cluster_namespace() -> str | None:
+    """The namespace of the Pod we run in, from its ServiceAccount mount; None outside a Pod.
+
+    Upstream falls back to the kubeconfig's context (or ``default``) even inside a Pod, which
+    creates clusters in the wrong namespace for notebooks run in-cluster.
+    """
+    try:
+        text = SA_NAMESPACE_FILE.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return text or None
