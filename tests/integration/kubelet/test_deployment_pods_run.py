@@ -1,0 +1,60 @@
+"""A Deployment whose Pods really run: controllers, scheduler, kubelet and Endpoints together."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+import pytest
+
+from dask_kube_jobs.local.testing import Kubectl
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def running_ips(kubectl: Kubectl) -> list[str]:
+    pods = kubectl("get", "pods", "-l", "app=web", "-o", "json").json()["items"]
+    return sorted(p["status"]["podIP"] for p in pods
+                  if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+                  and all(c.get("ready") for c in p["status"].get("containerStatuses", [])))
+
+
+def wait_count(kubectl: Kubectl, n: int, timeout: float = 90) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ips = running_ips(kubectl)
+        total = kubectl("get", "pods", "-l", "app=web", "-o", "name").stdout.split()
+        if len(ips) == n and len(total) == n:
+            return ips
+        time.sleep(0.5)
+    raise AssertionError(f"never {n} running web Pods: {running_ips(kubectl)}")
+
+
+def test_deployment_pods_serve_and_follow_scale_and_deletion(kubectl: Kubectl) -> None:
+    kubectl("create", "deployment", "web", "--image=python:3.11", "--replicas=2", "--port=8000",
+            "--", "python", "-m", "http.server", "8000")
+    kubectl("rollout", "status", "deployment/web", "--timeout=90s")
+    ips = wait_count(kubectl, 2)
+    assert len(set(ips)) == 2
+    for ip in ips:  # the host reaches each Pod at its own address
+        with urllib.request.urlopen(f"http://{ip}:8000/", timeout=10) as resp:
+            assert resp.status == 200
+    kubectl("expose", "deployment", "web", "--port=80", "--target-port=8000")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        subsets = kubectl("get", "endpoints", "web", "-o", "json", check=False)
+        if subsets.returncode == 0:
+            addresses = [a["ip"] for s in subsets.json().get("subsets") or [] for a in s.get("addresses") or []]
+            if sorted(addresses) == ips:
+                break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the Service's Endpoints never listed both Pods")
+    kubectl("scale", "deployment", "web", "--replicas=3")
+    wait_count(kubectl, 3)
+    kubectl("delete", "deployment", "web")
+    deadline = time.monotonic() + 60
+    while kubectl("get", "pods", "-l", "app=web", "-o", "name").stdout.strip() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert kubectl("get", "pods", "-l", "app=web", "-o", "name").stdout.strip() == ""
+    assert kubectl("get", "rs", "-l", "app=web", "-o", "name").stdout.strip() == ""
