@@ -151,8 +151,18 @@ def _cluster_spec() -> Schema:
     }, required=["scheduler", "worker"])
 
 
+#: DaskCluster and DaskJob names become ``<name>-scheduler`` Service names (DNS-1035, 63 chars).
+NAME_RULE = {
+    "rule": "self.metadata.name.size() <= 53 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+    "message": "metadata.name must start with a letter, contain only lowercase letters, digits and "
+               "'-', and be at most 53 characters: it names the '<name>-scheduler' Service",
+}
+
+
 def _root(kind: str, spec: Schema, status: Schema) -> Schema:
+    extra = {"x-kubernetes-validations": [NAME_RULE]} if kind in ("DaskCluster", "DaskJob") else {}
     return {
+        **extra,
         "type": "object",
         "description": f"{kind} of the Dask Kubernetes Operator.",
         "properties": {
@@ -170,7 +180,7 @@ def _root(kind: str, spec: Schema, status: Schema) -> Schema:
 
 def _daskcluster() -> Schema:
     status = _status("Observed state of the cluster, written by the operator.", {
-        "phase": _str("Created, Pending, Running or Stopped.", nullable=True),
+        "phase": _str("Created, Pending (scheduler not ready), Running, or Failed (the cluster cannot be made, see conditions).", nullable=True),
         "workers": _int("Worker Pods of the cluster that exist (the scale subresource's "
                         "status replicas).", minimum=0),
         "readyWorkers": _int("Worker Pods of the cluster that are ready.", minimum=0),

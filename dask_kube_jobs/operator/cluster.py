@@ -63,6 +63,13 @@ async def reconcile(rt: Runtime, cluster: Obj) -> float:
     status = cluster.get("status") or {}
     if meta.get("deletionTimestamp"):
         return RESYNC
+    problem = names.cluster_name_problem(name)
+    if problem:
+        if not conditions.get(status.get("conditions"), "InvalidName"):
+            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Failed", "conditions": conditions.put(
+                status.get("conditions"), "InvalidName", True, "InvalidName", problem, meta.get("generation"))})
+            await rt.event(cluster, "InvalidName", f"{problem}; nothing was created", warning=True)
+        return 3600.0
     if not status.get("phase"):
         await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Created"})
 

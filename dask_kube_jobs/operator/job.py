@@ -124,6 +124,9 @@ class JobReconciler:
         phase = self.status.get("jobStatus") or ""
         if phase in TERMINAL:
             return await self.finished()
+        problem = names.cluster_name_problem(self.cluster_name)
+        if problem:
+            return await self.fail("InvalidName", f"{problem}; nothing was created")
         if not phase:
             await self.write(jobStatus="JobCreated")
             await self.rt.event(self.job, "JobCreated", "DaskJob accepted")

@@ -9,6 +9,8 @@ deleted and re-created, so each attempt of ours carries the job's uid and the at
 
 from __future__ import annotations
 
+import re
+
 GROUP = "kubernetes.dask.org"
 VERSION = "v1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -64,3 +66,22 @@ def runner_name(job: str, job_uid: str, attempt: int) -> str:
 def worker_name(group: str, token: str) -> str:
     suffix = f"-worker-{token}"
     return group[: 63 - len(suffix)].rstrip("-.") + suffix
+
+
+_SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_CLUSTER_NAME = 63 - len("-scheduler")
+
+
+def cluster_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a Dask cluster (its ``<name>-scheduler`` Service), or None.
+
+    The CRDs carry the same rule as a CEL validation; this check covers API servers that do
+    not evaluate CEL, so an invalid name is refused before anything is created for it.
+    """
+    if len(name) > MAX_CLUSTER_NAME:
+        return (f"metadata.name {name!r} is {len(name)} characters; at most {MAX_CLUSTER_NAME} "
+                f"fit, because the scheduler Service is named '<name>-scheduler' (63 at most)")
+    if not _SERVICE_NAME.match(name):
+        return (f"metadata.name {name!r} must start with a letter and contain only lowercase "
+                "letters, digits and '-': it names the scheduler Service")
+    return None

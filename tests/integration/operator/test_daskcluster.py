@@ -173,3 +173,12 @@ def test_idle_timeout_deletes_an_unused_cluster(kubectl: Kubectl) -> None:
     events = kubectl("get", "events", "--field-selector", "involvedObject.name=sleepy,involvedObject.kind=DaskCluster",
                      "-o", "json").json()["items"]
     assert any(e["reason"] == "IdleTimeout" for e in events)
+
+
+def test_an_invalid_cluster_name_is_refused_with_nothing_created(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(daskcluster("9lives")))
+    obj = wait_for(kubectl, "daskcluster", "9lives", lambda o: (o.get("status") or {}).get("phase") == "Failed")
+    cond = next(c for c in obj["status"]["conditions"] if c["type"] == "InvalidName")
+    assert "must start with a letter" in cond["message"]
+    time.sleep(2)
+    assert kubectl("get", "pods,svc,daskworkergroups", "-o", "name").stdout.strip() == ""

@@ -212,3 +212,12 @@ def test_unschedulable_runner_fails_with_the_schedulers_reason(kubectl: Kubectl)
     assert status["jobStatus"] == "Failed" and status["reason"] == "Unschedulable"
     assert "Insufficient nvidia.com/gpu" in status["message"]
     assert gone(kubectl, "daskcluster", "needs-gpu")
+
+
+def test_a_name_too_long_for_the_scheduler_service_creates_nothing(kubectl: Kubectl) -> None:
+    name = "j" + "x" * 53  # 54 characters: "<name>-scheduler" would exceed 63
+    apply(kubectl, daskjob(name, "print(1)"))
+    status = wait_for(kubectl, "daskjob", name, job_done)["status"]
+    assert status["jobStatus"] == "Failed" and status["reason"] == "InvalidName"
+    assert "at most 53" in status["message"]
+    assert kubectl("get", "daskclusters,pods", "-o", "name").stdout.strip() == ""
