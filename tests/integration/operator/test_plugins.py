@@ -1,0 +1,66 @@
+"""Operator plugins: extra kopf handlers from the ``dask_operator_plugin`` entry-point group."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from dask_kube_jobs.local import LocalControlPlane
+from dask_kube_jobs.local.testing import Kubectl
+
+from .test_daskcluster import daskcluster
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def install_plugin(site: Path, module: str, source: str) -> None:
+    """A plugin distribution as pip would leave it: a module plus dist-info with the entry point."""
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{module.replace('_', '-')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[dask_operator_plugin]\n{module} = {module}\n")
+
+
+def test_a_plugin_handler_runs_in_the_operator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    install_plugin(site, "label_plugin", """
+        import kopf
+
+        @kopf.on.create("kubernetes.dask.org", "v1", "daskclusters")
+        def mark(patch, **_):
+            patch.metadata.labels["plugin.example.com/seen"] = "yes"
+    """)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    with LocalControlPlane(tmp_path / "kc.yaml", state_dir=tmp_path / "state") as plane:
+        k = Kubectl(plane.kubeconfig, "default")
+        k("apply", "-f", "-", input=json.dumps(daskcluster("plugged", workers=0)))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            labels = k("get", "daskcluster", "plugged", "-o", "json").json()["metadata"].get("labels", {})
+            if labels.get("plugin.example.com/seen") == "yes":
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError((plane.logs / "operator.log").read_text()[-3000:])
+        log = (plane.logs / "operator.log").read_text()
+        assert "loaded plugins: label_plugin" in log
+
+
+def test_a_broken_plugin_stops_the_operator_loudly(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    install_plugin(site, "broken_plugin", "raise RuntimeError('misconfigured policy')\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run([sys.executable, "-m", "dask_kube_jobs.operator", "-A"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "plugin 'broken_plugin'" in proc.stderr and "misconfigured policy" in proc.stderr
