@@ -13,7 +13,7 @@ import pytest
 
 from dask_kube_jobs.local.testing import Kubectl
 
-from .jobs import cluster_spec, container
+from .jobs import cluster_spec
 from .test_daskjob import gone, wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -182,3 +182,21 @@ def test_an_invalid_cluster_name_is_refused_with_nothing_created(kubectl: Kubect
     assert "must start with a letter" in cond["message"]
     time.sleep(2)
     assert kubectl("get", "pods,svc,daskworkergroups", "-o", "name").stdout.strip() == ""
+
+
+def test_scale_down_without_a_scheduler_to_ask_deletes_nothing(kubectl: Kubectl) -> None:
+    cluster = daskcluster("mute", workers=2)
+    # the "scheduler" listens but speaks no Dask; the "workers" run and stay ready
+    cluster["spec"]["scheduler"]["spec"]["containers"][0]["args"] = ["python", "-m", "http.server", "8786"]
+    cluster["spec"]["worker"]["spec"]["containers"][0]["args"] = ["python", "-c", "import time; time.sleep(600)"]
+    kubectl("apply", "-f", "-", input=json.dumps(cluster))
+    before = wait_workers(kubectl, "mute-default", 2)
+    kubectl("scale", "daskworkergroup", "mute-default", "--replicas=1")
+    obj = wait_for(kubectl, "daskworkergroup", "mute-default", lambda o: any(
+        c["type"] == "ScaleDownBlocked" and c["status"] == "True" for c in (o.get("status") or {}).get("conditions", [])))
+    cond = next(c for c in obj["status"]["conditions"] if c["type"] == "ScaleDownBlocked")
+    assert cond["reason"] == "SchedulerUnreachable" and "scheduler" in cond["message"]
+    time.sleep(3)
+    assert running_workers(kubectl, "mute-default") == before  # nobody was killed at random
+    events = kubectl("get", "events", "--field-selector", "involvedObject.name=mute-default", "-o", "json").json()["items"]
+    assert any(e["reason"] == "ScaleDownBlocked" and e["type"] == "Warning" for e in events)
