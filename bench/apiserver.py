@@ -205,7 +205,7 @@ def main() -> None:
         plane = LocalControlPlane(Path(tmp) / "kc.yaml", state_dir=Path(tmp) / "state",
                                   kubelet=False, operator=False, controllers=False)
         with plane:
-            config = yaml.safe_load(open(plane.kubeconfig))
+            config = yaml.safe_load(Path(plane.kubeconfig).read_text())
             token = config["users"][0]["user"]["token"]
             ctx = ssl.create_default_context(cafile=str(plane.state.ca_cert))
             assert plane.process is not None

@@ -1,15 +1,30 @@
 """dask-kube-jobs: run Dask batch work on Kubernetes, from kubectl, Python and Airflow.
 
-The spec builders and ``set_result`` are imported eagerly: they are pure and cheap, and a runner
-Pod that only calls ``set_result`` should not pay for an HTTP client. The kr8s resource classes
-(sync variants; the async ones live in ``dask_kube_jobs.resources`` as ``AsyncDaskJob``...) are
-loaded on first use.
+The spec builders, ``set_result`` and the exceptions are imported eagerly: they are pure and
+cheap, and a runner Pod that only calls ``set_result`` should not pay for an HTTP client. The
+kr8s resource classes (sync variants; the async ones live in ``dask_kube_jobs.resources`` as
+``AsyncDaskJob``...) and the submit-and-wait API (``submit``, ``get_job``, ``list_jobs``; async
+variants in ``dask_kube_jobs.asyncio``) are loaded on first use.
+
+>>> from dask_kube_jobs import make_job_spec, submit
+>>> submit(make_job_spec("pi", script="print(3.14)")).wait().phase    # doctest: +SKIP
+'Successful'
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .errors import (
+    APIRequestError,
+    CRDsNotInstalled,
+    DaskJobFailed,
+    DaskKubeJobsError,
+    JobAlreadyExists,
+    JobNotFound,
+    KubeconfigError,
+    WaitTimeout,
+)
 from .result import ResultError, set_result
 from .spec import (
     SpecError,
@@ -22,21 +37,35 @@ from .spec import (
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "APIRequestError",
+    "CRDsNotInstalled",
     "DaskAutoscaler",
     "DaskCluster",
     "DaskJob",
+    "DaskJobFailed",
+    "DaskJobHandle",
+    "DaskKubeJobsError",
     "DaskWorkerGroup",
+    "JobAlreadyExists",
+    "JobNotFound",
+    "JobStatus",
+    "KubeconfigError",
     "ResultError",
     "SpecError",
+    "WaitTimeout",
     "__version__",
+    "get_job",
+    "list_jobs",
     "make_cluster_spec",
     "make_job_spec",
     "make_scheduler_spec",
     "make_worker_spec",
     "set_result",
+    "submit",
 ]
 
 _LAZY = {"DaskAutoscaler", "DaskCluster", "DaskJob", "DaskWorkerGroup"}
+_LAZY_JOBS = {"DaskJobHandle", "JobStatus", "get_job", "list_jobs", "submit"}
 
 
 def __getattr__(name: str) -> Any:
@@ -44,4 +73,8 @@ def __getattr__(name: str) -> Any:
         from . import resources
 
         return getattr(resources, name)
+    if name in _LAZY_JOBS:
+        from . import jobs
+
+        return getattr(jobs, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

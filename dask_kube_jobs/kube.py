@@ -156,7 +156,7 @@ class Client:
         self.kubeconfig = kubeconfig
 
     @classmethod
-    async def connect(cls, kubeconfig: str) -> "Client":
+    async def connect(cls, kubeconfig: str) -> Client:
         api = await kr8s.asyncio.Api(bypass_factory=True, kubeconfig=kubeconfig)
         return cls(api, kubeconfig)
 

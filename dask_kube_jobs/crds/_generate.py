@@ -124,12 +124,18 @@ def _selector() -> Schema:
 
 # ---------------------------------------------------------------- the Dask building blocks
 
-def _worker() -> Schema:
-    return _obj("Dask worker configuration.", {
+def _worker(*, in_cluster: bool = False) -> Schema:
+    fields: Schema = {
         "replicas": _int("Number of workers to start.", minimum=0, default=1),
         "metadata": _meta("each worker Pod"),
         "spec": _pod_spec("each worker"),
-    }, required=["spec"])
+    }
+    if in_cluster:
+        # Manifests printed by the 2022 KubeCluster (the GA announcement's among them) carry
+        # spec.worker.cluster; current kubectl validates strictly and would refuse them.
+        fields["cluster"] = _str("Accepted for compatibility with older manifests and ignored: "
+                                 "a DaskCluster's own workers belong to it.")
+    return _obj("Dask worker configuration.", fields, required=["spec"])
 
 
 def _scheduler() -> Schema:
@@ -147,7 +153,7 @@ def _cluster_spec() -> Schema:
         "idleTimeout": _int("Delete the cluster after the scheduler has been idle for this many "
                             "seconds; 0 never deletes it.", minimum=0, default=0),
         "scheduler": _scheduler(),
-        "worker": _worker(),
+        "worker": _worker(in_cluster=True),
     }, required=["scheduler", "worker"])
 
 

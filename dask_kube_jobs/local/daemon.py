@@ -10,9 +10,9 @@ whole process tree under them.
 from __future__ import annotations
 
 import argparse
-import copy
 import asyncio
 import contextlib
+import copy
 import importlib.util
 import logging
 import os

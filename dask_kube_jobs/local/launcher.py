@@ -95,7 +95,7 @@ class LocalControlPlane:
             cmd.append("--no-controllers")
         return cmd + self.extra_args
 
-    def start(self) -> "LocalControlPlane":
+    def start(self) -> LocalControlPlane:
         record = self.state.read_endpoint()
         if record and _alive(int(record["pid"])):
             raise ControlPlaneError(
@@ -157,14 +157,14 @@ class LocalControlPlane:
                                              service_account=service_account,
                                              namespace=namespace))
 
-    def __enter__(self) -> "LocalControlPlane":
+    def __enter__(self) -> LocalControlPlane:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
 
-    async def __aenter__(self) -> "LocalControlPlane":
+    async def __aenter__(self) -> LocalControlPlane:
         import asyncio
 
         return await asyncio.to_thread(self.start)

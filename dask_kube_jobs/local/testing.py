@@ -57,7 +57,7 @@ class Kubectl:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
         return result
 
-    def in_namespace(self, namespace: str) -> "Kubectl":
+    def in_namespace(self, namespace: str) -> Kubectl:
         return Kubectl(self.kubeconfig, namespace)
 
 

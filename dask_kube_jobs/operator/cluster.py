@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..kube import APIError, SERVICES, PODS, pod_ready
+from ..kube import PODS, SERVICES, APIError, pod_ready
 from . import builders, conditions, names, scheduler_comm
 from .runtime import DASKCLUSTERS, DASKWORKERGROUPS, Runtime
 

@@ -53,7 +53,7 @@ class Runtime:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, kubeconfig: str | None, namespaces: list[str] | None) -> "Runtime":
+    async def start(cls, kubeconfig: str | None, namespaces: list[str] | None) -> Runtime:
         client = await Client.connect(kubeconfig)  # type: ignore[arg-type]
         rt = cls(client, EventRecorder(client, names.EVENT_COMPONENT), namespaces)
         for ns in namespaces or [None]:  # type: ignore[list-item]

@@ -51,7 +51,7 @@ async def _call(address: str, method: str, **kwargs: Any) -> Any:
     try:
         async with rpc(address, timeout=RPC_TIMEOUT) as scheduler:
             return await asyncio.wait_for(getattr(scheduler, method)(**kwargs), RPC_TIMEOUT * 3)
-    except (OSError, asyncio.TimeoutError, EnvironmentError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise SchedulerUnreachable(f"could not reach the Dask scheduler at {address}: {exc}") from exc
     except Exception as exc:  # version skew between operator and scheduler shows up here
         raise SchedulerUnreachable(f"the Dask scheduler at {address} refused {method}: {exc}") from exc

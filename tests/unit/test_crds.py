@@ -11,7 +11,7 @@ import yaml
 
 from dask_kube_jobs import crds, resources
 from dask_kube_jobs.crds import _generate
-from dask_kube_jobs.local.apiserver import k8s_schemas, structural
+from dask_kube_jobs.local.apiserver import k8s_schemas, objectmeta, structural
 
 KINDS = list(crds.CRD_FILES)
 
@@ -203,7 +203,7 @@ def test_check_mode_reports_a_stale_file(tmp_path, capsys):
 def test_each_crd_passes_the_apiservers_crd_validation(kind):
     crd = structural.default_crd(crds.load_crd(kind))
     assert structural.validate_crd(crd) == []
-    assert structural.validate_object_meta(crd["metadata"], namespaced=False) == []
+    assert objectmeta.validate_object_meta(crd["metadata"], namespaced=False) == []
 
 
 @pytest.mark.parametrize("kind", KINDS)

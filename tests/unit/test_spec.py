@@ -18,7 +18,7 @@ from dask_kube_jobs import (
     make_scheduler_spec,
     make_worker_spec,
 )
-from dask_kube_jobs.local.apiserver import structural
+from dask_kube_jobs.local.apiserver import objectmeta, structural
 from dask_kube_jobs.local.kubelet.env import expand
 from dask_kube_jobs.spec import SCRIPT_MAX_BYTES
 
@@ -277,7 +277,7 @@ def test_the_longest_allowed_name_keeps_the_scheduler_service_a_dns_label():
     name = "a" * 53
     service = f"{name}-scheduler"
     assert len(service) == 63
-    assert structural.is_dns1035_label(service) == []
+    assert objectmeta.is_dns1035_label(service) == []
     make_cluster_spec(name=name)
 
 

@@ -357,11 +357,11 @@ def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any], *, manager
                           fields_of(live, schema))]
     owned = [(e, from_fields_v1(e.get("fieldsV1"))) for e in entries]
     is_mine = [e.get("manager") == manager and e.get("operation") == "Apply" for e, _ in owned]
-    previous = set().union(*(f for (e, f), m in zip(owned, is_mine) if m))
+    previous = set().union(*(f for (e, f), m in zip(owned, is_mine, strict=True) if m))
 
     changed = {p for p in _leaves(mine) if value_at(live, p) != value_at(applied, p)}
     conflicts: dict[tuple[str, str], list[Path]] = {}
-    for (entry, fields), m in zip(owned, is_mine):
+    for (entry, fields), m in zip(owned, is_mine, strict=True):
         if not m and entry.get("operation") == "Apply":
             for p in changed & fields:
                 conflicts.setdefault((entry["manager"], entry.get("apiVersion", "")), []).append(p)
@@ -369,7 +369,7 @@ def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any], *, manager
         raise _conflict_error(conflicts)
 
     # Changed fields move to the applier; equal values stay shared, as on a real server.
-    others = [(e, f - changed) for (e, f), m in zip(owned, is_mine) if not m]
+    others = [(e, f - changed) for (e, f), m in zip(owned, is_mine, strict=True) if not m]
     result = _ssa_merge(copy.deepcopy(live), applied, schema)
     result["metadata"] = dict(result.get("metadata") or {})
 
@@ -380,7 +380,7 @@ def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any], *, manager
         if path not in protected and not _is_key_field(path):
             _remove_at(result, path)
 
-    entry = next((e for (e, _), m in zip(owned, is_mine) if m), None)
+    entry = next((e for (e, _), m in zip(owned, is_mine, strict=True) if m), None)
     entry = dict(entry or {}, **_entry(manager, "Apply", api_version, now, mine))
     at = is_mine.index(True) if True in is_mine else len(others)
     others.insert(at, (entry, mine))

@@ -87,7 +87,7 @@ def default_pod_spec(spec: Obj) -> None:
             _default_container(c)
 
 
-def _default_pod(obj: Obj, ctx: "Context") -> None:
+def _default_pod(obj: Obj, ctx: Context) -> None:
     spec = obj.setdefault("spec", {})
     default_pod_spec(spec)
     if ctx.creating:
@@ -114,7 +114,7 @@ def _qos_class(spec: Obj) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
-def _default_service(obj: Obj, ctx: "Context") -> None:
+def _default_service(obj: Obj, ctx: Context) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
@@ -142,7 +142,7 @@ def _default_service(obj: Obj, ctx: "Context") -> None:
         obj["status"] = {"loadBalancer": {}}
 
 
-def _default_workload(obj: Obj, ctx: "Context") -> None:
+def _default_workload(obj: Obj, ctx: Context) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("replicas", 1)
     if obj["kind"] == "Deployment":
@@ -156,7 +156,7 @@ def _default_workload(obj: Obj, ctx: "Context") -> None:
         obj["status"] = {}
 
 
-def _default_namespace(obj: Obj, ctx: "Context") -> None:
+def _default_namespace(obj: Obj, ctx: Context) -> None:
     obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
     labels = obj["metadata"].setdefault("labels", {})
     labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
@@ -164,7 +164,7 @@ def _default_namespace(obj: Obj, ctx: "Context") -> None:
         obj["status"] = {"phase": "Active"}
 
 
-def _default_secret(obj: Obj, ctx: "Context") -> None:
+def _default_secret(obj: Obj, ctx: Context) -> None:
     import base64
 
     obj.setdefault("type", "Opaque")
@@ -175,11 +175,11 @@ def _default_secret(obj: Obj, ctx: "Context") -> None:
             data[k] = base64.b64encode(str(v).encode()).decode()
 
 
-def _default_serviceaccount(obj: Obj, ctx: "Context") -> None:
+def _default_serviceaccount(obj: Obj, ctx: Context) -> None:
     return None
 
 
-DEFAULTERS: dict[tuple[str, str], Callable[[Obj, "Context"], None]] = {
+DEFAULTERS: dict[tuple[str, str], Callable[[Obj, Context], None]] = {
     ("", "pods"): _default_pod,
     ("", "services"): _default_service,
     ("apps", "deployments"): _default_workload,

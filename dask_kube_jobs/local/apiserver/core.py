@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from . import apply, builtins, errors, fieldcheck, k8s_schemas, patch, structural
+from . import apply, builtins, errors, fieldcheck, k8s_schemas, objectmeta, patch, structural
 from .registry import Registry, ResourceType, type_from_crd
 from .selectors import parse_field_selector, parse_label_selector, selector_to_string
 from .store import Obj, Store
@@ -38,9 +38,9 @@ GENERATION_KEYS = {
 }
 #: How kube-apiserver validates names per kind (DNS-1123 subdomain for everything else).
 NAME_CHECKS = {
-    NAMESPACE_KEY: structural.name_is_dns_label,
-    ("", "services"): structural.name_is_dns1035_label,
-    **{("rbac.authorization.k8s.io", r): structural.path_segment_name
+    NAMESPACE_KEY: objectmeta.name_is_dns_label,
+    ("", "services"): objectmeta.name_is_dns1035_label,
+    **{("rbac.authorization.k8s.io", r): objectmeta.path_segment_name
        for r in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")},
 }
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what kube-apiserver uses for generateName
@@ -72,7 +72,7 @@ class DeleteOptions:
     dry_run: bool = False
 
     @classmethod
-    def parse(cls, body: Obj | None, query: dict[str, str]) -> "DeleteOptions":
+    def parse(cls, body: Obj | None, query: dict[str, str]) -> DeleteOptions:
         body = body or {}
         pre = body.get("preconditions") or {}
         grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
@@ -179,8 +179,8 @@ class APICore:
         """Default, prune and validate ``obj`` in place; raise 422 listing every cause."""
         meta = obj["metadata"]
         name = meta.get("name") or meta.get("generateName") or ""
-        name_check = NAME_CHECKS.get(rtype.key, structural.name_is_dns_subdomain)
-        causes = list(structural.validate_object_meta(meta, namespaced=rtype.namespaced,
+        name_check = NAME_CHECKS.get(rtype.key, objectmeta.name_is_dns_subdomain)
+        causes = list(objectmeta.validate_object_meta(meta, namespaced=rtype.namespaced,
                                                       name_check=name_check))
         if field_validation != "Ignore" and rtype.builtin:
             fieldcheck.enforce(field_validation, fieldcheck.unknown_builtin_fields(

@@ -15,11 +15,9 @@ import copy
 from typing import Any
 
 from .errors import Cause
-from .structural import (
-    _META_FIELDS, Schema, _addl, _canon, _pattern, _props, _prune, forbidden, invalid,
-    is_dns1035_label, is_dns1123_subdomain, not_supported, required,
-    validate,
-)
+from .fielderrors import forbidden, invalid, not_supported, required
+from .objectmeta import is_dns1035_label, is_dns1123_subdomain
+from .structural import _META_FIELDS, Schema, _addl, _canon, _pattern, _props, _prune, validate
 
 OPENAPI_TYPES = ["array", "boolean", "integer", "number", "object", "string"]
 PRINTER_COLUMN_TYPES = "boolean,date,integer,number,string"

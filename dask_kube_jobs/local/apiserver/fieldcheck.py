@@ -35,9 +35,8 @@ def _open(schema: Schema | None) -> bool:
     if extra is True or isinstance(extra, dict):
         return False  # a map: keys are free, values are checked by the caller
     types = schema.get("type")
-    if "properties" not in schema and types in (None, "object", ["object", "null"]) and "items" not in schema:
-        return True
-    return False
+    return ("properties" not in schema and types in (None, "object", ["object", "null"])
+            and "items" not in schema)
 
 
 def unknown_builtin_fields(obj: Any, schema: Schema | None, path: str = "") -> list[str]:
@@ -58,9 +57,7 @@ def unknown_builtin_fields(obj: Any, schema: Schema | None, path: str = "") -> l
         here = f"{path}.{key}" if path else key
         if not path and key in _ALWAYS_KNOWN and key != "metadata":
             continue
-        if key in props:
-            out += unknown_builtin_fields(value, child_schema(schema, key), here)
-        elif isinstance(extra, dict):
+        if key in props or isinstance(extra, dict):
             out += unknown_builtin_fields(value, child_schema(schema, key), here)
         elif key.startswith("$"):
             continue  # patch directives never reach storage
@@ -80,7 +77,7 @@ def pruned_paths(before: Any, after: Any, path: str = "") -> list[str]:
             else:
                 out += pruned_paths(value, after[key], here)
     elif isinstance(before, list) and isinstance(after, list):
-        for i, (b, a) in enumerate(zip(before, after)):
+        for i, (b, a) in enumerate(zip(before, after, strict=False)):
             out += pruned_paths(b, a, f"{path}[{i}]")
     return out
 

@@ -64,7 +64,8 @@ def forbidden(field: str, detail: str) -> Cause:
 
 def not_supported(field: str, value: Any, supported: list[str]) -> Cause:
     detail = "supported values: " + ", ".join(json.dumps(s) for s in supported) if supported else ""
-    return Cause(field, _body(f"Unsupported value: {go_value(value)}", detail), "FieldValueNotSupported")
+    return Cause(field, _body(f"Unsupported value: {go_value(value)}", detail),
+                 "FieldValueNotSupported")
 
 
 def too_long(field: str, limit: int) -> Cause:

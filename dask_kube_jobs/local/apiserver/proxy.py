@@ -100,7 +100,7 @@ class _Kubelets:
         try:
             return await asyncio.wait_for(
                 asyncio.open_connection(host, port, ssl=self.ssl if tls else None), 10)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise _unreachable(host, port, exc) from None
 
     async def uses_tls(self, host: str, port: int) -> bool:
@@ -115,7 +115,7 @@ class _Kubelets:
                 self._tls[key] = True
             except ssl.SSLError:
                 self._tls[key] = False
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 raise _unreachable(host, port, exc) from None
         return self._tls[key]
 
@@ -317,7 +317,7 @@ async def _read_body(reader: asyncio.StreamReader, headers: CIMultiDict[str], ha
         if length is not None:
             return await asyncio.wait_for(reader.readexactly(max(0, int(length) - have)), 10)
         return await asyncio.wait_for(reader.read(MAX_HEAD), 10)
-    except (asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError, OSError):
+    except (TimeoutError, asyncio.IncompleteReadError, ValueError, OSError):
         return b""
 
 

@@ -288,7 +288,7 @@ class Authorizer:
     def _idx(self) -> _Index:
         stamp = self._current_stamp()
         if (self._index is None or len(stamp) != len(self._stamp)
-                or any(a is not b for a, b in zip(stamp, self._stamp))):
+                or any(a is not b for a, b in zip(stamp, self._stamp, strict=True))):
             self._index = _Index(self.store)
             self._stamp = stamp
             self.rebuilds += 1

@@ -9,6 +9,7 @@ counted by verb and resource so benchmarks can read what a client costs the serv
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import ssl
@@ -504,10 +505,8 @@ class APIServer:
             await serve_watch(self.core.store, req, write)
         except (ConnectionResetError, ConnectionError):
             return resp
-        try:
+        with contextlib.suppress(ConnectionResetError, ConnectionError):
             await resp.write_eof()
-        except (ConnectionResetError, ConnectionError):
-            pass
         return resp
 
     # -- computed resources -----------------------------------------------------------------

@@ -128,7 +128,7 @@ async def serve_watch(store: Store, req: WatchRequest, write: Writer) -> None:
                 continue
             try:
                 event = await asyncio.wait_for(watcher.queue.get(), timeout=wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if event is None:
                 if watcher.overflowed:

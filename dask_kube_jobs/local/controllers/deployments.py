@@ -27,9 +27,26 @@ import logging
 import math
 from typing import Any
 
-from ...kube import (DEPLOYMENTS, PODS, REPLICASETS, APIError, Client, EventRecorder, Informer,
-                   Obj, WorkQueue, condition, controller_ref, fmt_time, now, owner_ref,
-                   parse_time, run_informers, set_condition, wait_synced)
+from ...kube import (
+    DEPLOYMENTS,
+    PODS,
+    REPLICASETS,
+    APIError,
+    Client,
+    EventRecorder,
+    Informer,
+    Obj,
+    WorkQueue,
+    condition,
+    controller_ref,
+    fmt_time,
+    now,
+    owner_ref,
+    parse_time,
+    run_informers,
+    set_condition,
+    wait_synced,
+)
 from .replicasets import selector_matcher
 
 log = logging.getLogger("dask_kube_jobs.local.controllers.deployments")

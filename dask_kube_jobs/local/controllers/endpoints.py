@@ -17,8 +17,20 @@ import asyncio
 import json
 import logging
 
-from ...kube import (ENDPOINTS, PODS, SERVICES, APIError, Client, Informer, Obj, WorkQueue,
-                   fmt_time, pod_ready, run_informers, wait_synced)
+from ...kube import (
+    ENDPOINTS,
+    PODS,
+    SERVICES,
+    APIError,
+    Client,
+    Informer,
+    Obj,
+    WorkQueue,
+    fmt_time,
+    pod_ready,
+    run_informers,
+    wait_synced,
+)
 
 log = logging.getLogger("dask_kube_jobs.local.controllers.endpoints")
 

@@ -31,8 +31,20 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from ...kube import (CRDS, NODES, PODS, APIError, Client, Informer, Obj, Resource, WorkQueue,
-                   fmt_time, run_informers, wait_synced)
+from ...kube import (
+    CRDS,
+    NODES,
+    PODS,
+    APIError,
+    Client,
+    Informer,
+    Obj,
+    Resource,
+    WorkQueue,
+    fmt_time,
+    run_informers,
+    wait_synced,
+)
 
 log = logging.getLogger("dask_kube_jobs.local.controllers.gc")
 

@@ -15,13 +15,13 @@ from typing import Protocol
 
 from ...kube import Client
 from .clusterroles import ClusterRoleAggregationController
+from .deployments import DeploymentController
 from .endpoints import EndpointsController
 from .garbage_collector import CRDCleanup, GarbageCollector, PodGC
 from .namespaces import NamespaceController, RootCAController, ServiceAccountController
 from .nodes import NodeLifecycleController
-from .scheduler import Scheduler
-from .deployments import DeploymentController
 from .replicasets import ReplicaSetController
+from .scheduler import Scheduler
 
 log = logging.getLogger("dask_kube_jobs.local.controllers")
 

@@ -26,8 +26,21 @@ from typing import Any
 
 import yaml
 
-from ...kube import (CONFIGMAPS, NAMESPACES, SERVICEACCOUNTS, APIError, Client, Informer, Obj,
-                   Resource, WorkQueue, fmt_time, run_informers, set_condition, wait_synced)
+from ...kube import (
+    CONFIGMAPS,
+    NAMESPACES,
+    SERVICEACCOUNTS,
+    APIError,
+    Client,
+    Informer,
+    Obj,
+    Resource,
+    WorkQueue,
+    fmt_time,
+    run_informers,
+    set_condition,
+    wait_synced,
+)
 
 log = logging.getLogger("dask_kube_jobs.local.controllers.namespaces")
 

@@ -15,8 +15,21 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ...kube import (LEASES, NODES, APIError, Client, Informer, Obj, WorkQueue, condition,
-                   fmt_time, now, parse_time, run_informers, wait_synced)
+from ...kube import (
+    LEASES,
+    NODES,
+    APIError,
+    Client,
+    Informer,
+    Obj,
+    WorkQueue,
+    condition,
+    fmt_time,
+    now,
+    parse_time,
+    run_informers,
+    wait_synced,
+)
 
 log = logging.getLogger("dask_kube_jobs.local.controllers.nodes")
 

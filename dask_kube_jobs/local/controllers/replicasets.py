@@ -21,9 +21,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ...kube import (PODS, REPLICASETS, APIError, Client, EventRecorder, Informer, Obj, WorkQueue,
-                   condition, controller_ref, now, owner_ref, parse_time, pod_active, pod_ready,
-                   run_informers, wait_synced)
+from ...kube import (
+    PODS,
+    REPLICASETS,
+    APIError,
+    Client,
+    EventRecorder,
+    Informer,
+    Obj,
+    WorkQueue,
+    condition,
+    controller_ref,
+    now,
+    owner_ref,
+    parse_time,
+    pod_active,
+    pod_ready,
+    run_informers,
+    wait_synced,
+)
 
 log = logging.getLogger("dask_kube_jobs.local.controllers.replicasets")
 

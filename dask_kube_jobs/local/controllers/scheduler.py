@@ -23,8 +23,20 @@ from collections import Counter
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ...kube import (NODES, PODS, APIError, Client, EventRecorder, Informer, Obj, WorkQueue,
-                   condition, fmt_time, run_informers, wait_synced)
+from ...kube import (
+    NODES,
+    PODS,
+    APIError,
+    Client,
+    EventRecorder,
+    Informer,
+    Obj,
+    WorkQueue,
+    condition,
+    fmt_time,
+    run_informers,
+    wait_synced,
+)
 
 SCHEDULER_NAME = "default-scheduler"
 RETRY_SECONDS = 10.0

@@ -192,7 +192,7 @@ class _Target:
         """Dial the Pod's port, or raise ``OSError`` with the kubelet's error text."""
         try:
             return await asyncio.wait_for(asyncio.open_connection(self.ip, port), CONNECT_TIMEOUT)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno:
                 reason = os.strerror(exc.errno).lower()
             else:
@@ -285,7 +285,7 @@ async def _serve_spdy(reader: asyncio.StreamReader, writer: ByteWriter, target: 
     async def _monitor(pair: _Pair) -> None:
         try:
             await asyncio.wait_for(pair.complete.wait(), STREAM_CREATION_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await _print_error(pair, f"(request={pair.request_id}) timed out waiting for streams")
         finally:
             pairs.pop(pair.request_id, None)

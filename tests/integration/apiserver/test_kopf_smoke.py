@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 from kopf.testing import KopfRunner
 
 from dask_kube_jobs.local.testing import Kubectl

@@ -10,6 +10,7 @@ import json
 import subprocess
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -330,7 +331,7 @@ def test_limited_user_is_denied_and_can_i_agrees(local_control_plane, kubectl: K
 
 
 def test_unauthenticated_requests_are_rejected(local_control_plane, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    config = yaml.safe_load(open(local_control_plane.kubeconfig))
+    config = yaml.safe_load(Path(local_control_plane.kubeconfig).read_text())
     config["users"][0]["user"]["token"] = "not-a-token"
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))

@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from dask_kube_jobs.kube import (NAMESPACES, NODES, PODS, APIError, Client, Obj,
-                                                   fmt_time)
+from dask_kube_jobs.kube import NAMESPACES, NODES, PODS, APIError, Client, Obj, fmt_time
 from dask_kube_jobs.local.controllers.manager import run_controllers
 from dask_kube_jobs.local.launcher import LocalControlPlane
 from dask_kube_jobs.local.testing import Kubectl
@@ -129,7 +128,7 @@ class FakeKubelet:
         self.not_ready: set[str] = set()
         self.task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> "FakeKubelet":
+    async def __aenter__(self) -> FakeKubelet:
         self.task = asyncio.create_task(self._loop(), name="fake-kubelet")
         return self
 
@@ -141,10 +140,8 @@ class FakeKubelet:
 
     async def _loop(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(APIError):
                 await self.tick()
-            except APIError:
-                pass
             await asyncio.sleep(0.1)
 
     async def tick(self) -> None:

@@ -5,8 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from dask_kube_jobs.kube import (CLUSTERROLES, ENDPOINTS, LEASES, NODES, PODS,
-                                                   SERVICES, Client, fmt_time)
+from dask_kube_jobs.kube import (
+    CLUSTERROLES,
+    ENDPOINTS,
+    LEASES,
+    NODES,
+    PODS,
+    SERVICES,
+    Client,
+    fmt_time,
+)
 
 from .conftest import FakeKubelet, eventually, pod_manifest
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from dask_kube_jobs.kube import (CONFIGMAPS, CRDS, NODES, PODS, Client, Obj,
-                                                   Resource)
+from dask_kube_jobs.kube import CONFIGMAPS, CRDS, NODES, PODS, Client, Obj, Resource
 
 from .conftest import eventually, pod_manifest
 

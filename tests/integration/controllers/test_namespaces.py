@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import base64
 import uuid
+from pathlib import Path
 
-import pytest
 import yaml
 
-from dask_kube_jobs.kube import (CONFIGMAPS, CRDS, NAMESPACES, PODS,
-                                                   SERVICEACCOUNTS, Client, Obj, Resource)
+from dask_kube_jobs.kube import (
+    CONFIGMAPS,
+    CRDS,
+    NAMESPACES,
+    PODS,
+    SERVICEACCOUNTS,
+    Client,
+    Obj,
+    Resource,
+)
 
 from .conftest import FakeKubelet, eventually, pod_manifest
 
@@ -25,7 +33,7 @@ async def test_every_namespace_gets_a_default_service_account_and_the_root_ca(
         return new if new and new["metadata"]["uid"] != sa["metadata"]["uid"] else None
     await eventually(recreated, what="default SA recreated")
 
-    config = yaml.safe_load(open(plane.kubeconfig))
+    config = yaml.safe_load(Path(plane.kubeconfig).read_text())
     ca = base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
     cm = await eventually(lambda: client.get(CONFIGMAPS, ns, "kube-root-ca.crt"), what="root CA")
     assert cm["data"] == {"ca.crt": ca}

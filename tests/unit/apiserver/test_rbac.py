@@ -10,9 +10,18 @@ import pytest
 from dask_kube_jobs.local._aggregation import aggregated_rules, selector_matches
 from dask_kube_jobs.local.apiserver.errors import APIError
 from dask_kube_jobs.local.apiserver.rbac import (
-    CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, ROLE_BINDINGS, ROLES, Attributes, Authorizer,
-    UserInfo, aggregate_cluster_roles, attributes_from_spec,
-    bootstrap_objects, rule_allows, user_from_review_spec,
+    CLUSTER_ROLE_BINDINGS,
+    CLUSTER_ROLES,
+    ROLE_BINDINGS,
+    ROLES,
+    Attributes,
+    Authorizer,
+    UserInfo,
+    aggregate_cluster_roles,
+    attributes_from_spec,
+    bootstrap_objects,
+    rule_allows,
+    user_from_review_spec,
 )
 from dask_kube_jobs.local.apiserver.store import Store
 

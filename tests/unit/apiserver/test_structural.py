@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dask_kube_jobs.local.apiserver import errors, structural
+from dask_kube_jobs.local.apiserver import errors, objectmeta, structural
 from dask_kube_jobs.local.apiserver.errors import Cause
 
 POD_SPEC = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
@@ -168,7 +168,7 @@ def test_default_crd_keeps_explicit_values_and_defaults_webhook_port() -> None:
 def test_realistic_crd_is_valid() -> None:
     crd = structural.default_crd(CRD)
     assert structural.validate_crd(crd) == []
-    assert structural.validate_object_meta(crd["metadata"], namespaced=False) == []
+    assert objectmeta.validate_object_meta(crd["metadata"], namespaced=False) == []
 
 
 def test_crd_name_must_be_plural_dot_group() -> None:
@@ -687,49 +687,49 @@ SUBDOMAIN_MSG = (
 
 
 def test_validate_metadata_name() -> None:
-    assert structural.validate_metadata_name("my-cluster.v1") == []
-    assert messages(structural.validate_metadata_name("Bad_Name")) == [
+    assert objectmeta.validate_metadata_name("my-cluster.v1") == []
+    assert messages(objectmeta.validate_metadata_name("Bad_Name")) == [
         f'metadata.name: Invalid value: "Bad_Name": {SUBDOMAIN_MSG}']
-    assert messages(structural.validate_metadata_name("a" * 254)) == [
+    assert messages(objectmeta.validate_metadata_name("a" * 254)) == [
         f'metadata.name: Invalid value: "{"a" * 254}": must be no more than 253 characters']
-    assert messages(structural.validate_metadata_name("")) == [
+    assert messages(objectmeta.validate_metadata_name("")) == [
         "metadata.name: Required value: name or generateName is required"]
 
 
 def test_dns_labels() -> None:
-    assert structural.validate_dns_label("kube-system") == []
-    assert messages(structural.validate_dns_label("a.b")) == [
+    assert objectmeta.validate_dns_label("kube-system") == []
+    assert messages(objectmeta.validate_dns_label("a.b")) == [
         'metadata.name: Invalid value: "a.b": a lowercase RFC 1123 label must consist of lower '
         "case alphanumeric characters or '-', and must start and end with an alphanumeric "
         "character (e.g. 'my-name',  or '123-abc', regex used for validation is "
         "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"]
-    assert structural.validate_dns1035_label("scheduler") == []
-    assert messages(structural.validate_dns1035_label("1st")) == [
+    assert objectmeta.validate_dns1035_label("scheduler") == []
+    assert messages(objectmeta.validate_dns1035_label("1st")) == [
         'metadata.name: Invalid value: "1st": a DNS-1035 label must consist of lower case '
         "alphanumeric characters or '-', start with an alphabetic character, and end with an "
         "alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is "
         "'[a-z]([-a-z0-9]*[a-z0-9])?')"]
-    assert structural.name_is_dns_subdomain("dask-", prefix=True) == []
-    assert structural.name_is_dns_subdomain("dask-") != []
+    assert objectmeta.name_is_dns_subdomain("dask-", prefix=True) == []
+    assert objectmeta.name_is_dns_subdomain("dask-") != []
 
 
 def test_label_keys_and_values() -> None:
-    assert structural.validate_label_key("app.kubernetes.io/name") == []
-    assert messages(structural.validate_label_key("a/b/c")) == [
+    assert objectmeta.validate_label_key("app.kubernetes.io/name") == []
+    assert messages(objectmeta.validate_label_key("a/b/c")) == [
         'metadata.labels: Invalid value: "a/b/c": a qualified name must consist of alphanumeric '
         "characters, '-', '_' or '.', and must start and end with an alphanumeric character "
         "(e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
         "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and "
         "'/' (e.g. 'example.com/MyName')"]
-    assert messages(structural.validate_label_key("/x")) == [
+    assert messages(objectmeta.validate_label_key("/x")) == [
         'metadata.labels: Invalid value: "/x": prefix part must be non-empty']
-    assert structural.validate_label_value("") == []
-    assert messages(structural.validate_label_value("-bad")) == [
+    assert objectmeta.validate_label_value("") == []
+    assert messages(objectmeta.validate_label_value("-bad")) == [
         'metadata.labels: Invalid value: "-bad": a valid label must be an empty string or '
         "consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
         "alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for "
         "validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"]
-    assert messages(structural.validate_label_value("x" * 64))[0].endswith(
+    assert messages(objectmeta.validate_label_value("x" * 64))[0].endswith(
         "must be no more than 63 characters")
 
 
@@ -738,14 +738,14 @@ def test_validate_object_meta() -> None:
             "annotations": {"Example.com/Note": "ok"}, "finalizers": ["kubernetes.dask.org/x"],
             "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "1",
                                  "controller": True}]}
-    assert structural.validate_object_meta(good, namespaced=True) == []
-    assert messages(structural.validate_object_meta({"generateName": "Dask-"},
+    assert objectmeta.validate_object_meta(good, namespaced=True) == []
+    assert messages(objectmeta.validate_object_meta({"generateName": "Dask-"},
                                                     namespaced=True)) == [
         f'metadata.generateName: Invalid value: "Dask-": {SUBDOMAIN_MSG}',
         "metadata.name: Required value: name or generateName is required",
         "metadata.namespace: Required value",
     ]
-    assert messages(structural.validate_object_meta({"name": "x", "namespace": "default"},
+    assert messages(objectmeta.validate_object_meta({"name": "x", "namespace": "default"},
                                                     namespaced=False)) == [
         "metadata.namespace: Forbidden: not allowed on this type"]
 
@@ -757,7 +757,7 @@ def test_object_meta_annotations_owners_finalizers() -> None:
                                 {"apiVersion": "", "kind": "B", "name": "b", "uid": "2",
                                  "controller": True}],
             "finalizers": ["orphan", "foregroundDeletion"], "generation": -1}
-    out = messages(structural.validate_object_meta(meta, namespaced=False))
+    out = messages(objectmeta.validate_object_meta(meta, namespaced=False))
     assert out[0] == "metadata.generation: Invalid value: -1: must be greater than or equal to 0"
     assert "metadata.annotations: Too long: may not be more than 262144 bytes" in out
     assert 'metadata.ownerReferences.apiVersion: Invalid value: "": version must not be empty' \

@@ -189,9 +189,9 @@ async def test_port_forward_is_mounted(tmp_path):
 
     runner, port = await start_kubelet_server(tmp_path, port_forward_handler=handler)
     try:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"http://127.0.0.1:{port}/portForward/ns/p") as resp:
-                assert await resp.text() == "pf ns/p"
+        async with (aiohttp.ClientSession() as session,
+                    session.post(f"http://127.0.0.1:{port}/portForward/ns/p") as resp):
+            assert await resp.text() == "pf ns/p"
     finally:
         await runner.cleanup()
 

@@ -15,14 +15,19 @@ import subprocess
 import sys
 import textwrap
 import time
-from contextlib import asynccontextmanager
 from collections.abc import Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dask_kube_jobs.local.kubelet.network import PODNET_DIR, PodNetwork, build_service_map, with_shim
+from dask_kube_jobs.local.kubelet.network import (
+    PODNET_DIR,
+    PodNetwork,
+    build_service_map,
+    with_shim,
+)
 
 A, B, C = "127.244.250.1", "127.244.250.2", "127.244.250.3"
 

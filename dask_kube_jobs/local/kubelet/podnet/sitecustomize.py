@@ -48,8 +48,8 @@ def _chain():
 
 
 def _install(pod_ip, namespace, map_path):
-    import socket
     import _socket
+    import socket
 
     AF_INET, AF_INET6 = socket.AF_INET, socket.AF_INET6
     gaierror = socket.gaierror

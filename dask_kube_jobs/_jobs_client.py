@@ -1,0 +1,129 @@
+"""Connecting the job API to a cluster, and translating what the cluster answers.
+
+Split from ``_jobs.py`` (the handle and the module functions) because both the job API and the
+CLI need it: finding a kubeconfig the way kubectl does (plus the one ``dask-kube-jobs local up``
+writes, so the commands work right after it), one client per event loop, and turning API and
+network errors into the exceptions of ``dask_kube_jobs.errors`` by meaning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import weakref
+from collections.abc import Generator
+from pathlib import Path
+
+import httpx
+import kr8s
+import kr8s.asyncio
+
+from . import kube
+from .errors import (
+    APIRequestError,
+    CRDsNotInstalled,
+    JobAlreadyExists,
+    JobNotFound,
+    KubeconfigError,
+)
+from .spec import SpecError
+
+__all__ = ["NETWORK_ERRORS", "close_clients", "connect", "default_namespace", "find_kubeconfig",
+           "translate"]
+
+NETWORK_ERRORS = (httpx.HTTPError, kr8s.APITimeoutError, OSError)
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, kube.Client]] = \
+    weakref.WeakKeyDictionary()
+
+
+def find_kubeconfig(kubeconfig: str | os.PathLike[str] | None = None) -> str | None:
+    """The kubeconfig to use; None means in-cluster (the Pod's service account).
+
+    Order: the argument, ``$KUBECONFIG``, ``~/.kube/config``, the in-cluster service account,
+    then the kubeconfig ``dask-kube-jobs local up`` writes. Raises :class:`KubeconfigError`.
+
+    >>> find_kubeconfig("/no/such/file")
+    Traceback (most recent call last):
+    ...
+    dask_kube_jobs.errors.KubeconfigError: kubeconfig /no/such/file does not exist
+    """
+    if kubeconfig:
+        path = Path(kubeconfig).expanduser()
+        if not path.is_file():
+            raise KubeconfigError(f"kubeconfig {path} does not exist")
+        return str(path.resolve())
+    for entry in (os.environ.get("KUBECONFIG") or "").split(os.pathsep):
+        if entry and Path(entry).expanduser().is_file():
+            return str(Path(entry).expanduser().resolve())
+    home = Path("~/.kube/config").expanduser()
+    if home.is_file():
+        return str(home)
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and \
+            Path("/var/run/secrets/kubernetes.io/serviceaccount/token").is_file():
+        return None
+    from .local.kubeconfig import DEFAULT_KUBECONFIG
+
+    if DEFAULT_KUBECONFIG.expanduser().is_file():
+        return str(DEFAULT_KUBECONFIG.expanduser())
+    raise KubeconfigError("no kubeconfig found (looked at --kubeconfig, $KUBECONFIG, "
+                          "~/.kube/config and the in-cluster service account)")
+
+
+async def connect(kubeconfig: str | os.PathLike[str] | None = None) -> kube.Client:
+    """A client for ``kubeconfig``, shared per event loop (a connection pool is per loop)."""
+    path = find_kubeconfig(kubeconfig)
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    client = per_loop.get(path or "")
+    if client is None:
+        try:
+            api = await kr8s.asyncio.Api(bypass_factory=True, kubeconfig=path)
+        except (KeyError, OSError, ValueError) as exc:
+            raise KubeconfigError(f"cannot load kubeconfig {path or '(in-cluster)'}: "
+                                  f"{exc!r}") from exc
+        client = per_loop.setdefault(path or "", kube.Client(api, path or ""))
+    return client
+
+
+async def close_clients() -> None:
+    """Close the clients this event loop opened (before the loop ends, e.g. in the CLI)."""
+    for client in _clients.pop(asyncio.get_running_loop(), {}).values():
+        await client.close()
+
+
+def default_namespace(client: kube.Client) -> str:
+    """The kubeconfig context's namespace (or the service account's), else ``default``."""
+    try:
+        return str(client.api.namespace or "default")
+    except (AttributeError, AssertionError):
+        return "default"
+
+
+@contextlib.contextmanager
+def translate(name: str | None, namespace: str, *, creating: bool = False) -> Generator[None]:
+    """Turn the API's and the network's errors into our exceptions, by meaning."""
+    try:
+        yield
+    except kube.APIError as exc:
+        details = (exc.body or {}).get("details") or {} if isinstance(exc.body, dict) else {}
+        if exc.code == 404 and (creating or not details.get("name")):
+            raise CRDsNotInstalled(exc.code, exc.reason, "the cluster has no DaskJob resource "
+                                   "(the dask-kube-jobs CRDs are not installed)",
+                                   status=exc.body) from exc
+        if exc.code == 404 and name:
+            raise JobNotFound(name, namespace) from exc
+        if exc.code == 409 and creating and name:
+            raise JobAlreadyExists(name, namespace) from exc
+        if exc.code == 422:
+            causes = details.get("causes") or [{}]
+            field = causes[0].get("field") or "manifest"
+            raise SpecError(field, f"rejected by the API server: {exc.message}") from exc
+        error = APIRequestError(exc.code, exc.reason, exc.message, status=exc.body)
+        if exc.code in (401, 403):
+            error.hint = "check the kubeconfig's user has rights on daskjobs in this namespace"
+        raise error from exc
+    except NETWORK_ERRORS as exc:
+        error = KubeconfigError(f"cannot reach the Kubernetes API server: {exc!r}")
+        error.hint = "is the cluster running? (`dask-kube-jobs local status`)"
+        raise error from exc

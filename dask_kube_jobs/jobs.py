@@ -1,0 +1,225 @@
+"""Submit a DaskJob and wait for it, from ordinary (sync) Python.
+
+A thin wrapper: every call runs the coroutine of ``dask_kube_jobs._jobs`` (the implementation
+that ``dask_kube_jobs.asyncio`` exports) on one private event-loop thread, as kr8s's sync API
+does with its ``_async_utils`` portal. A private loop rather than ``asyncio.run`` per call because
+the HTTP connection pool and a handle's client belong to one loop and must outlive each call,
+and because a notebook or an Airflow task may already run a loop in this thread.
+
+>>> from dask_kube_jobs import make_job_spec, submit
+>>> job = submit(make_job_spec("sum", script="print(1 + 1)", n_workers=1))  # doctest: +SKIP
+>>> for line in job.logs(follow=True):                                   # doctest: +SKIP
+...     print(line)
+2
+>>> job.wait().phase                                                     # doctest: +SKIP
+'Successful'
+
+Ctrl-C while blocked cancels the coroutine on the loop thread and raises ``KeyboardInterrupt``
+here, as a blocking call should.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from typing import Any, Literal, TypeVar, overload
+
+from . import _jobs
+from ._jobs_manifest import JobStatus
+
+__all__ = ["DaskJobHandle", "JobStatus", "get_job", "list_jobs", "submit"]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _runner_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="dask-kube-jobs-sync",
+                             daemon=True).start()
+            _loop = loop
+        return _loop
+
+
+def run_sync(awaitable: Awaitable[T]) -> T:
+    """Run ``awaitable`` on the private loop thread and return its result (blocking)."""
+    loop = _runner_loop()
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:  # would wait for itself for ever
+        getattr(awaitable, "close", lambda: None)()
+        raise RuntimeError("the sync dask_kube_jobs API was called from its own event loop; "
+                           "use dask_kube_jobs.asyncio there")
+
+    async def call() -> T:
+        return await awaitable
+
+    future = asyncio.run_coroutine_threadsafe(call(), loop)
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()  # Ctrl-C (KeyboardInterrupt) here stops the work on the loop too
+        raise
+
+
+def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
+    """A blocking iterator over an async iterator, stepping it on the private loop thread."""
+    async def step() -> tuple[bool, Any]:
+        try:
+            return False, await agen.__anext__()
+        except StopAsyncIteration:
+            return True, None
+
+    try:
+        while True:
+            done, item = run_sync(step())
+            if done:
+                return
+            yield item
+    finally:
+        aclose = getattr(agen, "aclose", None)
+        if aclose is not None:
+            run_sync(aclose())
+
+
+class DaskJobHandle:
+    """One submitted DaskJob; made by :func:`submit`, :func:`get_job` or :func:`list_jobs`.
+
+    ``status``, ``phase``, ``result`` and ``dashboard_link`` read the job afresh on each
+    access. ``watch_timeout`` is the server-side timeout (seconds) of each watch request.
+
+    >>> job = get_job("nightly-etl", namespace="data")                   # doctest: +SKIP
+    >>> job.phase, job.result
+    ('Successful', {'rows': 1200})
+    """
+
+    def __init__(self, handle: _jobs.AsyncDaskJobHandle) -> None:
+        self._async = handle
+
+    def __repr__(self) -> str:
+        return repr(self._async)
+
+    @property
+    def name(self) -> str:
+        return self._async.name
+
+    @property
+    def namespace(self) -> str:
+        return self._async.namespace
+
+    @property
+    def uid(self) -> str | None:
+        return self._async.uid
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The DaskJob object as last seen (no request)."""
+        return self._async.raw
+
+    @property
+    def watch_timeout(self) -> int:
+        return self._async.watch_timeout
+
+    @watch_timeout.setter
+    def watch_timeout(self, seconds: int) -> None:
+        self._async.watch_timeout = seconds
+
+    @property
+    def watch_connections(self) -> int:
+        return self._async.watch_connections
+
+    @property
+    def status(self) -> JobStatus:
+        """The job's status, read now."""
+        return run_sync(self._async.status())
+
+    @property
+    def phase(self) -> str | None:
+        """The job's phase, read now: JobCreated, ClusterCreated, Running, Successful, Failed."""
+        return self.status.phase
+
+    @property
+    def result(self) -> Any:
+        """What the runner passed to ``dask_kube_jobs.set_result``, decoded (None if nothing)."""
+        return run_sync(self._async.result())
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The Dask dashboard URL while the cluster exists: the DaskCluster's
+        ``status.dashboardAddress`` + ``/status``, or ``$DASK_KUBE_JOBS_DASHBOARD_TEMPLATE``
+        formatted with ``{namespace} {cluster} {job} {scheduler} {port}``."""
+        return run_sync(self._async.dashboard_link())
+
+    def refresh(self) -> dict[str, Any]:
+        """Read the DaskJob object again."""
+        return run_sync(self._async.refresh())
+
+    def watch(self) -> Iterator[JobStatus]:
+        """The status now and after each change, ending after the final one."""
+        return iterate_sync(self._async.watch())
+
+    def wait(self, timeout: float | None = None) -> JobStatus:
+        """Block until the job finishes; see :meth:`AsyncDaskJobHandle.wait`.
+
+        >>> submit("job.yaml").wait(timeout=600).result                  # doctest: +SKIP
+        """
+        return run_sync(self._async.wait(timeout))
+
+    @overload
+    def logs(self, follow: Literal[False] = ..., container: str | None = ...) -> str: ...
+
+    @overload
+    def logs(self, follow: Literal[True], container: str | None = ...) -> Iterator[str]: ...
+
+    def logs(self, follow: bool = False, container: str | None = None) -> str | Iterator[str]:
+        """The runner's log as text, or with ``follow=True`` an iterator of its lines until
+        the job ends (continuing with the next runner Pod when the job retries)."""
+        stream = self._async.logs(follow=follow, container=container)
+        if follow:
+            return iterate_sync(aiter(stream))
+        return run_sync(self._async._text(container))
+
+    def delete(self, wait: bool = True, timeout: float = 120.0) -> bool:
+        """Delete the job and what it owns; with ``wait``, return once it is gone."""
+        return run_sync(self._async.delete(wait=wait, timeout=timeout))
+
+
+def submit(spec: Any, *, namespace: str | None = None,
+           kubeconfig: str | os.PathLike[str] | None = None) -> DaskJobHandle:
+    """Create a DaskJob from a manifest dict, a YAML/JSON file path or YAML text.
+
+    The manifest is checked first (:class:`~dask_kube_jobs.SpecError` names the field).
+
+    >>> job = submit("examples/simple-job.yaml", namespace="default")   # doctest: +SKIP
+    """
+    return DaskJobHandle(run_sync(_jobs.submit(spec, namespace=namespace, kubeconfig=kubeconfig)))
+
+
+def get_job(name: str, namespace: str | None = None, *,
+            kubeconfig: str | os.PathLike[str] | None = None) -> DaskJobHandle:
+    """Reattach to an existing DaskJob; raises :class:`~dask_kube_jobs.JobNotFound`.
+
+    >>> get_job("simple-job").wait()                                   # doctest: +SKIP
+    """
+    return DaskJobHandle(run_sync(_jobs.get_job(name, namespace, kubeconfig=kubeconfig)))
+
+
+def list_jobs(namespace: str | None = None, labels: Mapping[str, str] | str | None = None, *,
+              all_namespaces: bool = False,
+              kubeconfig: str | os.PathLike[str] | None = None) -> list[DaskJobHandle]:
+    """DaskJobs of a namespace (or all), selected by labels (mapping or selector string).
+
+    >>> [j.name for j in list_jobs(labels={"team": "data"})]           # doctest: +SKIP
+    """
+    handles = run_sync(_jobs.list_jobs(namespace, labels, all_namespaces=all_namespaces,
+                                       kubeconfig=kubeconfig))
+    return [DaskJobHandle(h) for h in handles]
