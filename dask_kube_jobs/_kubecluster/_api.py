@@ -10,17 +10,19 @@ re-authenticating on any 401/403 (see ``dask_kube_jobs/kube.py``).
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from typing import Any
 
 from distributed.utils import Log, Logs
 
+from ..errors import APIRequestError, CRDsNotInstalled
 from ..kube import PODS, SERVICES, APIError, Client, Resource
-from ._options import KubeClusterError
 
 __all__ = [
     "DASKAUTOSCALERS", "DASKCLUSTERS", "DASKWORKERGROUPS", "LABEL_CLUSTER", "LABEL_COMPONENT",
-    "delete_and_wait", "get_logs", "owner_reference", "pod_log", "upsert",
+    "autoscaler_body", "delete_and_wait", "get_logs", "owner_reference", "pod_log", "upsert",
+    "worker_group_body",
 ]
 
 GROUP_VERSION = ("kubernetes.dask.org", "v1")
@@ -35,20 +37,20 @@ LABEL_COMPONENT = "dask.org/component"
 LOG_TAIL_LINES = 20
 
 
-def explain(exc: APIError, what: str) -> KubeClusterError:
-    """An API error turned into a message that says what to do next."""
+def explain(exc: APIError, what: str) -> APIRequestError:
+    """An API error turned into the package's error, with a message saying what to do next."""
     if exc.code == 404 and "namespace" in exc.message.lower():
-        hint = f"{exc.message}: create the namespace or pass another namespace="
-    elif exc.code == 404:
-        hint = ("the DaskCluster resource type is not installed: install the dask-kube-jobs "
-                "CRDs and operator (e.g. the Helm chart charts/dask-kube-jobs)")
-    elif exc.code == 403:
-        hint = ("permission denied: your account needs rights on daskclusters, "
-                "daskworkergroups and daskautoscalers (kubernetes.dask.org) and on pods, "
-                "pods/log, pods/portforward and services in this namespace")
-    else:
-        hint = exc.message
-    return KubeClusterError(f"{what}: {exc.code} {exc.reason}: {hint}")
+        return APIRequestError(exc.code, exc.reason, f"{what}: {exc.message}; create the "
+                               "namespace or pass another namespace=", status=exc.body)
+    if exc.code == 404:
+        return CRDsNotInstalled(exc.code, exc.reason, f"{what}: the DaskCluster resource type is "
+                                "not installed in this cluster", status=exc.body)
+    error = APIRequestError(exc.code, exc.reason, f"{what}: {exc.message}", status=exc.body)
+    if exc.code == 403:
+        error.hint = ("your account needs rights on daskclusters, daskworkergroups and "
+                      "daskautoscalers (kubernetes.dask.org) and get/list on pods, pods/log, "
+                      "pods/portforward and services in this namespace")
+    return error
 
 
 def owner_reference(obj: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +59,39 @@ def owner_reference(obj: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": obj.get("apiVersion", "kubernetes.dask.org/v1"),
             "kind": obj.get("kind", "DaskCluster"), "name": meta["name"], "uid": meta["uid"],
             "blockOwnerDeletion": True}
+
+
+def autoscaler_body(cluster: dict[str, Any], name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A DaskAutoscaler for ``cluster``, owned by it so that it goes when the cluster goes."""
+    meta = cluster["metadata"]
+    return {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskAutoscaler",
+            "metadata": {"name": name, "namespace": meta["namespace"],
+                         "labels": {LABEL_CLUSTER: meta["name"], LABEL_COMPONENT: "autoscaler"},
+                         "ownerReferences": [owner_reference(cluster)]},
+            "spec": spec}
+
+
+def worker_group_body(cluster: dict[str, Any], group: str, n_workers: int,
+                      overrides: dict[str, Any], custom_spec: dict[str, Any] | None
+                      ) -> dict[str, Any]:
+    """A DaskWorkerGroup for ``cluster``: ``custom_spec`` as given, else a copy of the cluster's
+    worker template with ``n_workers`` and the first container's fields in ``overrides``
+    (``None`` or ``False`` = keep the template's) replaced."""
+    if custom_spec is not None:
+        worker = copy.deepcopy(custom_spec)
+        worker.setdefault("replicas", n_workers)
+    else:
+        worker = copy.deepcopy((cluster.get("spec") or {}).get("worker") or {})
+        worker["replicas"] = n_workers
+        containers = worker.setdefault("spec", {}).setdefault("containers", [{}])
+        for key, value in overrides.items():
+            if value is not False and value is not None:
+                containers[0][key] = value
+    meta = cluster["metadata"]
+    return {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskWorkerGroup",
+            "metadata": {"name": group, "namespace": meta["namespace"],
+                         "labels": {LABEL_CLUSTER: meta["name"]}},
+            "spec": {"cluster": meta["name"], "worker": worker}}
 
 
 async def upsert(client: Client, res: Resource, namespace: str, body: dict[str, Any]) -> None:

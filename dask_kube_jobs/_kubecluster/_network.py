@@ -51,7 +51,7 @@ async def dns_resolves(host: str, timeout: float = DNS_TIMEOUT) -> bool:
     loop = asyncio.get_running_loop()
     try:
         await asyncio.wait_for(loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout)
-    except (OSError, asyncio.TimeoutError, UnicodeError):
+    except (TimeoutError, OSError, UnicodeError):
         return False
     return True
 
@@ -85,6 +85,7 @@ async def service_endpoint(*, service: dict[str, Any], pod: dict[str, Any] | Non
     """Where a client here reaches ``port_name`` of the scheduler ``service``.
 
     ``forward`` is ``port_forward_cluster_ip``: None decides automatically (see module doc).
+    Raises LookupError if a port-forward is needed but the Service selects no ready Pod.
     """
     meta, spec = service["metadata"], service.get("spec") or {}
     port = _service_port(service, port_name, default_port)
@@ -97,7 +98,13 @@ async def service_endpoint(*, service: dict[str, Any], pod: dict[str, Any] | Non
     if forward is False or (forward is None and await dns_resolves(dns)):
         return Endpoint(dns, int(port["port"]), False)
     remote = _container_port(pod, port.get("targetPort", port["port"]), int(port["port"]))
-    local = await forwards.open(Service(service, api=api), remote)
+    target = Service(service, api=api)
+    if not await target.async_ready_pods():
+        # Otherwise every connection through the forward fails with "No ready pods found".
+        raise LookupError(f"Service {meta['name']} selects no ready Pod (selector "
+                          f"{spec.get('selector')}); does its selector match the scheduler "
+                          "Pod's labels?")
+    local = await forwards.open(target, remote)
     return Endpoint("localhost", local, True)
 
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from ..errors import DaskKubeJobsError
+
 __all__ = [
     "SA_NAMESPACE_FILE",
     "ClusterExistsError",
@@ -45,28 +47,28 @@ SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespac
 DEFAULT_NAME = "dask-{user}-{uuid}"
 
 
-try:  # the package-wide base exception, when the errors module provides one
-    from ..errors import DaskKubeJobsError as _Base  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the errors module being present
-    _Base = Exception
-
-
-class KubeClusterError(_Base):  # type: ignore[misc,valid-type]
+class KubeClusterError(DaskKubeJobsError):
     """Base of the errors :class:`KubeCluster` raises about its DaskCluster."""
 
 
 class ClusterExistsError(KubeClusterError):
     """``create_mode=CREATE_ONLY`` and a DaskCluster of that name already exists."""
 
+    hint = "connect with KubeCluster.from_name(name), or choose another name"
+
 
 class ClusterNotFoundError(KubeClusterError):
     """``create_mode=CONNECT_ONLY`` (or ``from_name``) and no DaskCluster of that name exists."""
+
+    hint = "check the name and the namespace: kubectl get daskclusters -A"
 
 
 class ClusterStartupError(KubeClusterError, TimeoutError):
     """The DaskCluster did not become usable within ``resource_timeout``: the operator never
     answered, or the scheduler never became ready. ``details`` holds what was observed (the
-    scheduler Pod's state, its log tail). A cluster we created has been deleted again."""
+    scheduler Pod's log tail). A cluster we created has been deleted again."""
+
+    hint = "see kubectl describe daskcluster/pod, and the operator's log"
 
     def __init__(self, message: str, details: str = "") -> None:
         super().__init__(message + (f"\n{details}" if details else ""))
