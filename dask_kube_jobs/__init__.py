@@ -38,6 +38,12 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "APIRequestError",
+    "ClusterExistsError",
+    "ClusterNotFoundError",
+    "ClusterStartupError",
+    "CreateMode",
+    "KubeCluster",
+    "KubeClusterError",
     "CRDsNotInstalled",
     "DaskAutoscaler",
     "DaskCluster",
@@ -66,6 +72,9 @@ __all__ = [
 
 _LAZY = {"DaskAutoscaler", "DaskCluster", "DaskJob", "DaskWorkerGroup"}
 _LAZY_JOBS = {"DaskJobHandle", "JobStatus", "get_job", "list_jobs", "submit"}
+#: KubeCluster pulls in distributed's deploy machinery: loaded only when asked for.
+_LAZY_CLUSTER = {"KubeCluster", "CreateMode", "KubeClusterError", "ClusterExistsError",
+                 "ClusterNotFoundError", "ClusterStartupError"}
 
 
 def __getattr__(name: str) -> Any:
@@ -77,4 +86,8 @@ def __getattr__(name: str) -> Any:
         from . import jobs
 
         return getattr(jobs, name)
+    if name in _LAZY_CLUSTER:
+        from . import _kubecluster
+
+        return getattr(_kubecluster, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,7 +33,7 @@ import yaml
 
 from . import _jobs
 from ._jobs_manifest import JobStatus, load_job_manifest
-from .errors import DaskJobFailed, JobAlreadyExists, WaitTimeout
+from .errors import DaskJobFailed, DaskKubeJobsError, JobAlreadyExists, WaitTimeout
 from .spec import DEFAULT_IMAGE, SpecError, make_cluster_spec, make_job_spec
 
 EXIT_TIMEOUT = 124
@@ -199,10 +199,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.local:
             if kubeconfig:
                 raise SpecError("--local", "starts its own control plane; drop --kubeconfig")
-            from .local.launcher import LocalControlPlane
+            try:
+                from .local.launcher import ControlPlaneError, LocalControlPlane
+            except ImportError as exc:
+                error = DaskKubeJobsError(f"--local needs the local control plane, which is not "
+                                          f"installed ({exc.name} is missing)")
+                error.hint = "pip install 'dask-kube-jobs[local,operator]'"
+                raise error from exc
 
             progress.say("starting a local control plane (API server, kubelet, operator)")
-            plane = LocalControlPlane().start()
+            plane = LocalControlPlane()
+            try:
+                plane.start()
+            except ControlPlaneError as exc:
+                error = DaskKubeJobsError(f"the local control plane did not start: {exc}")
+                error.hint = "run with --debug, or try `dask-kube-jobs local up` to see why"
+                raise error from exc
             kubeconfig = plane.kubeconfig
             progress.say(f"local control plane ready at {plane.server}")
         try:

@@ -28,119 +28,38 @@ import contextlib
 import json
 import os
 import random
-import weakref
 from collections.abc import AsyncIterator, Generator, Mapping
-from pathlib import Path
 from typing import Any
 
 import httpx
-import kr8s
-import kr8s.asyncio
 
 from . import kube
-from ._jobs_manifest import (JobStatus, check_job_manifest, dashboard_link,
-                             load_job_manifest)
+from ._jobs_client import (
+    NETWORK_ERRORS,
+    close_clients,
+    connect,
+    default_namespace,
+    find_kubeconfig,
+    translate,
+)
+from ._jobs_manifest import (
+    DASHBOARD_TEMPLATE_ENV,
+    JobStatus,
+    check_job_manifest,
+    dashboard_link,
+    load_job_manifest,
+)
 from .crds import GROUP, VERSION
-from .errors import (APIRequestError, CRDsNotInstalled, DaskJobFailed, JobAlreadyExists,
-                     JobNotFound, KubeconfigError, WaitTimeout)
+from .errors import DaskJobFailed, JobNotFound, WaitTimeout
 from .spec import SpecError
 
-__all__ = ["AsyncDaskJobHandle", "LogStream", "get_job", "list_jobs", "submit"]
+__all__ = ["AsyncDaskJobHandle", "LogStream", "close_clients", "find_kubeconfig", "get_job",
+           "list_jobs", "submit"]
 
 Obj = dict[str, Any]
 DASKJOBS = kube.Resource(GROUP, VERSION, "daskjobs", "DaskJob", True)
 DASKCLUSTERS = kube.Resource(GROUP, VERSION, "daskclusters", "DaskCluster", True)
 POLL = 0.5  # seconds between looks at a job while following its log across attempts
-_NETWORK_ERRORS = (httpx.HTTPError, kr8s.APITimeoutError, OSError)
-
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, kube.Client]] = \
-    weakref.WeakKeyDictionary()
-
-
-# -- connecting ----------------------------------------------------------------------------------
-def find_kubeconfig(kubeconfig: str | os.PathLike[str] | None = None) -> str | None:
-    """The kubeconfig to use; None means in-cluster (the Pod's service account).
-
-    Order: the argument, ``$KUBECONFIG``, ``~/.kube/config``, the in-cluster service account,
-    then the kubeconfig ``dask-kube-jobs local up`` writes. Raises :class:`KubeconfigError`.
-
-    >>> find_kubeconfig("/no/such/file")
-    Traceback (most recent call last):
-    ...
-    dask_kube_jobs.errors.KubeconfigError: kubeconfig /no/such/file does not exist
-    """
-    if kubeconfig:
-        path = Path(kubeconfig).expanduser()
-        if not path.is_file():
-            raise KubeconfigError(f"kubeconfig {path} does not exist")
-        return str(path.resolve())
-    for entry in (os.environ.get("KUBECONFIG") or "").split(os.pathsep):
-        if entry and Path(entry).expanduser().is_file():
-            return str(Path(entry).expanduser().resolve())
-    home = Path("~/.kube/config").expanduser()
-    if home.is_file():
-        return str(home)
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and \
-            Path("/var/run/secrets/kubernetes.io/serviceaccount/token").is_file():
-        return None
-    from .local.kubeconfig import DEFAULT_KUBECONFIG
-
-    if DEFAULT_KUBECONFIG.expanduser().is_file():
-        return str(DEFAULT_KUBECONFIG.expanduser())
-    raise KubeconfigError("no kubeconfig found (looked at --kubeconfig, $KUBECONFIG, "
-                          "~/.kube/config and the in-cluster service account)")
-
-
-async def connect(kubeconfig: str | os.PathLike[str] | None = None) -> kube.Client:
-    """A client for ``kubeconfig``, shared per event loop (a connection pool is per loop)."""
-    path = find_kubeconfig(kubeconfig)
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-    client = per_loop.get(path or "")
-    if client is None:
-        try:
-            api = await kr8s.asyncio.Api(bypass_factory=True, kubeconfig=path)
-        except (KeyError, OSError, ValueError) as exc:
-            raise KubeconfigError(f"cannot load kubeconfig {path or '(in-cluster)'}: "
-                                  f"{exc!r}") from exc
-        client = per_loop.setdefault(path or "", kube.Client(api, path or ""))
-    return client
-
-
-def default_namespace(client: kube.Client) -> str:
-    """The kubeconfig context's namespace (or the service account's), else ``default``."""
-    try:
-        return str(client.api.namespace or "default")
-    except (AttributeError, AssertionError):
-        return "default"
-
-
-@contextlib.contextmanager
-def translate(name: str | None, namespace: str, *, creating: bool = False) -> Generator[None]:
-    """Turn the API's and the network's errors into our exceptions, by meaning."""
-    try:
-        yield
-    except kube.APIError as exc:
-        details = (exc.body or {}).get("details") or {} if isinstance(exc.body, dict) else {}
-        if exc.code == 404 and (creating or not details.get("name")):
-            raise CRDsNotInstalled(exc.code, exc.reason, "the cluster has no DaskJob resource "
-                                   "(the dask-kube-jobs CRDs are not installed)",
-                                   status=exc.body) from exc
-        if exc.code == 404 and name:
-            raise JobNotFound(name, namespace) from exc
-        if exc.code == 409 and creating and name:
-            raise JobAlreadyExists(name, namespace) from exc
-        if exc.code == 422:
-            causes = details.get("causes") or [{}]
-            field = causes[0].get("field") or "manifest"
-            raise SpecError(field, f"rejected by the API server: {exc.message}") from exc
-        error = APIRequestError(exc.code, exc.reason, exc.message, status=exc.body)
-        if exc.code in (401, 403):
-            error.hint = "check the kubeconfig's user has rights on daskjobs in this namespace"
-        raise error from exc
-    except _NETWORK_ERRORS as exc:
-        error = KubeconfigError(f"cannot reach the Kubernetes API server: {exc!r}")
-        error.hint = "is the cluster running? (`dask-kube-jobs local status`)"
-        raise error from exc
 
 
 # -- the handle ----------------------------------------------------------------------------------
@@ -216,7 +135,7 @@ class AsyncDaskJobHandle:
         with translate(None, self.namespace):
             obj = await self._client.get(DASKCLUSTERS, self.namespace, cluster)
         address = ((obj or {}).get("status") or {}).get("dashboardAddress")
-        if obj is None and not os.environ.get("DASK_KUBE_JOBS_DASHBOARD_TEMPLATE"):
+        if obj is None and not os.environ.get(DASHBOARD_TEMPLATE_ENV):
             return None
         return dashboard_link(job=self.name, namespace=self.namespace, cluster=cluster,
                               address=address)
@@ -265,7 +184,7 @@ class AsyncDaskJobHandle:
                         raise
                 rv = None
                 await asyncio.sleep(delay)
-            except (*_NETWORK_ERRORS, json.JSONDecodeError):
+            except (*NETWORK_ERRORS, json.JSONDecodeError):
                 rv = None  # the stream broke: re-list, after a short back-off
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -314,7 +233,7 @@ class AsyncDaskJobHandle:
         return st
 
     # -- logs ------------------------------------------------------------------------------
-    def logs(self, follow: bool = False, container: str | None = None) -> "LogStream":
+    def logs(self, follow: bool = False, container: str | None = None) -> LogStream:
         """The runner's log: ``await job.logs()`` is the current runner's log as text;
         ``async for line in job.logs(follow=True)`` streams lines until the job finishes,
         moving on to the next runner Pod when the job retries.
@@ -376,7 +295,7 @@ class AsyncDaskJobHandle:
                         raise
                 await asyncio.sleep(POLL)
                 continue
-            except _NETWORK_ERRORS:
+            except NETWORK_ERRORS:
                 await asyncio.sleep(POLL)
                 continue
             pod, _ = await self._runner_container(current, container)

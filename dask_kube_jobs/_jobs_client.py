@@ -34,6 +34,11 @@ __all__ = ["NETWORK_ERRORS", "close_clients", "connect", "default_namespace", "f
 
 NETWORK_ERRORS = (httpx.HTTPError, kr8s.APITimeoutError, OSError)
 
+#: Where ``dask-kube-jobs local up`` writes its kubeconfig (``local.kubeconfig.DEFAULT_KUBECONFIG``;
+#: repeated, not imported, so the client library does not depend on the local control plane --
+#: a unit test keeps the two equal).
+LOCAL_KUBECONFIG = Path("~/.kube/dask-kube-jobs-local.yaml")
+
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, kube.Client]] = \
     weakref.WeakKeyDictionary()
 
@@ -63,10 +68,8 @@ def find_kubeconfig(kubeconfig: str | os.PathLike[str] | None = None) -> str | N
     if os.environ.get("KUBERNETES_SERVICE_HOST") and \
             Path("/var/run/secrets/kubernetes.io/serviceaccount/token").is_file():
         return None
-    from .local.kubeconfig import DEFAULT_KUBECONFIG
-
-    if DEFAULT_KUBECONFIG.expanduser().is_file():
-        return str(DEFAULT_KUBECONFIG.expanduser())
+    if LOCAL_KUBECONFIG.expanduser().is_file():
+        return str(LOCAL_KUBECONFIG.expanduser())
     raise KubeconfigError("no kubeconfig found (looked at --kubeconfig, $KUBECONFIG, "
                           "~/.kube/config and the in-cluster service account)")
 

@@ -190,7 +190,7 @@ class JobStatus:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_job(cls, job: Mapping[str, Any]) -> "JobStatus":
+    def from_job(cls, job: Mapping[str, Any]) -> JobStatus:
         s = dict(job.get("status") or {})
         return cls(phase=s.get("jobStatus") or None, cluster_name=s.get("clusterName"),
                    runner_pod=s.get("jobRunnerPodName"), attempts=int(s.get("attempts") or 0),

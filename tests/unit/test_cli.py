@@ -78,6 +78,18 @@ def test_a_bad_manifest_is_refused_before_any_connection(tmp_path: Path, no_clus
     assert errors(capsys) == ["error: kind: must be DaskJob (got 'Pod')"]
 
 
+def test_a_manifest_file_takes_name_and_workers_from_flags(tmp_path: Path) -> None:
+    from dask_kube_jobs._cli_jobs import job_manifest
+
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(make_job_spec("orig", command=["true"], n_workers=3)))
+    args = cli.build_parser().parse_args(["run", str(path), "--name", "renamed",
+                                          "--workers", "1"])
+    manifest = job_manifest(args)
+    assert manifest["metadata"]["name"] == "renamed"
+    assert manifest["spec"]["cluster"]["spec"]["worker"]["replicas"] == 1
+
+
 def test_file_and_image_together_are_refused(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", str(tmp_path / "x.yaml"), "--image", "img", "--", "true"]) == 1
@@ -105,6 +117,13 @@ def test_the_local_up_kubeconfig_is_the_last_fallback(no_cluster: Path) -> None:
     assert find_kubeconfig() == str(local)
     (no_cluster / ".kube" / "config").write_text("{}")
     assert find_kubeconfig() == str(no_cluster / ".kube" / "config")
+
+
+def test_the_fallback_is_where_local_up_writes() -> None:
+    from dask_kube_jobs._jobs_client import LOCAL_KUBECONFIG
+    from dask_kube_jobs.local.kubeconfig import DEFAULT_KUBECONFIG
+
+    assert LOCAL_KUBECONFIG == DEFAULT_KUBECONFIG
 
 
 def test_debug_shows_the_traceback(no_cluster: Path) -> None:
