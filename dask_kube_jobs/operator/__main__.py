@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import os
+import random
 import sys
 from importlib.metadata import entry_points
 
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--peering", metavar="NAME",
                         help="coordinate with other replicas through this KopfPeering (HA)")
+    parser.add_argument("--priority", type=int,
+                        help="peering priority; the highest active replica works, the others wait "
+                             "(default with --peering: a random one, so replicas never tie)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -49,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # liveness probes, every few s
     if not args.verbose:
         # kopf logs every handler run at INFO, including the wake-up pokes on each watch event.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
@@ -63,11 +68,19 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("dask_kube_jobs.operator").info("loaded plugins: %s", ", ".join(plugins))
     namespaces = None if args.all_namespaces or not args.namespaces else list(args.namespaces)
     memo = kopf.Memo(kubeconfig=os.environ.get("KUBECONFIG"), namespaces=namespaces)
+    settings = kopf.OperatorSettings()
+    # Limited to listed namespaces, the operator may lack cluster-wide rights on namespaces and
+    # CRDs (the chart's namespaced RBAC): kopf must not try to scan them.
+    settings.scanning.disabled = namespaces is not None
+    priority = args.priority
+    if args.peering and priority is None:
+        # kopf pauses every replica when two share the top priority; random ones never tie.
+        priority = random.randint(1, 2**31 - 1)
     try:
         asyncio.run(kopf.operator(
             clusterwide=namespaces is None, namespaces=namespaces or (),
-            standalone=args.peering is None, peering_name=args.peering,
-            liveness_endpoint=args.liveness, memo=memo,
+            standalone=args.peering is None, peering_name=args.peering, priority=priority,
+            liveness_endpoint=args.liveness, memo=memo, settings=settings,
         ))
     except KeyboardInterrupt:
         sys.exit(0)

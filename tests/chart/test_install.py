@@ -1,0 +1,211 @@
+"""The chart installed with the real Helm engine into the local control plane, in each RBAC mode.
+
+The control plane runs without its own operator (``operator=False``): the only operator is the
+chart's Deployment, whose Pod the process kubelet runs as ``python -m dask_kube_jobs.operator``
+(the image is recorded, not pulled) with the chart's arguments and the chart's ServiceAccount.
+A user holding only the shipped ``<fullname>-edit`` role then runs a DaskJob to success and is
+refused a Pod.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dask_kube_jobs.local import LocalControlPlane
+from dask_kube_jobs.local.testing import Kubectl
+
+from .chart import CHART_DIR, FULLNAME, RELEASE, RELEASE_NAMESPACE, helm
+
+pytestmark = pytest.mark.timeout(300)
+
+TEAM = "team-a"          # where the user runs jobs (watched in both modes)
+ELSEWHERE = "team-z"     # not in watchNamespaces in namespaced mode
+USER = "alice"
+IMAGE = "ghcr.io/dask/dask:2025.1.0"
+
+VALUES: dict[str, dict[str, Any]] = {
+    "cluster": {"rbac": {"scope": "cluster"}},
+    "namespaced": {"rbac": {"scope": "namespaced"}, "watchNamespaces": [TEAM]},
+}
+
+
+@dataclass
+class Installed:
+    mode: str
+    plane: LocalControlPlane
+    admin: Kubectl
+    user: Kubectl
+    operator: Kubectl  # as the operator's ServiceAccount
+    release: dict[str, Any]
+
+
+def wait_for(what: str, check: Any, timeout: float = 120, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module", params=list(VALUES))
+def installed(request: pytest.FixtureRequest) -> Iterator[Installed]:
+    mode = request.param
+    # Not under /tmp: the chart mounts an emptyDir on /tmp, and the process kubelet (mount
+    # namespace mode) bind-mounts it over the host's /tmp, which would hide the Pod's own
+    # files (kubeconfig, logs) if the control plane's state lived there.
+    root = Path(tempfile.mkdtemp(prefix=f"dkj-chart-{mode}-", dir="/var/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(root, ignore_errors=True))
+    with LocalControlPlane(root / "kubeconfig.yaml", state_dir=root / "state",
+                           operator=False) as plane:
+        admin = Kubectl(plane.kubeconfig)
+        for ns in (RELEASE_NAMESPACE, TEAM, ELSEWHERE):
+            admin("create", "namespace", ns)
+        # The user's only rights: the shipped edit role, in the namespaces they work in.
+        for ns in (TEAM, ELSEWHERE):
+            admin("create", "rolebinding", "dask-users", f"--clusterrole={FULLNAME}-edit",
+                  f"--user={USER}", namespace=ns)
+        h = helm()
+        with h.Config(kubeconfig_path=plane.kubeconfig, namespace=RELEASE_NAMESPACE) as cfg:
+            try:
+                release = cfg.install(str(CHART_DIR), RELEASE, VALUES[mode],
+                                      namespace=RELEASE_NAMESPACE, wait="watcher", timeout=120)
+            except h.HelmError as exc:
+                log = (plane.logs / "control-plane.log").read_text()[-4000:]
+                raise AssertionError(f"helm install failed: {exc}\n{log}") from exc
+        user = Kubectl(plane.mint_kubeconfig(root / "alice.yaml", user=USER, groups=("dask-users",),
+                                             namespace=TEAM), TEAM)
+        operator = Kubectl(plane.mint_kubeconfig(
+            root / "operator.yaml", service_account=f"{RELEASE_NAMESPACE}/{FULLNAME}"))
+        yield Installed(mode, plane, admin, user, operator, release)
+
+
+def daskjob(name: str) -> dict[str, Any]:
+    def container(cname: str, args: list[str], **extra: Any) -> dict[str, Any]:
+        return {"name": cname, "image": IMAGE, "args": args, **extra}
+
+    script = textwrap.dedent("""
+        from dask.distributed import Client
+        client = Client()
+        client.wait_for_workers(1)
+        assert client.submit(sum, [1, 2, 3]).result() == 6
+        print("sum on the cluster: ok")
+    """)
+    return {
+        "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskJob", "metadata": {"name": name},
+        "spec": {
+            "job": {"spec": {"containers": [container("runner", ["python", "-c", script])]}},
+            "cluster": {"spec": {
+                "worker": {"replicas": 1, "spec": {"containers": [container(
+                    "worker", ["dask", "worker", "--name", "$(DASK_WORKER_NAME)",
+                               "--nthreads", "1", "--no-dashboard"])]}},
+                "scheduler": {
+                    "spec": {"containers": [container(
+                        "scheduler", ["dask", "scheduler", "--no-dashboard"],
+                        ports=[{"name": "tcp-comm", "containerPort": 8786}],
+                        readinessProbe={"tcpSocket": {"port": "tcp-comm"}, "periodSeconds": 1})]},
+                    "service": {"ports": [{"name": "tcp-comm", "port": 8786,
+                                           "targetPort": "tcp-comm"}]},
+                },
+            }},
+        },
+    }
+
+
+def job_status(k: Kubectl, name: str, namespace: str) -> dict[str, Any]:
+    out = k("get", "daskjob", name, "-o", "json", namespace=namespace, check=False)
+    return (json.loads(out.stdout).get("status") or {}) if out.returncode == 0 else {}
+
+
+def test_the_chart_operator_runs_as_the_deployment_pod_of_the_process_kubelet(
+        installed: Installed) -> None:
+    assert installed.release["status"] == "deployed"
+    assert installed.release["app_version"] == installed.release["chart_version"] == "0.1.0"
+    assert "every namespace" in installed.release["notes"] or TEAM in installed.release["notes"]
+    pods = installed.admin("get", "pods", "-l", "app.kubernetes.io/component=operator",
+                           "-o", "json", namespace=RELEASE_NAMESPACE).json()["items"]
+    assert len(pods) == 1
+    pod = pods[0]
+    assert pod["status"]["phase"] == "Running"
+    assert pod["spec"]["serviceAccountName"] == FULLNAME
+    (c,) = pod["spec"]["containers"]
+    assert c["command"] == ["python", "-m", "dask_kube_jobs.operator"]
+    ready = [s for s in pod["status"]["conditions"] if s["type"] == "Ready"]
+    assert ready and ready[0]["status"] == "True"  # kopf's /healthz answered the readiness probe
+
+
+def test_a_user_with_only_the_shipped_role_runs_a_daskjob_to_success(installed: Installed) -> None:
+    name = f"hello-{installed.mode}"
+    installed.user("create", "-f", "-", input=json.dumps(daskjob(name)))
+    status = wait_for(f"DaskJob {name} to finish", lambda: (
+        s if (s := job_status(installed.user, name, TEAM)).get("jobStatus") in ("Successful", "Failed")
+        else None), timeout=180)
+    assert status["jobStatus"] == "Successful", json.dumps(status, indent=1)
+    events = installed.admin("get", "events", "-o", "json", namespace=TEAM).json()["items"]
+    assert any(e["involvedObject"].get("name") == name for e in events)
+
+
+def test_the_same_user_cannot_create_a_pod(installed: Installed) -> None:
+    assert installed.user("auth", "can-i", "create", "pods", check=False).stdout.strip() == "no"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sneaky"},
+           "spec": {"containers": [{"name": "c", "image": IMAGE, "args": ["sleep", "60"]}]}}
+    out = installed.user("create", "-f", "-", input=json.dumps(pod), check=False)
+    assert out.returncode != 0 and "forbidden" in out.stderr.lower(), out.stderr
+    assert installed.user("auth", "can-i", "create", "daskjobs.kubernetes.dask.org",
+                          check=False).stdout.strip() == "yes"
+
+
+def test_the_shipped_user_roles_aggregate_into_the_builtin_edit_and_view(installed: Installed) -> None:
+    def has_daskjobs(role: str) -> bool:
+        rules = installed.admin("get", "clusterrole", role, "-o", "json").json().get("rules") or []
+        return any("daskjobs" in r.get("resources", []) for r in rules)
+
+    wait_for("edit and view to aggregate the Dask rules",
+             lambda: has_daskjobs("edit") and has_daskjobs("view"), timeout=30)
+
+
+def test_the_operator_service_account_holds_exactly_the_rights_of_its_mode(
+        installed: Installed) -> None:
+    def can(*args: str) -> bool:
+        return installed.operator("auth", "can-i", *args, check=False).stdout.strip() == "yes"
+
+    assert can("create", "pods", "-n", TEAM)
+    assert can("patch", "daskjobs.kubernetes.dask.org/status", "-n", TEAM)
+    assert not can("create", "pods", "-n", TEAM, "--subresource=exec")
+    assert not can("get", "secrets", "-n", TEAM)
+    assert not can("create", "deployments.apps", "-n", TEAM)
+    if installed.mode == "cluster":
+        assert can("list", "pods", "--all-namespaces")
+        assert can("watch", "customresourcedefinitions.apiextensions.k8s.io")
+    else:
+        assert not can("list", "pods", "--all-namespaces")
+        assert not can("list", "pods", "-n", ELSEWHERE)
+        assert not can("list", "namespaces")
+        bindings = installed.admin("get", "clusterrolebindings", "-o", "json").json()["items"]
+        assert not [b for b in bindings if any(
+            s.get("name") == FULLNAME for s in b.get("subjects") or [])]
+
+
+def test_namespaced_mode_leaves_unwatched_namespaces_alone(installed: Installed) -> None:
+    if installed.mode != "namespaced":
+        pytest.skip("cluster mode watches every namespace")
+    installed.user("create", "-f", "-", input=json.dumps(daskjob("ignored")), namespace=ELSEWHERE)
+    # A watched job in the meantime proves the operator is alive while the other is ignored.
+    installed.user("create", "-f", "-", input=json.dumps(daskjob("served")))
+    wait_for("the watched job to start", lambda: job_status(installed.user, "served", TEAM)
+             .get("jobStatus"), timeout=60)
+    assert job_status(installed.user, "ignored", ELSEWHERE) == {}
+    pods = installed.admin("get", "pods", "-o", "name", namespace=ELSEWHERE).stdout.split()
+    assert pods == []

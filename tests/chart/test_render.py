@@ -1,0 +1,267 @@
+"""The chart rendered and linted by the real Helm engine, in both RBAC modes, without a cluster."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from .chart import (
+    CHART_DIR,
+    CLUSTER_SCOPED_RESOURCES,
+    FULLNAME,
+    MODES,
+    PACKAGE_CRDS,
+    RELEASE_NAMESPACE,
+    crd_objects,
+    helm,
+    notes,
+    objects,
+    of_kind,
+    one,
+    render,
+)
+
+KUBE_VERSION = "1.32.0"
+
+
+def chart_meta() -> dict[str, Any]:
+    return yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+
+
+def rules_of(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return role.get("rules") or []
+
+
+# -- lint and render -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_the_chart_lints_clean_in_strict_mode(mode: str) -> None:
+    report = helm().lint(str(CHART_DIR), MODES[mode], strict=True, namespace=RELEASE_NAMESPACE,
+                         kube_version=f"v{KUBE_VERSION}")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert not problems and not report["errors"], json.dumps(report, indent=1)
+
+
+@pytest.mark.parametrize("values", [
+    pytest.param(MODES["cluster"], id="cluster"),
+    pytest.param(MODES["namespaced"], id="namespaced"),
+    pytest.param({**MODES["cluster"], "replicas": 3}, id="cluster-ha"),
+    pytest.param({**MODES["namespaced"], "replicas": 2}, id="namespaced-ha"),
+    pytest.param({"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}},
+                 id="metrics-and-servicemonitor"),
+])
+def test_every_rendered_object_is_valid_against_the_kubernetes_schemas(values: dict[str, Any]) -> None:
+    import kubernetes_validate
+
+    objs = objects(values)
+    validated = 0
+    for obj in [*objs, *crd_objects()]:
+        if obj["apiVersion"].split("/")[0] in ("kopf.dev", "monitoring.coreos.com"):
+            continue  # custom resources: checked against their own CRDs on install
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+        validated += 1
+    assert validated >= 8
+    for obj in objs:
+        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"):
+            assert obj["metadata"].get("namespace"), f"{obj['kind']} {obj['metadata']['name']} has no namespace"
+
+
+def test_the_chart_crds_are_identical_to_the_package_crds() -> None:
+    package = {p.name: p.read_bytes() for p in PACKAGE_CRDS.glob("*.yaml")}
+    chart = {p.name: p.read_bytes() for p in (CHART_DIR / "crds").glob("*.yaml")}
+    assert set(package) == {"daskcluster.yaml", "daskworkergroup.yaml", "daskjob.yaml",
+                            "daskautoscaler.yaml"}
+    assert set(chart) == set(package) | {"kopf-peering.yaml"}
+    for name, content in package.items():
+        assert chart[name] == content, (
+            f"charts/dask-kube-jobs/crds/{name} differs from dask_kube_jobs/crds/{name}: copy it "
+            f"(cp dask_kube_jobs/crds/*.yaml charts/dask-kube-jobs/crds/)")
+
+
+def test_the_default_image_is_the_operator_image_at_the_chart_app_version() -> None:
+    deploy = one(objects(), "Deployment")
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == (
+        f"ghcr.io/dask-kube-jobs/dask-kube-jobs-operator:{chart_meta()['appVersion']}")
+    pinned = one(objects({"image": {"digest": "sha256:" + "a" * 64}}), "Deployment")
+    assert pinned["spec"]["template"]["spec"]["containers"][0]["image"].endswith("@sha256:" + "a" * 64)
+
+
+# -- values.schema.json ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("values,field", [
+    pytest.param({"rbac": {"scope": "everywhere"}}, "/rbac/scope", id="unknown-rbac-scope"),
+    pytest.param({"rbac": {"scope": "namespaced"}}, "/watchNamespaces", id="namespaced-without-namespaces"),
+    pytest.param({"watchNamespaces": ["Team_A"]}, "/watchNamespaces/0", id="invalid-namespace-name"),
+    pytest.param({"replicas": 0}, "/replicas", id="zero-replicas"),
+    pytest.param({"replicas": "2"}, "/replicas", id="replicas-as-string"),
+    pytest.param({"image": {"tag": "latest"}}, "/image/tag", id="latest-tag"),
+    pytest.param({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy", id="bad-pull-policy"),
+    pytest.param({"rbac": {"scpoe": "cluster"}}, "/rbac", id="misspelt-field"),
+    pytest.param({"replica": 2}, "additional properties 'replica'", id="misspelt-top-level-field"),
+    pytest.param({"resources": {"limits": {"memory": "lots"}}}, "/resources/limits/memory",
+                 id="bad-quantity"),
+    pytest.param({"operator": {"healthPort": 70000}}, "/operator/healthPort", id="port-out-of-range"),
+    pytest.param({"metrics": {"serviceMonitor": {"interval": "often"}}},
+                 "/metrics/serviceMonitor/interval", id="bad-scrape-interval"),
+])
+def test_bad_values_are_refused_with_the_field_named(values: dict[str, Any], field: str) -> None:
+    with pytest.raises(helm().HelmValuesError) as info:
+        render(values)
+    assert field in str(info.value)
+
+
+def test_a_service_monitor_without_metrics_is_refused_with_the_field_named() -> None:
+    with pytest.raises(helm().HelmError, match="metrics.serviceMonitor.enabled requires metrics.enabled"):
+        render({"metrics": {"serviceMonitor": {"enabled": True}}})
+
+
+# -- RBAC ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("values", [
+    pytest.param(MODES["cluster"], id="cluster"),
+    pytest.param(MODES["namespaced"], id="namespaced"),
+    pytest.param({**MODES["cluster"], "replicas": 2}, id="cluster-ha"),
+    pytest.param({**MODES["namespaced"], "replicas": 2}, id="namespaced-ha"),
+])
+def test_no_rule_uses_a_wildcard(values: dict[str, Any]) -> None:
+    for role in [*of_kind(objects(values), "Role"), *of_kind(objects(values), "ClusterRole")]:
+        for rule in rules_of(role):
+            for key in ("verbs", "resources", "apiGroups"):
+                assert "*" not in rule.get(key, []), f"{role['metadata']['name']}: {rule}"
+
+
+def test_cluster_mode_binds_one_cluster_role_and_watches_all_namespaces() -> None:
+    objs = objects(MODES["cluster"])
+    assert not of_kind(objs, "Role") and not of_kind(objs, "RoleBinding")
+    binding = one(of_kind(objs, "ClusterRoleBinding"), "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == f"{FULLNAME}-operator"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME,
+                                    "namespace": RELEASE_NAMESPACE}]
+    args = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--all-namespaces" in args and not [a for a in args if a.startswith("--namespace")]
+
+
+def test_namespaced_mode_has_roles_in_the_listed_namespaces_only_and_nothing_cluster_wide() -> None:
+    objs = objects(MODES["namespaced"])
+    roles = of_kind(objs, "Role")
+    bindings = of_kind(objs, "RoleBinding")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for binding in bindings:
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": f"{FULLNAME}-operator"}
+        assert binding["subjects"][0]["namespace"] == RELEASE_NAMESPACE
+    assert not of_kind(objs, "ClusterRoleBinding")
+    operator_cluster_roles = [r for r in of_kind(objs, "ClusterRole")
+                              if r["metadata"]["name"] == f"{FULLNAME}-operator"]
+    assert not operator_cluster_roles
+    args = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--namespace") or a.startswith("-A")
+            or a == "--all-namespaces"] == ["--namespace=team-a", "--namespace=team-b"]
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_namespaced_roles_never_list_a_cluster_scoped_resource(replicas: int) -> None:
+    # A cluster-scoped resource in a Role grants nothing: the 403s of dask/dask-kubernetes#916.
+    for role in of_kind(objects({**MODES["namespaced"], "replicas": replicas}), "Role"):
+        for rule in rules_of(role):
+            listed = {r.split("/")[0] for r in rule["resources"]}
+            assert not listed & CLUSTER_SCOPED_RESOURCES, f"{role['metadata']['namespace']}: {rule}"
+
+
+def test_the_operator_rules_cover_what_the_operator_calls() -> None:
+    role = next(r for r in of_kind(objects(MODES["cluster"]), "ClusterRole")
+                if r["metadata"]["name"] == f"{FULLNAME}-operator")
+    granted = {(g, res, v) for rule in rules_of(role) for g in rule["apiGroups"]
+               for res in rule["resources"] for v in rule["verbs"]}
+    needed = [("", "pods", v) for v in ("get", "list", "watch", "create", "delete", "patch")]
+    needed += [("", "services", v) for v in ("get", "list", "watch", "create", "delete", "patch")]
+    needed += [("", "events", "create"), ("", "events", "patch"), ("", "pods/log", "get")]
+    for plural in ("daskclusters", "daskworkergroups", "daskjobs", "daskautoscalers"):
+        needed += [("kubernetes.dask.org", plural, v) for v in ("get", "list", "watch", "patch")]
+        needed += [("kubernetes.dask.org", f"{plural}/status", "patch")]
+    needed += [("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")]
+    assert not [n for n in needed if n not in granted]
+
+
+def test_user_roles_grant_the_dask_resources_only_and_aggregate_into_edit_and_view() -> None:
+    objs = objects()
+    roles = {r["metadata"]["name"]: r for r in of_kind(objs, "ClusterRole")}
+    edit, view = roles[f"{FULLNAME}-edit"], roles[f"{FULLNAME}-view"]
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    for role in (edit, view):
+        for rule in rules_of(role):
+            assert rule["apiGroups"] == ["kubernetes.dask.org"], rule
+    view_verbs = {v for rule in rules_of(view) for v in rule["verbs"]}
+    assert view_verbs == {"get", "list", "watch"}
+    edit_jobs = next(r for r in rules_of(edit) if "daskjobs" in r["resources"])
+    assert {"create", "delete", "watch"} <= set(edit_jobs["verbs"])
+
+
+# -- the controller Deployment ---------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_the_deployment_runs_the_operator_module_with_probes_resources_and_a_locked_down_context(
+        mode: str) -> None:
+    deploy = one(objects(MODES[mode]), "Deployment")
+    pod = deploy["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["command"] == ["python", "-m", "dask_kube_jobs.operator"]
+    assert "--liveness=http://0.0.0.0:8080/healthz" in c["args"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in c["ports"]
+    assert c["resources"]["requests"]["cpu"] and c["resources"]["limits"]["memory"]
+    sc = c["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    assert pod["serviceAccountName"] == FULLNAME
+    assert deploy["spec"]["strategy"]["type"] == "Recreate"  # one operator at a time
+    assert not [o for o in objects(MODES[mode]) if o["apiVersion"].startswith("kopf.dev")]
+
+
+@pytest.mark.parametrize("mode,peering_kind,count", [
+    ("cluster", "ClusterKopfPeering", 1), ("namespaced", "KopfPeering", 2)])
+def test_more_than_one_replica_elects_a_leader_through_kopf_peering(
+        mode: str, peering_kind: str, count: int) -> None:
+    objs = objects({**MODES[mode], "replicas": 2})
+    deploy = one(objs, "Deployment")
+    assert deploy["spec"]["replicas"] == 2
+    assert f"--peering={FULLNAME}" in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    peerings = of_kind(objs, peering_kind)
+    assert len(peerings) == count and {p["metadata"]["name"] for p in peerings} == {FULLNAME}
+    crds = {c["spec"]["names"]["kind"] for c in crd_objects()}
+    assert {"KopfPeering", "ClusterKopfPeering"} <= crds
+    plural = "clusterkopfpeerings" if mode == "cluster" else "kopfpeerings"
+    roles = of_kind(objs, "ClusterRole" if mode == "cluster" else "Role")
+    assert all(any(plural in r["resources"] for r in rules_of(role)) for role in roles
+               if role["metadata"]["name"] == f"{FULLNAME}-operator")
+
+
+def test_the_service_monitor_is_off_by_default_and_scrapes_the_metrics_port_when_on() -> None:
+    assert not [o for o in objects() if o["kind"] in ("ServiceMonitor", "Service")]
+    objs = objects({"metrics": {"enabled": True, "serviceMonitor": {"enabled": True,
+                                                                   "labels": {"release": "prom"}}}})
+    monitor = one(objs, "ServiceMonitor")
+    service = one(objs, "Service")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert all(service["metadata"]["labels"][k] == v
+               for k, v in monitor["spec"]["selector"]["matchLabels"].items())
+    args = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--metrics=http://0.0.0.0:9090/metrics" in args
+
+
+def test_the_notes_say_which_namespaces_are_served_and_how_to_grant_users() -> None:
+    text = notes(MODES["namespaced"])
+    assert "- team-a" in text and "- team-b" in text
+    assert f"--clusterrole={FULLNAME}-edit" in text
+    assert "every namespace" in notes(MODES["cluster"])
