@@ -1,0 +1,69 @@
+"""The Airflow provider of dask-kube-jobs: run DaskJobs from Airflow DAGs.
+
+Registered through the ``apache_airflow_provider`` entry point, which calls
+:func:`get_provider_info`. This module imports nothing heavy (not Airflow, not kr8s): Airflow
+reads provider metadata in every process, including ones that never run a DaskJob.
+
+>>> from dask_kube_jobs.airflow_provider.operators.daskjob import DaskJobOperator  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["get_provider_info"]
+
+_PKG = "dask_kube_jobs.airflow_provider"
+_INTEGRATION = "Dask Kube Jobs"
+
+
+def _field(label: str, kind: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {"label": label, "description": description,
+            "schema": {"type": [kind, "null"], **schema}}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Provider metadata for Airflow's ProvidersManager (``airflow providers list``)."""
+    return {
+        "package-name": "dask-kube-jobs",
+        "name": "Dask Kube Jobs",
+        "description": "Run DaskJobs (a Dask cluster plus a runner Pod) on Kubernetes from "
+                       "Airflow, blocking or deferred.",
+        "versions": ["0.1.0.dev0"],
+        "integrations": [{"integration-name": _INTEGRATION, "tags": ["software"],
+                          "external-doc-url": "https://kubernetes.dask.org/"}],
+        "operators": [{"integration-name": _INTEGRATION,
+                       "python-modules": [f"{_PKG}.operators.daskjob"]}],
+        "hooks": [{"integration-name": _INTEGRATION,
+                   "python-modules": [f"{_PKG}.hooks.daskjob"]}],
+        "triggers": [{"integration-name": _INTEGRATION,
+                      "python-modules": [f"{_PKG}.triggers.daskjob"]}],
+        "extra-links": [f"{_PKG}.links.DaskDashboardLink"],
+        "connection-types": [{
+            "hook-class-name": f"{_PKG}.hooks.daskjob.DaskKubeJobsHook",
+            "hook-name": "Dask Kube Jobs",
+            "connection-type": "dask_kube_jobs",
+            "conn-fields": {
+                "in_cluster": _field("In cluster configuration", "boolean",
+                                     "Use the Pod's service account", default=False),
+                "kube_config_path": _field("Kube config path", "string",
+                                           "Path to a kubeconfig file"),
+                "kube_config": _field("Kube config (JSON format)", "string",
+                                      "The kubeconfig itself (YAML or JSON)"),
+                "cluster_context": _field("Cluster context", "string",
+                                          "The kubeconfig context to use"),
+                "namespace": _field("Namespace", "string",
+                                    "Default namespace of the DaskJobs"),
+                "disable_verify_ssl": _field("Disable SSL", "boolean",
+                                             "Do not verify the API server's certificate",
+                                             default=False),
+                "dashboard_url_template": _field(
+                    "Dashboard URL template", "string",
+                    "e.g. https://dask.example.com/{namespace}/{cluster}/status; fields: "
+                    "{namespace} {cluster} {job} {scheduler} {port}"),
+            },
+            "ui-field-behaviour": {"hidden-fields": ["host", "schema", "login", "password",
+                                                     "port", "extra"],
+                                   "relabeling": {}, "placeholders": {}},
+        }],
+    }

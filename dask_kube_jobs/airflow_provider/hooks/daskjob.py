@@ -1,0 +1,206 @@
+"""The ``dask_kube_jobs`` connection: which cluster to talk to, and clients for it.
+
+The fields are those of Airflow's ``kubernetes`` connection (``in_cluster``,
+``kube_config_path``, ``kube_config``, ``cluster_context``, ``namespace``,
+``disable_verify_ssl``), so people moving from the cncf.kubernetes provider copy their
+connection over unchanged, plus ``dashboard_url_template`` for clusters whose Dask dashboards are
+reached through an ingress. Extras are read both bare and with the old
+``extra__dask_kube_jobs__`` prefix.
+
+Resolution is split so that async code never blocks: :func:`target_from_extras` is pure,
+:meth:`DaskKubeJobsHook.get_target` / :meth:`~DaskKubeJobsHook.aget_target` fetch the connection
+(sync / async) and :func:`connect` builds the async client, doing its only file write (an
+inline kubeconfig, kept 0600 in a private temp directory) in a thread. A trigger therefore
+carries only the connection id, never the credentials, in the trigger table.
+
+No connection of that id at all is not an error: like ``kubectl``, we fall back to
+``$KUBECONFIG``, ``~/.kube/config`` or the in-cluster service account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+DEFAULT_CONN_ID = "dask_kube_jobs_default"
+CONN_TYPE = "dask_kube_jobs"
+FIELDS = ("in_cluster", "kube_config_path", "kube_config", "cluster_context", "namespace",
+          "disable_verify_ssl", "dashboard_url_template")
+_SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@dataclass(frozen=True)
+class KubeTarget:
+    """Where the API server is and how to reach it: primitives only."""
+
+    kube_config_path: str | None = None
+    kube_config: str | None = None  # inline kubeconfig (YAML or JSON text)
+    cluster_context: str | None = None
+    namespace: str | None = None
+    in_cluster: bool = False
+    disable_verify_ssl: bool = False
+    dashboard_url_template: str | None = None
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def target_from_extras(extra: dict[str, Any] | None, *, schema: str | None = None) -> KubeTarget:
+    """A :class:`KubeTarget` from a connection's extras (pure; the unit of connection parsing).
+
+    >>> target_from_extras({"namespace": "data", "in_cluster": "true"})
+    KubeTarget(kube_config_path=None, kube_config=None, cluster_context=None, namespace='data', \
+in_cluster=True, disable_verify_ssl=False, dashboard_url_template=None)
+    """
+    extra = extra or {}
+
+    def get(name: str) -> Any:
+        value = extra.get(name)
+        if value in (None, ""):
+            value = extra.get(f"extra__{CONN_TYPE}__{name}")
+        return None if value == "" else value
+
+    inline = get("kube_config")
+    if isinstance(inline, dict):  # a kubeconfig given as a JSON object in the extras
+        inline = json.dumps(inline)
+    return KubeTarget(
+        kube_config_path=get("kube_config_path"),
+        kube_config=inline,
+        cluster_context=get("cluster_context"),
+        namespace=get("namespace") or schema or None,
+        in_cluster=_flag(get("in_cluster")),
+        disable_verify_ssl=_flag(get("disable_verify_ssl")),
+        dashboard_url_template=get("dashboard_url_template"),
+    )
+
+
+def _not_found(exc: Exception) -> bool:
+    return type(exc).__name__ in ("AirflowNotFoundException", "ConnectionNotFound") or \
+        "isn't defined" in str(exc) or "not found" in str(exc).lower()
+
+
+class DaskKubeJobsHook(BaseHook):
+    """Clients for the Kubernetes cluster a ``dask_kube_jobs`` connection names.
+
+    >>> hook = DaskKubeJobsHook()                                 # doctest: +SKIP
+    >>> api = hook.get_conn()          # a sync kr8s Api
+    >>> client = await hook.aget_client()   # an async dask_kube_jobs.kube.Client
+    """
+
+    conn_name_attr = "dask_kube_jobs_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "Dask Kube Jobs"
+
+    def __init__(self, dask_kube_jobs_conn_id: str = DEFAULT_CONN_ID) -> None:
+        super().__init__()
+        self.dask_kube_jobs_conn_id = dask_kube_jobs_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {"hidden_fields": ["host", "schema", "login", "password", "port", "extra"],
+                "relabeling": {}}
+
+    def get_target(self) -> KubeTarget:
+        try:
+            conn = self.get_connection(self.dask_kube_jobs_conn_id)
+        except Exception as exc:
+            if not _not_found(exc):
+                raise
+            return KubeTarget()
+        return target_from_extras(conn.extra_dejson)
+
+    async def aget_target(self) -> KubeTarget:
+        try:
+            conn = await self.aget_connection(self.dask_kube_jobs_conn_id)
+        except Exception as exc:
+            if not _not_found(exc):
+                raise
+            return KubeTarget()
+        return target_from_extras(conn.extra_dejson)
+
+    def get_conn(self) -> Any:
+        """A sync kr8s ``Api`` for the connection."""
+        import kr8s
+
+        return kr8s.api(**_api_kwargs(self.get_target()))
+
+    async def aget_client(self) -> Any:
+        """An async :class:`dask_kube_jobs.kube.Client` (close it with ``await client.close()``)."""
+        return await connect(await self.aget_target())
+
+
+def _kubeconfig_file(target: KubeTarget) -> str | None:
+    """The kubeconfig path to use, writing inline content or an ``insecure`` copy if needed."""
+    if target.in_cluster:
+        return None
+    path = target.kube_config_path
+    text = target.kube_config
+    if not path and not text:
+        path = next((p for p in (os.environ.get("KUBECONFIG") or "").split(os.pathsep) if p),
+                    None) or str(Path("~/.kube/config").expanduser())
+        if not Path(path).is_file():
+            return None  # in-cluster, or kr8s's own discovery
+    if target.disable_verify_ssl:
+        import yaml
+
+        config = yaml.safe_load(text if text is not None else Path(str(path)).read_text())
+        for cluster in config.get("clusters") or []:
+            cluster.get("cluster", {}).pop("certificate-authority", None)
+            cluster.get("cluster", {}).pop("certificate-authority-data", None)
+            cluster.setdefault("cluster", {})["insecure-skip-tls-verify"] = True
+        text = yaml.safe_dump(config)
+    if text is None:
+        return str(Path(str(path)).expanduser())
+    directory = Path(tempfile.gettempdir()) / f"dask-kube-jobs-airflow-{os.getuid()}"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    file = directory / f"kubeconfig-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+    if not file.exists():
+        tmp = file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o600)
+        tmp.replace(file)
+    return str(file)
+
+
+def _api_kwargs(target: KubeTarget) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"kubeconfig": _kubeconfig_file(target)}
+    if target.in_cluster:
+        kwargs["serviceaccount"] = _SERVICE_ACCOUNT
+    if target.cluster_context:
+        kwargs["context"] = target.cluster_context
+    if target.namespace:
+        kwargs["namespace"] = target.namespace
+    return kwargs
+
+
+async def connect(target: KubeTarget) -> Any:
+    """An async ``kube.Client`` for ``target``; the kubeconfig file work runs in a thread."""
+    import kr8s.asyncio
+
+    from ... import kube
+
+    kwargs = await asyncio.to_thread(_api_kwargs, target)
+    api = await kr8s.asyncio.Api(bypass_factory=True, **kwargs)
+    return kube.Client(api, kwargs.get("kubeconfig") or "")
+
+
+def default_namespace(target: KubeTarget, client: Any) -> str:
+    """The connection's namespace, else the kubeconfig context's, else ``default``."""
+    if target.namespace:
+        return target.namespace
+    try:
+        return str(client.api.namespace or "default")
+    except (AttributeError, AssertionError):
+        return "default"

@@ -1,0 +1,291 @@
+"""``DaskJobOperator``: run one DaskJob as an Airflow task, blocking or deferred.
+
+One path for both modes (STYLE.md, Airflow): :meth:`DaskJobOperator.execute` submits (or
+reattaches), then either runs :func:`~dask_kube_jobs.airflow_provider._jobwait.wait_for_job`
+itself on a private event loop (blocking) or defers to :class:`DaskJobTrigger`, which runs the
+same coroutine in the triggerer (deferrable). Both hand the same event to :meth:`_finish`,
+which alone decides XComs, cleanup and exceptions.
+
+Identity, not names, finds the job again: labels from dag_id/task_id/run_id/map_index and the
+try number (see ``_identity``). A retry after a worker crash reattaches to the job still
+running instead of starting a duplicate; a later try never reattaches to a finished job.
+
+Cleanup is explicit: ``on_finish_action`` is ``delete`` (always), ``delete_succeeded`` (the
+default: a failed job stays for inspection) or ``keep``. Killing the task deletes its job: in
+blocking mode through :meth:`on_kill`, while deferred through the trigger's ``on_kill``
+(Airflow 3.3+). A timeout (``execution_timeout``, honoured while deferred through an absolute
+deadline the trigger watches) deletes the job too, then fails the task.
+
+XComs: ``job_name`` and ``namespace`` (pushed at submission, so they exist even when the task
+fails), ``dashboard_url`` (before waiting, for the extra link), and the return value: the job's
+``status.result``, what the runner passed to ``dask_kube_jobs.set_result``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator, conf
+from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
+
+from ..._jobs_manifest import check_job_manifest, load_job_manifest
+from ...errors import DaskJobFailed
+from ...spec import DEFAULT_IMAGE, make_job_spec
+from .._identity import TaskIdentity
+from .._jobwait import (
+    dashboard_url,
+    delete_job,
+    is_terminal,
+    outcome,
+    submit_or_reattach,
+    wait_for_job,
+)
+from ..hooks.daskjob import (
+    DEFAULT_CONN_ID,
+    DaskKubeJobsHook,
+    KubeTarget,
+    connect,
+    default_namespace,
+)
+from ..links import DASHBOARD_XCOM_KEY, DaskDashboardLink
+from ..triggers.daskjob import DaskJobTrigger
+
+ON_FINISH_ACTIONS = ("delete", "delete_succeeded", "keep")
+TRIGGER_TIMEOUT_MARGIN = 300.0  # seconds past the deadline before Airflow's own trigger timeout
+KILL_TIMEOUT = 30.0  # seconds on_kill waits for the delete request
+
+
+def identity_of(context: Any) -> TaskIdentity:
+    """The task try a context belongs to."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", None)
+    return TaskIdentity(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id,
+                        map_index=-1 if map_index is None else int(map_index),
+                        try_number=int(getattr(ti, "try_number", None) or 1))
+
+
+class DaskJobOperator(BaseOperator):
+    """Run a DaskJob (a Dask cluster plus a runner Pod) and return its result.
+
+    Give either ``manifest`` (a dict, YAML text, or a ``.yaml``/``.yml``/``.json`` file path,
+    rendered as a Jinja template) or keyword arguments for
+    :func:`dask_kube_jobs.make_job_spec`: ``image``, ``command`` or ``script``, ``n_workers``,
+    ``resources``, ``env``, and anything else through ``job_spec_kwargs``.
+
+    :param job_name: prefix of the job's name (default: the manifest's name, else the task id);
+        the name itself is made unique per task try.
+    :param namespace: default: the connection's, else the manifest's, else the kubeconfig's.
+    :param dask_kube_jobs_conn_id: a ``dask_kube_jobs`` connection (default
+        ``dask_kube_jobs_default``; when absent, the ambient kubeconfig is used).
+    :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
+    :param on_finish_action: ``delete``, ``delete_succeeded`` (default) or ``keep``.
+    :param follow_logs: stream the runner's log into the task log while waiting.
+
+    >>> DaskJobOperator(task_id="sum", script="print(1 + 1)", n_workers=2)  # doctest: +SKIP
+    """
+
+    template_fields: Sequence[str] = ("manifest", "job_name", "namespace", "image", "command",
+                                      "script", "env", "job_spec_kwargs")
+    template_ext: Sequence[str] = (".yaml", ".yml", ".json")
+    template_fields_renderers = {"manifest": "yaml", "script": "py", "env": "json",
+                                 "job_spec_kwargs": "json"}
+    operator_extra_links = (DaskDashboardLink(),)
+    ui_color = "#fdb874"
+
+    def __init__(self, *, manifest: Any = None, image: str | None = None,
+                 command: str | list[str] | None = None, script: str | None = None,
+                 n_workers: int | None = None, resources: dict[str, Any] | None = None,
+                 env: dict[str, Any] | list[dict[str, Any]] | None = None,
+                 job_spec_kwargs: dict[str, Any] | None = None, job_name: str | None = None,
+                 namespace: str | None = None,
+                 dask_kube_jobs_conn_id: str = DEFAULT_CONN_ID,
+                 deferrable: bool = conf.getboolean("operators", "default_deferrable",
+                                                    fallback=False),
+                 on_finish_action: str = "delete_succeeded", follow_logs: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        keywords = any(v is not None for v in (image, command, script, n_workers, resources,
+                                                env, job_spec_kwargs))
+        if manifest is not None and keywords:
+            raise ValueError("DaskJobOperator: give either manifest= or the job's keyword "
+                             "arguments (image, command/script, n_workers, ...), not both")
+        if manifest is None and command is None and script is None:
+            raise ValueError("DaskJobOperator: give manifest=, or command= or script= for the "
+                             "runner")
+        if on_finish_action not in ON_FINISH_ACTIONS:
+            raise ValueError(f"on_finish_action must be one of {ON_FINISH_ACTIONS} "
+                             f"(got {on_finish_action!r})")
+        self.manifest = manifest
+        self.image = image
+        self.command = command
+        self.script = script
+        self.n_workers = n_workers
+        self.resources = resources
+        self.env = env
+        self.job_spec_kwargs = job_spec_kwargs
+        self.job_name = job_name
+        self.namespace = namespace
+        self.dask_kube_jobs_conn_id = dask_kube_jobs_conn_id
+        self.deferrable = deferrable
+        self.on_finish_action = on_finish_action
+        self.follow_logs = follow_logs
+        self._job: tuple[str, str, str | None] | None = None  # (namespace, name, uid) for on_kill
+        self._target: KubeTarget | None = None  # resolved once, not inside a signal handler
+
+    # -- building -------------------------------------------------------------------------
+    def build_manifest(self, name: str) -> dict[str, Any]:
+        """The DaskJob manifest to submit, named ``name``; checked before anything is sent."""
+        if self.manifest is not None:
+            manifest = load_job_manifest(self.manifest)
+            manifest.setdefault("metadata", {})
+            manifest["metadata"].pop("generateName", None)
+            manifest["metadata"]["name"] = name
+        else:
+            kwargs: dict[str, Any] = {"image": self.image or DEFAULT_IMAGE,
+                                      "command": self.command, "script": self.script,
+                                      "resources": self.resources, "env": self.env,
+                                      **(self.job_spec_kwargs or {})}
+            if self.n_workers is not None:
+                kwargs["n_workers"] = int(self.n_workers)
+            manifest = make_job_spec(name, **kwargs)
+        check_job_manifest(manifest)
+        return manifest
+
+    def _name_prefix(self) -> str | None:
+        if self.job_name:
+            return str(self.job_name)
+        if self.manifest is not None:
+            meta = load_job_manifest(self.manifest).get("metadata") or {}
+            return meta.get("name") or (meta.get("generateName") or "").rstrip("-") or None
+        return None
+
+    def _namespace(self, target: KubeTarget, client: Any) -> str:
+        if self.namespace:
+            return str(self.namespace)
+        if self.manifest is not None and not target.namespace:
+            ns = (load_job_manifest(self.manifest).get("metadata") or {}).get("namespace")
+            if ns:
+                return str(ns)
+        return default_namespace(target, client)
+
+    # -- running --------------------------------------------------------------------------
+    def execute(self, context: Any) -> Any:
+        identity = identity_of(context)
+        deadline = time.time() + self.execution_timeout.total_seconds() \
+            if self.execution_timeout else None
+        target = self._target = DaskKubeJobsHook(self.dask_kube_jobs_conn_id).get_target()
+        with asyncio.Runner() as runner:
+            client = runner.run(connect(target))
+            try:
+                namespace = self._namespace(target, client)
+                prefix = self._name_prefix()
+                manifest = self.build_manifest(identity.job_name(prefix))
+                job, reattached = runner.run(submit_or_reattach(
+                    client, manifest, identity, namespace=namespace, name_prefix=prefix))
+                meta = job["metadata"]
+                self._job = (namespace, meta["name"], meta.get("uid"))
+                url = runner.run(dashboard_url(
+                    client, namespace=namespace, job=meta["name"],
+                    cluster=(job.get("status") or {}).get("clusterName"),
+                    template=target.dashboard_url_template))
+                self._push_submitted(context, job, url, reattached)
+                if is_terminal(job):  # this try's own job, already finished
+                    event = outcome(job)
+                elif self.deferrable:
+                    self.defer(
+                        trigger=DaskJobTrigger(name=meta["name"], namespace=namespace,
+                                               conn_id=self.dask_kube_jobs_conn_id,
+                                               uid=meta.get("uid"), deadline=deadline,
+                                               follow_logs=self.follow_logs),
+                        method_name="execute_complete",
+                        timeout=None if deadline is None else timedelta(
+                            seconds=deadline - time.time() + TRIGGER_TIMEOUT_MARGIN))
+                else:
+                    event = runner.run(wait_for_job(
+                        client, namespace=namespace, name=meta["name"], uid=meta.get("uid"),
+                        deadline=deadline,
+                        on_log=self._log_line if self.follow_logs else None))
+            finally:
+                runner.run(client.close())
+        return self._finish(event, target)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Resumed after the trigger fired: the same ending as the blocking path."""
+        target = DaskKubeJobsHook(self.dask_kube_jobs_conn_id).get_target()
+        self._job = (event.get("namespace"), event.get("name"), event.get("uid"))
+        if event.get("log_tail"):
+            self.log.info("Last lines of the runner's log (status.logTail):\n%s",
+                          event["log_tail"])
+        return self._finish(event, target)
+
+    def _push_submitted(self, context: Any, job: dict[str, Any], url: str,
+                        reattached: bool) -> None:
+        meta = job["metadata"]
+        ti = context["ti"]
+        ti.xcom_push(key="job_name", value=meta["name"])
+        ti.xcom_push(key="namespace", value=meta["namespace"])
+        ti.xcom_push(key=DASHBOARD_XCOM_KEY, value=url)
+        ti.xcom_push(key=DaskDashboardLink().xcom_key, value=url)
+        self.log.info("%s DaskJob %s/%s (uid %s); dashboard: %s",
+                      "Reattached to" if reattached else "Created", meta["namespace"],
+                      meta["name"], meta.get("uid"), url)
+
+    def _log_line(self, line: str) -> None:
+        self.log.info("[%s] %s", self._job[1] if self._job else "runner", line)
+
+    def _finish(self, event: dict[str, Any], target: KubeTarget) -> Any:
+        status, name, namespace = event.get("status"), event.get("name"), event.get("namespace")
+        self.log.info("DaskJob %s/%s ended: %s (phase %s)", namespace, name, status,
+                      event.get("phase"))
+        delete = (self.on_finish_action == "delete" and status in ("success", "failed")) or \
+            (self.on_finish_action == "delete_succeeded" and status == "success") or \
+            status == "timeout"
+        if delete:
+            self._delete(target, name, namespace, event.get("uid"))
+        if status == "success":
+            return event.get("result")
+        if status == "failed":
+            if event.get("log_tail"):
+                self.log.error("DaskJob %s failed; last lines of its runner's log:\n%s", name,
+                               event["log_tail"])
+            raise DaskJobFailed(event.get("exit_code"), event.get("reason"),
+                                event.get("message"), event.get("log_tail"), str(name),
+                                namespace=str(namespace))
+        if status == "timeout":
+            raise AirflowTaskTimeout(f"{event.get('message')}; the job was deleted")
+        raise AirflowException(f"DaskJob {namespace}/{name}: {event.get('message')}")
+
+    def _delete(self, target: KubeTarget, name: Any, namespace: Any, uid: Any) -> bool:
+        """Delete from any thread, even while this thread's own loop is busy (``on_kill`` runs
+        in a signal handler, on top of the blocking wait): a fresh loop in a fresh thread."""
+        outcome_: list[bool] = []
+
+        async def run() -> None:
+            client = await connect(target)
+            try:
+                outcome_.append(await delete_job(client, namespace=str(namespace),
+                                                 name=str(name), uid=uid))
+            finally:
+                await client.close()
+
+        thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True,
+                                  name="dask-kube-jobs-delete")
+        thread.start()
+        thread.join(KILL_TIMEOUT)
+        deleted = bool(outcome_ and outcome_[0])
+        self.log.info("DaskJob %s/%s %s", namespace, name,
+                      "deleted" if deleted else "was already gone (or could not be deleted)")
+        return deleted
+
+    def on_kill(self) -> None:
+        """The task is being killed (or timed out): delete its job, leaving no orphan."""
+        if self._job is None:
+            return
+        namespace, name, uid = self._job
+        self.log.info("Task killed: deleting DaskJob %s/%s", namespace, name)
+        self._delete(self._target or KubeTarget(), name, namespace, uid)
