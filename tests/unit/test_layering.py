@@ -17,6 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_import_contracts_are_kept() -> None:
     tool = Path(sys.executable).with_name("lint-imports")
     assert tool.exists(), f"{tool} is missing: install the test extra (pip install -e '.[test]')"
-    out = subprocess.run([str(tool), "--no-cache", "--config", str(ROOT / ".importlinter")],
+    out = subprocess.run([str(tool), "--no-cache", str(ROOT / ".importlinter")],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
