@@ -134,7 +134,9 @@ def test_run_local_runs_the_example_job_and_leaves_nothing_running(tmp_path: Pat
            "KUBECONFIG": str(tmp_path / "none.yaml")}
     out = run("run", "--local", "examples/simple-job.yaml", env=env)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("sum=") and out.stdout.strip().endswith("computed on 2 workers")
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("sum=") and lines[0].endswith("computed on 2 workers")
+    assert json.loads(lines[-1])["workers"] == 2  # the job's result, printed last
     ready = [line for line in out.stderr.splitlines() if "local control plane ready at" in line]
     assert len(ready) == 1, out.stderr
     assert "Successful (exit code 0)" in out.stderr
