@@ -30,6 +30,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -389,6 +390,32 @@ def unlink_mounts(paths: PodPaths) -> None:
                 link.unlink()
 
 
+def _relative_under(path: str, ancestor: str) -> str | None:
+    """``path`` relative to ``ancestor`` when strictly below it, else None."""
+    ancestor = ancestor.rstrip("/") or "/"
+    prefix = ancestor if ancestor == "/" else ancestor + "/"
+    if path != ancestor and path.startswith(prefix):
+        return path[len(prefix):]
+    return None
+
+
+def kept_paths(error_file: Path) -> list[str]:
+    """What must stay visible to every container whatever it mounts: the Python environment
+    the Pod's "image" is (prefixes, import path) and the kubelet's state (Pod home, kubeconfig,
+    start-error file). Nested entries are dropped: keeping a parent keeps them."""
+    state = next((p.parent for p in error_file.parents if p.name == "pods"), error_file.parent)
+    # this package's own tree too: with an editable install it is not on sys.path
+    package_home = str(Path(__file__).resolve().parents[3])
+    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(state), package_home}
+    candidates.update(p for p in sys.path if p and os.path.isabs(p) and os.path.isdir(p))
+    out: list[str] = []
+    for path in sorted(os.path.realpath(c) for c in candidates):
+        if path != "/" and not any(_relative_under(path, kept) is not None or path == kept
+                                   for kept in out):
+            out.append(path)
+    return out
+
+
 def launch_script(mounts: list[Mount], mode: str, *, cgroup: Path | None, workdir: str,
                   error_file: Path) -> str:
     """The ``sh`` prologue that joins the cgroup, mounts, changes directory and execs."""
@@ -398,14 +425,26 @@ def launch_script(mounts: list[Mount], mode: str, *, cgroup: Path | None, workdi
     if cgroup is not None:
         lines.append(f"echo $$ > {q(str(cgroup / 'cgroup.procs'))} 2>>{err} || exit 128")
     if mode == "namespace":
+        kept = kept_paths(error_file)
         for m in mounts:
             t = q(m.target)
             if m.is_file:
                 make = f"[ -e {t} ] || {{ mkdir -p \"$(dirname {t})\" && : > {t}; }}"
             else:
                 make = f"[ -d {t} ] || mkdir -p {t}"
+                # A volume mounted above the Python environment or the kubelet's own files
+                # (an emptyDir on /tmp, say) would hide what the container runs on: carry them
+                # into the volume first, so the recursive bind below keeps them at their paths.
+                for keep in kept:
+                    inside = _relative_under(keep, m.target)
+                    if inside is None or _relative_under(keep, str(m.source)) is not None:
+                        continue
+                    spot = q(str(m.source / inside))
+                    lines.append(f"mkdir -p {spot} 2>>{err} && mount --rbind {q(keep)} {spot} "
+                                 f"2>>{err} || exit 128")
             lines.append(f"{make} 2>>{err} || exit 128")
-            lines.append(f"mount --bind {q(str(m.source))} {t} 2>>{err} || exit 128")
+            bind = "--bind" if m.is_file else "--rbind"
+            lines.append(f"mount {bind} {q(str(m.source))} {t} 2>>{err} || exit 128")
         for m in mounts:
             if m.read_only:
                 lines.append(f"mount -o remount,bind,ro {q(m.target)} 2>>{err} || exit 128")
