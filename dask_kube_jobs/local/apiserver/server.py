@@ -8,6 +8,7 @@ counted by verb and resource so benchmarks can read what a client costs the serv
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import json
@@ -88,8 +89,6 @@ def parse_resource_path(segments: list[str]) -> tuple[str | None, str, str | Non
     resource = rest[0]
     name = rest[1] if len(rest) > 1 else None
     sub = "/".join(rest[2:]) if len(rest) > 2 else ""
-    if resource == "namespaces" and namespace is None and name is not None:
-        pass  # a namespace object itself (cluster-scoped)
     return namespace, resource, name, sub
 
 
@@ -150,7 +149,7 @@ class APIServer:
             if exc.status == 413:
                 return _status_response(errors.APIError(413, "RequestEntityTooLarge", "the request body is too large"))
             raise
-        except (ConnectionResetError, asyncio_cancelled()):
+        except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug here must still answer like Kubernetes, and be logged
             log.exception("internal error serving %s %s", request.method, request.path)
@@ -583,9 +582,3 @@ def _manager_from_agent(agent: str) -> str | None:
     if not agent:
         return None
     return agent.split("/", 1)[0][:128] or None
-
-
-def asyncio_cancelled() -> type[BaseException]:
-    import asyncio
-
-    return asyncio.CancelledError
