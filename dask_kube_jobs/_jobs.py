@@ -260,26 +260,37 @@ class AsyncDaskJobHandle:
             return obj, container or ""
         return obj, ((obj.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
 
+    async def _attempt_runner(self, attempt: int) -> str | None:
+        """The runner Pod of one attempt, found by the labels the operator puts on it."""
+        selector = f"dask.org/job-name={self.name},dask.org/job-attempt={attempt}"
+        with translate(None, self.namespace):
+            pods, _ = await self._client.list(kube.PODS, self.namespace, label_selector=selector)
+        owned = [p for p in pods if any(r.get("uid") == self.uid
+                                        for r in p["metadata"].get("ownerReferences") or [])]
+        return owned[0]["metadata"]["name"] if owned else None
+
     async def _follow(self, container: str | None) -> AsyncIterator[str]:
-        current: str | None = None
-        seen = 0  # lines of `current` already yielded: a resumed stream starts from the top
+        """Every attempt's runner log in order, from the first attempt on (so a follower that
+        starts late still sees the whole run), following the current one until it ends."""
+        attempt = 1
+        seen = 0  # lines of this attempt already yielded: a resumed stream starts from the top
         while True:
             try:
                 st = JobStatus.from_job(await self.refresh())
             except JobNotFound:
                 return
-            if st.runner_pod and st.runner_pod != current:
-                current, seen = st.runner_pod, 0
-            if current is None:
+            if st.attempts < attempt:  # this attempt has not started (yet)
                 if st.done:
                     return
                 await asyncio.sleep(POLL)
                 continue
-            pod, name = await self._runner_container(current, container)
+            current = await self._attempt_runner(attempt)
+            pod, name = await self._runner_container(current, container) if current else (None, "")
             if pod is None:
-                if st.done:
-                    return
-                await self._next_runner(current)
+                if attempt < st.attempts or st.done:
+                    attempt, seen = attempt + 1, 0  # gone (deleted): on to the next attempt
+                else:
+                    await asyncio.sleep(POLL)
                 continue
             skip = seen
             try:
@@ -302,22 +313,7 @@ class AsyncDaskJobHandle:
             if pod is not None and (pod.get("status") or {}).get("phase") not in (
                     "Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
                 continue  # the stream ended but the runner goes on: resume it
-            if not await self._next_runner(current):
-                return
-
-    async def _next_runner(self, current: str) -> bool:
-        """After runner ``current`` ended: True once another attempt's runner is named, False
-        once the job is finished with ``current`` as its last runner (or deleted)."""
-        while True:
-            try:
-                st = JobStatus.from_job(await self.refresh())
-            except JobNotFound:
-                return False
-            if st.runner_pod and st.runner_pod != current:
-                return True
-            if st.done:
-                return False
-            await asyncio.sleep(POLL)
+            attempt, seen = attempt + 1, 0
 
     async def _text(self, container: str | None) -> str:
         st = await self.status()

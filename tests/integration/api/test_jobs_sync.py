@@ -85,6 +85,13 @@ def test_get_job_reattaches_and_list_jobs_selects_by_label(kubeconfig: str,
         submit(result_job("labelled"), namespace=namespace, kubeconfig=kubeconfig)
 
 
+def test_a_late_follower_still_sees_every_attempt(kubeconfig: str, namespace: str) -> None:
+    job = submit(retrying_job("late"), namespace=namespace, kubeconfig=kubeconfig)
+    job.wait(timeout=120)  # both attempts are over before anyone follows
+    assert list(job.logs(follow=True)) == ["attempt 1 starts", "attempt 1 fails",
+                                           "attempt 2 starts", "attempt 2 succeeds"]
+
+
 def test_following_the_log_continues_with_the_next_attempt(kubeconfig: str,
                                                           namespace: str) -> None:
     job = submit(retrying_job("retries"), namespace=namespace, kubeconfig=kubeconfig)
