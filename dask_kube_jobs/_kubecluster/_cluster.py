@@ -270,31 +270,40 @@ class KubeCluster(Cluster):
             f"{self.name}-scheduler -n {self.namespace}`", details)
 
     async def _connect(self) -> None:
-        """Open the scheduler comm (directly or port-forwarded) and the dashboard route."""
+        """Open the scheduler comm (directly or port-forwarded) and the dashboard route.
+
+        A fresh scheduler may refuse the first connections, and a port-forward whose tunnel
+        broke keeps refusing: each failed try closes the forwards and opens new ones.
+        """
         assert self._client is not None and self.namespace is not None
-        service = await self._client.get(SERVICES, self.namespace, f"{self.name}-scheduler")
-        pod = await self._client.get(PODS, self.namespace, f"{self.name}-scheduler")
-        if service is None:
-            raise KubeClusterError(f"the scheduler Service {self.name}-scheduler disappeared")
-        routes = {"forward": self.port_forward_cluster_ip, "forwards": self._forwards,
-                  "api": self._client.api, "service": service, "pod": pod}
-        try:
-            comm = await service_endpoint(port_name="tcp-comm", default_port=8786, **routes)
-            self._dashboard = await service_endpoint(port_name="http-dashboard",
-                                                     default_port=8787, **routes)
-        except LookupError as exc:
-            raise ClusterStartupError(f"cannot port-forward to DaskCluster {self.name}: "
-                                      f"{exc}") from exc
-        if comm.forwarded:
-            self._log(f"port-forwarding localhost:{comm.port} to the scheduler "
-                      f"(dashboard on localhost:{self._dashboard.port})")
-        self.scheduler_comm = rpc(comm.url("tcp"))
         deadline = time.monotonic() + self.resource_timeout
-        while True:  # a fresh scheduler or port-forward may refuse the first connections
+        announced = False
+        while True:
+            service = await self._client.get(SERVICES, self.namespace, f"{self.name}-scheduler")
+            pod = await self._client.get(PODS, self.namespace, f"{self.name}-scheduler")
+            if service is None:
+                raise KubeClusterError(f"the scheduler Service {self.name}-scheduler disappeared")
+            routes = {"forward": self.port_forward_cluster_ip, "forwards": self._forwards,
+                      "api": self._client.api, "service": service, "pod": pod}
+            try:
+                comm = await service_endpoint(port_name="tcp-comm", default_port=8786, **routes)
+                self._dashboard = await service_endpoint(port_name="http-dashboard",
+                                                         default_port=8787, **routes)
+            except LookupError as exc:
+                raise ClusterStartupError(f"cannot port-forward to DaskCluster {self.name}: "
+                                          f"{exc}") from exc
+            if comm.forwarded and not announced:
+                self._log(f"port-forwarding localhost:{comm.port} to the scheduler "
+                          f"(dashboard on localhost:{self._dashboard.port})")
+                announced = True
+            self.scheduler_comm = rpc(comm.url("tcp"))
             try:
                 await asyncio.wait_for(self.scheduler_comm.identity(), 10)
                 return
             except (TimeoutError, OSError) as exc:
+                await self.scheduler_comm.close_rpc()
+                if comm.forwarded:
+                    await self._forwards.close()
                 if time.monotonic() > deadline:
                     raise ClusterStartupError(
                         f"cannot reach the scheduler of DaskCluster {self.name} at "
