@@ -40,6 +40,7 @@ from ...kube import (
     run_informers,
     wait_synced,
 )
+from .._aggregation import selector_matches
 
 log = logging.getLogger("dask_kube_jobs.local.controllers.replicasets")
 
@@ -50,27 +51,9 @@ EXPECTATIONS_TIMEOUT = 5.0
 def selector_matcher(selector: Obj | None) -> Callable[[dict[str, str]], bool]:
     """A ``LabelSelector`` (matchLabels + matchExpressions) as a predicate; empty matches nothing."""
     selector = selector or {}
-    match_labels = selector.get("matchLabels") or {}
-    exprs = selector.get("matchExpressions") or []
-    if not match_labels and not exprs:
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
         return lambda labels: False
-
-    def matches(labels: dict[str, str]) -> bool:
-        if any(labels.get(k) != v for k, v in match_labels.items()):
-            return False
-        for e in exprs:
-            key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
-            if op == "In" and labels.get(key) not in values:
-                return False
-            if op == "NotIn" and key in labels and labels[key] in values:
-                return False
-            if op == "Exists" and key not in labels:
-                return False
-            if op == "DoesNotExist" and key in labels:
-                return False
-        return True
-
-    return matches
+    return lambda labels: selector_matches(selector, labels)
 
 
 def available(pod: Obj, min_ready_seconds: int) -> bool:
