@@ -13,7 +13,7 @@ runner exit with status 3, and the task fails with the job's reason, exit code a
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task
 
 from dask_kube_jobs.airflow_provider.operators.daskjob import DaskJobOperator
 

@@ -11,7 +11,7 @@ The job's result (``status.result``) is the task's return value, read by the nex
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task
 
 from dask_kube_jobs.airflow_provider.operators.daskjob import DaskJobOperator
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 
 DEFAULT_CONN_ID = "dask_kube_jobs_default"
 CONN_TYPE = "dask_kube_jobs"

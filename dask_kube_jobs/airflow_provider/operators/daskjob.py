@@ -30,8 +30,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowTaskTimeout,
+    BaseOperator,
+    conf,
+)
 
 from ..._jobs_manifest import check_job_manifest, load_job_manifest
 from ...errors import DaskJobFailed
