@@ -102,10 +102,14 @@ class Progress:
             print(f"[{time.monotonic() - self.start:6.1f}s] {text}", file=self.stream, flush=True)
 
     def update(self, st: JobStatus) -> None:
-        key = (st.phase, st.attempts, st.runner_pod)
+        key = (st.phase, st.attempts, st.runner_pod, st.reason)
         if key == self.last or not st.phase:
             return
         self.last = key
+        if st.phase == "JobCreated" and st.reason and st.message:
+            # held by the operator before it starts (e.g. a server-side limit): say why
+            self.say(f"JobCreated (waiting: {st.message})")
+            return
         detail = {
             "ClusterCreated": f"Dask cluster {st.cluster_name}",
             "Running": f"runner {st.runner_pod}" + (f", attempt {st.attempts}"

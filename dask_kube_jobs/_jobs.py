@@ -221,8 +221,9 @@ class AsyncDaskJobHandle:
                         return self._verdict(st)
         except TimeoutError:
             if scope.expired():
+                last = JobStatus.from_job(self._job)
                 raise WaitTimeout(self.name, self.namespace, float(timeout or 0),
-                                  self.phase) from None
+                                  last.phase, last.message) from None
             raise
         raise JobNotFound(self.name, self.namespace, "deleted")  # pragma: no cover
 

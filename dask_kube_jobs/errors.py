@@ -92,14 +92,19 @@ class JobAlreadyExists(DaskKubeJobsError):
 class WaitTimeout(DaskKubeJobsError, TimeoutError):
     """The job did not finish within the timeout; it keeps running (nothing was deleted)."""
 
-    def __init__(self, name: str, namespace: str, timeout: float, phase: str | None) -> None:
+    def __init__(self, name: str, namespace: str, timeout: float, phase: str | None,
+                 message: str | None = None) -> None:
+        # A job held by the operator (a server-side limit) waits in JobCreated with a message
+        # saying why: a timeout that hid it would leave the user guessing.
+        why = f"; {message}" if message else ""
         super().__init__(f'DaskJob "{name}" in "{namespace}" did not finish within '
-                         f"{timeout:g}s (phase: {phase or 'unknown'})")
+                         f"{timeout:g}s (phase: {phase or 'unknown'}{why})")
         self.hint = f"it is still running; follow it with `dask-kube-jobs status {name}`"
         self.name = name
         self.namespace = namespace
         self.timeout = timeout
         self.phase = phase
+        self.message = message
 
 
 class DaskJobFailed(DaskKubeJobsError):

@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 from ..kube import PODS, SERVICES, APIError, pod_ready
-from . import builders, conditions, names, scheduler_comm
-from .runtime import DASKCLUSTERS, DASKWORKERGROUPS, Runtime
+from . import builders, conditions, limits, names, scheduler_comm
+from .runtime import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS, Runtime
 
 Obj = dict[str, Any]
 
@@ -56,6 +56,91 @@ async def ensure_scheduler(rt: Runtime, cluster: Obj) -> Obj | None:
     return pod
 
 
+def job_owned(cluster: Obj) -> bool:
+    """A DaskJob's own cluster: counted by maxJobsPerNamespace through its job, not as a
+    cluster of the namespace (the job was admitted with this very spec)."""
+    meta = cluster["metadata"]
+    return bool((meta.get("labels") or {}).get(names.LABEL_JOB)) and any(
+        r.get("kind") == DASKJOBS.kind and r.get("controller") for r in meta.get("ownerReferences") or [])
+
+
+def _holds_place(cluster: Obj) -> bool:
+    status = cluster.get("status") or {}
+    return not cluster["metadata"].get("deletionTimestamp") and not job_owned(cluster) and \
+        limits.is_admitted(status, started=bool(status.get("phase")))
+
+
+def worker_replicas(group: Obj) -> int:
+    return int((((group.get("spec") or {}).get("worker") or {}).get("replicas")) or 0)
+
+
+async def admission_problems(rt: Runtime, cluster: Obj) -> list[limits.Violation]:
+    """Why ``cluster`` may not start now (empty: it may). Reads the limits and, only when a
+    limit needs them, the namespace's clusters and the cluster's other worker groups."""
+    meta = cluster["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    lim = await limits.limits_for(rt.client, rt.events, ns, fresh=True)
+    if not lim.any:
+        return []
+    problem = limits.config_problem(lim)
+    if problem:
+        return [problem]
+    others = 0
+    if lim.max_workers_per_cluster is not None:
+        groups, _ = await rt.client.list(DASKWORKERGROUPS, ns)
+        others = sum(worker_replicas(g) for g in groups
+                     if (g.get("spec") or {}).get("cluster") == name
+                     and g["metadata"]["name"] != names.default_worker_group(name)
+                     and not g["metadata"].get("deletionTimestamp"))
+    found = limits.check_cluster_spec(lim, cluster.get("spec"), others=others, cluster=name)
+    cap = lim.max_clusters_per_namespace
+    if not found and cap is not None and not job_owned(cluster):
+        siblings, _ = await rt.client.list(DASKCLUSTERS, ns)
+
+        def waits_in_line(other: Obj) -> bool:
+            return not other["metadata"].get("deletionTimestamp") and not job_owned(other) and \
+                not names.cluster_name_problem(other["metadata"]["name"]) and \
+                not limits.check_cluster_spec(lim, other.get("spec"))
+
+        ok, taken = limits.has_place(cluster, siblings, cap, holds_place=_holds_place,
+                                     waits_in_line=waits_in_line)
+        if not ok:
+            found.append(limits.Violation("metadata.namespace", (
+                f"namespace {ns} already has {taken} DaskCluster(s) of the {cap} allowed "
+                f"(older waiting clusters go first) by the operator's administrator "
+                f"({lim.where('maxClustersPerNamespace')}); this cluster starts by itself when "
+                f"one is deleted or the limit is raised")))
+    return found
+
+
+async def admit(rt: Runtime, cluster: Obj) -> float | None:
+    """Admit a cluster that is within the limits, or record why not; None once admitted.
+
+    Nothing is created for a refused cluster and its spec is left as written: it waits, with
+    an ``Admitted=False`` condition and a Warning Event, and is looked at again in seconds.
+    """
+    meta = cluster["metadata"]
+    status = cluster.get("status") or {}
+    found = await admission_problems(rt, cluster)
+    previous = limits.refused_message(status)
+    if found:
+        message = limits.summary(found)
+        if message != previous or status.get("phase") != "Pending":
+            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Pending", "conditions": conditions.put(
+                status.get("conditions"), limits.CONDITION_ADMITTED, False, limits.REASON_EXCEEDED,
+                message, meta.get("generation"))})
+            await rt.event(cluster, limits.REASON_EXCEEDED, f"{message}; nothing was created", warning=True)
+        return limits.RECHECK_SECONDS
+    admitted: Obj = {"phase": "Created", "conditions": conditions.put(
+        status.get("conditions"), limits.CONDITION_ADMITTED, True, "Admitted",
+        "within the operator's limits", meta.get("generation"))}
+    await rt.patch_status(DASKCLUSTERS, cluster, admitted)
+    if previous is not None:
+        await rt.event(cluster, "Admitted", "now within the operator's limits; starting")
+    cluster["status"] = {**status, **admitted}  # the rest of the pass builds on this status
+    return None
+
+
 async def reconcile(rt: Runtime, cluster: Obj) -> float:
     """One pass over a DaskCluster; returns seconds until the next timed pass."""
     meta, spec = cluster["metadata"], cluster.get("spec") or {}
@@ -70,7 +155,12 @@ async def reconcile(rt: Runtime, cluster: Obj) -> float:
                 status.get("conditions"), "InvalidName", True, "InvalidName", problem, meta.get("generation"))})
             await rt.event(cluster, "InvalidName", f"{problem}; nothing was created", warning=True)
         return 3600.0
-    if not status.get("phase"):
+    if not limits.is_admitted(status, started=bool(status.get("phase"))):
+        refused = await admit(rt, cluster)
+        if refused is not None:
+            return refused
+        status = cluster["status"]
+    elif not status.get("phase"):
         await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Created"})
 
     scheduler = await ensure_scheduler(rt, cluster)

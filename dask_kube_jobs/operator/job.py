@@ -25,7 +25,7 @@ import os
 from typing import Any
 
 from ..kube import PODS, APIError, fmt_time, parse_time, pod_ready
-from . import builders, conditions, names
+from . import builders, conditions, limits, names
 from .cluster import create_if_missing
 from .runtime import DASKCLUSTERS, DASKJOBS, Runtime
 
@@ -84,6 +84,19 @@ def _start_problem(pod: Obj) -> tuple[str, str] | None:
     return None
 
 
+def _started(status: Obj) -> bool:
+    """Past admission already: it has made its cluster (an operator from before limits)."""
+    return ORDER.get(status.get("jobStatus") or "", 0) >= ORDER["ClusterCreated"]
+
+
+def _holds_place(job: Obj) -> bool:
+    """An admitted job that has not finished counts against maxJobsPerNamespace."""
+    status = job.get("status") or {}
+    return not job["metadata"].get("deletionTimestamp") and \
+        status.get("jobStatus") not in TERMINAL and not (job.get("spec") or {}).get("suspend") and \
+        limits.is_admitted(status, started=_started(status))
+
+
 def _decode_result(message: str | None) -> Any:
     if not message:
         return None
@@ -136,6 +149,10 @@ class JobReconciler:
             await self.write(conditions=conditions.put(self.status.get("conditions"), "Suspended", False,
                                                        "Resumed", "the job was resumed"))
             await self.rt.event(self.job, "Resumed", "the job was resumed")
+        if not limits.is_admitted(self.status, started=_started(self.status)):
+            refused = await self.admit()
+            if refused is not None:
+                return refused
         if not self.status.get("startTime"):
             await self.write(startTime=fmt_time())
         deadline = self.spec.get("activeDeadlineSeconds")
@@ -156,6 +173,63 @@ class JobReconciler:
                                            f"the scheduler Pod cannot start: {problem[1]}")
             return RESYNC
         return await self.drive_runner()
+
+    async def admission_problems(self) -> list[limits.Violation]:
+        lim = await limits.limits_for(self.rt.client, self.rt.events, self.ns, fresh=True)
+        if not lim.any:
+            return []
+        problem = limits.config_problem(lim)
+        if problem:
+            return [problem]
+        found = limits.check_job_spec(lim, self.spec)
+        cap = lim.max_jobs_per_namespace
+        if not found and cap is not None:
+            siblings, _ = await self.rt.client.list(DASKJOBS, self.ns)
+
+            def waits_in_line(other: Obj) -> bool:
+                st = other.get("status") or {}
+                return not other["metadata"].get("deletionTimestamp") and \
+                    st.get("jobStatus") not in TERMINAL and \
+                    not (other.get("spec") or {}).get("suspend") and \
+                    not limits.check_job_spec(lim, other.get("spec"))
+
+            ok, taken = limits.has_place(self.job, siblings, cap, holds_place=_holds_place,
+                                         waits_in_line=waits_in_line)
+            if not ok:
+                found.append(limits.Violation("metadata.namespace", (
+                    f"namespace {self.ns} already has {taken} active DaskJob(s) of the {cap} allowed "
+                    f"(older waiting jobs go first) by the operator's administrator "
+                    f"({lim.where('maxJobsPerNamespace')}); this job starts by itself when one "
+                    f"finishes or the limit is raised")))
+        return found
+
+    async def admit(self) -> float | None:
+        """Admit a job within the limits, or hold it; None once admitted.
+
+        A held job waits (``JobCreated``, ``Admitted=False``, reason ``LimitExceeded``) instead
+        of failing: a busy namespace or a limit its administrator can raise is a reason to wait,
+        like a Pod waiting for room on a node. Its deadline does not run while it waits
+        (``startTime`` is set on admission). Nothing is created for it meanwhile.
+        """
+        found = await self.admission_problems()
+        previous = limits.refused_message(self.status)
+        if found:
+            message = limits.summary(found)
+            if message != previous:
+                await self.write(reason=limits.REASON_EXCEEDED, message=message, conditions=conditions.put(
+                    self.status.get("conditions"), limits.CONDITION_ADMITTED, False,
+                    limits.REASON_EXCEEDED, message, self.meta.get("generation")))
+                await self.rt.event(self.job, limits.REASON_EXCEEDED, f"{message}; the job waits",
+                                    warning=True)
+            return limits.RECHECK_SECONDS
+        cleared: Obj = {"reason": None, "message": None} \
+            if self.status.get("reason") == limits.REASON_EXCEEDED else {}
+        await self.write(**cleared, conditions=conditions.put(
+            self.status.get("conditions"), limits.CONDITION_ADMITTED, True, "Admitted",
+            "within the operator's limits", self.meta.get("generation")))
+        if previous is not None:
+            await self.rt.event(self.job, "Admitted", "now within the operator's limits; starting")
+        return None
 
     async def drive_runner(self) -> float:
         attempt = int(self.status.get("attempts") or 0)
@@ -294,6 +368,13 @@ class JobReconciler:
         if cluster is not None:
             await self.rt.client.delete(DASKCLUSTERS, self.ns, self.cluster_name,
                                         uid=cluster["metadata"]["uid"])
+        if limits.is_admitted(self.status, started=_started(self.status)):
+            # A suspended job runs nothing, so it gives its place back and is admitted again
+            # (within the limits of that moment) when it resumes.
+            await self.write(conditions=conditions.put(
+                self.status.get("conditions"), limits.CONDITION_ADMITTED, False, "Suspended",
+                "a suspended job holds no place; it is admitted again when resumed",
+                self.meta.get("generation")))
         if not conditions.is_true(self.status.get("conditions"), "Suspended"):
             await self.write(conditions=conditions.put(self.status.get("conditions"), "Suspended", True,
                                                        "JobSuspended", "spec.suspend is true"))

@@ -14,8 +14,8 @@ import uuid
 from typing import Any
 
 from ..kube import PODS, APIError, owner_ref, pod_ready
-from . import builders, conditions, names, scheduler_comm
-from .cluster import create_if_missing
+from . import builders, conditions, limits, names, scheduler_comm
+from .cluster import create_if_missing, worker_replicas
 from .runtime import DASKCLUSTERS, DASKWORKERGROUPS, Runtime
 
 Obj = dict[str, Any]
@@ -73,11 +73,24 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     active = [p for p in pods if _active(p)]
     desired = int(((spec.get("worker") or {}).get("replicas")) or 0)
     blocked: str | None = None
-    if rt.expectations_met(key, ns):
+    held: str | None = None
+    settled = rt.expectations_met(key, ns)  # else Pods are in flight: judge limits next pass
+    if settled:
         if len(active) < desired:
-            await _scale_up(rt, group, desired - len(active))
+            allowed, held = await _within_limits(rt, group, cluster, active, desired)
+            if held is not None:  # confirm against the latest file before holding anything back
+                allowed, held = await _within_limits(rt, group, cluster, active, desired, fresh=True)
+            if allowed > len(active):
+                await _scale_up(rt, group, allowed - len(active))
         elif len(active) > desired:
             blocked = await _scale_down(rt, group, cluster, active, len(active) - desired)
+    if settled and (held is not None or conditions.get(conds, limits.CONDITION_WITHIN_LIMITS)):
+        previous = conditions.get(conds, limits.CONDITION_WITHIN_LIMITS) or {}
+        if held is not None and previous.get("message") != held:
+            await rt.event(group, limits.REASON_EXCEEDED, held, warning=True)
+        conds = conditions.put(conds, limits.CONDITION_WITHIN_LIMITS, held is None,
+                               limits.REASON_EXCEEDED if held else "WithinLimits",
+                               held or "within the operator's limits", meta.get("generation"))
     conds = conditions.put(conds, "ScaleDownBlocked", blocked is not None,
                            "SchedulerUnreachable" if blocked else "NotBlocked",
                            blocked or "scale-down can proceed", meta.get("generation"))
@@ -90,7 +103,66 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     }
     if any(status.get(k) != v for k, v in new_status.items()):
         await rt.patch_status(DASKWORKERGROUPS, group, new_status)
-    return 2.0 if blocked else RESYNC
+    if blocked:
+        return 2.0
+    return limits.RECHECK_SECONDS if held else RESYNC
+
+
+def _group_order(group: Obj) -> tuple[bool, str, str]:
+    """The default group gets the cluster's workers first, then the others oldest first."""
+    meta = group["metadata"]
+    default = meta["name"] == names.default_worker_group((group.get("spec") or {}).get("cluster") or "")
+    return (not default, *limits.admission_key(group))
+
+
+async def _within_limits(rt: Runtime, group: Obj, cluster: Obj, active: list[Obj],
+                         desired: int, *, fresh: bool = False) -> tuple[int, str | None]:
+    """How many workers the group may have now, and why it is held below ``desired`` (None:
+    it is not). Never fewer than it has: a limit stops new Pods, it does not delete running
+    workers. The cluster's workers are shared out in a fixed order (default group first, then
+    the oldest), so two groups scaling at once cannot both take the last places."""
+    meta, spec = group["metadata"], group.get("spec") or {}
+    ns, cluster_name = meta["namespace"], spec.get("cluster") or ""
+    lim = await limits.limits_for(rt.client, rt.events, ns, fresh=fresh)
+    if not lim.any:
+        return desired, None
+    hold = len(active)
+    problem = limits.config_problem(lim)
+    if problem:
+        return hold, f"{problem.message}; holding at {hold} worker(s)"
+    cstatus = cluster.get("status") or {}
+    if not limits.is_admitted(cstatus, started=bool(cstatus.get("phase"))):
+        return hold, (f'DaskCluster "{cluster_name}" is not admitted by the operator\'s limits '
+                      f"(see its {limits.CONDITION_ADMITTED} condition); no workers are created for it")
+    found = limits.check_pod_spec(lim, (spec.get("worker") or {}).get("spec"), "spec.worker.spec")
+    if found:
+        return hold, f"{limits.summary(found)}; holding at {hold} worker(s)"
+    cap = lim.max_workers_per_cluster
+    if cap is None:
+        return desired, None
+    groups, _ = await rt.client.list(DASKWORKERGROUPS, ns)
+    mates = sorted((g for g in groups if (g.get("spec") or {}).get("cluster") == cluster_name
+                    and not g["metadata"].get("deletionTimestamp")), key=_group_order)
+    share, left = 0, cap
+    for mate in mates:
+        take = min(worker_replicas(mate) if mate["metadata"]["uid"] != meta["uid"] else desired, left)
+        if mate["metadata"]["uid"] == meta["uid"]:
+            share = take
+        left -= take
+    elsewhere = [p for p in rt.pods(ns, **{names.LABEL_CLUSTER: cluster_name,
+                                          names.LABEL_COMPONENT: names.COMPONENT_WORKER})
+                 if _active(p) and (p["metadata"].get("labels") or {}).get(names.LABEL_WORKER_GROUP) != meta["name"]]
+    allowed = min(share, cap - len(elsewhere))
+    if allowed >= desired:
+        return desired, None
+    allowed = max(allowed, hold)
+    others = sum(worker_replicas(m) for m in mates if m["metadata"]["uid"] != meta["uid"])
+    found = limits.check_workers(lim, field="spec.worker.replicas", requested=desired,
+                                 others=max(others, len(elsewhere)), cluster=cluster_name)
+    why = found[0].message if found else (
+        f"the cluster's other worker groups still have {len(elsewhere)} workers of the {cap} allowed "
+        f"per cluster ({lim.where('maxWorkersPerCluster')})")
+    return allowed, f"{why}; holding at {allowed} worker(s)"
 
 
 async def _scale_up(rt: Runtime, group: Obj, count: int) -> None:

@@ -265,3 +265,67 @@ def test_the_notes_say_which_namespaces_are_served_and_how_to_grant_users() -> N
     assert "- team-a" in text and "- team-b" in text
     assert f"--clusterrole={FULLNAME}-edit" in text
     assert "every namespace" in notes(MODES["cluster"])
+
+
+# -- server-side limits ----------------------------------------------------------------------
+
+LIMITS = {"maxWorkersPerCluster": 50, "maxJobsPerNamespace": 0,
+          "resources": {"cpu": {"max": "4"}, "memory": {"min": "128Mi", "max": "16Gi"}},
+          "allowedImages": ["ghcr.io/dask/"],
+          "namespaces": {"team-a": {"maxWorkersPerCluster": 200, "allowedImages": None}}}
+
+
+def operator_env(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    env = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {e["name"]: e.get("value") for e in env}
+
+
+def test_no_limits_by_default_means_no_configmap_and_nothing_for_the_operator_to_read() -> None:
+    objs = objects()
+    assert not of_kind(objs, "ConfigMap")
+    assert "DKJ_LIMITS_CONFIGMAP" not in operator_env(objs)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_limits_become_the_configmap_the_operator_reads_and_may_read_by_name_only(mode: str) -> None:
+    from dask_kube_jobs.operator.limits import parse_policy
+
+    objs = objects({**MODES[mode], "limits": LIMITS})
+    configmap = one(objs, "ConfigMap")
+    name = f"{FULLNAME}-limits"
+    assert configmap["metadata"] == {**configmap["metadata"], "name": name, "namespace": RELEASE_NAMESPACE}
+    assert operator_env(objs)["DKJ_LIMITS_CONFIGMAP"] == f"{RELEASE_NAMESPACE}/{name}"
+    # the rendered file is exactly what the operator accepts, zero and null included
+    policy = parse_policy(configmap["data"]["limits.yaml"])
+    team_a, other = policy.for_namespace("team-a"), policy.for_namespace("other")
+    assert (team_a.max_workers_per_cluster, other.max_workers_per_cluster) == (200, 50)
+    assert other.max_jobs_per_namespace == 0 and other.allowed_images == ("ghcr.io/dask/",)
+    assert team_a.allowed_images is None and other.resources["memory"].max == 16 * 2**30
+    reader = next(r for r in of_kind(objs, "Role") if r["metadata"]["name"] == f"{FULLNAME}-limits-reader")
+    assert reader["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert rules_of(reader) == [{"apiGroups": [""], "resources": ["configmaps"],
+                                 "resourceNames": [name], "verbs": ["get"]}]
+    binding = next(b for b in of_kind(objs, "RoleBinding")
+                   if b["metadata"]["name"] == f"{FULLNAME}-limits-reader")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": RELEASE_NAMESPACE}]
+
+
+@pytest.mark.parametrize("limits,field", [
+    pytest.param({"maxWorkersPerCluster": -1}, "/limits/maxWorkersPerCluster", id="negative-count"),
+    pytest.param({"maxWorkers": 5}, "additional properties 'maxWorkers'", id="misspelt-limit"),
+    pytest.param({"resources": {"memory": {"max": "lots"}}}, "/limits/resources/memory/max", id="bad-quantity"),
+    pytest.param({"resources": {"cpu": {"maximum": "4"}}}, "/limits/resources/cpu", id="bad-range-key"),
+    pytest.param({"allowedImages": "ghcr.io/dask/"}, "/limits/allowedImages", id="images-not-a-list"),
+    pytest.param({"namespaces": {"a": {"maxJobsPerNamespace": "x"}}},
+                 "/limits/namespaces/a/maxJobsPerNamespace", id="bad-override"),
+])
+def test_bad_limits_are_refused_with_the_field_named(limits: dict[str, Any], field: str) -> None:
+    with pytest.raises(helm().HelmValuesError) as info:
+        render({"limits": limits})
+    assert field in str(info.value)
+
+
+def test_the_notes_say_which_limits_are_in_force_and_where_to_change_them() -> None:
+    text = notes({"limits": LIMITS})
+    assert f"{FULLNAME}-limits" in text and "maxWorkersPerCluster" in text
+    assert "limits" not in notes().lower()

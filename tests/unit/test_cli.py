@@ -184,6 +184,29 @@ def test_progress_prints_one_line_per_change() -> None:
     assert quiet.getvalue() == ""
 
 
+def test_progress_says_why_a_job_is_held_before_it_starts() -> None:
+    out = io.StringIO()
+    progress = Progress(quiet=False, stream=out)
+    held = {"jobStatus": "JobCreated", "reason": "LimitExceeded",
+            "message": "DaskJob quota of namespace team-a is full (2 of 2)"}
+    for raw in ({"jobStatus": "JobCreated"}, held, held,
+                {"jobStatus": "ClusterCreated", "clusterName": "c"}):
+        progress.update(JobStatus.from_job({"status": raw}))
+    lines = [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
+    assert lines == ["JobCreated",
+                     "JobCreated (waiting: DaskJob quota of namespace team-a is full (2 of 2))",
+                     "ClusterCreated (Dask cluster c)"]
+
+
+def test_a_wait_timeout_carries_the_reason_the_job_is_held() -> None:
+    from dask_kube_jobs import WaitTimeout
+
+    err = WaitTimeout("j", "ns", 5, "JobCreated", "spec.worker.replicas=80 exceeds the limit")
+    assert "phase: JobCreated; spec.worker.replicas=80 exceeds the limit" in str(err)
+    assert err.message == "spec.worker.replicas=80 exceeds the limit"
+    assert "(phase: Running)" in str(WaitTimeout("j", "ns", 5, "Running"))
+
+
 def test_spec_and_result_errors_share_the_base_class() -> None:
     from dask_kube_jobs import DaskKubeJobsError, ResultError
 
