@@ -140,7 +140,7 @@ async def _follow(job: _jobs.AsyncDaskJobHandle, progress: Progress, out: TextIO
         except TimeoutError:
             if scope.expired():
                 raise WaitTimeout(job.name, job.namespace, float(timeout or 0),
-                                  job.phase) from None
+                                  job.phase, final.message if final else None) from None
             raise
         # the log ends shortly after the job: let it drain, but do not hang on it
         with contextlib.suppress(TimeoutError):

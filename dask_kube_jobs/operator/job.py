@@ -141,8 +141,8 @@ class JobReconciler:
         if problem:
             return await self.fail("InvalidName", f"{problem}; nothing was created")
         if not phase:
+            # No Event yet: "accepted" is said on admission (admit), after the limits were checked.
             await self.write(jobStatus="JobCreated")
-            await self.rt.event(self.job, "JobCreated", "DaskJob accepted")
         if self.spec.get("suspend"):
             return await self.suspended()
         if self.status.get("conditions") and conditions.is_true(self.status.get("conditions"), "Suspended"):
@@ -227,8 +227,13 @@ class JobReconciler:
         await self.write(**cleared, conditions=conditions.put(
             self.status.get("conditions"), limits.CONDITION_ADMITTED, True, "Admitted",
             "within the operator's limits", self.meta.get("generation")))
+        # Said only after the Admitted condition is written: a pass cut off in between leaves
+        # the Event unsaid rather than claiming an admission that was never recorded, and the
+        # pass that resumes sees the job admitted and goes on.
         if previous is not None:
             await self.rt.event(self.job, "Admitted", "now within the operator's limits; starting")
+        else:
+            await self.rt.event(self.job, "JobCreated", "DaskJob accepted")
         return None
 
     async def drive_runner(self) -> float:

@@ -1,4 +1,5 @@
-"""The operator's limits policy: parsing, quantities, image patterns, checks and their messages."""
+"""The operator's limits policy: parsing, quantities, image patterns, checks and their messages,
+and the autoscaler's decisions under the workers-per-cluster cap."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dask_kube_jobs.operator import limits
+from dask_kube_jobs.operator import autoscaler, limits
 from dask_kube_jobs.operator.limits import LimitsConfigError, parse_policy, parse_quantity
 
 SOURCE = "ConfigMap dask-system/dask-operator-limits"
@@ -199,3 +200,78 @@ def test_objects_from_before_limits_are_admitted_by_what_they_already_did() -> N
     assert not limits.is_admitted({"conditions": [{"type": "Admitted", "status": "False"}]}, started=True)
     assert limits.refused_message({"conditions": [{"type": "Admitted", "status": "False",
                                                    "message": "why"}]}) == "why"
+
+
+# -- the autoscaler under the workers-per-cluster cap ----------------------------------------
+
+def group(name: str, replicas: int, cluster: str = "c") -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"cluster": cluster, "worker": {"replicas": replicas}}}
+
+
+def worker(group_name: str, phase: str = "Running") -> dict[str, Any]:
+    return {"metadata": {"labels": {"dask.org/workergroup-name": group_name}}, "status": {"phase": phase}}
+
+
+def decide(current: int, target: int, limit: autoscaler.Ceiling | None, *, minimum: int = 0,
+           maximum: int = 10, last_change: float = float("-inf")) -> autoscaler.Decision:
+    return autoscaler.decide(current=current, target=target, minimum=minimum, maximum=maximum,
+                             now=100.0, last_change=last_change, below_since=None, up_cooldown=10,
+                             down_window=60, limit=limit)
+
+
+def test_the_cap_left_to_an_autoscaled_group_counts_every_group_of_its_cluster() -> None:
+    lim = policy("maxWorkersPerCluster: 5").for_namespace("a")
+    groups = [group("c-default", 0), group("c-extra", 2), group("other-default", 9, cluster="other")]
+    ceiling = autoscaler.ceiling(lim, group="c-default", cluster="c", groups=groups, worker_pods=[])
+    assert ceiling is not None and ceiling.workers == 3
+    assert ceiling.why == (f"the administrator's cap of 5 workers per cluster ({SOURCE}, key limits.yaml, "
+                           "field maxWorkersPerCluster), 2 of them taken by the other worker groups of "
+                           "DaskCluster c")
+    # the other group's running workers count when there are more of them than it asks for
+    pods = [worker("c-extra") for _ in range(4)] + [worker("c-extra", "Succeeded")]
+    assert autoscaler.ceiling(lim, group="c-default", cluster="c", groups=groups, worker_pods=pods).workers == 1
+    # no cap, no ceiling
+    assert autoscaler.ceiling(policy("maxJobsPerNamespace: 1").for_namespace("a"), group="c-default",
+                              cluster="c", groups=groups, worker_pods=[]) is None
+
+
+def test_a_cap_below_what_the_group_runs_keeps_its_workers_instead_of_removing_them() -> None:
+    lim = policy("maxWorkersPerCluster: 2").for_namespace("a")
+    ceiling = autoscaler.ceiling(lim, group="c-default", cluster="c", groups=[group("c-default", 4)],
+                                 worker_pods=[worker("c-default") for _ in range(4)])
+    assert ceiling is not None and ceiling.workers == 4
+    assert "the group keeps the 4 workers it has: a limit never removes running workers" in ceiling.why
+
+
+def test_an_invalid_configuration_holds_the_group_at_its_size() -> None:
+    lim = limits.Policy(source=SOURCE, error="key limits.yaml: maxWorkersPerCluster: bad").for_namespace("a")
+    ceiling = autoscaler.ceiling(lim, group="c-default", cluster="c", groups=[],
+                                 worker_pods=[worker("c-default")])
+    assert ceiling is not None and ceiling.workers == 1 and ceiling.reason == "LimitsConfigInvalid"
+    assert f"until their configuration ({SOURCE}) is fixed: key limits.yaml" in ceiling.why
+
+
+@pytest.mark.parametrize("current,target,minimum,maximum,replicas,asked", [
+    pytest.param(0, 8, 0, 10, 3, "the target of 8", id="scheduler-target"),
+    pytest.param(0, 20, 0, 10, 3, "spec.maximum=10", id="maximum"),
+    pytest.param(0, 0, 5, 10, 3, "spec.minimum=5", id="minimum-above-the-cap"),
+    pytest.param(3, 20, 0, 10, 3, "spec.maximum=10", id="held-at-the-cap"),
+])
+def test_the_autoscaler_asks_for_no_more_than_the_cap_and_says_so(
+        current: int, target: int, minimum: int, maximum: int, replicas: int, asked: str) -> None:
+    made = decide(current, target, autoscaler.Ceiling(3, "the cap"), minimum=minimum, maximum=maximum)
+    assert (made.replicas, made.limited) == (replicas, True)
+    assert made.reason.endswith(f"; {asked} is limited to 3 by the cap")
+
+
+def test_the_autoscaler_under_a_cap_it_does_not_reach_decides_as_without_one() -> None:
+    for limit in (None, autoscaler.Ceiling(8, "the cap")):
+        made = decide(1, 4, limit)
+        assert (made.replicas, made.limited) == (4, False)
+        assert made.reason == "scheduler wants 4 workers; scaled up to 4"
+
+
+def test_a_scale_up_waiting_for_its_cooldown_already_names_the_cap() -> None:
+    made = decide(1, 9, autoscaler.Ceiling(3, "the cap"), last_change=95.0)
+    assert made.replicas == 1 and made.limited
+    assert made.reason == "scale-up to 3 waits for the 10s cooldown; the target of 9 is limited to 3 by the cap"

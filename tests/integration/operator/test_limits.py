@@ -10,17 +10,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+import dask_kube_jobs
+from dask_kube_jobs import WaitTimeout, cli
 from dask_kube_jobs.kube import Client, EventRecorder
 from dask_kube_jobs.local.launcher import LocalControlPlane
 from dask_kube_jobs.local.testing import Kubectl
 from dask_kube_jobs.operator import limits
 
-from .jobs import daskjob
+from .jobs import cluster_spec, daskjob
 from .test_daskcluster import daskcluster
 from .test_daskjob import wait_for
 
@@ -132,6 +135,8 @@ def test_a_daskjob_with_a_disallowed_image_waits_with_no_pods_and_says_why(
                    timeout=30)
     assert condition(obj, "Admitted")["status"] == "True"
     assert obj["status"].get("reason") != "LimitExceeded" and "startTime" in obj["status"]
+    reasons = [e["reason"] for e in events_of(kubectl, "DaskJob", "rogue")]
+    assert "Admitted" in reasons and "JobCreated" not in reasons  # never "accepted" before admission
 
 
 def test_jobs_over_the_namespace_cap_wait_their_turn_instead_of_failing(
@@ -211,3 +216,80 @@ async def test_a_loader_started_on_a_broken_file_admits_nothing_until_it_is_fixe
     assert [r for r, _ in reported] == ["LimitsConfigInvalid", "LimitsConfigInvalid"]
     assert any("nothing new is admitted until it is fixed" in m for _, m in reported)
     assert any("maxWorker: unknown key" in m and "the last valid limits stay in force" in m for _, m in reported)
+
+
+def test_an_autoscaler_asks_for_no_more_than_the_cap_leaves_and_says_whose_cap_it_is(
+        kubectl: Kubectl, namespace: str, set_limits: SetLimits) -> None:
+    """The cap counts every group of the cluster: the default group's worker leaves the
+    autoscaled extra group one place, below the autoscaler's minimum of 2."""
+    set_limits(maxWorkersPerCluster=2)
+    kubectl("apply", "-f", "-", input=json.dumps(daskcluster("capped", workers=1)))
+    wait_for(kubectl, "daskcluster", "capped", lambda o: (o.get("status") or {}).get("phase") == "Running",
+             timeout=60)
+    extra = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskWorkerGroup", "metadata": {"name": "capped-extra"},
+             "spec": {"cluster": "capped", "worker": cluster_spec(0)["worker"]}}
+    scaler = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskAutoscaler", "metadata": {"name": "capped"},
+              "spec": {"cluster": "capped", "workerGroup": "capped-extra", "minimum": 2, "maximum": 2,
+                       "intervalSeconds": 1, "scaleUpCooldownSeconds": 0}}
+    kubectl("apply", "-f", "-", input=json.dumps(extra))
+    kubectl("apply", "-f", "-", input=json.dumps(scaler))
+    status = wait_for(kubectl, "daskautoscaler", "capped",
+                      lambda o: condition(o, "TargetLimited").get("status") == "True", timeout=30)["status"]
+    where = f"ConfigMap default/dask-operator-limits, key limits.yaml, field namespaces.{namespace}.maxWorkersPerCluster"
+    cap = f"the administrator's cap of 2 workers per cluster ({where}), 1 of them taken by the other " \
+          "worker groups of DaskCluster capped"
+    assert status["lastDecision"]["to"] == 1
+    assert status["lastDecision"]["reason"].endswith(f"; spec.minimum=2 is limited to 1 by {cap}")
+    assert condition({"status": status}, "TargetLimited")["reason"] == "MaxWorkersPerCluster"
+    group = wait_for(kubectl, "daskworkergroup", "capped-extra",
+                     lambda o: (o.get("status") or {}).get("replicas") == 1, timeout=30)
+    assert group["spec"]["worker"]["replicas"] == 1  # asked for what the cap allows...
+    assert condition(group, "WithinLimits") == {}  # ...so the group is never held
+    spec = kubectl("get", "daskautoscaler", "capped", "-o", "json").json()["spec"]
+    assert (spec["minimum"], spec["maximum"]) == (2, 2)  # the user's spec is left as written
+    assert [e["message"] for e in events_of(kubectl, "DaskAutoscaler", "capped")
+            if e["reason"] == "TargetLimited"] == \
+        [f"capped-extra gets at most 1 workers from this autoscaler: {cap}; spec.minimum and "
+         "spec.maximum are left as written"]
+
+    set_limits(maxWorkersPerCluster=3)
+    status = wait_for(kubectl, "daskautoscaler", "capped",
+                      lambda o: condition(o, "TargetLimited").get("status") == "False", timeout=30)["status"]
+    assert status["lastDecision"]["to"] == 2 and "limited" not in status["lastDecision"]["reason"]
+    wait_for(kubectl, "daskworkergroup", "capped-extra",
+             lambda o: (o.get("status") or {}).get("replicas") == 2, timeout=30)
+
+
+def test_a_job_held_by_a_limit_tells_its_waiter_and_the_cli_why(
+        local_control_plane: LocalControlPlane, kubectl: Kubectl, namespace: str, set_limits: SetLimits,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    set_limits(maxWorkersPerCluster=1)
+    kubeconfig = str(local_control_plane.kubeconfig)
+    why = "spec.cluster.spec.worker.replicas=2 exceeds the limit of 1 workers per cluster set by the " \
+          "operator's administrator (ConfigMap default/dask-operator-limits, key limits.yaml, field " \
+          f"namespaces.{namespace}.maxWorkersPerCluster)"
+    job = dask_kube_jobs.submit(daskjob("held", "print('too big')", workers=2), namespace=namespace,
+                                kubeconfig=kubeconfig)
+    # The refusal is awaited first so that a slow, shared machine cannot turn this into a
+    # timeout that fires before the operator has looked at the job at all.
+    wait_for(kubectl, "daskjob", "held", admitted("False"), timeout=30)
+    with pytest.raises(WaitTimeout) as info:
+        job.wait(timeout=5)
+    assert info.value.phase == "JobCreated" and why in (info.value.message or "")
+    assert why in str(info.value)
+    # Only the refusal was said: no Event claims the job was accepted.
+    assert [e["reason"] for e in events_of(kubectl, "DaskJob", "held")] == ["LimitExceeded"]
+
+    target = ["--kubeconfig", kubeconfig, "-n", namespace]
+    assert cli.main(["status", "held", *target]) == 0
+    shown = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert shown["Phase"].strip() == "JobCreated" and shown["Reason"].strip() == "LimitExceeded"
+    assert why in shown["Message"]
+
+    manifest = tmp_path / "held-too.json"
+    manifest.write_text(json.dumps(daskjob("held-too", "print('too big')", workers=2)))
+    assert cli.main(["run", str(manifest), *target, "--timeout", "8"]) == 124
+    err = capsys.readouterr().err
+    assert "JobCreated (waiting: spec.cluster.spec.worker.replicas=2 exceeds the limit of 1 workers " \
+           "per cluster" in err
+    assert f"did not finish within 8s (phase: JobCreated; {why}" in err
