@@ -5,6 +5,8 @@ existing ones when a new operator process starts) and is stopped when the object
 Each loop iteration re-reads the object and runs one reconcile pass, so the loop is the whole
 controller: nothing is remembered between passes that could not be observed again. Errors are
 retried with a bounded back-off; a daemon whose object is gone ends instead of retrying.
+The loop is also the one place each pass is counted and timed (``metrics.reconcile_pass``) and
+where the daemon's log records are tagged with its object (``logs.bind_object``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import kopf
 
 from ..kube import APIError, Resource
-from . import autoscaler, cluster, job, names, workergroup
+from . import autoscaler, cluster, job, logs, metrics, names, workergroup
 from .runtime import DASKAUTOSCALERS, DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS, Runtime
 
 log = logging.getLogger("dask_kube_jobs.operator")
@@ -59,14 +61,17 @@ async def _loop(kind: str, res: Resource, reconcile: Reconcile, name: str, names
                 stopped: kopf.DaemonStopped, memo: kopf.Memo, logger: Any) -> None:
     rt: Runtime = memo.runtime
     key = (namespace, kind, name)
+    logs.bind_object(kind, namespace, name)
     failures = 0
     try:
         while not stopped:
             try:
-                obj = await rt.client.get(res, namespace, name)
-                if obj is None:
-                    return  # deleted: nothing left to reconcile
-                delay = await reconcile(rt, obj)
+                with metrics.reconcile_pass(kind):
+                    obj = await rt.client.get(res, namespace, name)
+                    if obj is None:
+                        return  # deleted: nothing left to reconcile
+                    rt.track(key, obj)
+                    delay = await reconcile(rt, obj)
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -83,26 +88,33 @@ async def _loop(kind: str, res: Resource, reconcile: Reconcile, name: str, names
         rt.forget(key)
 
 
-@kopf.daemon(names.GROUP, names.VERSION, "daskclusters", cancellation_timeout=5.0)
+# A daemon whose object is deleted is first asked to stop (``stopped``, which ends the wait
+# between passes at once) and cancelled only if it has not ended 2 s later: an immediate
+# cancellation would log a warning ("is cancelled. Will escalate.") on every deletion.
+@kopf.daemon(names.GROUP, names.VERSION, "daskclusters", cancellation_backoff=2.0,
+             cancellation_timeout=5.0)
 async def daskcluster_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped,
                              memo: kopf.Memo, logger: Any, **_: Any) -> None:
     await _loop("DaskCluster", DASKCLUSTERS, cluster.reconcile, name, namespace, stopped, memo, logger)
 
 
-@kopf.daemon(names.GROUP, names.VERSION, "daskworkergroups", cancellation_timeout=5.0)
+@kopf.daemon(names.GROUP, names.VERSION, "daskworkergroups", cancellation_backoff=2.0,
+             cancellation_timeout=5.0)
 async def daskworkergroup_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped,
                                  memo: kopf.Memo, logger: Any, **_: Any) -> None:
     await _loop("DaskWorkerGroup", DASKWORKERGROUPS, workergroup.reconcile, name, namespace,
                 stopped, memo, logger)
 
 
-@kopf.daemon(names.GROUP, names.VERSION, "daskjobs", cancellation_timeout=5.0)
+@kopf.daemon(names.GROUP, names.VERSION, "daskjobs", cancellation_backoff=2.0,
+             cancellation_timeout=5.0)
 async def daskjob_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped,
                          memo: kopf.Memo, logger: Any, **_: Any) -> None:
     await _loop("DaskJob", DASKJOBS, job.reconcile, name, namespace, stopped, memo, logger)
 
 
-@kopf.daemon(names.GROUP, names.VERSION, "daskautoscalers", cancellation_timeout=5.0)
+@kopf.daemon(names.GROUP, names.VERSION, "daskautoscalers", cancellation_backoff=2.0,
+             cancellation_timeout=5.0)
 async def daskautoscaler_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped,
                                 memo: kopf.Memo, logger: Any, **_: Any) -> None:
     state: dict[str, Any] = {}

@@ -7,6 +7,10 @@ Instead one informer per watched namespace lists and watches only Pods carrying 
 ``dask.org/component`` label (a server-side selector), and each change wakes exactly the daemons
 of the objects that Pod belongs to. Daemons also wake on a timer, which makes the whole
 operator level-triggered: a missed event costs latency, never correctness.
+
+The Runtime is also where the operator's metrics are fed from (``metrics.py``): a wake-up's
+time is kept until the pass it causes starts, a status write that ends a job counts its outcome,
+and ``snapshot`` tells the scrape what the process manages.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..kube import PODS, Client, EventRecorder, Informer, Resource
-from . import names
+from . import metrics, names
 
 log = logging.getLogger("dask_kube_jobs.operator")
 
@@ -50,6 +54,8 @@ class Runtime:
     informers: dict[str | None, Informer] = field(default_factory=dict)
     _triggers: dict[Key, asyncio.Event] = field(default_factory=dict)
     _expectations: dict[Key, Expectation] = field(default_factory=dict)
+    _woken_at: dict[Key, float] = field(default_factory=dict)  # first unserved wake-up
+    managed: dict[Key, str] = field(default_factory=dict)  # daemons running -> phase seen
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -62,9 +68,12 @@ class Runtime:
             rt.informers[ns] = informer
             rt._tasks.append(asyncio.create_task(informer.run(), name=f"pods-informer-{ns or 'all'}"))
         await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in rt.informers.values())), 60)
+        metrics.STATE.source = rt.snapshot
         return rt
 
     async def stop(self) -> None:
+        if metrics.STATE.source == self.snapshot:
+            metrics.STATE.source = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -106,8 +115,10 @@ class Runtime:
 
     # -- wake-ups ---------------------------------------------------------------------------
     def trigger(self, namespace: str, kind: str, name: str) -> None:
-        event = self._triggers.get((namespace, kind, name))
+        key = (namespace, kind, name)
+        event = self._triggers.get(key)
         if event is not None:
+            self._woken_at.setdefault(key, time.monotonic())
             event.set()
 
     async def wait(self, key: Key, timeout: float, stopped: Any) -> None:
@@ -126,10 +137,38 @@ class Runtime:
             for w in waiters:
                 w.cancel()
             event.clear()
+            woken_at = self._woken_at.pop(key, None)
+            if woken_at is not None:  # the next pass is the one this wake-up asked for
+                metrics.observe_wakeup(key[1], woken_at)
 
     def forget(self, key: Key) -> None:
         self._triggers.pop(key, None)
         self._expectations.pop(key, None)
+        self._woken_at.pop(key, None)
+        self.managed.pop(key, None)
+
+    # -- what this process manages ----------------------------------------------------------
+    def track(self, key: Key, obj: Obj) -> None:
+        """Note an object a daemon of this process reconciles, with its phase if a DaskJob."""
+        phase = ""
+        if key[1] == "DaskJob":
+            phase = (obj.get("status") or {}).get("jobStatus") or "New"
+        self.managed[key] = phase
+
+    def snapshot(self) -> metrics.Snapshot:
+        objects: dict[str, int] = {}
+        jobs: dict[str, int] = {}
+        for (_, kind, _), phase in self.managed.items():
+            objects[kind] = objects.get(kind, 0) + 1
+            if kind == "DaskJob":
+                jobs[phase] = jobs.get(phase, 0) + 1
+        pods: dict[tuple[str, str], int] = {}
+        for informer in self.informers.values():
+            for pod in informer.items():
+                component = (pod["metadata"].get("labels") or {}).get(names.LABEL_COMPONENT, "")
+                phase = (pod.get("status") or {}).get("phase") or "Pending"
+                pods[component, phase] = pods.get((component, phase), 0) + 1
+        return metrics.Snapshot(objects, jobs, pods)
 
     # -- expectations -----------------------------------------------------------------------
     def expect(self, key: Key, pod_names: Iterable[str], within: float = 30.0) -> None:
@@ -156,12 +195,19 @@ class Runtime:
 
         meta = obj["metadata"]
         try:
-            return await self.client.patch(res, meta["namespace"], meta["name"],
-                                           {"status": status}, sub="status")
+            patched = await self.client.patch(res, meta["namespace"], meta["name"],
+                                              {"status": status}, sub="status")
         except APIError as exc:
             if exc.code == 404:
                 return None
             raise
+        if res == DASKJOBS:
+            metrics.observe_job_status_write(obj, status, patched)
+            phase = status.get("jobStatus")
+            if phase and patched is not None:
+                reason = (patched.get("status") or {}).get("reason") if phase in metrics.TERMINAL_JOB_PHASES else None
+                log.info("DaskJob is now %s%s", phase, f" ({reason})" if reason else "")
+        return patched
 
     async def log_tail(self, namespace: str, pod: str, lines: int = 20,
                        max_chars: int = 4000) -> str | None:
