@@ -214,9 +214,13 @@ def test_the_deployment_runs_the_operator_module_with_probes_resources_and_a_loc
     (c,) = pod["containers"]
     assert c["command"] == ["python", "-m", "dask_kube_jobs.operator"]
     assert "--liveness=http://0.0.0.0:8080/healthz" in c["args"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert "--readiness=http://0.0.0.0:8081/readyz" in c["args"]
+    assert "--log-format=text" in c["args"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ready"}
     assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in c["ports"]
+    assert {"name": "ready", "containerPort": 8081, "protocol": "TCP"} in c["ports"]
+    assert not [a for a in c["args"] if a.startswith("--peering")]  # one replica: standalone
     assert c["resources"]["requests"]["cpu"] and c["resources"]["limits"]["memory"]
     sc = c["securityContext"]
     assert sc["runAsNonRoot"] is True and sc["readOnlyRootFilesystem"] is True
@@ -235,7 +239,8 @@ def test_more_than_one_replica_elects_a_leader_through_kopf_peering(
     objs = objects({**MODES[mode], "replicas": 2})
     deploy = one(objs, "Deployment")
     assert deploy["spec"]["replicas"] == 2
-    assert f"--peering={FULLNAME}" in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--peering={FULLNAME}" in args and "--peering-lifetime=60" in args
     peerings = of_kind(objs, peering_kind)
     assert len(peerings) == count and {p["metadata"]["name"] for p in peerings} == {FULLNAME}
     crds = {c["spec"]["names"]["kind"] for c in crd_objects()}
@@ -244,6 +249,14 @@ def test_more_than_one_replica_elects_a_leader_through_kopf_peering(
     roles = of_kind(objs, "ClusterRole" if mode == "cluster" else "Role")
     assert all(any(plural in r["resources"] for r in rules_of(role)) for role in roles
                if role["metadata"]["name"] == f"{FULLNAME}-operator")
+
+
+def test_json_logs_are_a_value_and_a_bad_log_format_fails_at_install_naming_the_field() -> None:
+    args = one(objects({"operator": {"logFormat": "json"}}), "Deployment")[
+        "spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--log-format=json" in args
+    with pytest.raises(helm().HelmValuesError, match="/operator/logFormat"):
+        render({"operator": {"logFormat": "yaml"}})
 
 
 def test_the_service_monitor_is_off_by_default_and_scrapes_the_metrics_port_when_on() -> None:
