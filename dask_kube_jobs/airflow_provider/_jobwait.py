@@ -7,16 +7,22 @@ deferrable paths did: apache/airflow#72504). Its answer is an *event*: a dict of
 because a trigger can only hand JSON-able values back to the worker, and the operator then
 turns that one event into an XCom or an exception in one place (``DaskJobOperator._finish``).
 
-Watching, not polling: a list-then-watch :class:`dask_kube_jobs.kube.Informer` on the one job
-(field selector ``metadata.name``). It re-lists after a dropped stream or ``410 Gone``, and a
-job that vanished meanwhile is reported ``DELETED`` by that re-list, so "deleted" is an event,
-never a crash (apache/airflow#66715). An absolute wall-clock ``deadline`` (seconds since the
-epoch) rather than a duration survives the trigger moving between triggerers, and is how
-``execution_timeout`` is honoured while deferred (apache/airflow#67227).
+What is not Airflow's business comes from the job API (``dask_kube_jobs._jobs``), so the
+provider and ``dask_kube_jobs.wait()`` agree on what a job's state means:
 
-The log is followed while waiting (``GET pods/<runner>/log?follow=true``), line by line to a
-callback, moving on to the next runner Pod when the job retries its runner, and resuming a
-stream the server ended while the runner still runs (skipping the lines already seen).
+* watching: :meth:`AsyncDaskJobHandle.watch` lists, watches from the list's resourceVersion,
+  resumes after the server ends a watch and re-lists after a drop or ``410 Gone``; a job that
+  vanished, or was re-created under the same name (another uid), is :class:`JobNotFound`,
+  which is an event here ("deleted"), never a crash (apache/airflow#66715);
+* outcome: :class:`JobStatus` says whether a job is done and how;
+* logs: :meth:`AsyncDaskJobHandle.logs` follows every runner attempt in order, resuming a
+  stream the server ended (skipping lines already seen).
+
+Airflow's own needs stay here: polling only when RBAC forbids the watch verb (a 403 on the
+watch while GET is allowed; the reason is logged), an absolute wall-clock ``deadline`` (seconds
+since the epoch) that survives the trigger moving between triggerers and is how
+``execution_timeout`` is honoured while deferred (apache/airflow#67227), and a startup
+deadline that re-reads the real state before firing (see :func:`startup_problem`).
 """
 
 from __future__ import annotations
@@ -24,40 +30,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
-import kr8s
-
 from .. import kube
-from ..crds import GROUP, VERSION
+from .._jobs import DASKCLUSTERS, DASKJOBS, AsyncDaskJobHandle
+from .._jobs_client import NETWORK_ERRORS
+from .._jobs_manifest import JobStatus
+from ..errors import APIRequestError, JobNotFound, KubeconfigError
 from ._identity import TaskIdentity, try_of
 
+__all__ = ["DASKCLUSTERS", "DASKJOBS", "dashboard_url", "delete_job", "is_terminal", "outcome",
+           "startup_problem", "submit_or_reattach", "wait_for_job"]
+
 Obj = dict[str, Any]
-DASKJOBS = kube.Resource(GROUP, VERSION, "daskjobs", "DaskJob", True)
-DASKCLUSTERS = kube.Resource(GROUP, VERSION, "daskclusters", "DaskCluster", True)
-TERMINAL = ("Successful", "Failed")
-LOG_RETRY = 0.5  # seconds between attempts to open a runner's log (container not started yet)
 LOG_GRACE = 10.0  # seconds to let a finished runner's log stream drain after the job ends
-_NETWORK_ERRORS = (httpx.HTTPError, kr8s.APITimeoutError, OSError)
+LOG_RETRY = 0.5  # seconds before following the log again after a network error
+POLL_INTERVAL = 10.0  # seconds between GETs when watching is forbidden
+STARTUP_RECHECK = 5.0  # seconds before re-checking a startup the API could not confirm
+_STARTED_PHASES = ("Running", "Succeeded", "Failed")  # a runner Pod in these has started
+_BENIGN_WAITING = ("ContainerCreating", "PodInitializing")
 
 
 def is_terminal(job: Obj) -> bool:
-    return (job.get("status") or {}).get("jobStatus") in TERMINAL
+    return JobStatus.from_job(job).done
 
 
 def outcome(job: Obj) -> Obj:
     """The event for a finished (or still running) job: primitives only."""
-    meta, status = job.get("metadata") or {}, job.get("status") or {}
-    phase = status.get("jobStatus")
+    meta, st = job.get("metadata") or {}, JobStatus.from_job(job)
     return {
-        "status": {"Successful": "success", "Failed": "failed"}.get(phase, "running"),
+        "status": {"Successful": "success", "Failed": "failed"}.get(st.phase or "", "running"),
         "name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
-        "phase": phase, "result": status.get("result"), "exit_code": status.get("exitCode"),
-        "reason": status.get("reason"), "message": status.get("message"),
-        "log_tail": status.get("logTail"), "cluster": status.get("clusterName"),
-        "runner_pod": status.get("jobRunnerPodName"),
+        "phase": st.phase, "result": st.result, "exit_code": st.exit_code, "reason": st.reason,
+        "message": st.message, "log_tail": st.log_tail, "cluster": st.cluster_name,
+        "runner_pod": st.runner_pod,
     }
 
 
@@ -66,14 +73,28 @@ def _event(status: str, namespace: str, name: str, message: str, **extra: Any) -
 
 
 async def submit_or_reattach(client: kube.Client, manifest: Obj, identity: TaskIdentity, *,
-                             namespace: str, name_prefix: str | None = None) -> tuple[Obj, bool]:
+                             namespace: str, name_prefix: str | None = None,
+                             remembered: Obj | None = None) -> tuple[Obj, bool]:
     """Create the DaskJob of this task try, or find the one it must reattach to.
 
     Returns ``(job, reattached)``. Reattaches to a non-terminal job of the same task (any try:
     a retry after a worker crash) or to this very try's own job (finished or not); never to a
-    finished job of an earlier try. Creating uses a name derived from identity and try, so a
-    concurrent second create of the same try answers 409 and we read the winner's job.
+    finished job of an earlier try.
+
+    ``remembered`` is what Airflow 3.3's task state store holds for this task instance (the
+    ``name``, ``namespace`` and ``uid`` of the job an earlier try created): that exact job is
+    read by name first, which needs no list right and survives its labels being edited.
+    Labels are the fallback and the only record below 3.3. Creating uses a name derived from
+    identity and try, so a concurrent second create of the same try answers 409 and we read
+    the winner's job.
     """
+    if remembered and remembered.get("name") and remembered.get("uid"):
+        job = await client.get(DASKJOBS, remembered.get("namespace") or namespace,
+                               remembered["name"])
+        if job is not None and job["metadata"].get("uid") == remembered["uid"] and \
+                not job["metadata"].get("deletionTimestamp") and \
+                (not is_terminal(job) or try_of(job) == identity.try_number):
+            return job, True
     items, _ = await client.list(DASKJOBS, namespace, label_selector=identity.selector())
     items = [j for j in items if not j["metadata"].get("deletionTimestamp")]
     running = sorted((j for j in items if not is_terminal(j)), key=try_of)
@@ -115,115 +136,221 @@ async def dashboard_url(client: kube.Client, *, namespace: str, job: str, cluste
     return address.rstrip("/") + "/status"
 
 
+def _handle(client: kube.Client, namespace: str, name: str, uid: str | None) -> AsyncDaskJobHandle:
+    """A job handle from what a trigger carries (name, namespace, uid), without a request."""
+    return AsyncDaskJobHandle(client, {"metadata": {"name": name, "namespace": namespace,
+                                                    "uid": uid}})
+
+
 async def delete_job(client: kube.Client, *, namespace: str, name: str,
                      uid: str | None = None) -> bool:
-    """Delete the job (its cluster and Pods go with it); False if it was already gone. The uid
-    precondition keeps a stale caller from deleting a newer job of the same name."""
-    return await client.delete(DASKJOBS, namespace, name, uid=uid, propagation="Background")
+    """Delete the job (its cluster and Pods go with it, in the background); False if it was
+    already gone. The uid precondition keeps a stale caller from deleting a newer job of the
+    same name."""
+    return await _handle(client, namespace, name, uid).delete(wait=False)
 
 
-class _LogFollower:
-    """Follows each runner Pod's log in its own task, handing lines to ``on_line``."""
+# -- startup ------------------------------------------------------------------------------------
+def _pod_problem(pod: Obj) -> str | None:
+    """Why a Pod has not started its containers, or None if nothing says so."""
+    status = pod.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return f"{cond.get('reason') or 'Unschedulable'}: {cond.get('message') or ''}".rstrip()
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") and waiting["reason"] not in _BENIGN_WAITING:
+            return f"{waiting['reason']}: {waiting.get('message') or ''}".rstrip(": ")
+    return None
 
-    def __init__(self, client: kube.Client, namespace: str,
-                 on_line: Callable[[str], None]) -> None:
-        self.client = client
-        self.namespace = namespace
-        self.on_line = on_line
-        self.pods: dict[str, asyncio.Task[None]] = {}
 
-    def runner(self, pod: str | None) -> None:
-        if pod and pod not in self.pods:
-            self.pods[pod] = asyncio.create_task(self._follow(pod), name=f"follow-log-{pod}")
+async def startup_problem(client: kube.Client, job: Obj) -> str | None:
+    """None if the job's runner has started (or the job ended); else why it has not, from the
+    real state read now: the job's reason and conditions, its Pods' scheduling and container
+    states, and the Warning events of the job and its Pods.
 
-    async def _follow(self, pod: str) -> None:
-        seen = 0
-        path = kube.PODS.path(self.namespace, pod, "log")
-        while True:
-            skip = seen
-            try:
-                # kube.Client has no public streaming GET for subresources; _call is its
-                # Status-aware request (no kr8s credential reload on 4xx), as _jobs.py uses it.
-                async with self.client._call("GET", path, params={"follow": "true"}, stream=True,
-                                             timeout=httpx.Timeout(None, connect=30)) as resp:
-                    async for line in resp.aiter_lines():
-                        if skip:
-                            skip -= 1
-                            continue
-                        seen += 1
-                        self.on_line(line)
-            except kube.APIError as exc:
-                if exc.code == 404:
-                    return
-                await asyncio.sleep(LOG_RETRY)  # 400: the container has not started yet
-                continue
-            except _NETWORK_ERRORS:
+    A startup timer alone is not evidence (apache/airflow#40018: after a triggerer restart the
+    timer fired although the Pod was long running), hence the reads.
+    """
+    meta, st = job["metadata"], JobStatus.from_job(job)
+    if st.done:
+        return None
+    namespace = meta["namespace"]
+    if st.runner_pod:
+        try:
+            runner = await client.get(kube.PODS, namespace, st.runner_pod)
+        except kube.APIError:  # no right to read Pods: cannot tell, and never fire falsely
+            return None
+        if runner and (runner.get("status") or {}).get("phase") in _STARTED_PHASES:
+            return None
+    reasons = [f"the job is {st.phase or 'not yet seen by the operator'}"]
+    if st.reason:
+        reasons.append(f"{st.reason}: {st.message or ''}".rstrip(": "))
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("status") == "False" and cond.get("reason"):
+            reasons.append(f"{cond['type']}={cond['reason']}: {cond.get('message') or ''}")
+    pods: dict[str, Obj] = {}
+    events: list[Obj] = []
+    with contextlib.suppress(kube.APIError):  # diagnosis is best effort: RBAC may hide these
+        for selector in (f"dask.org/job-name={meta['name']}",
+                         f"dask.org/cluster-name={st.cluster_name or meta['name']}"):
+            items, _ = await client.list(kube.PODS, namespace, label_selector=selector)
+            pods.update((p["metadata"]["name"], p) for p in items)
+        events, _ = await client.list(kube.EVENTS, namespace, field_selector="type=Warning")
+    for pod_name, pod in sorted(pods.items()):
+        problem = _pod_problem(pod)
+        if problem:
+            reasons.append(f"Pod {pod_name}: {problem}")
+    involved = {meta["name"], *pods}
+    for event in events[-20:]:
+        obj = event.get("involvedObject") or {}
+        if obj.get("name") in involved:
+            reasons.append(f"event on {obj.get('kind')} {obj['name']}: {event.get('reason')}: "
+                           f"{event.get('message')}")
+    return "; ".join(dict.fromkeys(reasons))
+
+
+# -- waiting ------------------------------------------------------------------------------------
+async def _changes(handle: AsyncDaskJobHandle, poll_interval: float,
+                   notice: Callable[[str], None]) -> AsyncIterator[Obj]:
+    """The job now and after each change, ending with the final state: watched, or polled
+    with GET only when RBAC forbids watching (403 on the list/watch while GET is allowed)."""
+    try:
+        async for _ in handle.watch():
+            yield handle.raw
+        return
+    except APIRequestError as exc:
+        if exc.code != 403:
+            raise
+        why = exc.message
+    job = await handle.refresh()  # a 403 here too: no right to read the job at all, raise
+    notice(f"Watching DaskJob {handle.namespace}/{handle.name} is forbidden ({why}); "
+           f"polling it with GET every {poll_interval:g}s instead")
+    while True:
+        yield job
+        if is_terminal(job):
+            return
+        await asyncio.sleep(poll_interval)
+        try:
+            job = await handle.refresh()
+        except KubeconfigError:  # the network: the next poll tries again
+            continue
+        except APIRequestError as exc:
+            if exc.code < 500 and exc.code != 429:
+                raise
+
+
+async def _follow_log(handle: AsyncDaskJobHandle, on_log: Callable[[str], None],
+                      notice: Callable[[str], None]) -> None:
+    """Every runner attempt's log lines, in order, to ``on_log``.
+
+    The job API's follower replays all attempts from the first line, so after a network
+    error it is restarted and the lines already passed on are skipped: none twice, none lost.
+    """
+    passed = 0
+    while True:
+        skip = passed
+        try:
+            if handle.uid is None:  # the follower finds runner Pods by their owner's uid
+                handle.uid = (await handle.refresh())["metadata"].get("uid")
+            async for line in handle.logs(follow=True):
+                if skip:
+                    skip -= 1
+                    continue
+                passed += 1
+                on_log(line)
+            return
+        except JobNotFound:
+            return
+        except KubeconfigError:  # the network (the job API's name for it): follow again
+            await asyncio.sleep(LOG_RETRY)
+        except APIRequestError as exc:
+            if exc.code >= 500 or exc.code == 429:
                 await asyncio.sleep(LOG_RETRY)
                 continue
-            obj = await self.client.get(kube.PODS, self.namespace, pod)
-            if obj is None or (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                return
-            await asyncio.sleep(LOG_RETRY)  # the server ended the stream; the runner goes on
-
-    async def drain(self, timeout: float) -> None:
-        if self.pods:
-            await asyncio.wait(list(self.pods.values()), timeout=timeout)
-
-    async def close(self) -> None:
-        for task in self.pods.values():
-            task.cancel()
-        for task in self.pods.values():
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            notice(f"Cannot follow the runner's log of DaskJob {handle.name}: {exc}")
+            return
 
 
 async def wait_for_job(client: kube.Client, *, namespace: str, name: str,
                        uid: str | None = None, deadline: float | None = None,
-                       on_log: Callable[[str], None] | None = None) -> Obj:
-    """Wait until the job is finished, deleted, or ``deadline`` (epoch seconds) passes.
+                       startup_deadline: float | None = None,
+                       on_log: Callable[[str], None] | None = None,
+                       notice: Callable[[str], None] | None = None,
+                       poll_interval: float = POLL_INTERVAL) -> Obj:
+    """Wait until the job is finished, deleted, or a deadline (epoch seconds) passes.
 
     Returns exactly one event (see :func:`outcome`; ``status`` is ``success``, ``failed``,
-    ``deleted`` or ``timeout``). With ``on_log``, the runner's log lines are passed to it as
-    they are written. API errors other than the informer's retried ones propagate.
+    ``deleted``, ``timeout`` or ``startup_timeout``). ``startup_deadline`` fires only if, when
+    it passes, :func:`startup_problem` finds the runner still not started; its ``message``
+    says why. With ``on_log``, the runner's log lines are passed to it as they are written;
+    ``notice`` gets the provider's own remarks (e.g. why it polls). API errors other than the
+    retried ones propagate.
 
     >>> event = await wait_for_job(client, namespace="ns", name="job-1")  # doctest: +SKIP
     >>> event["status"], event["result"]
     ('success', {'total': 42})
     """
-    changes: asyncio.Queue[tuple[str, Obj]] = asyncio.Queue()
-    informer = kube.Informer(client, DASKJOBS, namespace=namespace,
-                             field_selector=f"metadata.name={name}")
-    informer.on_change(lambda kind, obj, old: changes.put_nowait((kind, obj)))
-    follower = _LogFollower(client, namespace, on_log) if on_log else None
-    watcher = asyncio.create_task(informer.run(), name=f"watch-daskjob-{name}")
+    notice = notice or (lambda message: None)
+    handle = _handle(client, namespace, name, uid)
+    states: asyncio.Queue[Obj | BaseException] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async with contextlib.aclosing(_changes(handle, poll_interval, notice)) as changes:
+                async for job in changes:
+                    states.put_nowait(job)
+        except Exception as exc:  # handed to the waiting loop, which turns it into the answer
+            states.put_nowait(exc)
+
+    watcher = asyncio.create_task(pump(), name=f"watch-daskjob-{name}")
+    # Started once the watch sees a runner Pod named: the job API's follower polls the job
+    # while no attempt has begun, which would cost requests for as long as the cluster starts.
+    follower: asyncio.Task[None] | None = None
     remaining = None if deadline is None else max(0.0, deadline - time.time())
     try:
         async with asyncio.timeout(remaining):
-            await informer.synced.wait()
-            if informer.get(namespace, name) is None:
-                return _event("deleted", namespace, name, f"DaskJob {name} does not exist")
             while True:
-                kind, obj = await changes.get()
-                if uid and obj["metadata"].get("uid") != uid:
-                    return _event("deleted", namespace, name,
-                                  f"DaskJob {name} was deleted and re-created")
-                if kind == "DELETED":
-                    return _event("deleted", namespace, name,
-                                  f"DaskJob {name} was deleted while being waited for")
-                if follower:
-                    follower.runner((obj.get("status") or {}).get("jobRunnerPodName"))
-                if is_terminal(obj):
+                until_startup = None if startup_deadline is None else \
+                    max(0.0, startup_deadline - time.time())
+                try:
+                    state = await asyncio.wait_for(states.get(), until_startup)
+                except TimeoutError:
+                    assert startup_deadline is not None
+                    try:
+                        job = await client.get(DASKJOBS, namespace, name)
+                        problem = None if job is None else await startup_problem(client, job)
+                    except (kube.APIError, *NETWORK_ERRORS) as exc:  # no evidence: look again
+                        notice(f"Cannot check whether DaskJob {name} started ({exc!r}); "
+                               f"checking again in {STARTUP_RECHECK:g}s")
+                        startup_deadline = time.time() + STARTUP_RECHECK
+                        continue
+                    if job is None or (uid and job["metadata"].get("uid") != uid):
+                        return _event("deleted", namespace, name, f"DaskJob {name} is gone")
+                    if problem is None:
+                        startup_deadline = None  # it started: no more startup checks
+                        continue
+                    return {**outcome(job), "status": "startup_timeout", "message":
+                            f"DaskJob {name}'s runner did not start in time: {problem}"}
+                if isinstance(state, JobNotFound):
+                    return _event("deleted", namespace, name, str(state))
+                if isinstance(state, BaseException):
+                    raise state
+                if on_log and follower is None and JobStatus.from_job(state).runner_pod:
+                    follower = asyncio.create_task(_follow_log(handle, on_log, notice),
+                                                   name=f"follow-log-{name}")
+                if is_terminal(state):
                     if follower:
-                        await follower.drain(LOG_GRACE)
-                    return outcome(obj)
+                        await asyncio.wait([follower], timeout=LOG_GRACE)
+                    return outcome(state)
     except TimeoutError:
         if deadline is not None and time.time() >= deadline - 0.001:
             return _event("timeout", namespace, name,
                           f"DaskJob {name} did not finish before the task's deadline")
         raise
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-        if follower:
-            await follower.close()
+        for task in (watcher, follower):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

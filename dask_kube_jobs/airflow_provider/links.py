@@ -21,7 +21,7 @@ class DaskDashboardLink(BaseOperatorLink):
     name = "Dask Dashboard"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        from airflow.sdk.execution_time.xcom import XCom  # the configured XCom backend
+        from airflow.providers.common.compat.sdk import XCom  # the configured XCom backend
 
         value = XCom.get_value(ti_key=ti_key, key=DASHBOARD_XCOM_KEY)
         return str(value) if value else ""

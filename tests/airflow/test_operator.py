@@ -4,14 +4,18 @@ finished job, kill deleting the job, argument checks. Real jobs on the local con
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
-from dask_kube_jobs.airflow_provider.operators.daskjob import DaskJobOperator
+from dask_kube_jobs.airflow_provider.operators.daskjob import (
+    DaskJobOperator,
+    DeleteDaskJobOperator,
+)
 from dask_kube_jobs.airflow_provider.triggers.daskjob import DaskJobTrigger
 
 from .helpers import FakeTI, jobs_of
@@ -117,3 +121,141 @@ def test_contradictory_arguments_are_refused_at_parse_time(kwargs: dict[str, Any
 
 def test_the_deferrable_default_follows_airflow_config() -> None:
     assert DaskJobOperator(task_id="d", script="print(1)").deferrable is False
+
+
+def pods_in(plane: Any, namespace: str) -> list[str]:
+    from dask_kube_jobs import kube
+
+    async def names() -> list[str]:
+        client = await kube.Client.connect(plane.kubeconfig)
+        try:
+            items, _ = await client.list(kube.PODS, namespace)
+            return [p["metadata"]["name"] for p in items]
+        finally:
+            await client.close()
+
+    return asyncio.run(names())
+
+
+def test_submit_without_waiting_then_delete_takes_the_cluster_and_pods_with_it(
+        local_control_plane: Any, namespace: str, dkj_connection: Any) -> None:
+    submit = DaskJobOperator(task_id="submit", script="import time; time.sleep(300)",
+                             n_workers=1, wait_for_completion=False)
+    ti = FakeTI(task_id="submit")
+    started = time.monotonic()
+    name = submit.execute({"ti": ti})
+    assert time.monotonic() - started < 30  # returned without waiting for a 300 s job
+    assert name == ti.xcoms["job_name"] and ti.xcoms["namespace"] == namespace
+    assert ti.xcoms["dashboard_url"].endswith("/status")
+    [job] = jobs(local_control_plane, namespace, "submit")
+    assert job["metadata"]["name"] == name
+    for _ in range(150):  # let the job make its cluster and Pods, which the delete must take
+        if pods_in(local_control_plane, namespace):
+            break
+        time.sleep(0.2)
+    assert pods_in(local_control_plane, namespace)
+
+    delete = DeleteDaskJobOperator(task_id="delete", job_name=name)
+    assert delete.execute({"ti": FakeTI(task_id="delete")}) is True
+    # foreground deletion: by the time the task returns, the job and every Pod are gone
+    assert jobs(local_control_plane, namespace, "submit") == []
+    assert pods_in(local_control_plane, namespace) == []
+    # teardown of a job already gone is fine, unless the DAG says it is not
+    assert DeleteDaskJobOperator(task_id="again", job_name=name).execute({}) is False
+    with pytest.raises(AirflowException, match=f"{name} does not exist.*ignore_missing"):
+        DeleteDaskJobOperator(task_id="strict", job_name=name,
+                              ignore_missing=False).execute({})
+
+
+def test_delete_without_waiting_marks_the_job_for_deletion(
+        local_control_plane: Any, namespace: str, dkj_connection: Any) -> None:
+    name = DaskJobOperator(task_id="bg", script="import time; time.sleep(300)", n_workers=1,
+                           wait_for_completion=False).execute({"ti": FakeTI(task_id="bg")})
+    assert DeleteDaskJobOperator(task_id="del", job_name=name, namespace=namespace,
+                                 wait_for_deletion=False).execute({}) is True
+    for _ in range(150):
+        if not jobs(local_control_plane, namespace, "bg"):
+            break
+        time.sleep(0.2)
+    assert jobs(local_control_plane, namespace, "bg") == []
+
+
+@pytest.mark.parametrize("kwargs", [
+    pytest.param({"job_name": ""}, id="empty-name"),
+    pytest.param({"job_name": "j", "deletion_timeout": 0}, id="zero-timeout"),
+])
+def test_delete_operator_refuses_bad_arguments(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="DeleteDaskJobOperator"):
+        DeleteDaskJobOperator(task_id="bad", **kwargs)
+
+
+def test_a_runner_that_cannot_start_fails_the_task_with_the_reason_and_is_deleted(
+        local_control_plane: Any, namespace: str, dkj_connection: Any) -> None:
+    # The cluster asks for more CPUs than any node has: its Pods stay Unschedulable, so the
+    # runner (started once the scheduler is ready) never starts.
+    op = DaskJobOperator(task_id="stuck", script="print('never')", n_workers=1,
+                         resources={"requests": {"cpu": "5000"}}, startup_timeout=3,
+                         deferrable=False)
+    started = time.monotonic()
+    with pytest.raises(AirflowException) as failure:
+        op.execute({"ti": FakeTI(task_id="stuck")})
+    assert time.monotonic() - started < 60
+    message = str(failure.value)
+    assert "did not start in time" in message and "Unschedulable" in message, message
+    assert "startup_timeout=3s" in message and "deleted" in message
+    for _ in range(100):
+        if not jobs(local_control_plane, namespace, "stuck"):
+            break
+        time.sleep(0.2)
+    assert jobs(local_control_plane, namespace, "stuck") == []
+
+
+def test_startup_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="startup_timeout"):
+        DaskJobOperator(task_id="bad", script="print(1)", startup_timeout=0)
+
+
+class DictStateStore:
+    """The two calls the operator makes on Airflow 3.3's ``context["task_state_store"]``
+    (``TaskStateStoreAccessor``), kept in a dict shared by the tries of one task instance."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any, *, retention: Any = None) -> None:
+        assert value is not None and json.loads(json.dumps(value)) == value  # JSON only
+        self.values[key] = value
+
+
+def test_the_task_state_store_remembers_the_job_and_a_retry_reattaches_by_it(
+        local_control_plane: Any, namespace: str, dkj_connection: Any, kubectl: Any) -> None:
+    from dask_kube_jobs.airflow_provider._identity import LABEL_KEY
+    from dask_kube_jobs.airflow_provider.operators.daskjob import STATE_KEY
+
+    store = DictStateStore()
+    first = DaskJobOperator(task_id="stored", script=SLOW, n_workers=1, deferrable=True,
+                            on_finish_action="keep")
+    with pytest.raises(TaskDeferred) as deferred:
+        first.execute({"ti": FakeTI(task_id="stored"), "task_state_store": store})
+    name = deferred.value.trigger.name
+    [job] = jobs(local_control_plane, namespace, "stored")
+    assert store.values[STATE_KEY] == {"name": name, "namespace": namespace,
+                                       "uid": job["metadata"]["uid"]}
+    # Someone strips the identity label: labels alone would no longer find it, the store does.
+    kubectl("label", "daskjob", name, f"{LABEL_KEY}-")
+    assert jobs(local_control_plane, namespace, "stored") == []
+    second = DaskJobOperator(task_id="stored", script=SLOW, n_workers=1, deferrable=False,
+                             on_finish_action="keep")
+    ti2 = FakeTI(task_id="stored", try_number=2)
+    assert second.execute({"ti": ti2, "task_state_store": store}) == {"done": True}
+    assert ti2.xcoms["job_name"] == name
+    # A later try finds the remembered job finished: it is never reattached; a new job runs.
+    third = DaskJobOperator(task_id="stored", script=SLOW, n_workers=1, deferrable=False,
+                            on_finish_action="keep")
+    ti3 = FakeTI(task_id="stored", try_number=3)
+    assert third.execute({"ti": ti3, "task_state_store": store}) == {"done": True}
+    assert ti3.xcoms["job_name"] != name
+    assert store.values[STATE_KEY]["name"] == ti3.xcoms["job_name"]

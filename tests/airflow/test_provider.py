@@ -36,8 +36,39 @@ def test_airflow_lists_the_provider_its_hook_connection_type_trigger_and_link(
     assert ours and ours[0]["class"].endswith("hooks.daskjob.DaskKubeJobsHook")
     triggers = airflow_cli("providers", "triggers")
     assert "dask_kube_jobs.airflow_provider.triggers.daskjob" in triggers
+    assert "dask_kube_jobs.airflow_provider.triggers.daskcluster" in triggers
     links = airflow_cli("providers", "links")
     assert "dask_kube_jobs.airflow_provider.links.DaskDashboardLink" in links
+    (info,) = json.loads(airflow_cli("providers", "get", "dask-kube-jobs", "--full", "-o",
+                                     "json"))
+    (sensors,) = info["sensors"]
+    assert sensors["python-modules"] == ["dask_kube_jobs.airflow_provider.sensors.daskjob",
+                                         "dask_kube_jobs.airflow_provider.sensors.daskcluster"]
+    (operators,) = info["operators"]
+    assert "dask_kube_jobs.airflow_provider.operators.daskcluster" in operators["python-modules"]
+    assert info["task-decorators"] == [{
+        "name": "daskjob",
+        "class-name": "dask_kube_jobs.airflow_provider.decorators.daskjob.daskjob_task"}]
+
+
+def test_task_daskjob_resolves_through_the_providers_manager() -> None:
+    from airflow.providers.common.compat.sdk import task
+
+    from dask_kube_jobs.airflow_provider.decorators.daskjob import daskjob_task
+
+    assert task.daskjob is daskjob_task
+
+
+def test_every_module_the_provider_declares_imports_and_defines_its_classes() -> None:
+    import importlib
+
+    info = get_provider_info()
+    modules = [m for kind in ("operators", "sensors", "hooks", "triggers")
+               for entry in info[kind] for m in entry["python-modules"]]
+    classes = {name for m in modules for name in vars(importlib.import_module(m))}
+    assert {"DaskJobOperator", "DeleteDaskJobOperator", "CreateDaskClusterOperator",
+            "DeleteDaskClusterOperator", "DaskJobSensor", "DaskClusterSensor",
+            "DaskJobTrigger", "DaskClusterTrigger", "DaskKubeJobsHook"} <= classes
 
 
 def test_provider_info_declares_the_kubernetes_connection_fields() -> None:

@@ -129,3 +129,77 @@ def test_the_trigger_serializes_only_primitives() -> None:
     assert classpath == "dask_kube_jobs.airflow_provider.triggers.daskjob.DaskJobTrigger"
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert DaskJobTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+async def test_a_forbidden_watch_falls_back_to_polling_with_get(
+        local_control_plane: Any, namespace: str, kubectl: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    # RBAC as some clusters hand out: read a DaskJob by name, but neither list nor watch them.
+    await asyncio.to_thread(kubectl, "create", "role", "job-reader", "--verb=get",
+                            "--resource=daskjobs.kubernetes.dask.org")
+    await asyncio.to_thread(kubectl, "create", "role", "log-reader", "--verb=get,list",
+                            "--resource=pods,pods/log")
+    for role in ("job-reader", "log-reader"):
+        await asyncio.to_thread(kubectl, "create", "rolebinding", role, f"--role={role}",
+                                "--user=reader")
+    config = local_control_plane.mint_kubeconfig(tmp_path / "reader.yaml", user="reader",
+                                                 namespace=namespace)
+    monkeypatch.setenv("AIRFLOW_CONN_DASK_KUBE_JOBS_DEFAULT", json.dumps(
+        {"conn_type": "dask_kube_jobs", "extra": {"kube_config_path": config,
+                                                  "namespace": namespace}}))
+    assert "no" in (await asyncio.to_thread(
+        kubectl, "auth", "can-i", "watch", "daskjobs.kubernetes.dask.org", "--as=reader",
+        check=False)).stdout
+    await create_job(local_control_plane.kubeconfig, namespace, job_manifest("trig-poll", QUICK))
+    events = await events_of(DaskJobTrigger(name="trig-poll", namespace=namespace,
+                                            poll_interval=0.5))
+    assert len(events) == 1 and events[0]["status"] == "success", events
+    assert events[0]["result"] == {"ok": 1}
+    out = capfd.readouterr().out
+    assert "Watching DaskJob" in out and "is forbidden" in out and "polling it with GET every " \
+        "0.5s" in out, out[-3000:]
+    assert "[trig-poll] runner says hello" in out
+
+
+async def test_a_job_nobody_may_read_is_an_error_event_not_a_poll(
+        local_control_plane: Any, namespace: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    config = local_control_plane.mint_kubeconfig(tmp_path / "nobody.yaml", user="nobody",
+                                                 namespace=namespace)
+    monkeypatch.setenv("AIRFLOW_CONN_DASK_KUBE_JOBS_DEFAULT", json.dumps(
+        {"conn_type": "dask_kube_jobs", "extra": {"kube_config_path": config}}))
+    await create_job(local_control_plane.kubeconfig, namespace,
+                     job_manifest("trig-secret", "print(1)"))
+    events = await asyncio.wait_for(events_of(DaskJobTrigger(name="trig-secret",
+                                                             namespace=namespace)), 30)
+    assert [e["status"] for e in events] == ["error"]
+    assert "403" in events[0]["message"] and "forbidden" in events[0]["message"].lower()
+
+
+async def test_a_startup_deadline_that_passed_while_nobody_watched_does_not_fire_falsely(
+        local_control_plane: Any, namespace: str, dkj_connection: Any) -> None:
+    """apache/airflow#40018: after a triggerer restart the deadline has long passed, but the
+    runner is running: the real state, read again, says so, and the wait goes on."""
+    import time
+
+    from dask_kube_jobs import kube
+
+    job = await create_job(local_control_plane.kubeconfig, namespace,
+                           job_manifest("trig-late-start", SLOW))
+    client = await kube.Client.connect(local_control_plane.kubeconfig)
+    try:
+        for _ in range(300):  # until the runner Pod runs
+            pods, _ = await client.list(kube.PODS, namespace,
+                                        label_selector="dask.org/job-name=trig-late-start")
+            if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the runner never ran")
+    finally:
+        await client.close()
+    events = await events_of(DaskJobTrigger(name="trig-late-start", namespace=namespace,
+                                            uid=job["metadata"]["uid"],
+                                            startup_deadline=time.time() - 60))
+    assert [e["status"] for e in events] == ["success"], events
+    assert events[0]["result"] == {"ticks": 8}

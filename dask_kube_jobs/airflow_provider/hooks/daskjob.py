@@ -123,7 +123,10 @@ class DaskKubeJobsHook(BaseHook):
 
     async def aget_target(self) -> KubeTarget:
         try:
-            conn = await self.aget_connection(self.dask_kube_jobs_conn_id)
+            if hasattr(self, "aget_connection"):
+                conn = await self.aget_connection(self.dask_kube_jobs_conn_id)
+            else:  # Airflow 2.11 has no async lookup: the sync one, off the event loop
+                conn = await asyncio.to_thread(self.get_connection, self.dask_kube_jobs_conn_id)
         except Exception as exc:
             if not _not_found(exc):
                 raise

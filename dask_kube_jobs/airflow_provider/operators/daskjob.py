@@ -8,7 +8,11 @@ which alone decides XComs, cleanup and exceptions.
 
 Identity, not names, finds the job again: labels from dag_id/task_id/run_id/map_index and the
 try number (see ``_identity``). A retry after a worker crash reattaches to the job still
-running instead of starting a duplicate; a later try never reattaches to a finished job.
+running instead of starting a duplicate; a later try never reattaches to a finished job. On
+Airflow 3.3+ the task state store (``context["task_state_store"]``, shared by the tries of one
+task instance) also records the job's name and uid right after submission, and the next try
+reads that job by name first; labels still cover the moment between create and record, and
+every Airflow before 3.3.
 
 Cleanup is explicit: ``on_finish_action`` is ``delete`` (always), ``delete_succeeded`` (the
 default: a failed job stays for inspection) or ``keep``. Killing the task deletes its job: in
@@ -37,11 +41,14 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from ..._jobs import AsyncDaskJobHandle
 from ..._jobs_manifest import check_job_manifest, load_job_manifest
-from ...errors import DaskJobFailed
+from ...errors import DaskJobFailed, WaitTimeout
+from ...kube import parse_time
 from ...spec import DEFAULT_IMAGE, make_job_spec
 from .._identity import TaskIdentity
 from .._jobwait import (
+    DASKJOBS,
     dashboard_url,
     delete_job,
     is_terminal,
@@ -62,6 +69,7 @@ from ..triggers.daskjob import DaskJobTrigger
 ON_FINISH_ACTIONS = ("delete", "delete_succeeded", "keep")
 TRIGGER_TIMEOUT_MARGIN = 300.0  # seconds past the deadline before Airflow's own trigger timeout
 KILL_TIMEOUT = 30.0  # seconds on_kill waits for the delete request
+STATE_KEY = "dask_kube_jobs.daskjob"  # the task state store's key (Airflow 3.3+) for the job
 
 
 def identity_of(context: Any) -> TaskIdentity:
@@ -89,6 +97,14 @@ class DaskJobOperator(BaseOperator):
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param on_finish_action: ``delete``, ``delete_succeeded`` (default) or ``keep``.
     :param follow_logs: stream the runner's log into the task log while waiting.
+    :param startup_timeout: seconds from the job's creation until its runner must be running;
+        when they pass, the real state is read again (the job, its Pods, their events) and the
+        task fails only if the runner has still not started, with the reason found
+        (``Unschedulable``, an image error...). The job is then deleted unless
+        ``on_finish_action="keep"``: left alone it would start later, unattended.
+    :param wait_for_completion: ``False`` submits (or reattaches), pushes the XComs and returns
+        the job's name at once, for a sensor or a later task to wait on; ``on_finish_action``
+        then does not apply (nothing here sees the end), a ``DeleteDaskJobOperator`` does.
 
     >>> DaskJobOperator(task_id="sum", script="print(1 + 1)", n_workers=2)  # doctest: +SKIP
     """
@@ -111,6 +127,7 @@ class DaskJobOperator(BaseOperator):
                  deferrable: bool = conf.getboolean("operators", "default_deferrable",
                                                     fallback=False),
                  on_finish_action: str = "delete_succeeded", follow_logs: bool = True,
+                 wait_for_completion: bool = True, startup_timeout: float | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         keywords = any(v is not None for v in (image, command, script, n_workers, resources,
@@ -129,15 +146,21 @@ class DaskJobOperator(BaseOperator):
         self.command = command
         self.script = script
         self.n_workers = n_workers
-        self.resources = resources
+        # Not ``self.resources``: that is BaseOperator's (Airflow's own Resources, for executors).
+        self.job_resources = resources
         self.env = env
         self.job_spec_kwargs = job_spec_kwargs
         self.job_name = job_name
         self.namespace = namespace
         self.dask_kube_jobs_conn_id = dask_kube_jobs_conn_id
         self.deferrable = deferrable
+        if startup_timeout is not None and not float(startup_timeout) > 0:
+            raise ValueError(f"startup_timeout must be a number of seconds > 0, or None for no "
+                             f"limit (got {startup_timeout!r})")
         self.on_finish_action = on_finish_action
+        self.startup_timeout = None if startup_timeout is None else float(startup_timeout)
         self.follow_logs = follow_logs
+        self.wait_for_completion = bool(wait_for_completion)
         self._job: tuple[str, str, str | None] | None = None  # (namespace, name, uid) for on_kill
         self._target: KubeTarget | None = None  # resolved once, not inside a signal handler
 
@@ -152,7 +175,7 @@ class DaskJobOperator(BaseOperator):
         else:
             kwargs: dict[str, Any] = {"image": self.image or DEFAULT_IMAGE,
                                       "command": self.command, "script": self.script,
-                                      "resources": self.resources, "env": self.env,
+                                      "resources": self.job_resources, "env": self.env,
                                       **(self.job_spec_kwargs or {})}
             if self.n_workers is not None:
                 kwargs["n_workers"] = int(self.n_workers)
@@ -189,15 +212,25 @@ class DaskJobOperator(BaseOperator):
                 namespace = self._namespace(target, client)
                 prefix = self._name_prefix()
                 manifest = self.build_manifest(identity.job_name(prefix))
+                store = context.get("task_state_store")  # Airflow 3.3+; None before
+                remembered = store.get(STATE_KEY) if store is not None else None
                 job, reattached = runner.run(submit_or_reattach(
-                    client, manifest, identity, namespace=namespace, name_prefix=prefix))
+                    client, manifest, identity, namespace=namespace, name_prefix=prefix,
+                    remembered=remembered if isinstance(remembered, dict) else None))
                 meta = job["metadata"]
+                namespace = meta["namespace"]  # a remembered job may live elsewhere
+                if store is not None:
+                    store.set(STATE_KEY, {"name": meta["name"], "namespace": meta["namespace"],
+                                          "uid": meta.get("uid")})
                 self._job = (namespace, meta["name"], meta.get("uid"))
                 url = runner.run(dashboard_url(
                     client, namespace=namespace, job=meta["name"],
                     cluster=(job.get("status") or {}).get("clusterName"),
                     template=target.dashboard_url_template))
                 self._push_submitted(context, job, url, reattached)
+                if not self.wait_for_completion:
+                    return meta["name"]
+                startup_deadline = self._startup_deadline(job)
                 if is_terminal(job):  # this try's own job, already finished
                     event = outcome(job)
                 elif self.deferrable:
@@ -205,6 +238,7 @@ class DaskJobOperator(BaseOperator):
                         trigger=DaskJobTrigger(name=meta["name"], namespace=namespace,
                                                conn_id=self.dask_kube_jobs_conn_id,
                                                uid=meta.get("uid"), deadline=deadline,
+                                               startup_deadline=startup_deadline,
                                                follow_logs=self.follow_logs),
                         method_name="execute_complete",
                         timeout=None if deadline is None else timedelta(
@@ -212,11 +246,21 @@ class DaskJobOperator(BaseOperator):
                 else:
                     event = runner.run(wait_for_job(
                         client, namespace=namespace, name=meta["name"], uid=meta.get("uid"),
-                        deadline=deadline,
-                        on_log=self._log_line if self.follow_logs else None))
+                        deadline=deadline, startup_deadline=startup_deadline,
+                        on_log=self._log_line if self.follow_logs else None,
+                        notice=self.log.warning))
             finally:
                 runner.run(client.close())
         return self._finish(event, target)
+
+    def _startup_deadline(self, job: dict[str, Any]) -> float | None:
+        """Absolute (epoch seconds, from the job's creation): a retry that reattaches, or a
+        trigger that moves, keeps the same deadline instead of starting the clock again."""
+        if self.startup_timeout is None:
+            return None
+        created = parse_time(job["metadata"].get("creationTimestamp"))
+        start = created.timestamp() if created else time.time()
+        return min(start, time.time()) + self.startup_timeout
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """Resumed after the trigger fired: the same ending as the blocking path."""
@@ -234,7 +278,8 @@ class DaskJobOperator(BaseOperator):
         ti.xcom_push(key="job_name", value=meta["name"])
         ti.xcom_push(key="namespace", value=meta["namespace"])
         ti.xcom_push(key=DASHBOARD_XCOM_KEY, value=url)
-        ti.xcom_push(key=DaskDashboardLink().xcom_key, value=url)
+        if hasattr(DaskDashboardLink, "xcom_key"):  # Airflow 3's stored-link key; not in 2.11
+            ti.xcom_push(key=DaskDashboardLink().xcom_key, value=url)
         self.log.info("%s DaskJob %s/%s (uid %s); dashboard: %s",
                       "Reattached to" if reattached else "Created", meta["namespace"],
                       meta["name"], meta.get("uid"), url)
@@ -248,7 +293,8 @@ class DaskJobOperator(BaseOperator):
                       event.get("phase"))
         delete = (self.on_finish_action == "delete" and status in ("success", "failed")) or \
             (self.on_finish_action == "delete_succeeded" and status == "success") or \
-            status == "timeout"
+            status == "timeout" or \
+            (status == "startup_timeout" and self.on_finish_action != "keep")
         if delete:
             self._delete(target, name, namespace, event.get("uid"))
         if status == "success":
@@ -262,6 +308,10 @@ class DaskJobOperator(BaseOperator):
                                 namespace=str(namespace))
         if status == "timeout":
             raise AirflowTaskTimeout(f"{event.get('message')}; the job was deleted")
+        if status == "startup_timeout":
+            raise AirflowException(f"{event.get('message')} (startup_timeout="
+                                   f"{self.startup_timeout or 0:g}s; the job was "
+                                   f"{'kept' if not delete else 'deleted'})")
         raise AirflowException(f"DaskJob {namespace}/{name}: {event.get('message')}")
 
     def _delete(self, target: KubeTarget, name: Any, namespace: Any, uid: Any) -> bool:
@@ -293,3 +343,79 @@ class DaskJobOperator(BaseOperator):
         namespace, name, uid = self._job
         self.log.info("Task killed: deleting DaskJob %s/%s", namespace, name)
         self._delete(self._target or KubeTarget(), name, namespace, uid)
+
+
+class DeleteDaskJobOperator(BaseOperator):
+    """Delete a DaskJob and everything it owns (its Dask cluster, runner and worker Pods).
+
+    The teardown half of "submit with ``wait_for_completion=False``, wait with a sensor, delete":
+    give it the submitting task's ``job_name`` XCom (a template, or ``submit.output``: the
+    submitting operator returns the name when ``wait_for_completion=False``). With
+    ``wait_for_deletion`` the delete is a *foreground* one and the task ends only once the job
+    and its Pods are gone (up to ``deletion_timeout`` seconds), so a following task can count
+    on the resources being free; without it the job is marked for deletion and the cluster's
+    garbage collector removes the rest. A job that does not exist is fine (it is what teardown wants) unless
+    ``ignore_missing=False``. Returns whether this task deleted it.
+
+    >>> DeleteDaskJobOperator(task_id="cleanup", trigger_rule="all_done",   # doctest: +SKIP
+    ...     job_name="{{ ti.xcom_pull(task_ids='submit', key='job_name') }}")
+    """
+
+    template_fields: Sequence[str] = ("job_name", "namespace")
+    ui_color = "#f4a6a6"
+
+    def __init__(self, *, job_name: str, namespace: str | None = None,
+                 conn_id: str = DEFAULT_CONN_ID, wait_for_deletion: bool = True,
+                 ignore_missing: bool = True, deletion_timeout: float = 300.0,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if job_name is None or (isinstance(job_name, str) and not job_name.strip()):
+            raise ValueError("DeleteDaskJobOperator: job_name= must be the DaskJob's name (or a "
+                             "template rendering to it), e.g. \"{{ ti.xcom_pull(task_ids="
+                             "'submit', key='job_name') }}\"")
+        if deletion_timeout <= 0:
+            raise ValueError(f"DeleteDaskJobOperator: deletion_timeout must be > 0 seconds "
+                             f"(got {deletion_timeout!r})")
+        self.job_name = job_name
+        self.namespace = namespace
+        self.conn_id = conn_id
+        self.wait_for_deletion = wait_for_deletion
+        self.ignore_missing = ignore_missing
+        self.deletion_timeout = deletion_timeout
+
+    def execute(self, context: Any) -> bool:
+        name = str(self.job_name or "").strip()
+        if not name or name == "None":
+            raise AirflowException(f"DeleteDaskJobOperator: job_name rendered to {name!r}; "
+                                   "the task it pulls the name from pushed nothing?")
+        target = DaskKubeJobsHook(self.conn_id).get_target()
+        return asyncio.run(self._delete(target, name))
+
+    async def _delete(self, target: KubeTarget, name: str) -> bool:
+        client = await connect(target)
+        try:
+            namespace = str(self.namespace or default_namespace(target, client))
+            job = await client.get(DASKJOBS, namespace, name)
+            deleted = False
+            if job is not None:
+                handle = AsyncDaskJobHandle(client, job)
+                try:
+                    deleted = await handle.delete(wait=self.wait_for_deletion,
+                                                  timeout=self.deletion_timeout)
+                except WaitTimeout as exc:
+                    raise AirflowException(
+                        f"DaskJob {namespace}/{name} was marked for deletion but still exists "
+                        f"after {self.deletion_timeout:g}s (raise deletion_timeout, or look at "
+                        f"its finalizers)") from exc
+        finally:
+            await client.close()
+        if deleted:
+            self.log.info("DaskJob %s/%s deleted%s", namespace, name,
+                          " (and its cluster and Pods are gone)" if self.wait_for_deletion
+                          else "; its cluster and Pods go in the background")
+            return True
+        if not self.ignore_missing:
+            raise AirflowException(f"DaskJob {namespace}/{name} does not exist (check the "
+                                   "name and namespace, or pass ignore_missing=True)")
+        self.log.info("DaskJob %s/%s does not exist: nothing to delete", namespace, name)
+        return False

@@ -9,8 +9,12 @@ blocking operator runs too, and yields its one event. Shaped by the triggerer's 
 * nothing blocks the event loop: the client is async, the one file write (an inline
   kubeconfig) happens in a thread, and log lines go to the logger, which the triggerer routes
   into the task's log while the task is deferred;
+* watching, not polling: it polls (with GET, every ``poll_interval`` seconds, saying why in
+  the task log) only when RBAC forbids watching the job;
+* a startup deadline fires only after the real state, read when it passes, confirms that the
+  runner has not started (a timer that ran out while no triggerer was running is no evidence);
 * exactly one event, whatever happens: success, failed, deleted (a 404 is an answer, not a
-  crash), timeout, or ``error`` carrying the exception's text;
+  crash), timeout, startup_timeout, or ``error`` carrying the exception's text;
 * ``on_kill`` (Airflow 3.3+: called only when a user kills, clears or marks the task, never
   when the trigger merely moves to another triggerer) deletes the job, so killing a deferred
   task leaves no orphan (apache/airflow#36090).
@@ -23,7 +27,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from .._jobwait import delete_job, wait_for_job
+from .._jobwait import POLL_INTERVAL, delete_job, wait_for_job
 from ..hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook, connect
 
 
@@ -32,27 +36,34 @@ class DaskJobTrigger(BaseTrigger):
     ``deadline``, in seconds since the epoch, passes).
 
     ``uid`` pins the job incarnation (a re-created job of the same name counts as deleted);
+    ``startup_deadline`` (seconds since the epoch) fires a ``startup_timeout`` event if the
+    runner has not started by then -- checked against the real state when it passes;
     ``follow_logs`` streams the runner's log into the task log while deferred;
-    ``delete_on_kill`` deletes the job when the user kills the deferred task.
+    ``delete_on_kill`` deletes the job when the user kills the deferred task;
+    ``poll_interval`` is the seconds between reads should RBAC forbid watching the job.
     """
 
     def __init__(self, *, name: str, namespace: str, conn_id: str = DEFAULT_CONN_ID,
                  uid: str | None = None, deadline: float | None = None,
-                 follow_logs: bool = True, delete_on_kill: bool = True) -> None:
+                 startup_deadline: float | None = None, follow_logs: bool = True,
+                 delete_on_kill: bool = True, poll_interval: float = POLL_INTERVAL) -> None:
         super().__init__()
         self.name = name
         self.namespace = namespace
         self.conn_id = conn_id
         self.uid = uid
         self.deadline = deadline
+        self.startup_deadline = startup_deadline
+        self.poll_interval = poll_interval
         self.follow_logs = follow_logs
         self.delete_on_kill = delete_on_kill
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}", {
             "name": self.name, "namespace": self.namespace, "conn_id": self.conn_id,
-            "uid": self.uid, "deadline": self.deadline, "follow_logs": self.follow_logs,
-            "delete_on_kill": self.delete_on_kill,
+            "uid": self.uid, "deadline": self.deadline,
+            "startup_deadline": self.startup_deadline, "follow_logs": self.follow_logs,
+            "delete_on_kill": self.delete_on_kill, "poll_interval": self.poll_interval,
         })
 
     async def _client(self) -> Any:
@@ -68,7 +79,9 @@ class DaskJobTrigger(BaseTrigger):
             try:
                 event = await wait_for_job(
                     client, namespace=self.namespace, name=self.name, uid=self.uid,
-                    deadline=self.deadline, on_log=self._log_line if self.follow_logs else None)
+                    deadline=self.deadline, startup_deadline=self.startup_deadline,
+                    on_log=self._log_line if self.follow_logs else None,
+                    notice=self.log.warning, poll_interval=self.poll_interval)
             finally:
                 await client.close()
         except Exception as exc:  # one event, always: the operator raises it in the task

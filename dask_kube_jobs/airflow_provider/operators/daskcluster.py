@@ -1,0 +1,303 @@
+"""Create and delete a long-lived DaskCluster shared by several tasks of a pipeline.
+
+A DaskJob brings its own cluster and takes it away; some pipelines instead want one cluster
+for several steps (warm workers, data kept in memory between tasks). The pattern:
+``CreateDaskClusterOperator`` -> (optionally a ``DaskClusterSensor``) -> tasks that connect to
+the cluster -> ``DeleteDaskClusterOperator`` as the teardown, so the cluster goes whatever
+happened in between.
+
+The create task returns (and pushes to XCom) the cluster's ``name``, ``namespace`` and the
+in-cluster ``scheduler_address``/``dashboard_address`` the Dask operator publishes in the
+cluster's status (``tcp://<name>-scheduler.<namespace>.svc.cluster.local:8786``). Code running
+inside the Kubernetes cluster connects to that address directly; an Airflow worker outside it
+cannot resolve it, so :func:`connect_to_cluster` gives tasks a ``KubeCluster`` handle that
+port-forwards when needed (``Client(cluster)``).
+
+The default cluster name is derived from the task's identity (dag, task, run, map index) but
+not its try number, and the cluster is labelled with that identity: a retry of the create task
+finds its own cluster and reuses it rather than failing or starting a second one
+(``_clusterwait.create_or_reuse_cluster``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
+
+from ...spec import DEFAULT_IMAGE, make_cluster_spec
+from .._clusterwait import create_or_reuse_cluster, delete_cluster, wait_for_cluster
+from .._identity import TaskIdentity
+from ..hooks.daskjob import (
+    DEFAULT_CONN_ID,
+    DaskKubeJobsHook,
+    KubeTarget,
+    _kubeconfig_file,
+    connect,
+    default_namespace,
+)
+from ..links import DASHBOARD_XCOM_KEY, DaskDashboardLink
+from ..sensors.daskcluster import CLUSTER_XCOM_FIELDS
+from ..sensors.daskjob import check_name
+from .daskjob import identity_of
+
+API_VERSION = "kubernetes.dask.org/v1"
+
+
+def load_cluster_manifest(source: Any) -> dict[str, Any]:
+    """A DaskCluster manifest from a dict, a ``.yaml``/``.yml``/``.json`` path or YAML text
+    (Airflow renders a templated file path into its text before ``execute``)."""
+    if isinstance(source, Mapping):
+        manifest: Any = copy.deepcopy(dict(source))
+    elif isinstance(source, str):
+        text = source
+        if "\n" not in source and source.strip().endswith((".yaml", ".yml", ".json")):
+            try:
+                text = Path(source.strip()).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"manifest: cannot read {source!r}: "
+                                 f"{exc.strerror or exc}") from exc
+        manifest = yaml.safe_load(text)
+    else:
+        raise ValueError(f"manifest: must be a DaskCluster dict, YAML text or a file path "
+                         f"(got {type(source).__name__})")
+    if not isinstance(manifest, dict) or manifest.get("kind", "DaskCluster") != "DaskCluster":
+        kind = manifest.get("kind") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ValueError(f"manifest: must be a DaskCluster (got {kind!r})")
+    if not isinstance(manifest.get("spec"), dict):
+        raise ValueError("manifest: a 'spec' with 'scheduler' and 'worker' is required")
+    manifest.setdefault("apiVersion", API_VERSION)
+    manifest.setdefault("kind", "DaskCluster")
+    manifest["metadata"] = dict(manifest.get("metadata") or {})
+    return manifest
+
+
+class CreateDaskClusterOperator(BaseOperator):
+    """Create a DaskCluster (or reuse the one an earlier try made) and wait until it runs.
+
+    Give either ``manifest`` (a DaskCluster dict, YAML text or file path; templated) or the
+    keyword arguments of :func:`dask_kube_jobs.make_cluster_spec`: ``image``, ``n_workers``,
+    ``resources``, ``env``, and anything else through ``cluster_spec_kwargs``.
+
+    :param cluster_name: templated; default the manifest's name, else
+        ``<task_id>-<hash of dag, task, run and map index>`` (stable across retries).
+    :param namespace: templated; default the connection's, else the manifest's, else the
+        kubeconfig's.
+    :param wait_for_ready: wait until the scheduler is ready (status ``Running``) and
+        ``min_ready_workers`` workers are; default True.
+    :param startup_timeout: seconds to wait for that (default 600); on timeout or a
+        ``Failed`` cluster the cluster is deleted and the task fails.
+    :param conn_id: a ``dask_kube_jobs`` connection (default ``dask_kube_jobs_default``).
+
+    Returns ``{"name", "namespace", "scheduler_address", "dashboard_address",
+    "ready_workers"}`` and also pushes each under its own XCom key.
+
+    >>> CreateDaskClusterOperator(task_id="create", n_workers=2)             # doctest: +SKIP
+    """
+
+    template_fields: Sequence[str] = ("manifest", "cluster_name", "namespace", "image", "env",
+                                      "cluster_spec_kwargs")
+    template_ext: Sequence[str] = (".yaml", ".yml", ".json")
+    template_fields_renderers = {"manifest": "yaml", "env": "json", "cluster_spec_kwargs": "json"}
+    operator_extra_links = (DaskDashboardLink(),)
+    ui_color = "#fdb874"
+
+    def __init__(self, *, manifest: Any = None, cluster_name: str | None = None,
+                 namespace: str | None = None, image: str | None = None,
+                 n_workers: int | None = None, resources: dict[str, Any] | None = None,
+                 env: dict[str, Any] | list[dict[str, Any]] | None = None,
+                 cluster_spec_kwargs: dict[str, Any] | None = None,
+                 wait_for_ready: bool = True, min_ready_workers: int = 0,
+                 startup_timeout: float = 600.0, conn_id: str = DEFAULT_CONN_ID,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        keywords = any(v is not None for v in (image, n_workers, resources, env,
+                                                cluster_spec_kwargs))
+        if manifest is not None and keywords:
+            raise ValueError("CreateDaskClusterOperator: give either manifest= or the cluster's "
+                             "keyword arguments (image, n_workers, resources, ...), not both")
+        if not isinstance(min_ready_workers, int) or min_ready_workers < 0:
+            raise ValueError(f"CreateDaskClusterOperator: min_ready_workers must be an int >= 0 "
+                             f"(got {min_ready_workers!r})")
+        if startup_timeout <= 0:
+            raise ValueError(f"CreateDaskClusterOperator: startup_timeout must be > 0 seconds "
+                             f"(got {startup_timeout!r})")
+        self.manifest = manifest
+        self.cluster_name = cluster_name
+        self.namespace = namespace
+        self.image = image
+        self.n_workers = n_workers
+        self.resources = resources
+        self.env = env
+        self.cluster_spec_kwargs = cluster_spec_kwargs
+        self.wait_for_ready = wait_for_ready
+        self.min_ready_workers = min_ready_workers
+        self.startup_timeout = float(startup_timeout)
+        self.conn_id = conn_id
+
+    def build_manifest(self, identity: TaskIdentity) -> dict[str, Any]:
+        """The DaskCluster to create; checked (names, resources...) before anything is sent."""
+        if self.manifest is not None:
+            manifest = load_cluster_manifest(self.manifest)
+            if self.cluster_name:
+                manifest["metadata"]["name"] = str(self.cluster_name)
+            elif not manifest["metadata"].get("name"):
+                manifest["metadata"]["name"] = self.default_name(identity)
+            manifest["metadata"].pop("generateName", None)
+            return manifest
+        kwargs: dict[str, Any] = {"image": self.image or DEFAULT_IMAGE,
+                                  "resources": self.resources, "env": self.env,
+                                  **(self.cluster_spec_kwargs or {})}
+        if self.n_workers is not None:
+            kwargs["n_workers"] = int(self.n_workers)
+        return make_cluster_spec(str(self.cluster_name or self.default_name(identity)),
+                                 **kwargs)
+
+    def default_name(self, identity: TaskIdentity) -> str:
+        """``<task_id>-<8 hex of the identity key>``: the same for every try of the task."""
+        return identity.job_name().rsplit("-", 1)[0]
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        identity = identity_of(context)
+        manifest = self.build_manifest(identity)
+        target = DaskKubeJobsHook(self.conn_id).get_target()
+        event = asyncio.run(self._create(target, manifest, identity))
+        result = {key: event.get(key) for key in CLUSTER_XCOM_FIELDS}
+        ti = context["ti"]
+        for key in ("name", "namespace", "scheduler_address", "dashboard_address"):
+            ti.xcom_push(key=key, value=result[key])
+        url = (result["dashboard_address"] or "").rstrip("/") + "/status"
+        ti.xcom_push(key=DASHBOARD_XCOM_KEY, value=url)
+        return result
+
+    async def _create(self, target: KubeTarget, manifest: dict[str, Any],
+                      identity: TaskIdentity) -> dict[str, Any]:
+        client = await connect(target)
+        try:
+            namespace = str(self.namespace or (None if target.namespace else
+                                               manifest["metadata"].get("namespace"))
+                            or default_namespace(target, client))
+            name = manifest["metadata"]["name"]
+            try:
+                cluster, reused = await create_or_reuse_cluster(client, manifest, identity,
+                                                                namespace=namespace)
+            except ValueError as exc:
+                raise AirflowException(str(exc)) from exc
+            self.log.info("%s DaskCluster %s/%s", "Reusing (an earlier try made it)"
+                          if reused else "Created", namespace, name)
+            if not self.wait_for_ready:
+                status = cluster.get("status") or {}
+                return {"status": "created", "name": name, "namespace": namespace,
+                        "ready_workers": int(status.get("readyWorkers") or 0),
+                        "scheduler_address": status.get("schedulerAddress") or
+                        f"tcp://{name}-scheduler.{namespace}.svc.cluster.local:8786",
+                        "dashboard_address": status.get("dashboardAddress") or
+                        f"http://{name}-scheduler.{namespace}.svc.cluster.local:8787"}
+            event = await wait_for_cluster(
+                client, namespace=namespace, name=name,
+                min_ready_workers=self.min_ready_workers,
+                deadline=time.time() + self.startup_timeout, missing_ok=False)
+            if event["status"] != "ready":
+                self.log.error("%s; deleting the cluster", event["message"])
+                await delete_cluster(client, namespace=namespace, name=name)
+                raise AirflowException(f"{event['message']} (startup_timeout "
+                                       f"{self.startup_timeout:g}s); the cluster was deleted")
+            self.log.info("%s; scheduler at %s", event["message"], event["scheduler_address"])
+            return event
+        finally:
+            await client.close()
+
+
+class DeleteDaskClusterOperator(BaseOperator):
+    """Delete a DaskCluster (its scheduler, workers and Service go with it): the teardown of
+    a shared-cluster pipeline, usually ``.as_teardown(setups=create)``.
+
+    With ``wait_for_deletion`` (default) the delete is a foreground one and the task ends once
+    the cluster and its Pods are gone (up to ``deletion_timeout`` seconds). A cluster that does
+    not exist is fine (teardown wants it gone) unless ``ignore_missing=False``. Returns whether
+    this task deleted it.
+
+    >>> DeleteDaskClusterOperator(task_id="delete",                          # doctest: +SKIP
+    ...     cluster_name="{{ ti.xcom_pull(task_ids='create', key='name') }}")
+    """
+
+    template_fields: Sequence[str] = ("cluster_name", "namespace")
+    ui_color = "#f4a6a6"
+
+    def __init__(self, *, cluster_name: str, namespace: str | None = None,
+                 conn_id: str = DEFAULT_CONN_ID, wait_for_deletion: bool = True,
+                 ignore_missing: bool = True, deletion_timeout: float = 300.0,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(cluster_name, str) or not cluster_name.strip():
+            raise ValueError("DeleteDaskClusterOperator: cluster_name= must be the DaskCluster's "
+                             "name (or a template rendering to it), e.g. \"{{ ti.xcom_pull("
+                             "task_ids='create', key='name') }}\"")
+        if deletion_timeout <= 0:
+            raise ValueError(f"DeleteDaskClusterOperator: deletion_timeout must be > 0 seconds "
+                             f"(got {deletion_timeout!r})")
+        self.cluster_name = cluster_name
+        self.namespace = namespace
+        self.conn_id = conn_id
+        self.wait_for_deletion = wait_for_deletion
+        self.ignore_missing = ignore_missing
+        self.deletion_timeout = float(deletion_timeout)
+
+    def execute(self, context: Any) -> bool:
+        name = check_name("DeleteDaskClusterOperator", "cluster_name", self.cluster_name)
+        target = DaskKubeJobsHook(self.conn_id).get_target()
+        return asyncio.run(self._delete(target, name))
+
+    async def _delete(self, target: KubeTarget, name: str) -> bool:
+        client = await connect(target)
+        try:
+            namespace = str(self.namespace or default_namespace(target, client))
+            try:
+                deleted = await delete_cluster(
+                    client, namespace=namespace, name=name,
+                    wait_timeout=self.deletion_timeout if self.wait_for_deletion else None)
+            except TimeoutError as exc:
+                raise AirflowException(
+                    f"DaskCluster {namespace}/{name} was marked for deletion but still exists "
+                    f"after {self.deletion_timeout:g}s (raise deletion_timeout, or look at its "
+                    "finalizers)") from exc
+        finally:
+            await client.close()
+        if deleted:
+            self.log.info("DaskCluster %s/%s deleted%s", namespace, name,
+                          " (and its Pods are gone)" if self.wait_for_deletion else "")
+            return True
+        if not self.ignore_missing:
+            raise AirflowException(f"DaskCluster {namespace}/{name} does not exist (check the "
+                                   "name and namespace, or pass ignore_missing=True)")
+        self.log.info("DaskCluster %s/%s does not exist: nothing to delete", namespace, name)
+        return False
+
+
+def connect_to_cluster(name: str, namespace: str | None = None, *,
+                       conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> Any:
+    """A ``KubeCluster`` handle on an existing DaskCluster, through the Airflow connection.
+
+    Use it in a task of a shared-cluster pipeline: ``Client(cluster)`` connects directly when
+    the scheduler's in-cluster name resolves (the task runs in the Kubernetes cluster), else
+    through a port-forward that lives as long as the handle. Closing it leaves the cluster
+    running (``shutdown_on_close=False``); the pipeline's delete task removes it.
+    ``cluster_context`` of the connection is not applied: the kubeconfig's current context is.
+
+    >>> with connect_to_cluster("shared", "data") as cluster, Client(cluster) as client:  # doctest: +SKIP
+    ...     client.submit(sum, [1, 2]).result()
+    3
+    """
+    from ... import KubeCluster
+
+    target = DaskKubeJobsHook(conn_id).get_target()
+    kubeconfig = _kubeconfig_file(target)
+    kwargs.setdefault("quiet", True)
+    return KubeCluster.from_name(name, namespace=namespace or target.namespace,
+                                 kubeconfig=kubeconfig, **kwargs)
