@@ -5,6 +5,8 @@ someone else's cluster, a connection from the host through ``connect_to_cluster`
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -72,6 +74,67 @@ def test_create_reuse_on_retry_connect_from_the_host_and_delete(
                                        ignore_missing=False)
     with pytest.raises(AirflowException, match="does not exist"):
         strict.execute({"ti": FakeTI(task_id="delete")})
+
+
+def execute_in_thread(op: CreateDaskClusterOperator, ti: FakeTI
+                      ) -> tuple[threading.Thread, list[Any]]:
+    """``op.execute`` in a worker thread (as a task runs while ``on_kill`` comes in from a
+    signal); the list gets its return value or exception."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(op.execute({"ti": ti}))
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    return worker, outcome
+
+
+def wait_until_waiting(op: CreateDaskClusterOperator, plane: Any, namespace: str,
+                       name: str) -> dict[str, Any]:
+    """The cluster, once it exists and the operator has decided what a kill would delete."""
+    for _ in range(300):
+        obj = asyncio.run(get_cluster(plane, namespace, name))
+        if obj is not None and (obj.get("status") or {}).get("phase") == "Running":
+            time.sleep(0.5)  # the operator is past create-or-reuse, in its wait
+            return obj
+        time.sleep(0.2)
+    raise AssertionError(f"DaskCluster {name} never ran")
+
+
+def test_killing_the_create_task_deletes_the_cluster_it_made_but_not_one_it_reused(
+        local_control_plane: Any, namespace: str, dkj_connection: Any) -> None:
+    # A try that made its cluster is killed while waiting for a worker that never comes:
+    # the half-made cluster goes with it.
+    made = CreateDaskClusterOperator(task_id="made", n_workers=0, min_ready_workers=1,
+                                     startup_timeout=120)
+    name = made.default_name(TaskIdentity("dag", "made", "run-1"))
+    worker, outcome = execute_in_thread(made, FakeTI(task_id="made"))
+    wait_until_waiting(made, local_control_plane, namespace, name)
+    made.on_kill()
+    obj = asyncio.run(get_cluster(local_control_plane, namespace, name))
+    assert obj is None or obj["metadata"].get("deletionTimestamp"), "kill left the cluster"
+    worker.join(60)
+    assert not worker.is_alive() and isinstance(outcome[0], AirflowException)
+
+    # A cluster an earlier try got running is reused by a retry; killing the retry keeps it.
+    first = CreateDaskClusterOperator(task_id="shared", n_workers=0)
+    shared = first.execute({"ti": FakeTI(task_id="shared")})["name"]
+    running = asyncio.run(get_cluster(local_control_plane, namespace, shared))
+    assert running and running["status"]["phase"] == "Running"
+    retry = CreateDaskClusterOperator(task_id="shared", n_workers=0, min_ready_workers=1,
+                                      startup_timeout=8)
+    worker, outcome = execute_in_thread(retry, FakeTI(task_id="shared", try_number=2))
+    wait_until_waiting(retry, local_control_plane, namespace, shared)
+    retry.on_kill()
+    kept = asyncio.run(get_cluster(local_control_plane, namespace, shared))
+    assert kept and not kept["metadata"].get("deletionTimestamp"), "kill deleted a reused cluster"
+    assert kept["metadata"]["uid"] == running["metadata"]["uid"]
+    worker.join(60)  # its startup_timeout ends the wait
+    assert not worker.is_alive() and isinstance(outcome[0], AirflowException)
 
 
 MANIFEST = """

@@ -17,12 +17,18 @@ The default cluster name is derived from the task's identity (dag, task, run, ma
 not its try number, and the cluster is labelled with that identity: a retry of the create task
 finds its own cluster and reuses it rather than failing or starting a second one
 (``_clusterwait.create_or_reuse_cluster``).
+
+Killing the create task while it waits (``on_kill``) deletes the half-made cluster, so a kill
+leaves no orphan; but never a cluster the try found already ``Running``: that one was made by
+an earlier, successful try and the pipeline's later tasks may be using it (its teardown
+decides). Once the cluster is ready it is handed over and a kill no longer deletes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,7 +39,8 @@ from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 
 from ...spec import DEFAULT_IMAGE, make_cluster_spec
 from .._clusterwait import create_or_reuse_cluster, delete_cluster, wait_for_cluster
-from .._identity import TaskIdentity
+from .._identity import LABEL_KEY, TaskIdentity
+from .._jobwait import DASKCLUSTERS
 from ..hooks.daskjob import (
     DEFAULT_CONN_ID,
     DaskKubeJobsHook,
@@ -48,6 +55,38 @@ from ..sensors.daskjob import check_name
 from .daskjob import identity_of
 
 API_VERSION = "kubernetes.dask.org/v1"
+KILL_TIMEOUT = 30.0  # seconds on_kill waits for the delete request
+
+
+class _KillTarget:
+    """The cluster a kill of the running create task would delete: ``uid`` is None while the
+    create request is in flight (then only a not yet ``Running`` cluster carrying this task's
+    identity ``key`` is deleted)."""
+
+    def __init__(self, target: KubeTarget, namespace: str, name: str, key: str,
+                 uid: str | None = None) -> None:
+        self.target, self.namespace, self.name, self.key, self.uid = \
+            target, namespace, name, key, uid
+
+    async def delete(self) -> str:
+        client = await connect(self.target)
+        try:
+            uid = self.uid
+            if uid is None:
+                obj = await client.get(DASKCLUSTERS, self.namespace, self.name)
+                if obj is None:
+                    return "was not created"
+                labels = obj["metadata"].get("labels") or {}
+                if labels.get(LABEL_KEY) != self.key:
+                    return "kept (another task's cluster)"
+                if (obj.get("status") or {}).get("phase") == "Running":
+                    return "kept (already running: an earlier try made it)"
+                uid = obj["metadata"]["uid"]
+            deleted = await client.delete(DASKCLUSTERS, self.namespace, self.name,
+                                          propagation="Foreground", uid=uid)
+            return "deleted" if deleted else "was already gone"
+        finally:
+            await client.close()
 
 
 def load_cluster_manifest(source: Any) -> dict[str, Any]:
@@ -140,6 +179,7 @@ class CreateDaskClusterOperator(BaseOperator):
         self.min_ready_workers = min_ready_workers
         self.startup_timeout = float(startup_timeout)
         self.conn_id = conn_id
+        self._kill_target: _KillTarget | None = None  # what on_kill deletes, while it should
 
     def build_manifest(self, identity: TaskIdentity) -> dict[str, Any]:
         """The DaskCluster to create; checked (names, resources...) before anything is sent."""
@@ -167,7 +207,10 @@ class CreateDaskClusterOperator(BaseOperator):
         identity = identity_of(context)
         manifest = self.build_manifest(identity)
         target = DaskKubeJobsHook(self.conn_id).get_target()
-        event = asyncio.run(self._create(target, manifest, identity))
+        try:
+            event = asyncio.run(self._create(target, manifest, identity))
+        finally:
+            self._kill_target = None
         result = {key: event.get(key) for key in CLUSTER_XCOM_FIELDS}
         ti = context["ti"]
         for key in ("name", "namespace", "scheduler_address", "dashboard_address"):
@@ -184,11 +227,17 @@ class CreateDaskClusterOperator(BaseOperator):
                                                manifest["metadata"].get("namespace"))
                             or default_namespace(target, client))
             name = manifest["metadata"]["name"]
+            self._kill_target = _KillTarget(target, namespace, name, identity.key)
             try:
                 cluster, reused = await create_or_reuse_cluster(client, manifest, identity,
                                                                 namespace=namespace)
             except ValueError as exc:
+                self._kill_target = None  # someone else's cluster: never ours to delete
                 raise AirflowException(str(exc)) from exc
+            if reused and (cluster.get("status") or {}).get("phase") == "Running":
+                self._kill_target = None  # an earlier, successful try's: a kill keeps it
+            else:
+                self._kill_target.uid = cluster["metadata"].get("uid")
             self.log.info("%s DaskCluster %s/%s", "Reusing (an earlier try made it)"
                           if reused else "Created", namespace, name)
             if not self.wait_for_ready:
@@ -208,10 +257,34 @@ class CreateDaskClusterOperator(BaseOperator):
                 await delete_cluster(client, namespace=namespace, name=name)
                 raise AirflowException(f"{event['message']} (startup_timeout "
                                        f"{self.startup_timeout:g}s); the cluster was deleted")
+            self._kill_target = None  # ready: handed over to the pipeline and its teardown
             self.log.info("%s; scheduler at %s", event["message"], event["scheduler_address"])
             return event
         finally:
             await client.close()
+
+
+    def on_kill(self) -> None:
+        """The task is being killed while it creates or waits: delete the cluster this try is
+        making (never one an earlier try had running). Airflow calls this in a signal handler
+        on top of the blocking wait, so the delete runs on a fresh loop in a fresh thread."""
+        kill_target = self._kill_target
+        if kill_target is None:
+            return
+        outcome: list[str] = []
+
+        def run() -> None:
+            try:
+                outcome.append(asyncio.run(kill_target.delete()))
+            except Exception as exc:  # report, never raise out of a kill
+                outcome.append(f"could not be deleted ({type(exc).__name__}: {exc})")
+
+        thread = threading.Thread(target=run, daemon=True, name="dask-kube-jobs-kill-cluster")
+        thread.start()
+        thread.join(KILL_TIMEOUT)
+        self.log.info("Task killed: DaskCluster %s/%s %s", kill_target.namespace,
+                      kill_target.name, outcome[0] if outcome else
+                      f"not deleted within {KILL_TIMEOUT:g}s")
 
 
 class DeleteDaskClusterOperator(BaseOperator):

@@ -17,18 +17,32 @@ blocking operator runs too, and yields its one event. Shaped by the triggerer's 
   crash), timeout, startup_timeout, or ``error`` carrying the exception's text;
 * ``on_kill`` (Airflow 3.3+: called only when a user kills, clears or marks the task, never
   when the trigger merely moves to another triggerer) deletes the job, so killing a deferred
-  task leaves no orphan (apache/airflow#36090).
+  task leaves no orphan (apache/airflow#36090);
+* below 3.3 the triggerer never calls ``on_kill``: it only cancels ``run()``, for a killed task
+  and for a trigger that moves to another triggerer or a triggerer that shuts down alike. So
+  on cancellation ``run()`` reads the task instance's state: no longer ``deferred`` means the
+  user acted (killed, marked, cleared) and the job is deleted; still ``deferred`` means the
+  trigger is merely moving and the job is kept. A state that cannot be read keeps the job: an
+  orphan can be deleted later, a wrongly cancelled job cannot be undone.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from .._jobwait import POLL_INTERVAL, delete_job, wait_for_job
 from ..hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook, connect
+
+CANCEL_CLEANUP_TIMEOUT = 30.0  # seconds a cancelled run() spends reading the state and deleting
+DEFERRED = "deferred"
+# cleanups still running after a second cancellation (a triggerer shutting down): referenced so
+# the event loop does not drop them half-way
+_cleanups: set[asyncio.Task[None]] = set()
 
 
 class DaskJobTrigger(BaseTrigger):
@@ -84,15 +98,78 @@ class DaskJobTrigger(BaseTrigger):
                     notice=self.log.warning, poll_interval=self.poll_interval)
             finally:
                 await client.close()
+        except asyncio.CancelledError:
+            if self.delete_on_kill and not AIRFLOW_V_3_3_PLUS:
+                await self._cleanup_after_cancel()
+            raise
         except Exception as exc:  # one event, always: the operator raises it in the task
             self.log.exception("Waiting for DaskJob %s failed", self.name)
             event = {"status": "error", "name": self.name, "namespace": self.namespace,
                      "message": f"{type(exc).__name__}: {exc}"}
         yield TriggerEvent(event)
 
-    async def on_kill(self) -> None:
-        if not self.delete_on_kill:
-            return
+    async def _cleanup_after_cancel(self) -> None:
+        """Below Airflow 3.3: delete the job if the cancellation came from the user. Runs in
+        its own task, shielded, so that a second cancellation (the triggerer shutting down)
+        neither interrupts a delete half-way nor holds this run() up; bounded in time."""
+        cleanup = asyncio.ensure_future(self._delete_if_task_left_deferred())
+        _cleanups.add(cleanup)
+        cleanup.add_done_callback(_cleanups.discard)
+        try:
+            await asyncio.shield(cleanup)
+        except asyncio.CancelledError:
+            self.log.warning("Cancelled again while deciding about DaskJob %s/%s; the decision "
+                             "continues in the background", self.namespace, self.name)
+
+    async def _delete_if_task_left_deferred(self) -> None:
+        try:
+            async with asyncio.timeout(CANCEL_CLEANUP_TIMEOUT):
+                state = await self._task_state()
+                if state == DEFERRED:
+                    self.log.info("Trigger cancelled while the task is still deferred (moving "
+                                  "to another triggerer, or this one is stopping): DaskJob "
+                                  "%s/%s keeps running", self.namespace, self.name)
+                    return
+                self.log.info("Task is %s, no longer deferred: deleting DaskJob %s/%s",
+                              state or "gone", self.namespace, self.name)
+                await self._delete()
+        except Exception:
+            self.log.exception("Trigger cancelled, but the task's state could not be read or "
+                               "DaskJob %s/%s not deleted; the job is kept (delete it with "
+                               "DeleteDaskJobOperator or kubectl if the task was killed)",
+                               self.namespace, self.name)
+
+    async def _task_state(self) -> str | None:
+        """The state of the task instance this trigger waits for, read now; None when its row
+        is gone (the run was deleted, so the job is nobody's). Raises when it cannot tell."""
+        ti = getattr(self, "task_instance", None)  # set by the triggerer on every trigger
+        if ti is None:
+            raise RuntimeError("the triggerer set no task_instance on the trigger")
+        map_index = getattr(ti, "map_index", -1)
+        if map_index is None:
+            map_index = -1
+        if not AIRFLOW_V_3_0_PLUS:  # Airflow 2: the triggerer has the metadata DB
+            from airflow.models.taskinstance import TaskInstance
+
+            row = await asyncio.to_thread(
+                TaskInstance.get_task_instance, dag_id=ti.dag_id, run_id=ti.run_id,
+                task_id=ti.task_id, map_index=map_index)
+            return None if row is None else _state_str(row.state)
+        # Airflow 3.0-3.2: no DB access; the triggerer's supervisor asks the execution API
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        states = await asyncio.to_thread(
+            RuntimeTaskInstance.get_task_states, dag_id=ti.dag_id, task_ids=[ti.task_id],
+            run_ids=[ti.run_id], map_index=map_index)
+        of_run = (states or {}).get(ti.run_id) or {}
+        # mapped task instances are keyed "<task_id>_<map_index>", others by their task_id
+        for key in ((f"{ti.task_id}_{map_index}", ti.task_id) if map_index >= 0
+                    else (ti.task_id,)):
+            if key in of_run:
+                return _state_str(of_run[key])
+        return None
+
+    async def _delete(self) -> bool:
         client = await self._client()
         try:
             deleted = await delete_job(client, namespace=self.namespace, name=self.name,
@@ -101,3 +178,13 @@ class DaskJobTrigger(BaseTrigger):
             await client.close()
         self.log.info("Task killed: DaskJob %s/%s %s", self.namespace, self.name,
                       "deleted" if deleted else "was already gone")
+        return deleted
+
+    async def on_kill(self) -> None:
+        if self.delete_on_kill:
+            await self._delete()
+
+
+def _state_str(state: Any) -> str | None:
+    """A TaskInstanceState (a str enum) or plain string as its value."""
+    return None if state is None else str(getattr(state, "value", state))
