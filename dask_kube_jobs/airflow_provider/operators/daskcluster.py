@@ -131,7 +131,8 @@ class CreateDaskClusterOperator(BaseOperator):
     :param wait_for_ready: wait until the scheduler is ready (status ``Running``) and
         ``min_ready_workers`` workers are; default True.
     :param startup_timeout: seconds to wait for that (default 600); on timeout or a
-        ``Failed`` cluster the cluster is deleted and the task fails.
+        ``Failed`` cluster the task fails, and the cluster is deleted unless an earlier try
+        made it and it was already Running (then the pipeline's teardown decides).
     :param conn_id: a ``dask_kube_jobs`` connection (default ``dask_kube_jobs_default``).
 
     Returns ``{"name", "namespace", "scheduler_address", "dashboard_address",
@@ -253,6 +254,12 @@ class CreateDaskClusterOperator(BaseOperator):
                 min_ready_workers=self.min_ready_workers,
                 deadline=time.time() + self.startup_timeout, missing_ok=False)
             if event["status"] != "ready":
+                if self._kill_target is None:
+                    # An earlier try's cluster, reused while Running: the same rule as on_kill,
+                    # it belongs to the pipeline now, so its teardown decides.
+                    raise AirflowException(f"{event['message']} (startup_timeout "
+                                           f"{self.startup_timeout:g}s); the cluster was made "
+                                           "by an earlier try and is kept")
                 self.log.error("%s; deleting the cluster", event["message"])
                 await delete_cluster(client, namespace=namespace, name=name)
                 raise AirflowException(f"{event['message']} (startup_timeout "

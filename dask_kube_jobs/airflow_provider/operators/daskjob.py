@@ -17,7 +17,8 @@ every Airflow before 3.3.
 Cleanup is explicit: ``on_finish_action`` is ``delete`` (always), ``delete_succeeded`` (the
 default: a failed job stays for inspection) or ``keep``. Killing the task deletes its job: in
 blocking mode through :meth:`on_kill`, while deferred through the trigger's ``on_kill``
-(Airflow 3.3+). A timeout (``execution_timeout``, honoured while deferred through an absolute
+(Airflow 3.3+) or, below 3.3, the trigger's check of the task's state when it is cancelled
+(deleted only once the task is no longer deferred). A timeout (``execution_timeout``, honoured while deferred through an absolute
 deadline the trigger watches) deletes the job too, then fails the task.
 
 XComs: ``job_name`` and ``namespace`` (pushed at submission, so they exist even when the task
