@@ -10,7 +10,13 @@ request in flight, and kr8s's ``watch`` never recovers from ``410 Gone``. Waitin
 hours, so :meth:`AsyncDaskJobHandle.watch` lists, watches from the list's resourceVersion,
 resumes after the server ends a watch, and re-lists after an error or a 410, like client-go's
 reflector. A job deleted meanwhile -- or replaced by a new one of the same name, told apart by
-its uid -- ends the wait with :class:`JobNotFound` instead of a hang.
+its uid -- ends the wait with :class:`JobNotFound` instead of a hang. Where RBAC lets a user get
+DaskJobs but not list/watch them (a 403), the handle polls with GET instead and says so once
+in the log; only a user who may not even get the job sees the 403 raised.
+
+Handles come from :func:`submit`, :func:`get_job`, :func:`list_jobs`, or, without a request,
+from what a caller kept (name, namespace, uid): :meth:`AsyncDaskJobHandle.from_name`. Following
+the log is ``_jobs_logs.py``'s business.
 
 >>> import asyncio
 >>> from dask_kube_jobs.asyncio import submit
@@ -26,12 +32,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
-
-import httpx
 
 from . import kube
 from ._jobs_client import (
@@ -40,8 +45,10 @@ from ._jobs_client import (
     connect,
     default_namespace,
     find_kubeconfig,
+    retrying,
     translate,
 )
+from ._jobs_logs import LogStream
 from ._jobs_manifest import (
     DASHBOARD_TEMPLATE_ENV,
     JobStatus,
@@ -50,16 +57,17 @@ from ._jobs_manifest import (
     load_job_manifest,
 )
 from .crds import GROUP, VERSION
-from .errors import DaskJobFailed, JobNotFound, WaitTimeout
+from .errors import APIRequestError, DaskJobFailed, JobNotFound, WaitTimeout
 from .spec import SpecError
 
-__all__ = ["AsyncDaskJobHandle", "LogStream", "close_clients", "find_kubeconfig", "get_job",
-           "list_jobs", "submit"]
+__all__ = ["POLL_INTERVAL", "AsyncDaskJobHandle", "LogStream", "close_clients", "find_kubeconfig",
+           "get_job", "list_jobs", "submit"]
 
 Obj = dict[str, Any]
 DASKJOBS = kube.Resource(GROUP, VERSION, "daskjobs", "DaskJob", True)
 DASKCLUSTERS = kube.Resource(GROUP, VERSION, "daskclusters", "DaskCluster", True)
-POLL = 0.5  # seconds between looks at a job while following its log across attempts
+POLL_INTERVAL = 10.0  # seconds between GETs of a job when RBAC forbids watching it
+log = logging.getLogger("dask_kube_jobs.jobs")
 
 
 # -- the handle ----------------------------------------------------------------------------------
@@ -74,10 +82,22 @@ class AsyncDaskJobHandle:
     240-300 s, randomised so many waiters do not reconnect together); when the server ends a
     watch, it is resumed from the last resourceVersion seen, so nothing is missed.
     ``watch_connections`` counts the watch requests made, for diagnostics.
+
+    ``poll_interval`` (seconds, default 10) is how often the job is read with GET instead when
+    RBAC forbids listing/watching DaskJobs but allows getting them (a 403 on the watch): the
+    fallback is said once, to ``notice``: a callable taking the message, by default WARNING on
+    the ``dask_kube_jobs.jobs`` logger (an Airflow trigger passes its own log's, so the remark
+    lands in the task's log).
+
+    A handle stands for one job (one uid): if the handle was made without a uid it takes the
+    uid of the job it first sees, and a job re-created under the same name afterwards is
+    :class:`JobNotFound` ("deleted and re-created") rather than silently another job.
     """
 
-    def __init__(self, client: kube.Client, job: Obj) -> None:
+    def __init__(self, client: kube.Client | None, job: Obj, *,
+                 kubeconfig: str | os.PathLike[str] | None = None) -> None:
         self._client = client
+        self._kubeconfig = kubeconfig
         self._job = job
         meta = job["metadata"]
         self.name: str = meta["name"]
@@ -85,6 +105,38 @@ class AsyncDaskJobHandle:
         self.uid: str | None = meta.get("uid")
         self.watch_timeout: int = random.randint(240, 300)
         self.watch_connections = 0
+        self.poll_interval: float = POLL_INTERVAL
+        self.notice: Callable[[str], None] = log.warning
+        self._poll_noted = False
+
+    @classmethod
+    def from_name(cls, name: str, namespace: str, *, uid: str | None = None,
+                  kubeconfig: str | os.PathLike[str] | None = None,
+                  client: kube.Client | None = None) -> AsyncDaskJobHandle:
+        """A handle for the DaskJob ``namespace/name`` without reading it (no request is made
+        until the handle is used): for code that kept a job's name, namespace and uid -- an
+        Airflow trigger, a queue message -- and may not even have the right to read it yet.
+
+        With ``uid``, a job of that name but another uid counts as gone (:class:`JobNotFound`).
+        ``client`` reuses a :class:`dask_kube_jobs.kube.Client`; else one is connected with
+        ``kubeconfig`` (found as :func:`find_kubeconfig` does) on first use. Until the job is
+        read, :attr:`phase` is None. :func:`get_job` is the checked way (one GET).
+
+        >>> job = AsyncDaskJobHandle.from_name("nightly-etl", "data")   # doctest: +SKIP
+        >>> await job.wait()                                            # doctest: +SKIP
+        """
+        if not name or not namespace:
+            raise ValueError(f"from_name needs a job name and a namespace (got name={name!r}, "
+                             f"namespace={namespace!r})")
+        if client is None:
+            kubeconfig = find_kubeconfig(kubeconfig)  # a missing file is reported now
+        return cls(client, {"metadata": {"name": name, "namespace": namespace, "uid": uid}},
+                   kubeconfig=kubeconfig)
+
+    async def _api(self) -> kube.Client:
+        if self._client is None:
+            self._client = await connect(self._kubeconfig)
+        return self._client
 
     def __repr__(self) -> str:
         return f"<DaskJob {self.namespace}/{self.name} phase={self.phase}>"
@@ -103,13 +155,14 @@ class AsyncDaskJobHandle:
         uid = job["metadata"].get("uid")
         if self.uid and uid and uid != self.uid:
             raise JobNotFound(self.name, self.namespace, "it was deleted and re-created")
+        self.uid = self.uid or uid
         self._job = job
         return job
 
     async def refresh(self) -> Obj:
         """Read the DaskJob again; raises :class:`JobNotFound` if it is gone."""
         with translate(self.name, self.namespace):
-            job = await self._client.get(DASKJOBS, self.namespace, self.name)
+            job = await (await self._api()).get(DASKJOBS, self.namespace, self.name)
         if job is None:
             raise JobNotFound(self.name, self.namespace)
         return self._note(job)
@@ -133,7 +186,7 @@ class AsyncDaskJobHandle:
         st = await self.status()
         cluster = st.cluster_name or self.name
         with translate(None, self.namespace):
-            obj = await self._client.get(DASKCLUSTERS, self.namespace, cluster)
+            obj = await (await self._api()).get(DASKCLUSTERS, self.namespace, cluster)
         address = ((obj or {}).get("status") or {}).get("dashboardAddress")
         if obj is None and not os.environ.get(DASHBOARD_TEMPLATE_ENV):
             return None
@@ -141,6 +194,12 @@ class AsyncDaskJobHandle:
                               address=address)
 
     # -- watching --------------------------------------------------------------------------
+    async def _list_self(self) -> tuple[list[Obj], str]:
+        client = await self._api()
+        with translate(self.name, self.namespace):
+            return await client.list(DASKJOBS, self.namespace,
+                                     field_selector=f"metadata.name={self.name}")
+
     async def _changes(self) -> AsyncIterator[Obj]:
         """The job now and after each change; list + watch, resumed and re-listed as needed."""
         selector = f"metadata.name={self.name}"
@@ -148,16 +207,15 @@ class AsyncDaskJobHandle:
         delay = 0.2
         while True:
             if rv is None:
-                with translate(self.name, self.namespace):
-                    items, rv = await self._client.list(DASKJOBS, self.namespace,
-                                                        field_selector=selector)
+                items, rv = await retrying(self._list_self)
                 if not items:
                     raise JobNotFound(self.name, self.namespace, "deleted")
                 yield self._note(items[0])
             params = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true",
                       "fieldSelector": selector, "timeoutSeconds": self.watch_timeout}
             try:
-                async with self._client.watch_stream(DASKJOBS, self.namespace, params) as resp:
+                client = await self._api()
+                async with client.watch_stream(DASKJOBS, self.namespace, params) as resp:
                     self.watch_connections += 1
                     async for line in resp.aiter_lines():
                         if not line.strip():
@@ -189,18 +247,57 @@ class AsyncDaskJobHandle:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    async def _polled(self, forbidden: APIRequestError) -> AsyncIterator[Obj]:
+        """The job read with GET every ``poll_interval`` s, for users who may get DaskJobs but
+        not list/watch them (some clusters' RBAC); a 403 on the GET too is raised."""
+        job = await self.refresh()
+        if not self._poll_noted:
+            self._poll_noted = True
+            self.notice(f"Watching DaskJob {self.namespace}/{self.name} is forbidden "
+                        f"({forbidden.message}); polling it with GET every "
+                        f"{self.poll_interval:g}s instead")
+        while True:
+            yield job
+            await asyncio.sleep(self.poll_interval)
+            job = await retrying(self.refresh)
+
+    async def _states(self) -> AsyncIterator[Obj]:
+        """The job now and after each change, ending after its final state: watched, or
+        polled when RBAC forbids watching. A state is never yielded twice in a row."""
+        last_rv: object = None
+        try:
+            async with contextlib.aclosing(self._changes()) as changes:
+                async for job in changes:
+                    last_rv = job["metadata"].get("resourceVersion")
+                    yield job
+                    if JobStatus.from_job(job).done:
+                        return
+        except APIRequestError as exc:
+            if exc.code != 403:
+                raise
+            forbidden = exc
+        async with contextlib.aclosing(self._polled(forbidden)) as polled:
+            async for job in polled:
+                rv = job["metadata"].get("resourceVersion")
+                if rv is None or rv != last_rv:
+                    last_rv = rv
+                    yield job
+                if JobStatus.from_job(job).done:
+                    return
+
     async def watch(self) -> AsyncIterator[JobStatus]:
         """The job's status now and after each change, ending after the final one.
+
+        Watched (list + watch, resumed across drops and ``410 Gone``); when RBAC forbids
+        listing/watching DaskJobs but allows getting them, polled with GET every
+        ``poll_interval`` seconds instead (logged once).
 
         >>> async for st in job.watch():                        # doctest: +SKIP
         ...     print(st.phase)
         """
-        async with contextlib.aclosing(self._changes()) as changes:
-            async for job in changes:
-                st = JobStatus.from_job(job)
-                yield st
-                if st.done:
-                    return
+        async with contextlib.aclosing(self._states()) as states:
+            async for job in states:
+                yield JobStatus.from_job(job)
 
     async def wait(self, timeout: float | None = None) -> JobStatus:
         """Wait for the job to finish; returns its final status when ``Successful``.
@@ -210,7 +307,7 @@ class AsyncDaskJobHandle:
         :class:`JobNotFound` if it is deleted meanwhile.
 
         >>> final = await job.wait(timeout=600)                 # doctest: +SKIP
-        >>> final.result
+        >>> final.result                                        # doctest: +SKIP
         {'total': 42}
         """
         scope = asyncio.timeout(timeout)
@@ -234,103 +331,20 @@ class AsyncDaskJobHandle:
         return st
 
     # -- logs ------------------------------------------------------------------------------
-    def logs(self, follow: bool = False, container: str | None = None) -> LogStream:
+    def logs(self, follow: bool = False, container: str | None = None, *,
+             skip: int = 0) -> LogStream:
         """The runner's log: ``await job.logs()`` is the current runner's log as text;
-        ``async for line in job.logs(follow=True)`` streams lines until the job finishes,
-        moving on to the next runner Pod when the job retries.
+        ``async for line in job.logs(follow=True)`` streams every attempt's lines in order
+        until the job finishes, moving on to the next runner Pod when the job retries.
 
-        ``container`` defaults to the runner Pod's first container.
+        ``container`` defaults to the runner Pod's first container. ``skip`` (with ``follow``)
+        passes over that many lines of the followed stream first: give it the
+        :attr:`LogStream.position` an earlier follower reached to resume without repeats.
+
+        >>> stream = job.logs(follow=True, skip=120)            # doctest: +SKIP
+        >>> async for line in stream: ...                       # doctest: +SKIP
         """
-        return LogStream(self, follow=follow, container=container)
-
-    async def _log_lines(self, pod: str, container: str | None, *,
-                         follow: bool) -> AsyncIterator[str]:
-        params: dict[str, Any] = {"follow": "true" if follow else "false"}
-        if container:
-            params["container"] = container
-        timeout = httpx.Timeout(None, connect=kube.REQUEST_TIMEOUT)
-        async with self._client._call("GET", kube.PODS.path(self.namespace, pod, "log"),
-                                      params=params, stream=True, timeout=timeout) as resp:
-            async for line in resp.aiter_lines():
-                yield line
-
-    async def _runner_container(self, pod: str, container: str | None) -> tuple[Obj | None, str]:
-        with translate(None, self.namespace):
-            obj = await self._client.get(kube.PODS, self.namespace, pod)
-        if container or obj is None:
-            return obj, container or ""
-        return obj, ((obj.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
-
-    async def _attempt_runner(self, attempt: int) -> str | None:
-        """The runner Pod of one attempt, found by the labels the operator puts on it."""
-        selector = f"dask.org/job-name={self.name},dask.org/job-attempt={attempt}"
-        with translate(None, self.namespace):
-            pods, _ = await self._client.list(kube.PODS, self.namespace, label_selector=selector)
-        owned = [p for p in pods if any(r.get("uid") == self.uid
-                                        for r in p["metadata"].get("ownerReferences") or [])]
-        return owned[0]["metadata"]["name"] if owned else None
-
-    async def _follow(self, container: str | None) -> AsyncIterator[str]:
-        """Every attempt's runner log in order, from the first attempt on (so a follower that
-        starts late still sees the whole run), following the current one until it ends."""
-        attempt = 1
-        seen = 0  # lines of this attempt already yielded: a resumed stream starts from the top
-        while True:
-            try:
-                st = JobStatus.from_job(await self.refresh())
-            except JobNotFound:
-                return
-            if st.attempts < attempt:  # this attempt has not started (yet)
-                if st.done:
-                    return
-                await asyncio.sleep(POLL)
-                continue
-            current = await self._attempt_runner(attempt)
-            pod, name = await self._runner_container(current, container) if current else (None, "")
-            if pod is None:
-                if attempt < st.attempts or st.done:
-                    attempt, seen = attempt + 1, 0  # gone (deleted): on to the next attempt
-                else:
-                    await asyncio.sleep(POLL)
-                continue
-            skip = seen
-            try:
-                async for line in self._log_lines(current, name or None, follow=True):
-                    if skip:
-                        skip -= 1
-                        continue
-                    seen += 1
-                    yield line
-            except kube.APIError as exc:
-                if exc.code not in (400, 404, 500, 502, 503):  # 400: not started yet
-                    with translate(None, self.namespace):
-                        raise
-                await asyncio.sleep(POLL)
-                continue
-            except NETWORK_ERRORS:
-                await asyncio.sleep(POLL)
-                continue
-            pod, _ = await self._runner_container(current, container)
-            if pod is not None and (pod.get("status") or {}).get("phase") not in (
-                    "Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
-                continue  # the stream ended but the runner goes on: resume it
-            attempt, seen = attempt + 1, 0
-
-    async def _text(self, container: str | None) -> str:
-        st = await self.status()
-        if not st.runner_pod:
-            return ""
-        pod, name = await self._runner_container(st.runner_pod, container)
-        if pod is None:
-            return ""
-        try:
-            return "".join([line + "\n" async for line in
-                            self._log_lines(st.runner_pod, name or None, follow=False)])
-        except kube.APIError as exc:
-            if exc.code == 400:  # the container has not started: no log yet
-                return ""
-            with translate(None, self.namespace):
-                raise
+        return LogStream(self, follow=follow, container=container, skip=skip)
 
     # -- deleting --------------------------------------------------------------------------
     async def delete(self, wait: bool = True, timeout: float = 120.0) -> bool:
@@ -342,9 +356,9 @@ class AsyncDaskJobHandle:
         True
         """
         with translate(self.name, self.namespace):
-            deleted = await self._client.delete(DASKJOBS, self.namespace, self.name,
-                                                uid=self.uid,
-                                                propagation="Foreground" if wait else "Background")
+            deleted = await (await self._api()).delete(
+                DASKJOBS, self.namespace, self.name, uid=self.uid,
+                propagation="Foreground" if wait else "Background")
         if not (deleted and wait):
             return deleted
         scope = asyncio.timeout(timeout)
@@ -352,40 +366,14 @@ class AsyncDaskJobHandle:
             async with scope:
                 while True:
                     with translate(self.name, self.namespace):
-                        job = await self._client.get(DASKJOBS, self.namespace, self.name)
-                    if job is None or job["metadata"].get("uid") != self.uid:
+                        job = await (await self._api()).get(DASKJOBS, self.namespace, self.name)
+                    if job is None or (self.uid and job["metadata"].get("uid") != self.uid):
                         return True
                     await asyncio.sleep(0.2)
         except TimeoutError:
             if scope.expired():
                 raise WaitTimeout(self.name, self.namespace, timeout, "Terminating") from None
             raise
-
-
-class LogStream:
-    """A runner's log: awaitable (the whole text) and async-iterable (line by line).
-
-    ``await job.logs()`` reads what is there now; ``async for line in job.logs(follow=True)``
-    follows. Iterating a non-following stream yields the current lines and stops.
-    """
-
-    def __init__(self, handle: AsyncDaskJobHandle, *, follow: bool,
-                 container: str | None) -> None:
-        self._handle = handle
-        self.follow = follow
-        self.container = container
-
-    def __await__(self) -> Generator[Any, None, str]:
-        return self._handle._text(self.container).__await__()
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        if self.follow:
-            return self._handle._follow(self.container)
-        return self._lines()
-
-    async def _lines(self) -> AsyncIterator[str]:
-        for line in (await self._handle._text(self.container)).splitlines():
-            yield line
 
 
 # -- module functions ------------------------------------------------------------------------

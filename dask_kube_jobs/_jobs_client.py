@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
+import time
 import weakref
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import kr8s
@@ -29,10 +32,18 @@ from .errors import (
 )
 from .spec import SpecError
 
-__all__ = ["NETWORK_ERRORS", "close_clients", "connect", "default_namespace", "find_kubeconfig",
-           "translate"]
+__all__ = ["NETWORK_ERRORS", "Backoff", "close_clients", "connect", "default_namespace",
+           "find_kubeconfig", "is_transient", "retrying", "translate"]
+
+T = TypeVar("T")
 
 NETWORK_ERRORS = (httpx.HTTPError, kr8s.APITimeoutError, OSError)
+#: HTTP answers that say "try again" rather than "no": a request timeout, throttling (429),
+#: and any 5xx (an API server restarting, an overloaded aggregator, a gateway timeout).
+TRANSIENT_CODES = frozenset({408, 429})
+RETRY_FIRST = 0.2  # seconds before the first retry of a transient error; doubled each time
+RETRY_MOST = 5.0  # seconds: the longest pause between two retries
+RETRY_FOR = 300.0  # seconds of transient errors in a row after which the last one is raised
 
 #: Where ``dask-kube-jobs local up`` writes its kubeconfig (``local.kubeconfig.DEFAULT_KUBECONFIG``;
 #: repeated, not imported, so the client library does not depend on the local control plane --
@@ -130,3 +141,56 @@ def translate(name: str | None, namespace: str, *, creating: bool = False) -> Ge
         error = KubeconfigError(f"cannot reach the Kubernetes API server: {exc!r}")
         error.hint = "is the cluster running? (`dask-kube-jobs local status`)"
         raise error from exc
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an error is worth retrying: the network, a timeout, throttling or a 5xx.
+
+    Works on the raw errors (``kube.APIError``, httpx's) and on the ones :func:`translate`
+    made of them, whose cause it looks at (a :class:`KubeconfigError` is transient only when
+    the network caused it, not when the kubeconfig is wrong).
+    """
+    cause: BaseException | None = exc
+    if isinstance(exc, (APIRequestError, KubeconfigError)):
+        cause = exc.__cause__
+    if isinstance(cause, kube.APIError):
+        return cause.code in TRANSIENT_CODES or cause.code >= 500
+    return isinstance(cause, NETWORK_ERRORS)
+
+
+class Backoff:
+    """Exponential back-off with jitter between retries of transient errors, bounded twice:
+    no pause longer than ``most`` seconds, and after ``give_up_after`` seconds of failures in a
+    row the error is raised (a cluster gone for good is reported, not waited on for ever).
+    :meth:`reset` after a success."""
+
+    def __init__(self, *, first: float = RETRY_FIRST, most: float = RETRY_MOST,
+                 give_up_after: float = RETRY_FOR) -> None:
+        self.first, self.most, self.give_up_after = first, most, give_up_after
+        self.reset()
+
+    def reset(self) -> None:
+        self._delay = self.first
+        self._since: float | None = None
+
+    async def pause(self, exc: BaseException) -> None:
+        """Sleep before the next try, or raise ``exc`` once failures have lasted too long."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        elif now - self._since >= self.give_up_after:
+            raise exc
+        await asyncio.sleep(self._delay * random.uniform(0.75, 1.25))
+        self._delay = min(self._delay * 2, self.most)
+
+
+async def retrying(call: Callable[[], Awaitable[T]], backoff: Backoff | None = None) -> T:
+    """``await call()``, retried after transient errors (see :func:`is_transient`)."""
+    backoff = backoff or Backoff()
+    while True:
+        try:
+            return await call()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            await backoff.pause(exc)

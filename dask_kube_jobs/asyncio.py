@@ -7,10 +7,18 @@ API are coroutine methods on the handle (``await job.status()``, ``await job.res
 ``async for line in job.logs(follow=True)`` follows it, as kr8s's ``kr8s.asyncio`` mirrors
 ``kr8s``.
 
+For code that kept a job's name, namespace and uid (a trigger, a queue message),
+``AsyncDaskJobHandle.from_name(name, namespace, uid=uid)`` makes a handle without a request. A
+follower that must start again resumes where it stopped with
+``job.logs(follow=True, skip=stream.position)``. Transient API errors (the network, 5xx, 429)
+are retried with a bounded back-off; a user who may get but not watch DaskJobs is served by
+polling (``job.poll_interval``).
+
 >>> from dask_kube_jobs.asyncio import submit
 >>> job = await submit("examples/simple-job.yaml")            # doctest: +SKIP
 >>> (await job.wait(timeout=600)).phase                       # doctest: +SKIP
 'Successful'
+>>> later = AsyncDaskJobHandle.from_name(job.name, job.namespace, uid=job.uid)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from typing import Any, Literal, TypeVar, overload
 from . import _jobs
 from ._jobs_manifest import JobStatus
 
-__all__ = ["DaskJobHandle", "JobStatus", "get_job", "list_jobs", "submit"]
+__all__ = ["DaskJobHandle", "FollowedLog", "JobStatus", "get_job", "list_jobs", "submit"]
 
 T = TypeVar("T")
 
@@ -98,7 +98,7 @@ class DaskJobHandle:
     access. ``watch_timeout`` is the server-side timeout (seconds) of each watch request.
 
     >>> job = get_job("nightly-etl", namespace="data")                   # doctest: +SKIP
-    >>> job.phase, job.result
+    >>> job.phase, job.result                                            # doctest: +SKIP
     ('Successful', {'rows': 1200})
     """
 
@@ -138,6 +138,26 @@ class DaskJobHandle:
         return self._async.watch_connections
 
     @property
+    def poll_interval(self) -> float:
+        """Seconds between GETs when RBAC forbids watching the job (see :meth:`watch`)."""
+        return self._async.poll_interval
+
+    @poll_interval.setter
+    def poll_interval(self, seconds: float) -> None:
+        self._async.poll_interval = seconds
+
+    @classmethod
+    def from_name(cls, name: str, namespace: str, *, uid: str | None = None,
+                  kubeconfig: str | os.PathLike[str] | None = None) -> DaskJobHandle:
+        """A handle for ``namespace/name`` without reading the job (no request until used);
+        see :meth:`AsyncDaskJobHandle.from_name`. :func:`get_job` is the checked way.
+
+        >>> DaskJobHandle.from_name("nightly-etl", "data", uid=saved_uid).wait()  # doctest: +SKIP
+        """
+        return cls(_jobs.AsyncDaskJobHandle.from_name(name, namespace, uid=uid,
+                                                      kubeconfig=kubeconfig))
+
+    @property
     def status(self) -> JobStatus:
         """The job's status, read now."""
         return run_sync(self._async.status())
@@ -164,7 +184,9 @@ class DaskJobHandle:
         return run_sync(self._async.refresh())
 
     def watch(self) -> Iterator[JobStatus]:
-        """The status now and after each change, ending after the final one."""
+        """The status now and after each change, ending after the final one (polled with GET
+        every :attr:`poll_interval` s when RBAC forbids watching DaskJobs but allows getting
+        them)."""
         return iterate_sync(self._async.watch())
 
     def wait(self, timeout: float | None = None) -> JobStatus:
@@ -178,19 +200,48 @@ class DaskJobHandle:
     def logs(self, follow: Literal[False] = ..., container: str | None = ...) -> str: ...
 
     @overload
-    def logs(self, follow: Literal[True], container: str | None = ...) -> Iterator[str]: ...
+    def logs(self, follow: Literal[True], container: str | None = ..., *,
+             skip: int = ...) -> FollowedLog: ...
 
-    def logs(self, follow: bool = False, container: str | None = None) -> str | Iterator[str]:
-        """The runner's log as text, or with ``follow=True`` an iterator of its lines until
-        the job ends (continuing with the next runner Pod when the job retries)."""
-        stream = self._async.logs(follow=follow, container=container)
+    def logs(self, follow: bool = False, container: str | None = None, *,
+             skip: int = 0) -> str | FollowedLog:
+        """The runner's log as text, or with ``follow=True`` an iterator of every attempt's
+        lines, in order, until the job ends (continuing with the next runner Pod when the job
+        retries). ``skip`` passes over that many lines of the followed stream first: give it
+        the :attr:`FollowedLog.position` an earlier follower reached to resume without repeats.
+
+        >>> for line in job.logs(follow=True, skip=saved):                 # doctest: +SKIP
+        ...     print(line)
+        """
+        stream = self._async.logs(follow=follow, container=container, skip=skip)
         if follow:
-            return iterate_sync(aiter(stream))
-        return run_sync(self._async._text(container))
+            return FollowedLog(stream)
+        return run_sync(stream)
 
     def delete(self, wait: bool = True, timeout: float = 120.0) -> bool:
         """Delete the job and what it owns; with ``wait``, return once it is gone."""
         return run_sync(self._async.delete(wait=wait, timeout=timeout))
+
+
+class FollowedLog(Iterator[str]):
+    """The lines of a followed log (see :meth:`DaskJobHandle.logs`), blocking for each."""
+
+    def __init__(self, stream: _jobs.LogStream) -> None:
+        self._stream = stream
+        self._lines = iterate_sync(aiter(stream))
+
+    @property
+    def position(self) -> int:
+        """Lines of the followed stream passed so far, skipped ones included: the ``skip``
+        that resumes right after the last line yielded."""
+        return self._stream.position
+
+    def __next__(self) -> str:
+        return next(self._lines)
+
+    def close(self) -> None:
+        """Stop following (closes the log and watch requests)."""
+        self._lines.close()
 
 
 def submit(spec: Any, *, namespace: str | None = None,

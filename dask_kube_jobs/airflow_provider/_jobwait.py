@@ -18,11 +18,12 @@ provider and ``dask_kube_jobs.wait()`` agree on what a job's state means:
 * logs: :meth:`AsyncDaskJobHandle.logs` follows every runner attempt in order, resuming a
   stream the server ended (skipping lines already seen).
 
-Airflow's own needs stay here: polling only when RBAC forbids the watch verb (a 403 on the
-watch while GET is allowed; the reason is logged), an absolute wall-clock ``deadline`` (seconds
-since the epoch) that survives the trigger moving between triggerers and is how
-``execution_timeout`` is honoured while deferred (apache/airflow#67227), and a startup
-deadline that re-reads the real state before firing (see :func:`startup_problem`).
+Polling with GET when RBAC forbids the watch verb (a 403 on the watch while GET is allowed)
+is the job API's too: it says why, once, through the ``notice`` given. Airflow's own needs
+stay here: an absolute wall-clock ``deadline`` (seconds since the epoch) that survives the
+trigger moving between triggerers and is how ``execution_timeout`` is honoured while deferred
+(apache/airflow#67227), and a startup deadline that re-reads the real state before firing
+(see :func:`startup_problem`).
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from .. import kube
 from .._jobs import DASKCLUSTERS, DASKJOBS, AsyncDaskJobHandle
-from .._jobs_client import NETWORK_ERRORS
+from .._jobs_client import NETWORK_ERRORS, is_transient
 from .._jobs_manifest import JobStatus
 from ..errors import APIRequestError, JobNotFound, KubeconfigError
 from ._identity import TaskIdentity, try_of
@@ -138,8 +139,7 @@ async def dashboard_url(client: kube.Client, *, namespace: str, job: str, cluste
 
 def _handle(client: kube.Client, namespace: str, name: str, uid: str | None) -> AsyncDaskJobHandle:
     """A job handle from what a trigger carries (name, namespace, uid), without a request."""
-    return AsyncDaskJobHandle(client, {"metadata": {"name": name, "namespace": namespace,
-                                                    "uid": uid}})
+    return AsyncDaskJobHandle.from_name(name, namespace, uid=uid, client=client)
 
 
 async def delete_job(client: kube.Client, *, namespace: str, name: str,
@@ -211,65 +211,27 @@ async def startup_problem(client: kube.Client, job: Obj) -> str | None:
 
 
 # -- waiting ------------------------------------------------------------------------------------
-async def _changes(handle: AsyncDaskJobHandle, poll_interval: float,
-                   notice: Callable[[str], None]) -> AsyncIterator[Obj]:
-    """The job now and after each change, ending with the final state: watched, or polled
-    with GET only when RBAC forbids watching (403 on the list/watch while GET is allowed)."""
-    try:
-        async for _ in handle.watch():
-            yield handle.raw
-        return
-    except APIRequestError as exc:
-        if exc.code != 403:
-            raise
-        why = exc.message
-    job = await handle.refresh()  # a 403 here too: no right to read the job at all, raise
-    notice(f"Watching DaskJob {handle.namespace}/{handle.name} is forbidden ({why}); "
-           f"polling it with GET every {poll_interval:g}s instead")
-    while True:
-        yield job
-        if is_terminal(job):
-            return
-        await asyncio.sleep(poll_interval)
-        try:
-            job = await handle.refresh()
-        except KubeconfigError:  # the network: the next poll tries again
-            continue
-        except APIRequestError as exc:
-            if exc.code < 500 and exc.code != 429:
-                raise
-
-
 async def _follow_log(handle: AsyncDaskJobHandle, on_log: Callable[[str], None],
                       notice: Callable[[str], None]) -> None:
     """Every runner attempt's log lines, in order, to ``on_log``.
 
-    The job API's follower replays all attempts from the first line, so after a network
-    error it is restarted and the lines already passed on are skipped: none twice, none lost.
+    The job API retries transient errors itself (for minutes); should they outlast that, the
+    follow starts again from the position reached: no line twice, none lost.
     """
-    passed = 0
+    stream = handle.logs(follow=True)
     while True:
-        skip = passed
         try:
-            if handle.uid is None:  # the follower finds runner Pods by their owner's uid
-                handle.uid = (await handle.refresh())["metadata"].get("uid")
-            async for line in handle.logs(follow=True):
-                if skip:
-                    skip -= 1
-                    continue
-                passed += 1
+            async for line in stream:
                 on_log(line)
             return
         except JobNotFound:
             return
-        except KubeconfigError:  # the network (the job API's name for it): follow again
+        except (KubeconfigError, APIRequestError) as exc:
+            if not is_transient(exc):
+                notice(f"Cannot follow the runner's log of DaskJob {handle.name}: {exc}")
+                return
             await asyncio.sleep(LOG_RETRY)
-        except APIRequestError as exc:
-            if exc.code >= 500 or exc.code == 429:
-                await asyncio.sleep(LOG_RETRY)
-                continue
-            notice(f"Cannot follow the runner's log of DaskJob {handle.name}: {exc}")
-            return
+            stream = handle.logs(follow=True, skip=stream.position)
 
 
 async def wait_for_job(client: kube.Client, *, namespace: str, name: str,
@@ -293,19 +255,21 @@ async def wait_for_job(client: kube.Client, *, namespace: str, name: str,
     """
     notice = notice or (lambda message: None)
     handle = _handle(client, namespace, name, uid)
+    handle.poll_interval = poll_interval  # used only if RBAC forbids watching
+    handle.notice = notice  # says why, once, when it polls instead
     states: asyncio.Queue[Obj | BaseException] = asyncio.Queue()
 
     async def pump() -> None:
         try:
-            async with contextlib.aclosing(_changes(handle, poll_interval, notice)) as changes:
-                async for job in changes:
-                    states.put_nowait(job)
+            async with contextlib.aclosing(handle.watch()) as changes:
+                async for _ in changes:
+                    states.put_nowait(handle.raw)
         except Exception as exc:  # handed to the waiting loop, which turns it into the answer
             states.put_nowait(exc)
 
     watcher = asyncio.create_task(pump(), name=f"watch-daskjob-{name}")
-    # Started once the watch sees a runner Pod named: the job API's follower polls the job
-    # while no attempt has begun, which would cost requests for as long as the cluster starts.
+    # Started once the watch sees a runner Pod named: the follower keeps its own watch of the
+    # job, which is not worth a connection while the cluster is still starting.
     follower: asyncio.Task[None] | None = None
     remaining = None if deadline is None else max(0.0, deadline - time.time())
     try:

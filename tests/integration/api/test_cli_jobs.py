@@ -85,6 +85,11 @@ def test_ctrl_c_deletes_the_job_and_exits_130(kubeconfig: str, namespace: str,
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "deleted DaskJob" in err and "(interrupted)" in err
+    # The CLI deletes without waiting; the job goes once the operator drops its finalizer.
+    deadline = time.monotonic() + 30
+    while kubectl("get", "daskjob", "cli-stop", "--ignore-not-found", "-o", "name") \
+            .stdout.strip() and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert kubectl("get", "daskjob", "cli-stop", "--ignore-not-found", "-o", "name") \
         .stdout.strip() == ""
 
