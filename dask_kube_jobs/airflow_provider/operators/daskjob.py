@@ -93,7 +93,7 @@ class DaskJobOperator(BaseOperator):
     :param job_name: prefix of the job's name (default: the manifest's name, else the task id);
         the name itself is made unique per task try.
     :param namespace: default: the connection's, else the manifest's, else the kubeconfig's.
-    :param dask_kube_jobs_conn_id: a ``dask_kube_jobs`` connection (default
+    :param conn_id: a ``dask_kube_jobs`` connection (default
         ``dask_kube_jobs_default``; when absent, the ambient kubeconfig is used).
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param on_finish_action: ``delete``, ``delete_succeeded`` (default) or ``keep``.
@@ -124,7 +124,7 @@ class DaskJobOperator(BaseOperator):
                  env: dict[str, Any] | list[dict[str, Any]] | None = None,
                  job_spec_kwargs: dict[str, Any] | None = None, job_name: str | None = None,
                  namespace: str | None = None,
-                 dask_kube_jobs_conn_id: str = DEFAULT_CONN_ID,
+                 conn_id: str = DEFAULT_CONN_ID,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable",
                                                     fallback=False),
                  on_finish_action: str = "delete_succeeded", follow_logs: bool = True,
@@ -153,7 +153,7 @@ class DaskJobOperator(BaseOperator):
         self.job_spec_kwargs = job_spec_kwargs
         self.job_name = job_name
         self.namespace = namespace
-        self.dask_kube_jobs_conn_id = dask_kube_jobs_conn_id
+        self.conn_id = conn_id
         self.deferrable = deferrable
         if startup_timeout is not None and not float(startup_timeout) > 0:
             raise ValueError(f"startup_timeout must be a number of seconds > 0, or None for no "
@@ -206,7 +206,7 @@ class DaskJobOperator(BaseOperator):
         identity = identity_of(context)
         deadline = time.time() + self.execution_timeout.total_seconds() \
             if self.execution_timeout else None
-        target = self._target = DaskKubeJobsHook(self.dask_kube_jobs_conn_id).get_target()
+        target = self._target = DaskKubeJobsHook(self.conn_id).get_target()
         with asyncio.Runner() as runner:
             client = runner.run(connect(target))
             try:
@@ -237,7 +237,7 @@ class DaskJobOperator(BaseOperator):
                 elif self.deferrable:
                     self.defer(
                         trigger=DaskJobTrigger(name=meta["name"], namespace=namespace,
-                                               conn_id=self.dask_kube_jobs_conn_id,
+                                               conn_id=self.conn_id,
                                                uid=meta.get("uid"), deadline=deadline,
                                                startup_deadline=startup_deadline,
                                                follow_logs=self.follow_logs),
@@ -265,7 +265,7 @@ class DaskJobOperator(BaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """Resumed after the trigger fired: the same ending as the blocking path."""
-        target = DaskKubeJobsHook(self.dask_kube_jobs_conn_id).get_target()
+        target = DaskKubeJobsHook(self.conn_id).get_target()
         self._job = (event.get("namespace"), event.get("name"), event.get("uid"))
         if event.get("log_tail"):
             self.log.info("Last lines of the runner's log (status.logTail):\n%s",
