@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Iterator
 
+import kopf
 import pytest
 
 from dask_kube_jobs.operator import logs
@@ -59,8 +60,12 @@ def test_kopf_object_references_become_fields(captured: tuple[io.StringIO, loggi
     out, _ = captured
     ref = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskCluster", "name": "c",
            "uid": "u", "namespace": "ns"}
+    # Real settings, as kopf attaches them: once kopf's event poster is installed on this
+    # logger (any earlier in-process kopf run does that), it reads them from every record.
+    settings = kopf.OperatorSettings()
+    settings.posting.enabled = False
     logging.getLogger("kopf.objects").warning("handler failed", extra={
-        "k8s_ref": ref, "k8s_skip": False, "settings": object()})
+        "k8s_ref": ref, "k8s_skip": False, "settings": settings})
     [line] = lines(out)
     assert (line["kind"], line["namespace"], line["name"]) == ("DaskCluster", "ns", "c")
     assert not {"k8s_ref", "k8s_skip", "settings"} & line.keys()

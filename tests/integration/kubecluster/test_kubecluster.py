@@ -109,7 +109,9 @@ def test_worker_groups_are_added_used_and_deleted(options: dict[str, Any],
             cluster.scale(0, worker_group="extra")
             eventually(lambda: n_workers(client) == 1, what="the extra group to shrink")
         cluster.delete_worker_group("extra")
-        assert not exists(kubectl, "daskworkergroup", "groups-extra")
+        # deleted at once; gone once the operator has stopped its daemon and dropped its finalizer
+        eventually(lambda: not exists(kubectl, "daskworkergroup", "groups-extra"), timeout=30,
+                   what="the deleted worker group to go")
         with pytest.raises(ValueError, match="scale"):
             cluster.delete_worker_group("default")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -30,6 +31,24 @@ def wait_count(kubectl: Kubectl, n: int, timeout: float = 90) -> list[str]:
     raise AssertionError(f"never {n} running web Pods: {running_ips(kubectl)}")
 
 
+def get_status(url: str, timeout: float = 30) -> int:
+    """The Pods have no readiness probe, so Ready means started, not listening (as on any
+    cluster): a busy machine may need a moment between the two."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return int(resp.status)
+        except ConnectionRefusedError:
+            pass
+        except urllib.error.URLError as exc:
+            if not isinstance(exc.reason, ConnectionRefusedError):
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} still refuses connections after {timeout:g}s")
+        time.sleep(0.3)
+
+
 def test_deployment_pods_serve_and_follow_scale_and_deletion(kubectl: Kubectl) -> None:
     kubectl("create", "deployment", "web", "--image=python:3.11", "--replicas=2", "--port=8000",
             "--", "python", "-m", "http.server", "8000")
@@ -37,8 +56,7 @@ def test_deployment_pods_serve_and_follow_scale_and_deletion(kubectl: Kubectl) -
     ips = wait_count(kubectl, 2)
     assert len(set(ips)) == 2
     for ip in ips:  # the host reaches each Pod at its own address
-        with urllib.request.urlopen(f"http://{ip}:8000/", timeout=10) as resp:
-            assert resp.status == 200
+        assert get_status(f"http://{ip}:8000/") == 200
     kubectl("expose", "deployment", "web", "--port=80", "--target-port=8000")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
