@@ -22,6 +22,17 @@ TLS, bearer token, ``Status`` errors):
 
 Every ``Client`` owns its own kr8s ``Api`` (and so its own connection pool): a watch holds a
 connection for its lifetime, and the garbage collector alone watches every resource type.
+
+A ``Client`` lets at most ``MAX_IN_FLIGHT`` ordinary requests into that pool at a time and
+queues the rest itself. httpcore's pool re-scans every queued request each time a connection
+frees up (encode/httpcore#1035: quadratic in the queue, which kept an operator with 500
+DaskClusters at full CPU while the API server idled and every request timed out), and a request
+queued there can miss a freed connection and hang until its read timeout (encode/httpcore#1110).
+Waiting in an ``asyncio.Semaphore`` costs nothing of the sort. Watches take no permit (each
+holds its connection for minutes, and would otherwise starve short requests); they have the
+pool's remaining connections. Each request also has a total deadline (``REQUEST_TIMEOUT``,
+counted from when it gets its permit): httpx's timeouts bound each read, not the whole request,
+and a caller's retry loop can only retry a request that ends.
 """
 
 from __future__ import annotations
@@ -46,6 +57,10 @@ Handler = Callable[[str, Obj, "Obj | None"], None]
 log = logging.getLogger("dask_kube_jobs.local.controllers")
 
 REQUEST_TIMEOUT = 30.0
+# kr8s builds its httpx client with httpx's default limits: 100 connections, 20 kept alive.
+# Requests in flight stay within the kept-alive ones (no connection churn, a short pool
+# queue); the other 80 connections are left to watch streams.
+MAX_IN_FLIGHT = 20
 
 
 # -- time ----------------------------------------------------------------------------------------
@@ -76,6 +91,28 @@ class APIError(Exception):
         self.reason = reason
         self.message = message
         self.body = body
+
+
+class RequestTimeout(kr8s.APITimeoutError, TimeoutError):
+    """A request got no complete answer within ``REQUEST_TIMEOUT``: safe to retry.
+
+    A ``kr8s.APITimeoutError`` (what a transport timeout raises) and a ``TimeoutError``, so
+    callers that catch either keep working."""
+
+
+# What a caller can retry: the server refused or was too slow, or the connection broke.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    kr8s.APITimeoutError, httpx.HTTPError, OSError, TimeoutError)
+
+
+def namespace_terminating(exc: BaseException) -> bool:
+    """A create refused because its namespace is being deleted: nothing more to do there."""
+    if not isinstance(exc, APIError) or exc.code != 403:
+        return False
+    causes = ((exc.body or {}).get("details") or {}).get("causes") or [] \
+        if isinstance(exc.body, dict) else []
+    return "because it is being terminated" in exc.message or \
+        any(isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes)
 
 
 class Expired(Exception):
@@ -151,9 +188,11 @@ def _split(path: str) -> tuple[str, str, str]:
 class Client:
     """Raw JSON requests over one kr8s ``Api`` (its own connection pool)."""
 
-    def __init__(self, api: kr8s.asyncio.Api, kubeconfig: str) -> None:
+    def __init__(self, api: kr8s.asyncio.Api, kubeconfig: str, *,
+                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self.api = api
         self.kubeconfig = kubeconfig
+        self._permits = asyncio.Semaphore(max_in_flight)
 
     @classmethod
     async def connect(cls, kubeconfig: str) -> Client:
@@ -195,8 +234,14 @@ class Client:
         if body is not None:
             kwargs["content"] = json.dumps(body)
             kwargs["headers"] = {"Content-Type": content_type or "application/json"}
-        async with self._call(method, path, **kwargs) as response:
-            return response.json() if response.content else {}
+        async with self._permits:
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    async with self._call(method, path, **kwargs) as response:
+                        return response.json() if response.content else {}
+            except (TimeoutError, kr8s.APITimeoutError) as exc:  # the deadline, or a read's
+                raise RequestTimeout(f"{method} {path}: no complete answer within "
+                                     f"{REQUEST_TIMEOUT:g}s") from exc
 
     async def get(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
         """The object, or None if it does not exist."""
@@ -292,8 +337,9 @@ class Client:
         return out
 
     async def _get_groups(self) -> Obj:
-        async with self.api.call_api("GET", base="/apis", version="", url="",
-                                     timeout=REQUEST_TIMEOUT) as response:
+        async with self._permits, asyncio.timeout(REQUEST_TIMEOUT), \
+                self.api.call_api("GET", base="/apis", version="", url="",
+                                  timeout=REQUEST_TIMEOUT) as response:
             return response.json()  # type: ignore[no-any-return]
 
 
@@ -490,7 +536,7 @@ class WorkQueue:
                         else logging.WARNING
                     log.log(level, "%s: %r failed (%s); retrying in %.2fs", self.name, key,
                             exc if isinstance(exc, APIError) else repr(exc), delay,
-                            exc_info=not isinstance(exc, APIError | httpx.HTTPError))
+                            exc_info=not isinstance(exc, APIError | httpx.HTTPError | kr8s.APITimeoutError))
                 else:
                     self.forget(key)
                     if again is not None:

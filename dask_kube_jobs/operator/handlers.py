@@ -19,13 +19,23 @@ from typing import Any
 
 import kopf
 
-from ..kube import APIError, Resource
+from ..kube import TRANSIENT_ERRORS, APIError, Resource, namespace_terminating
 from . import autoscaler, cluster, job, logs, metrics, names, workergroup
-from .runtime import DASKAUTOSCALERS, DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS, Runtime
+from .runtime import (
+    DASKAUTOSCALERS,
+    DASKCLUSTERS,
+    DASKJOBS,
+    DASKWORKERGROUPS,
+    Runtime,
+    unless_stopped,
+)
 
 log = logging.getLogger("dask_kube_jobs.operator")
 
 MAX_ERROR_DELAY = 60.0
+# A namespace being deleted takes its objects (and so their daemons) with it; until then a
+# pass that can only be refused there waits this long instead of retrying.
+TERMINATING_NAMESPACE_DELAY = 60.0
 Reconcile = Callable[[Runtime, dict[str, Any]], Awaitable[float]]
 
 
@@ -63,19 +73,38 @@ async def _loop(kind: str, res: Resource, reconcile: Reconcile, name: str, names
     key = (namespace, kind, name)
     logs.bind_object(kind, namespace, name)
     failures = 0
+
+    async def one_pass() -> float | None:
+        """The pass's next delay; None when the object is gone."""
+        with metrics.reconcile_pass(kind):
+            obj = await rt.client.get(res, namespace, name)
+            if obj is None:
+                return None  # deleted: nothing left to reconcile
+            rt.track(key, obj)
+            return await reconcile(rt, obj)
+
     try:
         while not stopped:
             try:
-                with metrics.reconcile_pass(kind):
-                    obj = await rt.client.get(res, namespace, name)
-                    if obj is None:
-                        return  # deleted: nothing left to reconcile
-                    rt.track(key, obj)
-                    delay = await reconcile(rt, obj)
+                outcome = await unless_stopped(one_pass(), stopped)
+                if outcome is None:
+                    return
+                delay = outcome
                 failures = 0
             except asyncio.CancelledError:
                 raise
-            except (APIError, OSError, ConnectionError, TimeoutError) as exc:
+            except APIError as exc:
+                if namespace_terminating(exc):
+                    failures = 0
+                    delay = TERMINATING_NAMESPACE_DELAY
+                    logger.debug(f"{kind} {namespace}/{name}: its namespace is being deleted")
+                else:
+                    failures += 1
+                    delay = min(MAX_ERROR_DELAY, 0.5 * 2 ** failures)
+                    logger.warning(f"{kind} {namespace}/{name}: {exc}; retrying in {delay:.1f}s")
+            except TRANSIENT_ERRORS as exc:
+                # Includes kube.RequestTimeout: every request has a total deadline, so a pass
+                # stuck on a request ends here and is retried instead of stalling the daemon.
                 failures += 1
                 delay = min(MAX_ERROR_DELAY, 0.5 * 2 ** failures)
                 logger.warning(f"{kind} {namespace}/{name}: {exc}; retrying in {delay:.1f}s")

@@ -160,11 +160,15 @@ class JobReconciler:
             return await self.fail("DeadlineExceeded",
                                    f"the job ran longer than activeDeadlineSeconds ({deadline}s)")
 
-        if await create_if_missing(self.rt, DASKCLUSTERS, builders.job_cluster(self.job)):
-            await self.rt.event(self.job, "ClusterCreated", f"created DaskCluster {self.cluster_name}")
+        scheduler = self.rt.pod(self.ns, names.scheduler_name(self.cluster_name))
+        if scheduler is None or not _started(self.status):
+            # Its scheduler Pod (which the cluster owns) proves the cluster exists; without
+            # it, create the cluster -- the first time, or again if it was deleted under a
+            # running job -- rather than on every pass (each a 409 once it exists).
+            if await create_if_missing(self.rt, DASKCLUSTERS, builders.job_cluster(self.job)):
+                await self.rt.event(self.job, "ClusterCreated", f"created DaskCluster {self.cluster_name}")
         await self.write(jobStatus="ClusterCreated", clusterName=self.cluster_name)
 
-        scheduler = self.rt.pod(self.ns, names.scheduler_name(self.cluster_name))
         if scheduler is None or not pod_ready(scheduler):
             if scheduler is not None:
                 problem = _start_problem(scheduler)
@@ -343,10 +347,16 @@ class JobReconciler:
         """Tear down what a finished job no longer needs, then honour its TTL."""
         phase = self.status.get("jobStatus")
         keep = phase == "Failed" and bool(self.spec.get("keepClusterOnFailure"))
-        if not keep:
+        key = (self.ns, "DaskJob", self.name)
+        if not keep and self.rt.torn_down.get(key) != self.meta["uid"]:
             cluster = await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
-            if cluster is not None and any(r.get("uid") == self.meta["uid"]
-                                           for r in cluster["metadata"].get("ownerReferences") or []):
+            ours = cluster is not None and any(
+                r.get("uid") == self.meta["uid"] for r in cluster["metadata"].get("ownerReferences") or [])
+            if not ours:
+                # Gone (or someone else's): the pod and job events of the teardown that wake
+                # this daemon need not ask again.
+                self.rt.torn_down[key] = self.meta["uid"]
+            elif cluster is not None and not cluster["metadata"].get("deletionTimestamp"):
                 await self.rt.client.delete(DASKCLUSTERS, self.ns, self.cluster_name,
                                             uid=cluster["metadata"]["uid"], propagation="Background")
                 await self.rt.event(self.job, "ClusterDeleted", f"deleted DaskCluster {self.cluster_name}")

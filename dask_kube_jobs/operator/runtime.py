@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,9 @@ class Runtime:
     _expectations: dict[Key, Expectation] = field(default_factory=dict)
     _woken_at: dict[Key, float] = field(default_factory=dict)  # first unserved wake-up
     managed: dict[Key, str] = field(default_factory=dict)  # daemons running -> phase seen
+    # Finished DaskJobs whose cluster this process saw gone: their passes need not ask again.
+    # Only a saving: a new process asks once per job, which is as correct.
+    torn_down: dict[Key, str] = field(default_factory=dict)  # -> the job's uid
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -117,6 +120,10 @@ class Runtime:
     def trigger(self, namespace: str, kind: str, name: str) -> None:
         key = (namespace, kind, name)
         event = self._triggers.get(key)
+        if event is None and key in self.managed:
+            # Its daemon is in its first pass and has not waited yet: keep the wake-up for
+            # the wait that ends that pass (a runner finishing then must not wait a resync).
+            event = self._triggers[key] = asyncio.Event()
         if event is not None:
             self._woken_at.setdefault(key, time.monotonic())
             event.set()
@@ -146,6 +153,7 @@ class Runtime:
         self._expectations.pop(key, None)
         self._woken_at.pop(key, None)
         self.managed.pop(key, None)
+        self.torn_down.pop(key, None)
 
     # -- what this process manages ----------------------------------------------------------
     def track(self, key: Key, obj: Obj) -> None:
@@ -225,3 +233,29 @@ class Runtime:
 
     async def event(self, obj: Obj, reason: str, message: str, *, warning: bool = False) -> None:
         await self.events.record(obj, "Warning" if warning else "Normal", reason, message)
+
+
+async def unless_stopped(pass_: Awaitable[float | None], stopped: Any) -> float | None:
+    """Run one daemon pass, cut short (None) as soon as ``stopped`` (kopf's DaemonStopped) is set.
+
+    Passes are idempotent, so one cut mid-way is simply not finished; waiting for it instead
+    can outlast kopf's cancellation back-off when many objects go at once (a namespace with
+    hundreds of clusters being deleted queues hundreds of passes' requests), and kopf then
+    cancels each daemon with a warning.
+    """
+    task = asyncio.ensure_future(pass_)
+    stop = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this daemon itself cancelled
+        task.cancel()
+        raise
+    finally:
+        stop.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.wait((task,))  # (not awaiting the task: its CancelledError is not ours)
+        if not task.cancelled():
+            task.exception()  # ended with an error meanwhile: not worth reporting now
+        return None
+    return task.result()
