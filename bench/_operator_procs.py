@@ -36,9 +36,9 @@ BENCH = Path(__file__).resolve().parent
 UPSTREAM_VENV = Path(os.environ.get("DKJ_BENCH_UPSTREAM_VENV", BENCH / ".venv-upstream"))
 UPSTREAM_PACKAGE = "dask-kubernetes"
 UPSTREAM_MODULE = "dask_kubernetes.operator.controller"
-# Ours fails a DaskJob whose scheduler Pod stays unschedulable for 120 s (upstream waits for
-# ever). 100 jobs need ~200 Pods and the local node holds 110, so jobs queue for Pod slots on
-# both operators; this lets ours queue too instead of failing the last ones.
+# Ours fails a DaskJob whose scheduler Pod stays unschedulable for 600 s by default (upstream
+# waits for ever). 100 jobs need ~200 Pods and the local node holds 110, so jobs queue for Pod
+# slots on both operators; on a slow machine this keeps ours queueing instead of failing the last.
 OURS_ENV = {"DKJ_OPERATOR_PENDING_TIMEOUT": "900"}
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host",
                "content-encoding", "upgrade"}

@@ -43,7 +43,9 @@ def backoff_base() -> float:
 
 
 def pending_timeout() -> float:
-    return float(os.environ.get("DKJ_OPERATOR_PENDING_TIMEOUT", "120"))
+    # Ten minutes: long enough for a cluster autoscaler to add a node for an Unschedulable Pod,
+    # short enough that a job whose Pods can never start says so the same morning.
+    return float(os.environ.get("DKJ_OPERATOR_PENDING_TIMEOUT", "600"))
 
 
 def retry_delay(failures: int) -> float:
