@@ -155,9 +155,11 @@ async def _follow(job: _jobs.AsyncDaskJobHandle, progress: Progress, out: TextIO
             print(json.dumps(final.result), file=out, flush=True)
         return 0
     finally:
+        # Ctrl-C must end the command promptly: the log stream gets a few seconds to close
+        # its connections, never the power to hold the exit.
         logs.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await logs
+            await asyncio.wait([logs], timeout=5)
 
 
 async def _submit(args: argparse.Namespace, manifest: dict[str, Any],
@@ -191,7 +193,8 @@ async def _run_async(args: argparse.Namespace, manifest: dict[str, Any], kubecon
             return EXIT_TIMEOUT
         raise
     finally:
-        await _jobs.close_clients()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_jobs.close_clients(), 5)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -118,7 +118,9 @@ class _JobTracker:
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._task is not None
         self._task.cancel()
-        await asyncio.wait([self._task])  # a cancellation of our own caller still propagates
+        # a cancellation of our own caller still propagates; a watch slow to close its
+        # connection must not hold the follower's exit
+        await asyncio.wait([self._task], timeout=5)
 
     async def _run(self) -> None:
         try:

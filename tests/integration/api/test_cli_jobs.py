@@ -75,9 +75,12 @@ def test_run_builds_a_job_from_image_and_command(kubeconfig: str, namespace: str
 
 def test_ctrl_c_deletes_the_job_and_exits_130(kubeconfig: str, namespace: str,
                                               kubectl: Kubectl, tmp_path: Path) -> None:
+    # Ctrl-C as a terminal sends it; the child gets SIGINT's default disposition even when this
+    # run inherited it ignored (a background job of a non-interactive shell).
     proc = subprocess.Popen(command("run", write(tmp_path, sleeping_job("cli-stop", 120)),
                                     "--kubeconfig", kubeconfig, "-n", namespace),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout is not None
     assert proc.stdout.readline() == "tick\n"  # the runner is running and its log streams
     assert kubectl("get", "daskjob", "cli-stop", "-o", "name").stdout.strip()
