@@ -2,8 +2,8 @@
 
 Scope is one namespace, several, or all (``--all-namespaces``), as for any kopf operator.
 Extra kopf handlers are loaded from the ``dask_operator_plugin`` entry-point group before the
-operator starts; a plugin that fails to import stops the start-up with its error, because an
-operator silently running without a policy its administrator installed is worse than none.
+operator starts (``plugins.py``: a plugin that fails to import stops the start-up; handlers a
+plugin's imports bring from elsewhere, such as upstream's whole controller, are refused).
 
 Around kopf, the command serves Prometheus metrics (``--metrics``) and a readiness probe
 (``--readiness``) from its own small HTTP server (``metrics.py``), and writes text or JSON-line
@@ -20,25 +20,9 @@ import os
 import random
 import socket
 import sys
-from importlib.metadata import entry_points
 from typing import Any
 
 from . import logs
-
-
-def load_plugins() -> list[str]:
-    loaded = []
-    for ep in entry_points(group="dask_operator_plugin"):
-        try:
-            ep.load()
-        except Exception as exc:
-            message = (f"dask-kube-jobs operator: plugin {ep.name!r} ({ep.value}) failed to "
-                       f"load: {exc!r}. Fix or uninstall it.")
-            # logged too, with its traceback, so a JSON log pipeline records why the Pod crashed
-            logging.getLogger("dask_kube_jobs.operator").critical(message, exc_info=exc)
-            raise SystemExit(message) from exc
-        loaded.append(ep.name)
-    return loaded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,10 +112,12 @@ def main(argv: list[str] | None = None) -> None:
     import kopf
 
     from . import handlers  # noqa: F401  (registers the handlers)
+    from .plugins import load_plugins
 
     plugins = load_plugins()
     if plugins:
-        logging.getLogger("dask_kube_jobs.operator").info("loaded plugins: %s", ", ".join(plugins))
+        logging.getLogger("dask_kube_jobs.operator").info(
+            "loaded plugins: %s", ", ".join(p.name for p in plugins))
     namespaces = None if args.all_namespaces or not args.namespaces else list(args.namespaces)
     memo = kopf.Memo(kubeconfig=os.environ.get("KUBECONFIG"), namespaces=namespaces)
     settings = kopf.OperatorSettings()

@@ -19,6 +19,7 @@ from typing import Any
 
 import kopf
 
+from ..contract.objects import without_nulls
 from ..kube import TRANSIENT_ERRORS, APIError, Resource, namespace_terminating
 from . import autoscaler, cluster, job, logs, metrics, names, workergroup
 from .runtime import (
@@ -81,6 +82,9 @@ async def _loop(kind: str, res: Resource, reconcile: Reconcile, name: str, names
             if obj is None:
                 return None  # deleted: nothing left to reconcile
             rt.track(key, obj)
+            # A spec's nulls mean "not set" (see without_nulls); reconcilers never see them.
+            if obj.get("spec") is not None:
+                obj["spec"] = without_nulls(obj["spec"])
             return await reconcile(rt, obj)
 
     try:

@@ -200,3 +200,32 @@ def test_scale_down_without_a_scheduler_to_ask_deletes_nothing(kubectl: Kubectl)
     assert running_workers(kubectl, "mute-default") == before  # nobody was killed at random
     events = kubectl("get", "events", "--field-selector", "involvedObject.name=mute-default", "-o", "json").json()["items"]
     assert any(e["reason"] == "ScaleDownBlocked" and e["type"] == "Warning" for e in events)
+
+
+def with_nulls_as_upstream_sends(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` as upstream's ``make_cluster_spec`` shapes it: unset fields sent as ``null``."""
+    spec = json.loads(json.dumps(spec))
+    spec["idleTimeout"] = None
+    for part in (spec["worker"], spec["scheduler"]):
+        for c in part["spec"]["containers"]:
+            c.update(env=None, resources=None)
+    return spec
+
+
+def test_null_fields_from_upstream_make_cluster_spec_are_absent(
+        kubectl: Kubectl, namespace: str) -> None:
+    """``"env": null`` (as upstream's ``make_cluster_spec`` emits it) used to stop a cluster from
+    ever getting workers: the worker builder iterated the null."""
+    manifest = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskCluster",
+                "metadata": {"name": "nulls"},
+                "spec": with_nulls_as_upstream_sends(cluster_spec(2))}
+    # POSTed as a client library sends it (kubectl apply would drop the nulls on its side)
+    stored = kubectl("create", "--raw",
+                     f"/apis/kubernetes.dask.org/v1/namespaces/{namespace}/daskclusters",
+                     "-f", "-", input=json.dumps(manifest)).json()
+    assert stored["spec"]["worker"]["spec"]["containers"][0]["env"] is None  # kept: nullable
+    wait_workers(kubectl, "nulls-default", 2)
+    wait_for(kubectl, "daskcluster", "nulls", lambda o: o["status"].get("readyWorkers") == 2)
+    pod = kubectl("get", "pods", "-l", "dask.org/workergroup-name=nulls-default", "-o", "json").json()["items"][0]
+    env = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
+    assert {"DASK_SCHEDULER_ADDRESS", "DASK_WORKER_NAME"} <= env

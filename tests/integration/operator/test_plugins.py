@@ -64,3 +64,31 @@ def test_a_broken_plugin_stops_the_operator_loudly(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "plugin 'broken_plugin'" in proc.stderr and "misconfigured policy" in proc.stderr
+
+
+def test_upstreams_plugin_does_not_bring_upstreams_controller(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dask-kubernetes installed beside us: its 'noop' plugin loads, its controller does not."""
+    from tests.unit.test_operator_plugins import write_upstream_like
+
+    site = tmp_path / "site"
+    site.mkdir()
+    write_upstream_like(site)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    with LocalControlPlane(tmp_path / "kc.yaml", state_dir=tmp_path / "state") as plane:
+        k = Kubectl(plane.kubeconfig, "default")
+        k("apply", "-f", "-", input=json.dumps(daskcluster("single", workers=1)))
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            obj = k("get", "daskcluster", "single", "-o", "json").json()
+            if (obj.get("status") or {}).get("phase") == "Running":
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError((plane.logs / "operator.log").read_text()[-3000:])
+        # upstream's create handler would have labelled it; only our finalizer is on it
+        assert "controller" not in (obj["metadata"].get("labels") or {})
+        assert obj["metadata"].get("finalizers", []) in ([], ["kubernetes.dask.org/operator"])
+        log = (plane.logs / "operator.log").read_text()
+        assert "loaded plugins: noop" in log
+        assert "upstreamish.controller.controller" in log and "refused" in log
