@@ -154,6 +154,10 @@ def _cluster_spec() -> Schema:
                             "seconds; 0 never deletes it.", minimum=0, default=0),
         "scheduler": _scheduler(),
         "worker": _worker(in_cluster=True),
+        "schedulerStartupTimeoutSeconds": _int(
+            "Seconds the scheduler may run without passing its readiness probe before it is "
+            "reported as failing (the DaskCluster's SchedulerReady condition, reason "
+            "SchedulerNotReady) and a DaskJob's attempt fails. Unset: 300.", minimum=1),
     }, required=["scheduler", "worker"])
 
 
@@ -255,6 +259,9 @@ def _daskjob() -> Schema:
         "lastFailedAttempt": _int("The attempt (1-based) whose failure was counted last, so "
                                   "a failure is counted once however often it is observed.",
                                   minimum=0),
+        "lastFailedScheduler": _str("uid of the scheduler Pod whose failure was counted last "
+                                    "(a crash-looping or never-ready scheduler counts against "
+                                    "backoffLimit like a failed runner)."),
         "retryAt": _time("When the next attempt starts (back-off after a failed attempt)."),
         "exitCode": _int("Exit code of the last runner that terminated.", nullable=True),
         "reason": _str("Machine-readable reason of the last transition, e.g. BackoffLimitExceeded, "

@@ -44,6 +44,21 @@ def _load_key(state: StateDir) -> bytes:
     return key
 
 
+#: What one local worker process is reckoned to need: the default cap on workers per cluster
+#: that the local control plane gives its operator is the machine's memory divided by this.
+WORKER_MEMORY = 256 * 2**20
+
+
+def machine_max_workers() -> int:
+    """Workers per cluster this machine can hold (8 to 1000): every local Pod is a process
+    here, so a cluster of a thousand workers would take the machine down, not run."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 8
+    return max(8, min(1000, memory // WORKER_MEMORY))
+
+
 def _operator_crds() -> list[dict]:
     """The Dask CRDs, installed with the operator as its Helm chart would install them."""
     try:
@@ -96,7 +111,8 @@ async def run(args: argparse.Namespace) -> None:
                        ["--kubeconfig", str(state.admin_kubeconfig), "--state-dir", str(state.kubelet)])
     if not args.no_operator:
         supervisor.add("operator", "dask_kube_jobs.operator",
-                       ["--kubeconfig", str(state.admin_kubeconfig), "--all-namespaces"])
+                       ["--kubeconfig", str(state.admin_kubeconfig), "--all-namespaces",
+                        "--default-max-workers-per-cluster", str(machine_max_workers())])
     record(supervisor.pids())
     tasks.append(asyncio.create_task(supervisor.watch(), name="supervisor"))
     log.info("local control plane serving at %s (kubeconfig %s)", url, args.kubeconfig)

@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--peering-lifetime", type=int, metavar="SECONDS",
                         help="how long a replica's keep-alive holds; a standby takes over this "
                              "long after the leader's last one (kopf's default: 60)")
+    from .limits import DEFAULT_MAX_WORKERS_PER_CLUSTER, ENV_DEFAULT_MAX_WORKERS
+
+    parser.add_argument("--default-max-workers-per-cluster", type=int, metavar="N",
+                        default=int(os.environ.get(ENV_DEFAULT_MAX_WORKERS)
+                                    or DEFAULT_MAX_WORKERS_PER_CLUSTER),
+                        help="workers per DaskCluster when the limits ConfigMap sets no "
+                             f"maxWorkersPerCluster (default {DEFAULT_MAX_WORKERS_PER_CLUSTER}, "
+                             f"or ${ENV_DEFAULT_MAX_WORKERS}; 0: no default cap)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -98,6 +106,9 @@ def main(argv: list[str] | None = None) -> None:
                 parse_endpoint(url, option)
             except ValueError as exc:
                 parser.error(str(exc))
+    if args.default_max_workers_per_cluster < 0:
+        parser.error(f"--default-max-workers-per-cluster {args.default_max_workers_per_cluster}: "
+                     "use a number of workers >= 1, or 0 for no default cap")
     if args.peering_lifetime is not None and args.peering_lifetime < 1:
         parser.error(f"--peering-lifetime {args.peering_lifetime}: use a whole number of "
                      "seconds >= 1")
@@ -112,7 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     import kopf
 
     from . import handlers  # noqa: F401  (registers the handlers)
+    from .limits import set_default_max_workers
     from .plugins import load_plugins
+
+    set_default_max_workers(args.default_max_workers_per_cluster)
 
     plugins = load_plugins()
     if plugins:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import conditions, limits, names, scheduler_comm
-from .cluster import worker_replicas
-from .runtime import DASKAUTOSCALERS, DASKWORKERGROUPS, Runtime
+from .cluster import adopt, worker_replicas
+from .failures import REASON_INVALID
+from .runtime import DASKAUTOSCALERS, DASKCLUSTERS, DASKWORKERGROUPS, Runtime
 
 Obj = dict[str, Any]
 
@@ -81,7 +82,8 @@ def ceiling(lim: limits.Limits, *, group: str, cluster: str, groups: list[Obj],
                   and (p["metadata"].get("labels") or {}).get(names.LABEL_WORKER_GROUP) != group)
     others = max(asked, running)
     room = max(0, cap - others)
-    why = f"the administrator's cap of {cap} workers per cluster ({lim.where('maxWorkersPerCluster')})"
+    why = f"{limits.cap_owner(lim, 'maxWorkersPerCluster')} cap of {cap} workers per cluster " \
+          f"({lim.where('maxWorkersPerCluster')})"
     if others:
         why += f", {min(others, cap)} of them taken by the other worker groups of DaskCluster {cluster}"
     if len(mine) > room:
@@ -161,6 +163,18 @@ async def reconcile(rt: Runtime, autoscaler: Obj, state: dict[str, Any]) -> floa
         return interval
     group_name = spec.get("workerGroup") or names.default_worker_group(cluster)
     minimum, maximum = int(spec.get("minimum", 0)), int(spec.get("maximum", 0))
+    if minimum > maximum:
+        # The CRD refuses this on an API server that evaluates its CEL rule; the operator
+        # refuses it too, for servers that do not, rather than scale to the minimum.
+        return await _invalid(rt, autoscaler, f"spec.minimum ({minimum}) is greater than "
+                              f"spec.maximum ({maximum}): lower the minimum or raise the maximum")
+    owned = any(r.get("kind") == DASKCLUSTERS.kind and r.get("name") == cluster
+                for r in meta.get("ownerReferences") or [])
+    if not owned:
+        # Applied from a manifest, it names its cluster; owned by it, it goes with it.
+        cluster_obj = await rt.client.get(DASKCLUSTERS, ns, cluster)
+        if cluster_obj is not None:
+            await adopt(rt, DASKAUTOSCALERS, autoscaler, cluster_obj, controller=False)
     group = await rt.client.get(DASKWORKERGROUPS, ns, group_name)
     scheduler = rt.pod(ns, names.scheduler_name(cluster))
     address = scheduler_comm.scheduler_rpc_address(scheduler) if scheduler else None
@@ -196,10 +210,29 @@ async def reconcile(rt: Runtime, autoscaler: Obj, state: dict[str, Any]) -> floa
         "lastDecision": {"time": stamp, "from": current, "to": new, "target": target,
                          "reason": reason}}
     conds = await _limited_condition(rt, autoscaler, group_name, limit, limited=decision.limited)
+    existing = conds if conds is not None else (autoscaler.get("status") or {}).get("conditions")
+    if conditions.is_true(existing, "Failed"):  # an earlier spec could not be followed
+        conds = conditions.put(existing, "Failed", False, "Valid", "the spec can be followed",
+                               meta.get("generation"))
     if conds is not None:
         status["conditions"] = conds
     await rt.patch_status(DASKAUTOSCALERS, autoscaler, status)
     return interval
+
+
+async def _invalid(rt: Runtime, autoscaler: Obj, message: str) -> float:
+    """Scale nothing for a spec that cannot be followed; say so once; wait for a new spec."""
+    status = autoscaler.get("status") or {}
+    previous = conditions.get(status.get("conditions"), "Failed") or {}
+    generation = autoscaler["metadata"].get("generation")
+    if previous.get("status") != "True" or previous.get("message") != message:
+        await rt.patch_status(DASKAUTOSCALERS, autoscaler, {
+            "observedGeneration": generation,
+            "conditions": conditions.put(status.get("conditions"), "Failed", True,
+                                         REASON_INVALID, message, generation),
+            "lastDecision": {"reason": f"nothing scaled: {message}"}})
+        await rt.event(autoscaler, REASON_INVALID, message, warning=True)
+    return 3600.0  # a new spec wakes the daemon through its watch event
 
 
 async def _limited_condition(rt: Runtime, autoscaler: Obj, group: str, limit: Ceiling | None, *,

@@ -10,11 +10,13 @@ changes (tracked through ``status.observedGeneration``), so ``kubectl scale dask
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
-from ..kube import PODS, SERVICES, APIError, pod_ready
-from . import builders, conditions, limits, names, scheduler_comm
+from ..kube import PODS, SERVICES, APIError, Resource, owner_ref, pod_ready
+from . import builders, conditions, diagnosis, limits, names, scheduler_comm
+from .failures import ChildRefused
 from .runtime import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS, Runtime
 
 Obj = dict[str, Any]
@@ -23,14 +25,90 @@ RESYNC = 10.0
 
 
 async def create_if_missing(rt: Runtime, res: Any, body: Obj) -> bool:
-    """Create ``body``; True if we made it, False if it was already there."""
+    """Create ``body``; True if we made it, False if it was already there.
+
+    Raises ``failures.ChildRefused`` when the API server refuses it for good (invalid,
+    forbidden): the caller ends or marks its object instead of retrying."""
     try:
         await rt.client.create(res, body["metadata"]["namespace"], body)
     except APIError as exc:
         if exc.code == 409:
             return False
+        refused = ChildRefused.from_error(exc, body)
+        if refused is not None:
+            raise refused from exc
         raise
     return True
+
+
+async def adopt(rt: Runtime, res: Resource, obj: Obj, cluster: Obj, *, controller: bool) -> None:
+    """Make ``cluster`` an owner of ``obj`` (a worker group or autoscaler that names it), so
+    deleting the cluster deletes it too, as the upstream operator's users expect."""
+    refs = obj["metadata"].get("ownerReferences") or []
+    if any(r.get("uid") == cluster["metadata"]["uid"] for r in refs):
+        return
+    ref = owner_ref(cluster, controller=controller, block=True)
+    await rt.client.patch(res, obj["metadata"]["namespace"], obj["metadata"]["name"],
+                          {"metadata": {"ownerReferences": [*refs, ref]}})
+
+
+def startup_timeout(cluster: Obj | None) -> float:
+    """Seconds a running scheduler may stay unready (``spec.schedulerStartupTimeoutSeconds``)."""
+    value = ((cluster or {}).get("spec") or {}).get("schedulerStartupTimeoutSeconds")
+    return float(value) if value else float(diagnosis.SCHEDULER_STARTUP_TIMEOUT)
+
+
+def refused_condition(cluster: Obj | None) -> Obj | None:
+    """The cluster's ``Failed`` condition when the API server refused one of its children for
+    its current spec (see ``failures``); None otherwise. A new spec (generation) clears it."""
+    if cluster is None:
+        return None
+    cond = conditions.get((cluster.get("status") or {}).get("conditions"), "Failed")
+    if cond and cond.get("status") == "True" and \
+            cond.get("observedGeneration") == cluster["metadata"].get("generation"):
+        return cond
+    return None
+
+
+async def _refused(rt: Runtime, cluster: Obj, reason: str, message: str) -> float:
+    """Record that a child can never be made for this spec; wait for a new spec."""
+    meta = cluster["metadata"]
+    status = cluster.get("status") or {}
+    conds = conditions.put(status.get("conditions"), "Failed", True, reason, message,
+                           meta.get("generation"))
+    if await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Failed", "conditions": conds}) is None:
+        return 3600.0  # deleted meanwhile
+    rt.refused_clusters[(meta["namespace"], meta["name"])] = conditions.get(conds, "Failed") or {}
+    await rt.event(cluster, reason, message, warning=True)
+    job = (meta.get("labels") or {}).get(names.LABEL_JOB)
+    if job:
+        rt.trigger(meta["namespace"], "DaskJob", job)  # its job ends with the same words
+    return 3600.0  # a new spec wakes the daemon through its watch event
+
+
+def replica_failure(group: Obj | None) -> Obj | None:
+    """A worker group's ``ReplicaFailure`` condition while it holds for the group's spec."""
+    if group is None:
+        return None
+    cond = conditions.get((group.get("status") or {}).get("conditions"), "ReplicaFailure")
+    if cond and cond.get("status") == "True" and \
+            cond.get("observedGeneration") == group["metadata"].get("generation"):
+        return cond
+    return None
+
+
+def _scheduler_condition(scheduler: Obj | None, cluster: Obj) -> tuple[bool, str, str]:
+    """(ready, reason, message) of the SchedulerReady condition, in the kubelet's words."""
+    if scheduler is not None and pod_ready(scheduler):
+        return True, "PodReady", "the scheduler Pod is ready"
+    if scheduler is None:
+        return False, "PodNotReady", "waiting for the scheduler Pod to be created"
+    problem = diagnosis.scheduler_problem(scheduler, now=dt.datetime.now(dt.timezone.utc),
+                                          startup_timeout=startup_timeout(cluster),
+                                          pending_timeout=0)
+    if problem is not None:
+        return False, problem.reason, problem.message
+    return False, "PodNotReady", "waiting for the scheduler Pod to become ready"
 
 
 def _active(pod: Obj) -> bool:
@@ -143,6 +221,20 @@ async def admit(rt: Runtime, cluster: Obj) -> float | None:
 
 async def reconcile(rt: Runtime, cluster: Obj) -> float:
     """One pass over a DaskCluster; returns seconds until the next timed pass."""
+    meta = cluster["metadata"]
+    key = (meta["namespace"], meta["name"])
+    refused = refused_condition(cluster)
+    if refused is not None:
+        rt.refused_clusters[key] = refused  # its job reads it here, without a request
+        return 3600.0  # nothing can be made for this spec; a new one wakes the daemon
+    rt.refused_clusters.pop(key, None)
+    try:
+        return await _reconcile(rt, cluster)
+    except ChildRefused as exc:
+        return await _refused(rt, cluster, exc.reason, exc.message)
+
+
+async def _reconcile(rt: Runtime, cluster: Obj) -> float:
     meta, spec = cluster["metadata"], cluster.get("spec") or {}
     ns, name = meta["namespace"], meta["name"]
     status = cluster.get("status") or {}
@@ -180,12 +272,21 @@ async def reconcile(rt: Runtime, cluster: Obj) -> float:
             await rt.client.patch(DASKWORKERGROUPS, ns, group_name,
                                   {"spec": {"worker": {"replicas": want}}})
             await rt.event(cluster, "Scaled", f"worker group {group_name}: {have} -> {want} workers")
+    failure = replica_failure(group)
+    if failure is not None:  # its workers can never be made: the cluster cannot work
+        return await _refused(rt, cluster, failure.get("reason") or "InvalidSpec",
+                              f"worker group {group_name}: {failure.get('message')}")
 
     workers = rt.pods(ns, **{names.LABEL_CLUSTER: name, names.LABEL_COMPONENT: names.COMPONENT_WORKER})
     active = [p for p in workers if _active(p)]
     ready = sum(1 for p in active if pod_ready(p))
-    scheduler_ready = scheduler is not None and pod_ready(scheduler)
+    scheduler_ready, scheduler_reason, scheduler_message = _scheduler_condition(scheduler, cluster)
     phase = "Running" if scheduler_ready else "Pending"
+    conds = conditions.put(status.get("conditions"), "SchedulerReady", scheduler_ready,
+                           scheduler_reason, scheduler_message, meta.get("generation"))
+    if conditions.get(conds, "Failed"):  # a refusal of an earlier spec no longer holds
+        conds = conditions.put(conds, "Failed", False, "Created",
+                               "every child object was accepted", meta.get("generation"))
     new_status: Obj = {
         "phase": phase,
         "observedGeneration": meta.get("generation"),
@@ -194,11 +295,7 @@ async def reconcile(rt: Runtime, cluster: Obj) -> float:
         "schedulerAddress": names.scheduler_address(name, ns),
         "dashboardAddress": names.dashboard_address(name, ns),
         "selector": f"{names.LABEL_CLUSTER}={name},{names.LABEL_COMPONENT}={names.COMPONENT_WORKER}",
-        "conditions": conditions.put(status.get("conditions"), "SchedulerReady",
-                                     scheduler_ready, "PodReady" if scheduler_ready else "PodNotReady",
-                                     "the scheduler Pod is ready" if scheduler_ready
-                                     else "waiting for the scheduler Pod to become ready",
-                                     meta.get("generation")),
+        "conditions": conds,
     }
     if any(status.get(k) != v for k, v in new_status.items()):
         await rt.patch_status(DASKCLUSTERS, cluster, new_status)

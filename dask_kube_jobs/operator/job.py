@@ -25,8 +25,9 @@ import os
 from typing import Any
 
 from ..kube import PODS, APIError, fmt_time, parse_time, pod_ready
-from . import builders, conditions, limits, names
-from .cluster import create_if_missing
+from . import builders, conditions, diagnosis, limits, names
+from .cluster import create_if_missing, startup_timeout
+from .failures import ChildRefused
 from .runtime import DASKCLUSTERS, DASKJOBS, Runtime
 
 Obj = dict[str, Any]
@@ -34,8 +35,6 @@ Obj = dict[str, Any]
 RESYNC = 10.0
 ORDER = {"": 0, "JobCreated": 1, "ClusterCreated": 2, "Running": 3, "Successful": 4, "Failed": 4}
 TERMINAL = ("Successful", "Failed")
-IMAGE_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
-CONFIG_ERRORS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 
 
 def backoff_base() -> float:
@@ -73,19 +72,6 @@ def _terminated(pod: Obj) -> Obj:
     return {}
 
 
-def _start_problem(pod: Obj) -> tuple[str, str] | None:
-    """Why a Pending runner cannot start, as (reason, message), or None."""
-    status = pod.get("status") or {}
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-            return cond.get("reason") or "Unschedulable", cond.get("message") or "the Pod cannot be scheduled"
-    for cs in status.get("containerStatuses") or []:
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in IMAGE_ERRORS | CONFIG_ERRORS:
-            return waiting["reason"], waiting.get("message") or waiting["reason"]
-    return None
-
-
 def _started(status: Obj) -> bool:
     """Past admission already: it has made its cluster (an operator from before limits)."""
     return ORDER.get(status.get("jobStatus") or "", 0) >= ORDER["ClusterCreated"]
@@ -97,6 +83,11 @@ def _holds_place(job: Obj) -> bool:
     return not job["metadata"].get("deletionTimestamp") and \
         status.get("jobStatus") not in TERMINAL and not (job.get("spec") or {}).get("suspend") and \
         limits.is_admitted(status, started=_started(status))
+
+
+def _waiting(status: Obj) -> bool:
+    """Its message is a start problem said while it happens (``diagnosis.waiting_note``)."""
+    return str(status.get("message") or "").startswith("waiting: ")
 
 
 def _decode_result(message: str | None) -> Any:
@@ -134,6 +125,14 @@ class JobReconciler:
 
     # -- the pass ----------------------------------------------------------------------------
     async def reconcile(self) -> float:
+        try:
+            return await self.reconcile_once()
+        except ChildRefused as refused:
+            # Retrying cannot help: end the job with the API server's words (and tear down
+            # what was made for it, as for any failed job).
+            return await self.fail(refused.reason, refused.message)
+
+    async def reconcile_once(self) -> float:
         if self.meta.get("deletionTimestamp"):
             return RESYNC
         phase = self.status.get("jobStatus") or ""
@@ -163,22 +162,69 @@ class JobReconciler:
                                    f"the job ran longer than activeDeadlineSeconds ({deadline}s)")
 
         scheduler = self.rt.pod(self.ns, names.scheduler_name(self.cluster_name))
-        if scheduler is None or not _started(self.status):
-            # Its scheduler Pod (which the cluster owns) proves the cluster exists; without
-            # it, create the cluster -- the first time, or again if it was deleted under a
-            # running job -- rather than on every pass (each a 409 once it exists).
+        if not _started(self.status) or not self.status.get("clusterName"):
+            # The first time, or after a suspension (which deleted the cluster and cleared
+            # clusterName): make the cluster.
             if await create_if_missing(self.rt, DASKCLUSTERS, builders.job_cluster(self.job)):
                 await self.rt.event(self.job, "ClusterCreated", f"created DaskCluster {self.cluster_name}")
+        elif scheduler is None:
+            # Its scheduler Pod (which the cluster owns) proves the cluster exists; without it,
+            # ask. A cluster deleted under a running job is not silently made again: the
+            # runner lost its scheduler, so the job ends and says who removed what.
+            cluster = await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
+            ours = cluster is not None and not cluster["metadata"].get("deletionTimestamp") and any(
+                r.get("uid") == self.meta["uid"] for r in cluster["metadata"].get("ownerReferences") or [])
+            if not ours:
+                return await self.fail("ClusterDeleted", (
+                    f"DaskCluster {self.cluster_name} was deleted before the job finished (the "
+                    "operator deletes a job's cluster only when the job ends; its own "
+                    "spec.idleTimeout also deletes it); the runner lost its scheduler"))
         await self.write(jobStatus="ClusterCreated", clusterName=self.cluster_name)
+        refused = self.rt.refused_clusters.get((self.ns, self.cluster_name))
+        if refused is not None:  # a child of its cluster can never be made (cluster.py)
+            return await self.fail(refused.get("reason") or "InvalidSpec",
+                                   f"DaskCluster {self.cluster_name}: {refused.get('message')}")
 
         if scheduler is None or not pod_ready(scheduler):
-            if scheduler is not None:
-                problem = _start_problem(scheduler)
-                if problem and _seconds_since(scheduler["metadata"].get("creationTimestamp")) > pending_timeout():
-                    return await self.fail(f"Scheduler{problem[0]}",
-                                           f"the scheduler Pod cannot start: {problem[1]}")
-            return RESYNC
+            return await self.scheduler_not_ready(scheduler)
         return await self.drive_runner()
+
+    async def scheduler_not_ready(self, scheduler: Obj | None) -> float:
+        """Wait for the scheduler, unless its cluster was refused or it will never be ready."""
+        if scheduler is None:
+            return RESYNC
+        problem = diagnosis.scheduler_problem(
+            scheduler, now=_now(), startup_timeout=startup_timeout(self.spec.get("cluster")),
+            pending_timeout=pending_timeout())
+        if problem is not None:
+            return await self.scheduler_failed(scheduler, problem)
+        note = diagnosis.waiting_note(scheduler, "scheduler")
+        if note != self.status.get("message") and (note or _waiting(self.status)):
+            await self.write(message=note)
+        return RESYNC
+
+    async def scheduler_failed(self, pod: Obj, problem: diagnosis.Problem) -> float:
+        """A failed scheduler ends the attempt; within backoffLimit a fresh one is made."""
+        uid = pod["metadata"]["uid"]
+        failures = int(self.status.get("failed") or 0)
+        if self.status.get("lastFailedScheduler") != uid:
+            failures += 1  # counted once per scheduler Pod, however many passes see it
+            await self.write(failed=failures, lastFailedScheduler=uid, reason=problem.reason,
+                             message=problem.message)
+        limit = int(self.spec.get("backoffLimit", 0) or 0)
+        if failures <= limit:
+            await self.rt.event(self.job, "BackOff",
+                                f"{problem.reason}: {problem.message}; replacing the scheduler "
+                                f"({failures}/{limit} retries used)", warning=True)
+            try:
+                await self.rt.client.delete(PODS, self.ns, pod["metadata"]["name"], uid=uid)
+            except APIError as exc:
+                if exc.code not in (404, 409):
+                    raise
+            return RESYNC
+        tail = await self.rt.log_tail(self.ns, pod["metadata"]["name"],
+                                      previous=problem.previous_log)
+        return await self.fail(problem.reason, problem.message, log_tail=tail, failed=failures)
 
     async def admission_problems(self) -> list[limits.Violation]:
         lim = await limits.limits_for(self.rt.client, self.rt.events, self.ns, fresh=True)
@@ -262,17 +308,29 @@ class JobReconciler:
         phase = (pod.get("status") or {}).get("phase")
         if phase == "Succeeded":
             return await self.succeed(pod)
-        if phase == "Failed" or pod["metadata"].get("deletionTimestamp"):
+        if phase == "Failed":
             return await self.attempt_failed(pod, attempt)
+        if pod["metadata"].get("deletionTimestamp"):
+            # Not by us: the operator deletes a live runner only when it ends the job
+            # (deadline, suspension), and then no longer drives it.
+            return await self.attempt_failed(
+                pod, attempt, reason="RunnerDeleted",
+                message=f"runner Pod {name} was deleted before it finished (by someone other "
+                        "than the operator)")
+        note = None
         if phase == "Pending":
-            problem = _start_problem(pod)
+            problem = diagnosis.start_problem(pod)
             if problem:
-                reason, message = problem
-                fatal_now = reason in IMAGE_ERRORS and reason != "ImagePullBackOff"
+                fatal_now = problem.reason in diagnosis.IMAGE_ERRORS and problem.reason != "ImagePullBackOff"
                 if fatal_now or _seconds_since(pod["metadata"].get("creationTimestamp")) > pending_timeout():
                     await self.rt.client.delete(PODS, self.ns, name, uid=pod["metadata"]["uid"])
-                    return await self.attempt_failed(pod, attempt, reason=reason, message=message)
-        await self.write(jobStatus="Running", jobRunnerPodName=name)
+                    return await self.attempt_failed(pod, attempt, reason=problem.reason,
+                                                     message=problem.message)
+                note = diagnosis.waiting_note(pod, "runner")
+        fields: Obj = {"jobStatus": "Running", "jobRunnerPodName": name}
+        if note != self.status.get("message") and (note or _waiting(self.status)):
+            fields["message"] = note  # said while it happens, cleared once it starts
+        await self.write(**fields)
         return RESYNC
 
     async def start_attempt(self, attempt: int, *, recreate: bool = False) -> float:
@@ -385,6 +443,8 @@ class JobReconciler:
         if cluster is not None:
             await self.rt.client.delete(DASKCLUSTERS, self.ns, self.cluster_name,
                                         uid=cluster["metadata"]["uid"])
+        if self.status.get("clusterName"):
+            await self.write(clusterName=None)  # resuming makes a new cluster
         if limits.is_admitted(self.status, started=_started(self.status)):
             # A suspended job runs nothing, so it gives its place back and is admitted again
             # (within the limits of that moment) when it resumes.

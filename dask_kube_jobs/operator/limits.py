@@ -51,6 +51,26 @@ CONDITION_WITHIN_LIMITS = "WithinLimits"
 REASON_EXCEEDED = "LimitExceeded"
 REASON_CONFIG_INVALID = "LimitsConfigInvalid"
 
+#: Workers per cluster when no limits file sets ``maxWorkersPerCluster`` (the operator's
+#: ``--default-max-workers-per-cluster``; 0 there means none). A default, because a typo like
+#: ``replicas: 1000000`` must not turn into a million Pod creations; an administrator's file
+#: overrides it, and ``maxWorkersPerCluster: null`` there lifts it.
+DEFAULT_MAX_WORKERS_PER_CLUSTER = 1000
+ENV_DEFAULT_MAX_WORKERS = "DKJ_DEFAULT_MAX_WORKERS_PER_CLUSTER"
+_BUILT_IN = "<built-in default>"
+_default_max_workers: int | None = DEFAULT_MAX_WORKERS_PER_CLUSTER
+
+
+def set_default_max_workers(value: int | None) -> None:
+    """The operator's default cap (None or 0: no default cap)."""
+    global _default_max_workers
+    _default_max_workers = value or None
+
+
+def default_max_workers() -> int | None:
+    return _default_max_workers
+
+
 _COUNT_KEYS = ("maxWorkersPerCluster", "maxClustersPerNamespace", "maxJobsPerNamespace")
 _KEYS = (*_COUNT_KEYS, "resources", "allowedImages")
 
@@ -149,6 +169,11 @@ class Limits:
     def where(self, key: str) -> str:
         """Where the limit ``key`` is set, in words an administrator can act on."""
         path = self.keys.get(key)
+        if path == _BUILT_IN:
+            return (f"the operator's default of {self.max_workers_per_cluster} "
+                    f"(--default-max-workers-per-cluster); an administrator overrides it with "
+                    f"maxWorkersPerCluster in the operator's limits ConfigMap ({ENV_CONFIGMAP}, "
+                    "the chart's values.limits)")
         if path is None:
             parent, _, leaf = key.rpartition(".")
             path = f"{self.keys[parent]}.{leaf}" if parent in self.keys else key
@@ -190,6 +215,9 @@ class Policy:
         resources = {name: _range(spec) for name, spec in (merged.get("resources") or {}).items()
                      if spec is not None}
         images = merged.get("allowedImages")
+        if "maxWorkersPerCluster" not in merged and _default_max_workers is not None:
+            merged["maxWorkersPerCluster"] = _default_max_workers
+            keys["maxWorkersPerCluster"] = _BUILT_IN
         return Limits(
             max_workers_per_cluster=merged.get("maxWorkersPerCluster"),
             max_clusters_per_namespace=merged.get("maxClustersPerNamespace"),
@@ -219,9 +247,11 @@ def _check_section(section: Any, where: str, *, top: bool) -> dict[str, Any]:
         if key not in allowed:
             raise LimitsConfigError(path, f"unknown key; the keys are {', '.join(allowed)}")
         if value is None:
-            if top:
+            if top and key != "maxWorkersPerCluster":
                 continue  # an empty default is no limit
-            out[key] = None  # an override of null lifts the default
+            # An override of null lifts the default; so does a top-level null the operator's
+            # own default cap on workers.
+            out[key] = None
         elif key in _COUNT_KEYS:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise LimitsConfigError(path, f"must be a whole number >= 0, not {value!r}")
@@ -291,7 +321,14 @@ class Violation:
     message: str
 
 
+def cap_owner(limits: Limits, key: str) -> str:
+    """Whose cap ``key`` is, for messages: the administrator's, or the operator's default."""
+    return "the operator's default" if limits.keys.get(key) == _BUILT_IN else "the administrator's"
+
+
 def _set_by(limits: Limits, key: str) -> str:
+    if limits.keys.get(key) == _BUILT_IN:
+        return f"({limits.where(key)})"
     return f"set by the operator's administrator ({limits.where(key)})"
 
 
@@ -506,7 +543,7 @@ async def limits_for(client: Client, events: EventRecorder | None, namespace: st
     skips the cache, for decisions that refuse or admit something."""
     source = loader()
     if not source.configured:
-        return NO_LIMITS
+        return Policy().for_namespace(namespace)  # the built-in default cap, if any
     return (await source.policy(client, events, fresh=fresh)).for_namespace(namespace)
 
 

@@ -59,6 +59,10 @@ class Runtime:
     # Finished DaskJobs whose cluster this process saw gone: their passes need not ask again.
     # Only a saving: a new process asks once per job, which is as correct.
     torn_down: dict[Key, str] = field(default_factory=dict)  # -> the job's uid
+    # DaskClusters (namespace, name) a child of which the API server refused for good, with
+    # their Failed condition: written by the cluster's daemon from its status, read by its
+    # job's daemon (so a job ends with its cluster's refusal without asking for the cluster).
+    refused_clusters: dict[tuple[str, str], Obj] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -154,6 +158,8 @@ class Runtime:
         self._woken_at.pop(key, None)
         self.managed.pop(key, None)
         self.torn_down.pop(key, None)
+        if key[1] == "DaskCluster":
+            self.refused_clusters.pop((key[0], key[2]), None)
 
     # -- what this process manages ----------------------------------------------------------
     def track(self, key: Key, obj: Obj) -> None:
@@ -185,6 +191,12 @@ class Runtime:
             exp = self._expectations[key] = Expectation(set(), 0.0)
         exp.names.update(pod_names)
         exp.deadline = time.monotonic() + within
+
+    def unexpect(self, key: Key, pod_names: Iterable[str]) -> None:
+        """Pods whose creation failed: they will never come back through the informer."""
+        exp = self._expectations.get(key)
+        if exp is not None:
+            exp.names.difference_update(pod_names)
 
     def expectations_met(self, key: Key, namespace: str) -> bool:
         exp = self._expectations.get(key)
@@ -218,13 +230,15 @@ class Runtime:
         return patched
 
     async def log_tail(self, namespace: str, pod: str, lines: int = 20,
-                       max_chars: int = 4000) -> str | None:
-        """The last lines a Pod's first container wrote, for a failed job's status; None if
-        the log cannot be had (the node is gone, the Pod never started)."""
+                       max_chars: int = 4000, *, previous: bool = False) -> str | None:
+        """The last lines a Pod's first container wrote (its previous instance's with
+        ``previous``, for a crash-looping one), for a failed job's status; None if the log
+        cannot be had (the node is gone, the Pod never started)."""
+        params = {"tailLines": str(lines), **({"previous": "true"} if previous else {})}
         try:
             async with self.client.api.call_api(
                     "GET", version="v1", url=f"pods/{pod}/log", namespace=namespace,
-                    params={"tailLines": str(lines)}, timeout=10) as response:
+                    params=params, timeout=10) as response:
                 text = response.text
         except Exception as exc:  # best effort: a missing log must not block the verdict
             log.debug("no log for %s/%s: %s", namespace, pod, exc)

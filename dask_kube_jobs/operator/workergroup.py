@@ -10,17 +10,21 @@ the scheduler cannot be reached, nothing is deleted: the group says so in an Eve
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
-from ..kube import PODS, APIError, owner_ref, pod_ready
+from ..kube import PODS, pod_ready
 from . import builders, conditions, limits, names, scheduler_comm
-from .cluster import create_if_missing, worker_replicas
+from .cluster import adopt, create_if_missing, replica_failure, worker_replicas
+from .failures import ChildRefused
 from .runtime import DASKCLUSTERS, DASKWORKERGROUPS, Runtime
 
 Obj = dict[str, Any]
 
 RESYNC = 10.0
+#: Most worker Pods one pass creates; the next pass (woken by their watch events) goes on.
+BURST = 250
 
 
 def _active(pod: Obj) -> bool:
@@ -31,17 +35,6 @@ def _active(pod: Obj) -> bool:
 def _joined(pod: Obj) -> bool:
     """Running and ready: the worker may hold data the scheduler must move before it goes."""
     return (pod.get("status") or {}).get("phase") == "Running" and pod_ready(pod)
-
-
-async def _adopt(rt: Runtime, group: Obj, cluster: Obj) -> None:
-    """A group created on its own is adopted by its cluster, as upstream does, so deleting the
-    cluster removes it too."""
-    refs = group["metadata"].get("ownerReferences") or []
-    if any(r.get("uid") == cluster["metadata"]["uid"] for r in refs):
-        return
-    ref = owner_ref(cluster, controller=True, block=True)
-    await rt.client.patch(DASKWORKERGROUPS, group["metadata"]["namespace"], group["metadata"]["name"],
-                          {"metadata": {"ownerReferences": [*refs, ref]}})
 
 
 async def reconcile(rt: Runtime, group: Obj) -> float:
@@ -60,7 +53,9 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
         await rt.patch_status(DASKWORKERGROUPS, group, {"conditions": conds,
                                                         "observedGeneration": meta.get("generation")})
         return RESYNC
-    await _adopt(rt, group, cluster)
+    # A group created on its own is adopted by its cluster, as upstream does, so deleting the
+    # cluster removes it too.
+    await adopt(rt, DASKWORKERGROUPS, group, cluster, controller=True)
     conds = conditions.put(conds, "ClusterFound", True, "ClusterFound",
                            f'member of DaskCluster "{cluster_name}"', meta.get("generation"))
 
@@ -75,13 +70,19 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     blocked: str | None = None
     held: str | None = None
     settled = rt.expectations_met(key, ns)  # else Pods are in flight: judge limits next pass
+    refused = replica_failure(group)  # the API server refuses this spec's Pods: make none
     if settled:
-        if len(active) < desired:
+        if len(active) < desired and refused is None:
             allowed, held = await _within_limits(rt, group, cluster, active, desired)
             if held is not None:  # confirm against the latest file before holding anything back
                 allowed, held = await _within_limits(rt, group, cluster, active, desired, fresh=True)
             if allowed > len(active):
-                await _scale_up(rt, group, allowed - len(active))
+                try:
+                    await _scale_up(rt, group, allowed - len(active))
+                except ChildRefused as exc:
+                    refused = {"reason": exc.reason, "message": exc.message}
+                    await rt.event(group, "FailedCreate", exc.message, warning=True)
+                    rt.trigger(ns, "DaskCluster", cluster_name)  # the cluster says so too
         elif len(active) > desired:
             blocked = await _scale_down(rt, group, cluster, active, len(active) - desired)
     if settled and (held is not None or conditions.get(conds, limits.CONDITION_WITHIN_LIMITS)):
@@ -91,6 +92,12 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
         conds = conditions.put(conds, limits.CONDITION_WITHIN_LIMITS, held is None,
                                limits.REASON_EXCEEDED if held else "WithinLimits",
                                held or "within the operator's limits", meta.get("generation"))
+    if refused is not None or conditions.get(conds, "ReplicaFailure"):
+        conds = conditions.put(conds, "ReplicaFailure", refused is not None,
+                               refused.get("reason") or "InvalidSpec" if refused else "Created",
+                               refused.get("message") or "" if refused
+                               else "the API server accepts this group's worker Pods",
+                               meta.get("generation"))
     conds = conditions.put(conds, "ScaleDownBlocked", blocked is not None,
                            "SchedulerUnreachable" if blocked else "NotBlocked",
                            blocked or "scale-down can proceed", meta.get("generation"))
@@ -166,18 +173,31 @@ async def _within_limits(rt: Runtime, group: Obj, cluster: Obj, active: list[Obj
 
 
 async def _scale_up(rt: Runtime, group: Obj, count: int) -> None:
+    """Create up to ``count`` worker Pods (at most ``BURST`` in one pass) in batches of 1, 2,
+    4, ... at a time, as the ReplicaSet controller's slow start does: a spec the API server
+    refuses costs one request, not ``count``, and a large scale-up is concurrent without
+    flooding the server. The first error ends the pass; Pods already made are kept."""
     ns, name = group["metadata"]["namespace"], group["metadata"]["name"]
-    made = []
-    for _ in range(count):
-        pod = builders.worker_pod(group, uuid.uuid4().hex[:10])
-        rt.expect((ns, "DaskWorkerGroup", name), [pod["metadata"]["name"]])
-        try:
-            await create_if_missing(rt, PODS, pod)
-        except APIError:
-            rt.expectations_met((ns, "DaskWorkerGroup", name), ns)
-            raise
-        made.append(pod["metadata"]["name"])
-    await rt.event(group, "ScaledUp", f"created {len(made)} worker Pod(s)")
+    key = (ns, "DaskWorkerGroup", name)
+    count = min(count, BURST)
+    made, batch = 0, 1
+    try:
+        while made < count:
+            pods = [builders.worker_pod(group, uuid.uuid4().hex[:10])
+                    for _ in range(min(batch, count - made))]
+            rt.expect(key, [p["metadata"]["name"] for p in pods])
+            results = await asyncio.gather(*(create_if_missing(rt, PODS, p) for p in pods),
+                                           return_exceptions=True)
+            failed = [p["metadata"]["name"] for p, r in zip(pods, results, strict=True)
+                      if isinstance(r, BaseException)]
+            made += len(pods) - len(failed)
+            if failed:
+                rt.unexpect(key, failed)
+                raise next(r for r in results if isinstance(r, BaseException))
+            batch *= 2
+    finally:
+        if made:
+            await rt.event(group, "ScaledUp", f"created {made} worker Pod(s)")
 
 
 async def _scale_down(rt: Runtime, group: Obj, cluster: Obj, active: list[Obj],

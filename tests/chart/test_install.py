@@ -156,6 +156,21 @@ def test_a_user_with_only_the_shipped_role_runs_a_daskjob_to_success(installed: 
     assert any(e["involvedObject"].get("name") == name for e in events)
 
 
+def test_the_same_user_follows_the_runners_log(installed: Installed) -> None:
+    """The shipped role is enough for `dask-kube-jobs logs` (read-only Pods and pods/log)."""
+    import subprocess
+    import sys
+
+    name = f"logs-{installed.mode}"
+    installed.user("create", "-f", "-", input=json.dumps(daskjob(name)))
+    out = subprocess.run(
+        [sys.executable, "-m", "dask_kube_jobs.cli", "logs", "-f", name, "--kubeconfig",
+         installed.user.kubeconfig, "-n", TEAM], capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr
+    assert "sum on the cluster: ok" in out.stdout, out.stdout + out.stderr
+    assert "forbidden" not in out.stderr.lower()
+
+
 def test_the_same_user_cannot_create_a_pod(installed: Installed) -> None:
     assert installed.user("auth", "can-i", "create", "pods", check=False).stdout.strip() == "no"
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sneaky"},

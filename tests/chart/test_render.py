@@ -188,7 +188,7 @@ def test_the_operator_rules_cover_what_the_operator_calls() -> None:
     assert not [n for n in needed if n not in granted]
 
 
-def test_user_roles_grant_the_dask_resources_only_and_aggregate_into_edit_and_view() -> None:
+def test_user_roles_grant_the_dask_resources_and_read_only_pods_and_aggregate() -> None:
     objs = objects()
     roles = {r["metadata"]["name"]: r for r in of_kind(objs, "ClusterRole")}
     edit, view = roles[f"{FULLNAME}-edit"], roles[f"{FULLNAME}-view"]
@@ -196,8 +196,13 @@ def test_user_roles_grant_the_dask_resources_only_and_aggregate_into_edit_and_vi
     assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
     assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
     for role in (edit, view):
+        core = [r for r in rules_of(role) if r["apiGroups"] == [""]]
+        # read-only on Pods, their logs and Events (to follow a runner), nothing else core
+        assert {(res, v) for r in core for res in r["resources"] for v in r["verbs"]} == {
+            ("pods", "get"), ("pods", "list"), ("pods", "watch"), ("events", "get"),
+            ("events", "list"), ("events", "watch"), ("pods/log", "get")}
         for rule in rules_of(role):
-            assert rule["apiGroups"] == ["kubernetes.dask.org"], rule
+            assert rule["apiGroups"] in (["kubernetes.dask.org"], [""]), rule
     view_verbs = {v for rule in rules_of(view) for v in rule["verbs"]}
     assert view_verbs == {"get", "list", "watch"}
     edit_jobs = next(r for r in rules_of(edit) if "daskjobs" in r["resources"])

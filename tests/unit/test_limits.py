@@ -66,9 +66,30 @@ def test_image_patterns(image: str, patterns: list[str], allowed: bool) -> None:
 
 # -- parsing ---------------------------------------------------------------------------------
 
-def test_an_empty_or_absent_file_means_no_limits() -> None:
-    for text in ("", None, "# nothing yet\n", "maxWorkersPerCluster: null"):
-        assert not parse_policy(text).for_namespace("a").any
+def test_an_empty_or_absent_file_leaves_only_the_default_worker_cap() -> None:
+    for text in ("", None, "# nothing yet\n"):
+        lim = parse_policy(text).for_namespace("a")
+        assert lim.max_workers_per_cluster == limits.DEFAULT_MAX_WORKERS_PER_CLUSTER == 1000
+        assert (lim.max_clusters_per_namespace, lim.max_jobs_per_namespace) == (None, None)
+        assert not lim.resources and lim.allowed_images is None
+        assert "--default-max-workers-per-cluster" in lim.where("maxWorkersPerCluster")
+    # the administrator's file lifts it with null, as any other default
+    assert not parse_policy("maxWorkersPerCluster: null").for_namespace("a").any
+
+
+def test_the_default_cap_names_where_to_raise_it() -> None:
+    [v] = limits.check_workers(parse_policy("").for_namespace("a"), field="spec.worker.replicas",
+                               requested=1_000_000)
+    assert "spec.worker.replicas=1000000" in v.message or "1000000" in v.message
+    assert "the operator's default of 1000" in v.message and "maxWorkersPerCluster" in v.message
+
+
+def test_an_operator_without_a_default_cap_has_no_limits() -> None:
+    try:
+        limits.set_default_max_workers(0)
+        assert not parse_policy("").for_namespace("a").any
+    finally:
+        limits.set_default_max_workers(limits.DEFAULT_MAX_WORKERS_PER_CLUSTER)
 
 
 def test_namespace_overrides_replace_defaults_and_null_lifts_them() -> None:
@@ -231,7 +252,8 @@ def test_the_cap_left_to_an_autoscaled_group_counts_every_group_of_its_cluster()
     pods = [worker("c-extra") for _ in range(4)] + [worker("c-extra", "Succeeded")]
     assert autoscaler.ceiling(lim, group="c-default", cluster="c", groups=groups, worker_pods=pods).workers == 1
     # no cap, no ceiling
-    assert autoscaler.ceiling(policy("maxJobsPerNamespace: 1").for_namespace("a"), group="c-default",
+    assert autoscaler.ceiling(policy("maxJobsPerNamespace: 1\nmaxWorkersPerCluster: null")
+                              .for_namespace("a"), group="c-default",
                               cluster="c", groups=groups, worker_pods=[]) is None
 
 

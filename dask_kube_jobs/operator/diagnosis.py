@@ -1,0 +1,121 @@
+"""Why a scheduler or runner Pod is not doing its job, read from its status alone (pure).
+
+The operator decides from these whether to wait, say why it waits, or end an attempt. Each
+answer carries the kubelet's or the scheduler's own words (a waiting reason and message, an
+exit code and a termination message, a PodScheduled condition), so a DaskJob's status says
+what a user would otherwise dig out of ``kubectl describe pod``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from ..kube import parse_time, pod_ready
+
+Obj = dict[str, Any]
+
+IMAGE_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+CONFIG_ERRORS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+#: A scheduler container restarted this often without becoming ready is failing, not starting.
+SCHEDULER_MAX_RESTARTS = 2
+#: Seconds a running scheduler may stay unready before its attempt fails (per cluster:
+#: ``spec.schedulerStartupTimeoutSeconds``).
+SCHEDULER_STARTUP_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: str
+    message: str
+    #: The container has restarted: its useful log is the previous instance's.
+    previous_log: bool = False
+
+
+def _age(stamp: str | None, now: dt.datetime) -> float:
+    t = parse_time(stamp)
+    return (now - t).total_seconds() if t else 0.0
+
+
+def start_problem(pod: Obj) -> Problem | None:
+    """Why a Pending Pod cannot start (unschedulable, image or config errors), or None."""
+    status = pod.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return Problem(cond.get("reason") or "Unschedulable",
+                           cond.get("message") or "the Pod cannot be scheduled")
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in IMAGE_ERRORS | CONFIG_ERRORS:
+            return Problem(waiting["reason"], waiting.get("message") or waiting["reason"])
+    return None
+
+
+def _termination(cs: Obj) -> Obj:
+    state = cs.get("state") or {}
+    return state.get("terminated") or (cs.get("lastState") or {}).get("terminated") or {}
+
+
+def describe_exit(container: str, term: Obj) -> str:
+    """``container "x" exited with code 1 (Error): <its termination message>``."""
+    code = term.get("exitCode")
+    text = f'container "{container}" exited with code {code}' if code is not None \
+        else f'container "{container}" ended'
+    if term.get("reason"):
+        text += f" ({term['reason']})"
+    if term.get("message"):
+        text += f": {str(term['message']).strip()[:500]}"
+    return text
+
+
+def scheduler_problem(pod: Obj, *, now: dt.datetime, startup_timeout: float,
+                      pending_timeout: float) -> Problem | None:
+    """Why a scheduler Pod that is not ready will not become ready, or None while it may.
+
+    * ended (phase Failed/Succeeded), or crash-looping (``SCHEDULER_MAX_RESTARTS`` restarts):
+      ``SchedulerFailed`` with the container's exit code, reason and message;
+    * running for ``startup_timeout`` seconds without passing readiness: ``SchedulerNotReady``;
+    * unable to start (unschedulable, image or config error) for ``pending_timeout`` seconds:
+      ``Scheduler<kubelet's reason>``.
+    """
+    if pod_ready(pod):
+        return None
+    status = pod.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    phase = status.get("phase")
+    if phase in ("Failed", "Succeeded"):
+        ended = [describe_exit(cs.get("name", "?"), _termination(cs)) for cs in statuses
+                 if _termination(cs)]
+        detail = "; ".join(ended) or status.get("message") or f"phase {phase}"
+        return Problem("SchedulerFailed", f"the scheduler Pod ended: {detail}")
+    for cs in statuses:
+        restarts = int(cs.get("restartCount") or 0)
+        if restarts >= SCHEDULER_MAX_RESTARTS and not cs.get("ready"):
+            last = describe_exit(cs.get("name", "?"), _termination(cs))
+            return Problem("SchedulerFailed",
+                           f"the scheduler keeps crashing ({restarts} restarts): last {last}",
+                           previous_log=True)
+    problem = start_problem(pod)
+    if problem is not None:
+        if _age((pod.get("metadata") or {}).get("creationTimestamp"), now) > pending_timeout:
+            return Problem(f"Scheduler{problem.reason}",
+                           f"the scheduler Pod cannot start: {problem.message}")
+        return None
+    started = [((cs.get("state") or {}).get("running") or {}).get("startedAt") for cs in statuses]
+    if statuses and all(started):
+        running_for = min(_age(s, now) for s in started)
+        if running_for > startup_timeout:
+            return Problem("SchedulerNotReady",
+                           f"the scheduler has run for more than {startup_timeout:g}s "
+                           "(schedulerStartupTimeoutSeconds) without passing its readiness "
+                           "probe; is it listening on the port the probe checks?")
+    return None
+
+
+def waiting_note(pod: Obj, what: str) -> str | None:
+    """A line for ``status.message`` while a Pod cannot start yet, or None."""
+    problem = start_problem(pod)
+    if problem is None:
+        return None
+    return f"waiting: the {what} Pod cannot start yet: {problem.reason}: {problem.message}"
