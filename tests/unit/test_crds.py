@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from dask_kube_jobs import crds, resources
-from dask_kube_jobs.crds import _generate
-from dask_kube_jobs.local.apiserver import k8s_schemas, objectmeta, structural
+from dask_kube_jobs.crds import _generate, k8s_schemas
+from dask_kube_jobs.local.apiserver import objectmeta, structural
 
 KINDS = list(crds.CRD_FILES)
 

@@ -22,7 +22,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from . import apply, builtins, errors, fieldcheck, k8s_schemas, objectmeta, patch, structural
+from ...crds import k8s_schemas
+from . import apply, builtins, errors, fieldcheck, objectmeta, patch, structural
 from .registry import Registry, ResourceType, type_from_crd
 from .selectors import parse_field_selector, parse_label_selector, selector_to_string
 from .store import Obj, Store

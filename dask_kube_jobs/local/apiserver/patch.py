@@ -27,7 +27,8 @@ import jsonpatch
 import jsonpointer
 import yaml
 
-from . import errors, k8s_schemas
+from ...crds import k8s_schemas
+from . import errors
 
 Schema = dict[str, Any]
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from dask_kube_jobs.local.apiserver import k8s_schemas
+from dask_kube_jobs.crds import k8s_schemas
 from dask_kube_jobs.local.apiserver.errors import APIError
 from dask_kube_jobs.local.apiserver.patch import (
     PATCH_TYPES,
