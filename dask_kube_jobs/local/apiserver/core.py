@@ -190,11 +190,6 @@ class APICore:
             ctx = builtins.Context(creating=old is None, old=old, ips=self.ips)
             builtins.default(rtype.key, obj, ctx)
             causes += builtins.validate(rtype.key, obj, ctx)
-            if rtype.key == CRD_KEY:
-                defaulted = structural.default_crd(obj)
-                obj.clear()
-                obj.update(defaulted)
-                causes += structural.validate_crd(obj)
         else:
             schema = self._schema(rtype, version)
             if schema:
