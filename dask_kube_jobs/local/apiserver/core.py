@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import apply, builtins, errors, objectmeta, patch, structural
+from .fieldselectors import parse_field_selector
 from .registry import Registry, ResourceType
-from .selectors import parse_field_selector, parse_label_selector, selector_to_string
+from .selectors import parse_label_selector, selector_to_string
 from .stamps import later, now
 from .store import Obj, Store
 from .strategies import strategy_for
