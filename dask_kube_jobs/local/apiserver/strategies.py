@@ -6,8 +6,9 @@ termination grace period; Namespaces are deleted in two phases and stay while
 ``spec.finalizers`` remain; Services hand their cluster IP back; CustomResourceDefinitions start
 and stop serving their resource, keep ``status`` themselves and clean up their objects before
 they go. Smaller differences are settings: the name rule of a kind (DNS labels for Namespaces,
-DNS-1035 labels for Services, path segments for RBAC objects) and whether it counts
-``metadata.generation``. Defaulting and validation of built-in kinds stay in ``builtins``'
+DNS-1035 labels for Services, path segments for RBAC objects), whether it counts
+``metadata.generation``, and that core Events may still be written into a terminating namespace
+(the namespace controller reports its progress there). Defaulting and validation of built-in kinds stay in ``builtins``'
 tables; the hooks themselves are documented on ``strategy.Strategy``.
 """
 
