@@ -8,7 +8,8 @@ and stop serving their resource, keep ``status`` themselves and clean up their o
 they go. Smaller differences are settings: the name rule of a kind (DNS labels for Namespaces,
 DNS-1035 labels for Services, path segments for RBAC objects), whether it counts
 ``metadata.generation``, and that core Events may still be written into a terminating namespace
-(the namespace controller reports its progress there). Defaulting and validation of built-in kinds stay in ``builtins``'
+(kube-apiserver's NamespaceLifecycle admission exempts them, so components can still report on
+the objects being torn down). Defaulting and validation of built-in kinds stay in ``builtins``'
 tables; the hooks themselves are documented on ``strategy.Strategy``.
 """
 
