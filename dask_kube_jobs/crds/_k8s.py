@@ -3,7 +3,7 @@
 The CRDs embed whole PodSpecs and a ServiceSpec. Hand-written copies go stale (upstream's were
 frozen at Kubernetes 1.21 and pruned ``resizePolicy``, ``resourceClaims``, ``schedulingGates``,
 sidecar ``restartPolicy``...), so we derive them from the JSON-schema ``$defs`` that
-``kubernetes-validate`` ships for one release (see ``dask_kube_jobs.local.apiserver.k8s_schemas``).
+``kubernetes-validate`` ships for one release (see ``dask_kube_jobs.crds.k8s_schemas``).
 
 Those ``$defs`` are JSON Schema, not the OpenAPI subset an apiextensions/v1 schema must be, so
 each node is rewritten on the way (``structural_schema``):
@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from dask_kube_jobs.local.apiserver.k8s_schemas import KUBERNETES_VERSION, definitions
+from .k8s_schemas import KUBERNETES_VERSION, definitions
 
 Schema = dict[str, Any]
 

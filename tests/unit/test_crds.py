@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from dask_kube_jobs import crds, resources
-from dask_kube_jobs.crds import _generate
-from dask_kube_jobs.local.apiserver import k8s_schemas, objectmeta, structural
+from dask_kube_jobs.crds import _generate, k8s_schemas
+from dask_kube_jobs.local.apiserver import crd_validation, objectmeta, structural
 
 KINDS = list(crds.CRD_FILES)
 
@@ -201,8 +201,8 @@ def test_check_mode_reports_a_stale_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_crd_passes_the_apiservers_crd_validation(kind):
-    crd = structural.default_crd(crds.load_crd(kind))
-    assert structural.validate_crd(crd) == []
+    crd = crd_validation.default_crd(crds.load_crd(kind))
+    assert crd_validation.validate_crd(crd) == []
     assert objectmeta.validate_object_meta(crd["metadata"], namespaced=False) == []
 
 

@@ -29,7 +29,7 @@ import json
 from typing import Any
 
 from . import errors
-from .patch import Schema, child_schema, item_schema, list_info
+from .patchmeta import Schema, child_schema, item_schema, list_info
 
 Path = tuple[str, ...]
 FieldSet = set[Path]

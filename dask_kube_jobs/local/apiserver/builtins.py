@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from . import crd_validation
 from .errors import Cause
 from .selectors import label_selector_from_dict
 
@@ -179,6 +180,12 @@ def _default_serviceaccount(obj: Obj, ctx: Context) -> None:
     return None
 
 
+def _default_crd(obj: Obj, ctx: Context) -> None:
+    defaulted = crd_validation.default_crd(obj)
+    obj.clear()
+    obj.update(defaulted)
+
+
 DEFAULTERS: dict[tuple[str, str], Callable[[Obj, Context], None]] = {
     ("", "pods"): _default_pod,
     ("", "services"): _default_service,
@@ -186,6 +193,7 @@ DEFAULTERS: dict[tuple[str, str], Callable[[Obj, Context], None]] = {
     ("apps", "replicasets"): _default_workload,
     ("", "namespaces"): _default_namespace,
     ("", "secrets"): _default_secret,
+    ("apiextensions.k8s.io", "customresourcedefinitions"): _default_crd,
 }
 
 
@@ -351,6 +359,10 @@ def _validate_configmap(obj: Obj, ctx: Context) -> list[Cause]:
     return causes
 
 
+def _validate_crd(obj: Obj, ctx: Context) -> list[Cause]:
+    return crd_validation.validate_crd(obj)
+
+
 VALIDATORS: dict[tuple[str, str], Callable[[Obj, Context], list[Cause]]] = {
     ("", "pods"): _validate_pod,
     ("", "services"): _validate_service,
@@ -358,6 +370,7 @@ VALIDATORS: dict[tuple[str, str], Callable[[Obj, Context], list[Cause]]] = {
     ("apps", "replicasets"): _validate_workload,
     ("", "configmaps"): _validate_configmap,
     ("", "secrets"): _validate_configmap,
+    ("apiextensions.k8s.io", "customresourcedefinitions"): _validate_crd,
 }
 
 

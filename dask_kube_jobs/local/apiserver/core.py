@@ -1,11 +1,13 @@
 """The API machinery: what create, read, update, patch and delete mean, independent of HTTP.
 
-This is where Kubernetes' object semantics live: generated names and uids, resourceVersion and
-generation bookkeeping, optimistic concurrency, the status and scale subresources, defaulting,
-pruning and validation (built-in kinds and CustomResourceDefinition schemas), finalizers and
-graceful deletion, and CRDs that start serving their resource the moment they are created.
-Cascading deletion, like on a real cluster, is left to the garbage-collector controller: this
-layer only marks owners (``foregroundDeletion`` / ``orphan`` finalizers) the way the apiserver does.
+This is kube-apiserver's generic registry store: generated names and uids, resourceVersion and
+generation bookkeeping, optimistic concurrency, the status and scale subresources, ObjectMeta
+validation, finalizers and graceful deletion, the same for every resource. What a resource adds
+(defaulting and validation, fields an update keeps, grace periods, CRDs that start serving their
+resource the moment they are created) is its strategy's (``strategy``, ``strategies``): nothing
+here asks which kind it is handling. Cascading deletion, like on a real cluster, is left to the
+garbage-collector controller: this layer only marks owners (``foregroundDeletion`` / ``orphan``
+finalizers) the way the apiserver does.
 
 Everything is synchronous and runs on the server's event loop: the in-memory store is the
 single writer, so a read-modify-write needs no lock as long as it does not await.
@@ -15,44 +17,24 @@ from __future__ import annotations
 
 import base64
 import copy
-import datetime as dt
 import json
 import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from . import apply, builtins, errors, fieldcheck, k8s_schemas, objectmeta, patch, structural
-from .registry import Registry, ResourceType, type_from_crd
-from .selectors import parse_field_selector, parse_label_selector, selector_to_string
+from . import apply, builtins, errors, objectmeta, patch, structural
+from .fieldselectors import parse_field_selector
+from .registry import Registry, ResourceType
+from .selectors import parse_label_selector, selector_to_string
+from .stamps import later, now
 from .store import Obj, Store
+from .strategies import strategy_for
 
-CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NAMESPACE_KEY = ("", "namespaces")
 POD_KEY = ("", "pods")
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-#: Built-in kinds that count generation (custom resources always do).
-GENERATION_KEYS = {
-    ("apps", "deployments"), ("apps", "replicasets"), CRD_KEY,
-    ("autoscaling", "horizontalpodautoscalers"), ("policy", "poddisruptionbudgets"),
-}
-#: How kube-apiserver validates names per kind (DNS-1123 subdomain for everything else).
-NAME_CHECKS = {
-    NAMESPACE_KEY: objectmeta.name_is_dns_label,
-    ("", "services"): objectmeta.name_is_dns1035_label,
-    **{("rbac.authorization.k8s.io", r): objectmeta.path_segment_name
-       for r in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")},
-}
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what kube-apiserver uses for generateName
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _later(seconds: int) -> str:
-    t = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -141,10 +123,7 @@ class APICore:
         return obj
 
     def _schema(self, rtype: ResourceType, version: str) -> dict[str, Any] | None:
-        if rtype.builtin:
-            return k8s_schemas.schema_for(rtype.group, version, rtype.kind)
-        info = rtype.version(version)
-        return info.schema if info else None
+        return strategy_for(rtype).schema(rtype, version)
 
     def _check_namespace(self, rtype: ResourceType, namespace: str | None, body: Obj,
                          *, creating: bool) -> str | None:
@@ -163,7 +142,8 @@ class APICore:
             ns = self.store.get(NAMESPACE_KEY, None, namespace)
             if ns is None:
                 raise errors.not_found("namespaces", namespace)
-            if ns["metadata"].get("deletionTimestamp") and rtype.key != ("", "events"):
+            if ns["metadata"].get("deletionTimestamp") \
+                    and not strategy_for(rtype).creatable_while_terminating:
                 raise errors.APIError(403, "Forbidden", f'{rtype.plural} "{meta.get("name") or meta.get("generateName", "")}" is forbidden: unable to create new content in namespace {namespace} because it is being terminated', kind=rtype.plural, name=meta.get("name"))
         return namespace
 
@@ -179,31 +159,10 @@ class APICore:
         """Default, prune and validate ``obj`` in place; raise 422 listing every cause."""
         meta = obj["metadata"]
         name = meta.get("name") or meta.get("generateName") or ""
-        name_check = NAME_CHECKS.get(rtype.key, objectmeta.name_is_dns_subdomain)
+        strategy = strategy_for(rtype)
         causes = list(objectmeta.validate_object_meta(meta, namespaced=rtype.namespaced,
-                                                      name_check=name_check))
-        if field_validation != "Ignore" and rtype.builtin:
-            fieldcheck.enforce(field_validation, fieldcheck.unknown_builtin_fields(
-                obj, self._schema(rtype, version)))
-        if rtype.builtin:
-            ctx = builtins.Context(creating=old is None, old=old, ips=self.ips)
-            builtins.default(rtype.key, obj, ctx)
-            causes += builtins.validate(rtype.key, obj, ctx)
-            if rtype.key == CRD_KEY:
-                defaulted = structural.default_crd(obj)
-                obj.clear()
-                obj.update(defaulted)
-                causes += structural.validate_crd(obj)
-        else:
-            schema = self._schema(rtype, version)
-            if schema:
-                pruned = structural.prune(obj, schema)
-                if field_validation != "Ignore":
-                    fieldcheck.enforce(field_validation, fieldcheck.pruned_paths(obj, pruned))
-                defaulted = structural.apply_defaults(pruned, schema)
-                obj.clear()
-                obj.update(defaulted)
-                causes += structural.validate(obj, schema)
+                                                      name_check=strategy.name_check))
+        causes += strategy.prepare(self, rtype, version, obj, old, field_validation)
         if causes:
             raise errors.invalid(rtype.kind, name, causes, rtype.group)
 
@@ -273,23 +232,21 @@ class APICore:
         name = meta["name"]
         if self.store.get(rtype.key, namespace, name) is not None:
             raise errors.already_exists(rtype.plural, name, rtype.group)
-        if rtype.key == CRD_KEY:
-            self._check_crd_names(obj)
+        strategy = strategy_for(rtype)
+        strategy.before_create(self, obj)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now()
-        if rtype.key in GENERATION_KEYS or not rtype.builtin:
+        if strategy.counts_generation:
             meta["generation"] = 1
         if manager:
             obj = apply.record_update(None, obj, manager=manager,
                                       schema=self._schema(rtype, version), now=now())
-        if rtype.key == CRD_KEY:
-            obj["status"] = self._crd_status(obj)
+        strategy.refresh_status(obj)
         if dry_run:
             return self._out(rtype, version, obj)
         obj["metadata"]["resourceVersion"] = str(self.store.next_rv())
         self.store.put(rtype.key, obj)
-        if rtype.key == CRD_KEY:
-            self._serve_crd(obj)
+        strategy.after_write(self, obj)
         return self._out(rtype, version, obj)
 
     def _generate_name(self, rtype: ResourceType, namespace: str | None, prefix: str) -> str:
@@ -305,6 +262,7 @@ class APICore:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
         old = self._stored(rtype, namespace, name)
+        strategy = strategy_for(rtype)
         new = copy.deepcopy(body)
         self._check_kind(rtype, version, new)
         meta = new.setdefault("metadata", {})
@@ -333,12 +291,7 @@ class APICore:
                     new["status"] = copy.deepcopy(old["status"])
                 else:
                     new.pop("status", None)
-            if rtype.key == POD_KEY:
-                # nodeName is set through pods/binding only, and a Pod's status only through
-                # pods/status; a plain update keeps both.
-                new.setdefault("spec", {})["nodeName"] = (old.get("spec") or {}).get("nodeName")
-                if new["spec"]["nodeName"] is None:
-                    new["spec"].pop("nodeName")
+            strategy.prepare_for_update(old, new)
         for field in ("uid", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "generation"):
             if field in old_meta:
@@ -356,13 +309,10 @@ class APICore:
                 raise errors.invalid(rtype.kind, name, [errors.Cause(
                     "metadata.finalizers", f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)}",
                     "FieldValueForbidden")], rtype.group)
-        if rtype.key == CRD_KEY and subresource != "status":
-            if new["spec"].get("group") != old["spec"].get("group") or \
-                    (new["spec"].get("names") or {}).get("plural") != old["spec"]["names"]["plural"]:
-                raise errors.invalid(rtype.kind, name, [errors.Cause("spec.group", "Invalid value: field is immutable")], rtype.group)
+        if subresource != "status":
+            strategy.validate_update(rtype, name, old, new)
         self._prepare(rtype, version, new, old, field_validation)
-        if rtype.key == CRD_KEY:
-            new["status"] = self._crd_status(new)
+        strategy.refresh_status(new)
         if _spec_changed(old, new) and ("generation" in old_meta):
             new["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
         if manager:
@@ -374,13 +324,12 @@ class APICore:
         if dry_run:
             return self._out(rtype, version, new)
         if old_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers") \
-                and not _graceful_pending(rtype, new) and not _namespace_held(rtype, new):
-            self._finish_delete(rtype, new)
+                and not strategy.held(new):
+            self.finish_delete(rtype, new)
             return self._out(rtype, version, new)
         new["metadata"]["resourceVersion"] = str(self.store.next_rv())
         self.store.put(rtype.key, new, old=old)
-        if rtype.key == CRD_KEY:
-            self._serve_crd(new)
+        strategy.after_write(self, new)
         return self._out(rtype, version, new)
 
     def patch(self, rtype: ResourceType, version: str, namespace: str | None, name: str,
@@ -497,73 +446,38 @@ class APICore:
             raise errors.conflict(rtype.plural, name, rtype.group, f"Precondition failed: UID in precondition: {opts.precondition_uid}, UID in object meta: {meta['uid']}")
         if opts.precondition_rv and opts.precondition_rv != meta["resourceVersion"]:
             raise errors.conflict(rtype.plural, name, rtype.group, f"Precondition failed: ResourceVersion in precondition: {opts.precondition_rv}, ResourceVersion in meta: {meta['resourceVersion']}")
+        strategy = strategy_for(rtype)
+        own = strategy.delete(self, rtype, old, opts)
+        if own is not None:
+            return self._out(rtype, version, own)
         new = copy.deepcopy(old)
         nmeta = new["metadata"]
         finalizers = list(nmeta.get("finalizers") or [])
+        deleting = bool(meta.get("deletionTimestamp"))
         policy = opts.propagation_policy
-        if policy == "Foreground" and "foregroundDeletion" not in finalizers and not meta.get("deletionTimestamp"):
+        if policy == "Foreground" and "foregroundDeletion" not in finalizers and not deleting:
             finalizers.append("foregroundDeletion")
-        elif policy == "Orphan" and "orphan" not in finalizers and not meta.get("deletionTimestamp"):
+        elif policy == "Orphan" and "orphan" not in finalizers and not deleting:
             finalizers.append("orphan")
-        grace = self._grace_period(rtype, old, opts)
-        if rtype.key == NAMESPACE_KEY:
-            return self._delete_namespace(rtype, version, old, opts)
-        if rtype.key == CRD_KEY and "customresourcecleanup.apiextensions.k8s.io" not in finalizers \
-                and not meta.get("deletionTimestamp"):
-            finalizers.append("customresourcecleanup.apiextensions.k8s.io")
+        grace = strategy.grace_period(old, opts)
+        if not deleting:
+            finalizers += [f for f in strategy.deletion_finalizers() if f not in finalizers]
         if finalizers or grace > 0:
-            if meta.get("deletionTimestamp"):
-                current = int(meta.get("deletionGracePeriodSeconds") or 0)
-                if grace >= current or rtype.key != POD_KEY:
-                    return self._out(rtype, version, old)  # already being deleted
+            if deleting and grace >= int(meta.get("deletionGracePeriodSeconds") or 0):
+                return self._out(rtype, version, old)  # already being deleted
             nmeta["finalizers"] = finalizers
-            nmeta["deletionTimestamp"] = _later(grace) if grace else now()
+            nmeta["deletionTimestamp"] = later(grace) if grace else now()
             nmeta["deletionGracePeriodSeconds"] = grace
-            if grace == 0 and not finalizers:
-                if not opts.dry_run:
-                    self._finish_delete(rtype, new)
-                return self._out(rtype, version, new)
             if opts.dry_run:
                 return self._out(rtype, version, new)
-            if rtype.key == CRD_KEY:
-                # Terminating: the CRD stops accepting new objects; cleanup removes the rest.
-                new.setdefault("status", {})["conditions"] = _set_condition(
-                    (new.get("status") or {}).get("conditions") or [], "Terminating", "True",
-                    "InstanceDeletionInProgress", "CustomResource deletion is in progress")
+            strategy.mark_terminating(new)
             nmeta["resourceVersion"] = str(self.store.next_rv())
             self.store.put(rtype.key, new, old=old)
             return self._out(rtype, version, new)
         if opts.dry_run:
             return self._out(rtype, version, old)
-        self._finish_delete(rtype, old)
+        self.finish_delete(rtype, old)
         return self._out(rtype, version, old)
-
-    def _grace_period(self, rtype: ResourceType, old: Obj, opts: DeleteOptions) -> int:
-        if rtype.key != POD_KEY:
-            return 0
-        spec, status = old.get("spec") or {}, old.get("status") or {}
-        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
-            return 0  # never ran or already finished: nothing to stop gracefully
-        if opts.grace_period_seconds is not None:
-            return max(0, opts.grace_period_seconds)
-        return int(spec.get("terminationGracePeriodSeconds", 30))
-
-    def _delete_namespace(self, rtype: ResourceType, version: str, old: Obj,
-                          opts: DeleteOptions) -> Obj:
-        if old["metadata"].get("deletionTimestamp"):
-            return self._out(rtype, version, old)
-        new = copy.deepcopy(old)
-        new["metadata"]["deletionTimestamp"] = now()
-        new["metadata"]["deletionGracePeriodSeconds"] = 0
-        new.setdefault("status", {})["phase"] = "Terminating"
-        if opts.dry_run:
-            return self._out(rtype, version, new)
-        if not (new.get("spec") or {}).get("finalizers") and not new["metadata"].get("finalizers"):
-            self._finish_delete(rtype, new)
-        else:
-            new["metadata"]["resourceVersion"] = str(self.store.next_rv())
-            self.store.put(rtype.key, new, old=old)
-        return self._out(rtype, version, new)
 
     def finalize_namespace(self, name: str, body: Any) -> Obj:
         """``PUT namespaces/<name>/finalize``: how the namespace controller releases it."""
@@ -574,19 +488,15 @@ class APICore:
         new.setdefault("spec", {})["finalizers"] = list(((body or {}).get("spec") or {}).get("finalizers") or [])
         if new["metadata"].get("deletionTimestamp") and not new["spec"]["finalizers"] \
                 and not new["metadata"].get("finalizers"):
-            self._finish_delete(rtype, new)
+            self.finish_delete(rtype, new)
             return self._out(rtype, "v1", new)
         new["metadata"]["resourceVersion"] = str(self.store.next_rv())
         self.store.put(rtype.key, new, old=old)
         return self._out(rtype, "v1", new)
 
-    def _finish_delete(self, rtype: ResourceType, obj: Obj) -> None:
-        if rtype.key == CRD_KEY:
-            self._unserve_crd(obj)
-        if rtype.key == ("", "services"):
-            self.ips.release((obj.get("spec") or {}).get("clusterIP"))
-        if rtype.key == NAMESPACE_KEY and (obj.get("spec") or {}).get("finalizers"):
-            return
+    def finish_delete(self, rtype: ResourceType, obj: Obj) -> None:
+        """Remove ``obj`` for good, once nothing holds it any more."""
+        strategy_for(rtype).after_delete(self, obj)
         self.store.remove(rtype.key, obj)
 
     def delete_collection(self, rtype: ResourceType, version: str, namespace: str | None,
@@ -602,55 +512,6 @@ class APICore:
                     raise
         return {**listed, "items": items}
 
-    # -- CustomResourceDefinitions --------------------------------------------------------------
-    def _check_crd_names(self, crd: Obj) -> None:
-        spec = crd["spec"]
-        existing = self.registry.get(spec["group"], spec["names"]["plural"])
-        if existing is not None and existing.crd_name != crd["metadata"]["name"]:
-            raise errors.invalid("CustomResourceDefinition", crd["metadata"]["name"], [errors.Cause(
-                "spec.names.plural", f'Invalid value: "{spec["names"]["plural"]}": is already served by another resource')], "apiextensions.k8s.io")
-
-    def _crd_status(self, crd: Obj) -> Obj:
-        names = crd["spec"]["names"]
-        stamp = now()
-        old = crd.get("status") or {}
-        conditions = old.get("conditions") or []
-        conditions = _set_condition(conditions, "NamesAccepted", "True", "NoConflicts",
-                                    "no conflicts found", stamp)
-        conditions = _set_condition(conditions, "Established", "True", "InitialNamesAccepted",
-                                    "the initial names have been accepted", stamp)
-        return {
-            "acceptedNames": {k: v for k, v in names.items()},
-            "conditions": conditions,
-            "storedVersions": sorted({v["name"] for v in crd["spec"]["versions"] if v.get("storage")}
-                                     | set(old.get("storedVersions") or [])),
-        }
-
-    def _serve_crd(self, crd: Obj) -> None:
-        if crd["metadata"].get("deletionTimestamp"):
-            return
-        self.registry.add(type_from_crd(crd))
-
-    def _unserve_crd(self, crd: Obj) -> None:
-        spec = crd["spec"]
-        rtype = self.registry.get(spec["group"], spec["names"]["plural"])
-        if rtype is None or rtype.crd_name != crd["metadata"]["name"]:
-            return
-        for obj in self.store.list(rtype.key):
-            self.store.remove(rtype.key, obj)
-        self.registry.remove(spec["group"], spec["names"]["plural"])
-        self.store.drop_resource(rtype.key)
-
-
-def _set_condition(conditions: list[Obj], ctype: str, status: str, reason: str, message: str,
-                   stamp: str | None = None) -> list[Obj]:
-    out = [c for c in conditions if c.get("type") != ctype]
-    prior = next((c for c in conditions if c.get("type") == ctype), None)
-    transition = prior["lastTransitionTime"] if prior and prior.get("status") == status else (stamp or now())
-    out.append({"type": ctype, "status": status, "reason": reason, "message": message,
-                "lastTransitionTime": transition})
-    return out
-
 
 def _spec_changed(old: Obj, new: Obj) -> bool:
     ignore = {"metadata", "status", "apiVersion", "kind"}
@@ -663,14 +524,4 @@ def _same(old: Obj, new: Obj) -> bool:
         meta = {k: v for k, v in o["metadata"].items() if k not in ("managedFields", "resourceVersion")}
         return {**o, "metadata": meta}
     return strip(old) == strip(new)
-
-
-def _namespace_held(rtype: ResourceType, obj: Obj) -> bool:
-    """A terminating namespace stays (and takes writes) until its spec.finalizers are gone."""
-    return rtype.key == NAMESPACE_KEY and bool((obj.get("spec") or {}).get("finalizers"))
-
-
-def _graceful_pending(rtype: ResourceType, obj: Obj) -> bool:
-    """A Pod whose grace period still runs stays until its kubelet confirms it has stopped."""
-    return rtype.key == POD_KEY and int(obj["metadata"].get("deletionGracePeriodSeconds") or 0) > 0
 

@@ -1,11 +1,12 @@
 """Validation and defaulting of CustomResourceDefinitions (apiextensions.k8s.io/v1).
 
-Split from ``structural`` (which exposes ``validate_crd``/``default_crd``) only to keep modules
-small. The checks follow kube-apiserver's own in the order it runs them, so a CRD that Helm or
-kubectl would see rejected by a real cluster is rejected here with the same paths and words:
-spec and names first, then each version (OpenAPI checks of its schema, structural-schema
-invariants sorted by message as the apiserver sorts them, then defaults, which must be pruned
-and must validate), subresources and printer columns. CEL rules in ``x-kubernetes-validations``
+It builds on ``structural`` (a CRD's defaults must prune and validate against its own schema),
+and the API server calls it for CRDs through the built-in defaulters and validators. The checks
+follow kube-apiserver's own in the order it runs them, so a CRD that Helm or kubectl would see
+rejected by a real cluster is rejected here with the same paths and words: spec and names first,
+then each version (OpenAPI checks of its schema, structural-schema invariants sorted by message
+as the apiserver sorts them, then defaults, which must be pruned and must validate),
+subresources and printer columns. CEL rules in ``x-kubernetes-validations``
 are only checked for presence, not compiled.
 """
 

@@ -23,7 +23,7 @@ import base64
 import hashlib
 from typing import Any
 
-from .k8s_schemas import KUBERNETES_VERSION
+from ...crds.k8s_schemas import KUBERNETES_VERSION
 from .registry import Registry, ResourceType
 
 #: Media type parameters of aggregated discovery, and the versions of it we can serve.

@@ -14,7 +14,7 @@ import contextvars
 from typing import Any
 
 from . import errors
-from .patch import child_schema, item_schema
+from .patchmeta import child_schema, item_schema
 
 Schema = dict[str, Any]
 

@@ -2,7 +2,8 @@
 
 Every create and update goes through ``validate_object_meta``, for built-in kinds and custom
 resources alike, with the name rule of its kind (DNS-1123 subdomain by default; DNS labels for
-Namespaces, DNS-1035 labels for Services, path segments for RBAC objects: see ``core.NAME_CHECKS``).
+Namespaces, DNS-1035 labels for Services, path segments for RBAC objects: each kind's
+``Strategy.name_check`` in ``strategies``).
 The regular expressions, length limits and messages are apimachinery's
 (``k8s.io/apimachinery/pkg/util/validation``), so ``kubectl apply`` prints what it would print
 against a real cluster. Every function is pure.

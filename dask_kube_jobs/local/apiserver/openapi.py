@@ -27,9 +27,9 @@ import hashlib
 import json
 from typing import Any
 
-from . import k8s_schemas
+from ...crds import k8s_schemas
+from ...crds.k8s_schemas import KUBERNETES_VERSION
 from .discovery import subresource_kind
-from .k8s_schemas import KUBERNETES_VERSION
 from .registry import Registry, ResourceType
 
 Schema = dict[str, Any]

@@ -8,12 +8,13 @@ and ``kubectl apply --server-side`` send apply patches (see :mod:`.apply`). Keep
 of I/O lets the HTTP handler stay a thin dispatcher and lets the semantics be unit-tested cheaply.
 
 Strategic merge patch is driven by the ``x-kubernetes-patch-*`` extensions of the schemas in
-:mod:`.k8s_schemas` rather than by hand-written tables, so every built-in kind gets the same
-behaviour as on a real cluster. Where the schema says nothing (no schema, an unknown field, a
+:mod:`dask_kube_jobs.crds.k8s_schemas` rather than by hand-written tables, so every built-in kind
+gets the same behaviour as on a real cluster. Where the schema says nothing (no schema, an unknown field, a
 preserve-unknown-fields subtree) strategic merge degrades to JSON merge patch, which is also what
 the real server does for types it has no patch metadata for.
 
-The schema helpers here (:func:`child_schema`, :func:`list_info`) are shared with :mod:`.apply`.
+Reading that metadata is :mod:`.patchmeta`'s job, shared with :mod:`.apply` and
+:mod:`.fieldcheck`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ import jsonpatch
 import jsonpointer
 import yaml
 
-from . import errors, k8s_schemas
-
-Schema = dict[str, Any]
+from . import apply, errors
+from .patchmeta import Schema, child_schema, item_schema, strategies
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -47,71 +47,6 @@ PATCH_TYPES: dict[str, str | None] = {
     APPLY_PATCH_CBOR: None,
 }
 PATCH_CONTENT = {v: k for k, v in PATCH_TYPES.items() if v}  # flavour -> content type
-
-# ---------------------------------------------------------------------------------------------
-# Schema walking
-
-
-def _node(raw: Schema | None) -> Schema | None:
-    """Resolve ``raw`` but keep the ``x-kubernetes-*`` keys written next to its ``$ref``.
-
-    ``DeploymentSpec.strategy`` is ``{"$ref": ..., "x-kubernetes-patch-strategy": "retainKeys"}``:
-    the strategy belongs to the property, not to the referenced definition, so a plain
-    :func:`k8s_schemas.resolve` would lose it.
-    """
-    if not isinstance(raw, dict):
-        return None
-    target = raw
-    all_of = raw.get("allOf")
-    if "$ref" not in raw and isinstance(all_of, list) and len(all_of) == 1:
-        target = all_of[0]
-    resolved = k8s_schemas.resolve(target) if "$ref" in target else target
-    if resolved is raw or resolved is None:
-        return resolved
-    extra = {k: v for k, v in raw.items() if k.startswith("x-kubernetes-")}
-    return {**resolved, **extra} if extra else resolved
-
-
-def child_schema(schema: Schema | None, key: str) -> Schema | None:
-    """The schema of field ``key`` of an object schema, None when the schema does not know it."""
-    schema = _node(schema)
-    if not schema:
-        return None
-    prop = (schema.get("properties") or {}).get(key)
-    if prop is None:
-        extra = schema.get("additionalProperties")
-        prop = extra if isinstance(extra, dict) else None
-    return _node(prop)
-
-
-def item_schema(schema: Schema | None) -> Schema | None:
-    schema = _node(schema)
-    return _node(schema.get("items")) if schema else None
-
-
-def strategies(schema: Schema | None) -> set[str]:
-    raw = (schema or {}).get("x-kubernetes-patch-strategy") or ""
-    return {s.strip() for s in raw.split(",") if s.strip()}
-
-
-def list_info(schema: Schema | None) -> tuple[str, list[str]]:
-    """How a list field is identified for server-side apply: ``("map", keys)``, ``("set", [])``
-    or ``("atomic", [])``. ``x-kubernetes-list-type`` wins; an older ``patch-strategy: merge``
-    with a merge key is read as a map list, and without one (primitive items) as a set."""
-    schema = schema or {}
-    list_type = schema.get("x-kubernetes-list-type")
-    keys = list(schema.get("x-kubernetes-list-map-keys") or [])
-    if list_type == "map":
-        merge_key = schema.get("x-kubernetes-patch-merge-key")
-        keys = keys or ([merge_key] if merge_key else [])
-        return ("map", keys) if keys else ("atomic", [])
-    if list_type in ("set", "atomic"):
-        return list_type, []
-    if "merge" in strategies(schema):
-        merge_key = schema.get("x-kubernetes-patch-merge-key")
-        return ("map", [merge_key]) if merge_key else ("set", [])
-    return "atomic", []
-
 
 # ---------------------------------------------------------------------------------------------
 # JSON merge patch (RFC 7386)
@@ -353,8 +288,6 @@ def apply_patch_body(
     ``metadata.managedFields`` is kept up to date (an Apply entry for apply patches, an Update
     entry otherwise); without one, managed fields are left as the patch leaves them.
     """
-    from . import apply  # apply.py imports this module's schema helpers
-
     media = content_type.split(";", 1)[0].strip().lower()
     flavour = PATCH_TYPES.get(media)
     if flavour is None or (flavour == "strategic" and not builtin):

@@ -25,10 +25,11 @@ from aiohttp import web
 from . import discovery, errors, fieldcheck, protobuf, tables
 from .auth import ANONYMOUS, TokenAuthenticator
 from .core import APICore, DeleteOptions, ListOptions
+from .fieldselectors import parse_field_selector
 from .openapi import OpenAPICache
 from .rbac import Attributes, Authorizer, UserInfo, user_from_review_spec
 from .registry import VIRTUAL_RESOURCES, ResourceType
-from .selectors import parse_field_selector, parse_label_selector
+from .selectors import parse_label_selector
 from .watch import WatchRequest, serve_watch, table_encoder
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,10 @@ defaulted, pruned and validated with the semantics of a *structural* schema:
   list-type validation, and embedded resources must carry ``apiVersion`` and ``kind``.
 
 Object-meta checks (DNS-1123 names, label keys/values, annotation size, owner references,
-finalizers) are ``objectmeta``'s, and the message helpers ``fielderrors``'. This module is the
-API server's entry point for schemas: ``validate_crd``/``default_crd`` are implemented in
-``crd_validation`` and the JSON paths of scale subresources and printer columns in ``jsonpath``
-(both re-exported).
+finalizers) are ``objectmeta``'s, and the message helpers ``fielderrors``'. Checking and
+defaulting a CustomResourceDefinition itself is ``crd_validation``'s, which builds on this module
+(never the other way round); the JSON paths of scale subresources and printer columns are
+``jsonpath``'s (re-exported here).
 Every function is pure: inputs are never modified, results are new objects.
 """
 
@@ -423,17 +423,3 @@ def validate(obj: Any, schema: Schema | None, *, field_prefix: str = "") -> list
     _check(obj, schema, "", "", out, root=not field_prefix)
     return out.schema + out.meta + out.lists
 
-
-def default_crd(crd: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a CRD with the apiextensions v1 defaults (see ``crd_validation``)."""
-    from .crd_validation import default_crd as impl
-
-    return impl(crd)
-
-
-def validate_crd(crd: dict[str, Any]) -> list[Cause]:
-    """CRD-specific errors of a defaulted CRD; its ObjectMeta goes through
-    ``validate_object_meta(meta, namespaced=False)`` like every object's."""
-    from .crd_validation import validate_crd as impl
-
-    return impl(crd)

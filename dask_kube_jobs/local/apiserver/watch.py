@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import errors
+from .fieldselectors import FieldSelector
 from .registry import ResourceType
-from .selectors import FieldSelector, LabelSelector
+from .selectors import LabelSelector
 from .store import Event, Obj, Store
 
 Writer = Callable[[bytes], Awaitable[None]]

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from dask_kube_jobs.local.apiserver import k8s_schemas
+from dask_kube_jobs.crds import k8s_schemas
 from dask_kube_jobs.local.apiserver.apply import (
     apply_patch,
     fields_of,

@@ -7,17 +7,16 @@ import json
 
 import pytest
 
-from dask_kube_jobs.local.apiserver import k8s_schemas
+from dask_kube_jobs.crds import k8s_schemas
 from dask_kube_jobs.local.apiserver.errors import APIError
 from dask_kube_jobs.local.apiserver.patch import (
     PATCH_TYPES,
     apply_patch_body,
-    child_schema,
     json_patch,
-    list_info,
     merge_patch,
     strategic_merge_patch,
 )
+from dask_kube_jobs.local.apiserver.patchmeta import child_schema, item_schema, list_info
 
 POD = k8s_schemas.schema_for("", "v1", "Pod")
 DEPLOYMENT = k8s_schemas.schema_for("apps", "v1", "Deployment")
@@ -189,7 +188,6 @@ def test_list_info():
     container = child_schema(spec, "containers")
     assert list_info(container) == ("map", ["name"])
     assert list_info(child_schema(child_schema(container["items"], "ports"), "x")) == ("atomic", [])
-    from dask_kube_jobs.local.apiserver.patch import item_schema
     ports = child_schema(item_schema(container), "ports")
     assert list_info(ports) == ("map", ["containerPort", "protocol"])
     assert list_info(child_schema(meta, "finalizers")) == ("set", [])

@@ -5,17 +5,19 @@ from __future__ import annotations
 import pytest
 
 from dask_kube_jobs.local.apiserver import errors
-from dask_kube_jobs.local.apiserver.selectors import (
+from dask_kube_jobs.local.apiserver.fieldselectors import (
     SUPPORTED_FIELDS,
     FieldSelector,
+    parse_field_selector,
+    supported_fields,
+)
+from dask_kube_jobs.local.apiserver.selectors import (
     LabelSelector,
     format_labels,
     label_selector_from_dict,
     label_selector_from_set,
-    parse_field_selector,
     parse_label_selector,
     selector_to_string,
-    supported_fields,
 )
 
 

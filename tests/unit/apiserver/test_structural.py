@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dask_kube_jobs.local.apiserver import errors, objectmeta, structural
+from dask_kube_jobs.local.apiserver import crd_validation, errors, objectmeta, structural
 from dask_kube_jobs.local.apiserver.errors import Cause
 
 POD_SPEC = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
@@ -110,7 +110,7 @@ def cluster(**spec: Any) -> dict[str, Any]:
 def crd_with(mutate: Any) -> dict[str, Any]:
     crd = copy.deepcopy(CRD)
     mutate(crd)
-    return structural.default_crd(crd)
+    return crd_validation.default_crd(crd)
 
 
 def messages(causes: list[Cause]) -> list[str]:
@@ -139,7 +139,7 @@ def spec_props(crd: dict[str, Any]) -> dict[str, Any]:
 def test_default_crd_fills_names_conversion_and_version_flags() -> None:
     raw = copy.deepcopy(CRD)
     del raw["spec"]["versions"][0]["served"]
-    out = structural.default_crd(raw)
+    out = crd_validation.default_crd(raw)
     names = out["spec"]["names"]
     assert names["singular"] == "daskcluster"
     assert names["listKind"] == "DaskClusterList"
@@ -155,25 +155,25 @@ def test_default_crd_keeps_explicit_values_and_defaults_webhook_port() -> None:
     raw["spec"]["conversion"] = {"strategy": "Webhook", "webhook": {
         "conversionReviewVersions": ["v1"],
         "clientConfig": {"service": {"name": "conv", "namespace": "dask"}}}}
-    out = structural.default_crd(raw)
+    out = crd_validation.default_crd(raw)
     assert out["spec"]["names"]["singular"] == "dc"
     assert out["spec"]["names"]["listKind"] == "DaskClusters"
     assert out["spec"]["conversion"]["webhook"]["clientConfig"]["service"]["port"] == 443
-    assert structural.validate_crd(out) == []
+    assert crd_validation.validate_crd(out) == []
 
 
 # ---------------------------------------------------------------- CRD validation
 
 
 def test_realistic_crd_is_valid() -> None:
-    crd = structural.default_crd(CRD)
-    assert structural.validate_crd(crd) == []
+    crd = crd_validation.default_crd(CRD)
+    assert crd_validation.validate_crd(crd) == []
     assert objectmeta.validate_object_meta(crd["metadata"], namespaced=False) == []
 
 
 def test_crd_name_must_be_plural_dot_group() -> None:
     crd = crd_with(lambda c: c["metadata"].update(name="daskclusters.dask.org"))
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         'metadata.name: Invalid value: "daskclusters.dask.org": '
         'must be spec.names.plural+"."+spec.group']
 
@@ -191,16 +191,16 @@ def test_crd_group_checks(group: str, detail: str) -> None:
         c["metadata"]["name"] = f"daskclusters.{group}"
 
     assert f'spec.group: Invalid value: "{group}": {detail}' in messages(
-        structural.validate_crd(crd_with(mutate)))
+        crd_validation.validate_crd(crd_with(mutate)))
 
 
 def test_crd_group_and_scope_required_and_scope_supported() -> None:
     crd = crd_with(lambda c: (c["spec"].pop("group"), c["spec"].pop("scope")))
-    out = messages(structural.validate_crd(crd))
+    out = messages(crd_validation.validate_crd(crd))
     assert "spec.group: Required value" in out
     assert "spec.scope: Required value" in out
     crd = crd_with(lambda c: c["spec"].update(scope="Global"))
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         'spec.scope: Unsupported value: "Global": supported values: "Cluster", "Namespaced"']
 
 
@@ -210,7 +210,7 @@ def test_crd_needs_exactly_one_storage_version() -> None:
 
     for mutate in (two, lambda c: version(c).update(storage=False),
                    lambda c: c["spec"].update(versions=[])):
-        causes = structural.validate_crd(crd_with(mutate))
+        causes = crd_validation.validate_crd(crd_with(mutate))
         assert [c.field for c in causes] == ["spec.versions"]
         assert causes[0].message.endswith(": must have exactly one version marked as storage "
                                           "version")
@@ -221,8 +221,8 @@ def test_crd_version_names_unique_and_dns1035() -> None:
         c["spec"]["versions"].append({**copy.deepcopy(version(c)), "storage": False})
 
     assert any(m.endswith("must contain unique version names")
-               for m in messages(structural.validate_crd(crd_with(dup))))
-    out = messages(structural.validate_crd(crd_with(lambda c: version(c).update(name="1v"))))
+               for m in messages(crd_validation.validate_crd(crd_with(dup))))
+    out = messages(crd_validation.validate_crd(crd_with(lambda c: version(c).update(name="1v"))))
     assert out == ['spec.versions[0].name: Invalid value: "1v": a DNS-1035 label must consist of '
                    "lower case alphanumeric characters or '-', start with an alphabetic "
                    "character, and end with an alphanumeric character (e.g. 'my-name',  or "
@@ -234,7 +234,7 @@ def test_crd_names_checks() -> None:
         plural="DaskClusters", singular="dc", kind="Dask_Cluster", listKind="Dask_Cluster",
         shortNames=["dc", "D C"], categories=["all"]))
     crd["metadata"]["name"] = "DaskClusters.kubernetes.dask.org"
-    out = messages(structural.validate_crd(crd))
+    out = messages(crd_validation.validate_crd(crd))
     fields = [m.split(":")[0] for m in out]
     assert fields == ["spec.names.plural", "spec.names.kind", "spec.names.listKind",
                       "spec.names.shortNames[1]", "spec.names.listKind"]
@@ -248,7 +248,7 @@ def test_crd_names_required() -> None:
     raw = copy.deepcopy(CRD)
     raw["spec"]["names"] = {}
     raw["metadata"]["name"] = ".kubernetes.dask.org"
-    out = messages(structural.validate_crd(structural.default_crd(raw)))
+    out = messages(crd_validation.validate_crd(crd_validation.default_crd(raw)))
     assert [m for m in out if m.startswith("spec.names")] == [
         "spec.names.plural: Required value", "spec.names.singular: Required value",
         "spec.names.kind: Required value", "spec.names.listKind: Required value"]
@@ -256,14 +256,14 @@ def test_crd_names_required() -> None:
 
 def test_crd_schema_is_required() -> None:
     crd = crd_with(lambda c: version(c).pop("schema"))
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         f"{schema_path()}: Required value: schemas are required"]
 
 
 def test_non_structural_schema_missing_type() -> None:
     crd = crd_with(lambda c: spec_props(c).update(extra={"description": "no type"},
                                                   items={"type": "array"}))
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         f"{schema_path('.properties[spec].properties[extra].type')}: Required value: must not "
         "be empty for specified object fields",
         f"{schema_path('.properties[spec].properties[items].items')}: Required value: must be "
@@ -271,7 +271,7 @@ def test_non_structural_schema_missing_type() -> None:
     ]
     crd = crd_with(lambda c: c["spec"]["versions"][0]["schema"]["openAPIV3Schema"].pop("type"))
     assert f"{schema_path('.type')}: Required value: must not be empty at the root" in messages(
-        structural.validate_crd(crd))
+        crd_validation.validate_crd(crd))
 
 
 def test_preserve_unknown_fields_and_int_or_string_need_no_type() -> None:
@@ -279,7 +279,7 @@ def test_preserve_unknown_fields_and_int_or_string_need_no_type() -> None:
         free={"x-kubernetes-preserve-unknown-fields": True},
         port2={"x-kubernetes-int-or-string": True,
                "anyOf": [{"type": "integer"}, {"type": "string"}]}))
-    assert structural.validate_crd(crd) == []
+    assert crd_validation.validate_crd(crd) == []
 
 
 def test_structural_value_validation_rules() -> None:
@@ -288,7 +288,7 @@ def test_structural_value_validation_rules() -> None:
                 "anyOf": [{"type": "object", "required": ["a"]},
                           {"properties": {"b": {"type": "string"}}}]}))
     base = schema_path(".properties[spec].properties[choice]")
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         f"{base}.anyOf[0].type: Forbidden: must be empty to be structural",
         f"{base}.anyOf[1].properties[b].type: Forbidden: must be empty to be structural",
         f"{base}.properties[b]: Required value: because it is defined in "
@@ -305,7 +305,7 @@ def test_schema_openapi_restrictions() -> None:
         keep={"type": "object", "x-kubernetes-preserve-unknown-fields": False},
         uniq={"type": "array", "items": {"type": "string"}, "uniqueItems": True}))
     base = schema_path(".properties[spec].properties")
-    out = messages(structural.validate_crd(crd))
+    out = messages(crd_validation.validate_crd(crd))
     assert out[:5] == [
         f"{base}[both].additionalProperties: Forbidden: additionalProperties and properties are "
         "mutual exclusive",
@@ -322,14 +322,14 @@ def test_schema_openapi_restrictions() -> None:
 def test_root_schema_restrictions() -> None:
     crd = crd_with(lambda c: root_schema(c)["properties"].update(
         metadata={"type": "object", "properties": {"labels": {"type": "object"}}}))
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         f"{schema_path('.properties[metadata]')}: Forbidden: must not specify anything other "
         "than name and generateName, but metadata is implicitly specified"]
     crd = crd_with(lambda c: root_schema(c)["properties"].update(
         metadata={"type": "object", "properties": {"name": {"type": "string", "maxLength": 20}}}))
-    assert structural.validate_crd(crd) == []
+    assert crd_validation.validate_crd(crd) == []
     crd = crd_with(lambda c: root_schema(c).update(nullable=True, type="array"))
-    out = messages(structural.validate_crd(crd))
+    out = messages(crd_validation.validate_crd(crd))
     assert f'{schema_path(".type")}: Invalid value: "array": only "object" is allowed as the ' \
            "type at the root of the schema if the status subresource is enabled" in out
     assert f"{schema_path('.nullable')}: Forbidden: nullable cannot be true at the root" in out
@@ -338,12 +338,12 @@ def test_root_schema_restrictions() -> None:
 
 def test_root_fields_limited_when_status_enabled() -> None:
     crd = crd_with(lambda c: root_schema(c).update(enum=[{}]))
-    (cause,) = structural.validate_crd(crd)
+    (cause,) = crd_validation.validate_crd(crd)
     assert cause.field == schema_path()
     assert cause.message.endswith("fields are allowed at the root of the schema if the status "
                                   "subresource is enabled")
     crd = crd_with(lambda c: (root_schema(c).update(enum=[{}]), version(c).pop("subresources")))
-    assert structural.validate_crd(crd) == []
+    assert crd_validation.validate_crd(crd) == []
 
 
 def test_defaults_must_validate_and_be_pruned() -> None:
@@ -353,7 +353,7 @@ def test_defaults_must_validate_and_be_pruned() -> None:
         spec_props(c)["protocol"]["default"] = "udp"
 
     base = schema_path(".properties[spec].properties")
-    assert messages(structural.validate_crd(crd_with(bad))) == [
+    assert messages(crd_validation.validate_crd(crd_with(bad))) == [
         f'{base}[protocol].default: Unsupported value: "udp": supported values: "tcp", "tls", '
         '"ws"',
         f"{base}[worker].default: Invalid value: map[string]interface {{}}{{\"bogus\":true, "
@@ -366,7 +366,7 @@ def test_defaults_must_validate_and_be_pruned() -> None:
 def test_default_forbidden_in_top_level_metadata() -> None:
     crd = crd_with(lambda c: root_schema(c)["properties"].update(
         kind={"type": "string", "default": "DaskCluster"}))
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         f"{schema_path('.properties[kind].default')}: Forbidden: must not be set in top-level "
         "kind"]
 
@@ -380,7 +380,7 @@ def test_list_type_rules() -> None:
                "items": {"type": "object", "properties": {"port": {"type": "integer"}}}},
         odd={"type": "array", "x-kubernetes-list-type": "bag", "items": {"type": "string"}}))
     base = schema_path(".properties[spec].properties")
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         f"{base}[ports].x-kubernetes-list-map-keys: Required value: must not be empty if "
         "x-kubernetes-list-type is map",
         f"{base}[keyed].items.properties[port].default: Required value: this property is in "
@@ -393,7 +393,7 @@ def test_list_type_rules() -> None:
 def test_cel_rules_must_not_be_blank() -> None:
     crd = crd_with(lambda c: root_schema(c)["properties"]["spec"].update(
         {"x-kubernetes-validations": [{"rule": "  "}]}))
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         f"{schema_path('.properties[spec].x-kubernetes-validations[0].rule')}: Required value: "
         "rule is not specified"]
 
@@ -403,7 +403,7 @@ def test_scale_subresource_paths() -> None:
         "specReplicasPath": ".status.replicas", "statusReplicasPath": "status.replicas",
         "labelSelectorPath": ".metadata.labels"}))
     base = "spec.versions[0].subresources.scale"
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         f'{base}.specReplicasPath: Invalid value: ".status.replicas": should be a json path '
         "under .spec",
         f'{base}.statusReplicasPath: Invalid value: "status.replicas": must be a simple json '
@@ -412,7 +412,7 @@ def test_scale_subresource_paths() -> None:
         "under either .spec or .status",
     ]
     crd = crd_with(lambda c: version(c)["subresources"].update(scale={}))
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         f"{base}.specReplicasPath: Required value", f"{base}.statusReplicasPath: Required value"]
 
 
@@ -423,7 +423,7 @@ def test_printer_columns() -> None:
         {"name": "Phase", "type": "string"},
         {"name": "Phase", "jsonPath": "status.phase"}]))
     base = "spec.versions[0].additionalPrinterColumns"
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         f"{base}[0].name: Required value",
         f'{base}[1].type: Invalid value: "bool": must be one of '
         "boolean,date,integer,number,string",
@@ -438,12 +438,12 @@ def test_printer_columns() -> None:
 
 def test_conversion_webhook_needs_config() -> None:
     crd = crd_with(lambda c: c["spec"].update(conversion={"strategy": "Webhook"}))
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         "spec.conversion.webhookClientConfig: Required value: required when strategy is set to "
         "Webhook",
         "spec.conversion.conversionReviewVersions: Required value"]
     crd = crd_with(lambda c: c["spec"].update(conversion={"strategy": "Magic"}))
-    assert messages(structural.validate_crd(crd)) == [
+    assert messages(crd_validation.validate_crd(crd)) == [
         'spec.conversion.strategy: Unsupported value: "Magic": supported values: "None", '
         '"Webhook"']
 
@@ -451,7 +451,7 @@ def test_conversion_webhook_needs_config() -> None:
 def test_crd_errors_format_as_a_422() -> None:
     crd = crd_with(lambda c: c["spec"].update(scope="Global"))
     err = errors.invalid("CustomResourceDefinition", crd["metadata"]["name"],
-                         structural.validate_crd(crd), "apiextensions.k8s.io")
+                         crd_validation.validate_crd(crd), "apiextensions.k8s.io")
     assert err.code == 422
     assert err.message == (
         'CustomResourceDefinition.apiextensions.k8s.io "daskclusters.kubernetes.dask.org" is '

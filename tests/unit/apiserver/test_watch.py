@@ -6,8 +6,9 @@ import asyncio
 import json
 
 from dask_kube_jobs.local.apiserver.core import APICore, ListOptions
+from dask_kube_jobs.local.apiserver.fieldselectors import parse_field_selector
 from dask_kube_jobs.local.apiserver.registry import Registry
-from dask_kube_jobs.local.apiserver.selectors import parse_field_selector, parse_label_selector
+from dask_kube_jobs.local.apiserver.selectors import parse_label_selector
 from dask_kube_jobs.local.apiserver.store import Store
 from dask_kube_jobs.local.apiserver.watch import WatchRequest, serve_watch
 

@@ -1,10 +1,15 @@
-"""The Kubernetes object schemas the local API server serves and obeys.
+"""The Kubernetes object schemas: what the local API server obeys and what the CRDs embed.
 
 We do not hand-write Pod or Service schemas: ``kubernetes-validate`` ships the definitions of each
 Kubernetes release (the OpenAPI ``definitions`` turned into JSON-schema ``$defs``), including the
 ``x-kubernetes-patch-merge-key`` / ``x-kubernetes-list-map-keys`` extensions that strategic-merge
 patch needs and the ``x-kubernetes-group-version-kind`` that kubectl's OpenAPI client looks for.
 The release matches the version ``/version`` reports, so kubectl sees one consistent server.
+
+It lives beside the CRDs, below the local control plane, because both read it: the CRD generator
+derives the embedded PodSpec/ServiceSpec from it (``_k8s``) and the API server validates, patches
+and publishes built-in kinds with it. Reading the definitions needs ``kubernetes-validate`` (the
+``local`` extra); importing this module does not.
 """
 
 from __future__ import annotations
