@@ -167,10 +167,12 @@ class JobReconciler:
             # clusterName): make the cluster.
             if await create_if_missing(self.rt, DASKCLUSTERS, builders.job_cluster(self.job)):
                 await self.rt.event(self.job, "ClusterCreated", f"created DaskCluster {self.cluster_name}")
-        elif scheduler is None:
-            # Its scheduler Pod (which the cluster owns) proves the cluster exists; without it,
-            # ask. A cluster deleted under a running job is not silently made again: the
-            # runner lost its scheduler, so the job ends and says who removed what.
+        elif scheduler is None or scheduler["metadata"].get("deletionTimestamp") or \
+                (scheduler.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            # Its live scheduler Pod (which the cluster owns) proves the cluster exists;
+            # without one, ask (a scheduler ends when its cluster is deleted). A cluster
+            # deleted under a running job is not silently made again: the runner lost its
+            # scheduler, so the job ends and says who removed what.
             cluster = await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
             ours = cluster is not None and not cluster["metadata"].get("deletionTimestamp") and any(
                 r.get("uid") == self.meta["uid"] for r in cluster["metadata"].get("ownerReferences") or [])
