@@ -23,14 +23,15 @@ polling (``job.poll_interval``).
 
 from __future__ import annotations
 
-from ._jobs import AsyncDaskJobHandle, LogStream, get_job, list_jobs, submit
-from ._jobs_manifest import JobStatus
 from .errors import (
     DaskJobFailed,
     DaskKubeJobsError,
     JobNotFound,
     WaitTimeout,
 )
+from .jobs._async import AsyncDaskJobHandle, get_job, list_jobs, submit
+from .jobs._logs import LogStream
+from .jobs._status import JobStatus
 
 __all__ = [
     "AsyncDaskJobHandle",

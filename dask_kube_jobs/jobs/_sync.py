@@ -1,7 +1,7 @@
-"""Submit a DaskJob and wait for it, from ordinary (sync) Python.
+"""The sync face of the job API: submit a DaskJob and wait for it, from ordinary Python.
 
-A thin wrapper: every call runs the coroutine of ``dask_kube_jobs._jobs`` (the implementation
-that ``dask_kube_jobs.asyncio`` exports) on one private event-loop thread, as kr8s's sync API
+A thin wrapper: every call runs the coroutine of the async face (``_async.py``, which
+``dask_kube_jobs.asyncio`` exports) on one private event-loop thread, as kr8s's sync API
 does with its ``_async_utils`` portal. A private loop rather than ``asyncio.run`` per call because
 the HTTP connection pool and a handle's client belong to one loop and must outlive each call,
 and because a notebook or an Airflow task may already run a loop in this thread.
@@ -26,10 +26,12 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from typing import Any, Literal, TypeVar, overload
 
-from . import _jobs
-from ._jobs_manifest import JobStatus
+from . import _async as async_face
+from ._logs import LogStream
+from ._status import JobStatus
 
-__all__ = ["DaskJobHandle", "FollowedLog", "JobStatus", "get_job", "list_jobs", "submit"]
+__all__ = ["DaskJobHandle", "FollowedLog", "get_job", "iterate_sync", "list_jobs", "run_sync",
+           "submit"]
 
 T = TypeVar("T")
 
@@ -102,7 +104,7 @@ class DaskJobHandle:
     ('Successful', {'rows': 1200})
     """
 
-    def __init__(self, handle: _jobs.AsyncDaskJobHandle) -> None:
+    def __init__(self, handle: async_face.AsyncDaskJobHandle) -> None:
         self._async = handle
 
     def __repr__(self) -> str:
@@ -154,7 +156,7 @@ class DaskJobHandle:
 
         >>> DaskJobHandle.from_name("nightly-etl", "data", uid=saved_uid).wait()  # doctest: +SKIP
         """
-        return cls(_jobs.AsyncDaskJobHandle.from_name(name, namespace, uid=uid,
+        return cls(async_face.AsyncDaskJobHandle.from_name(name, namespace, uid=uid,
                                                       kubeconfig=kubeconfig))
 
     @property
@@ -226,7 +228,7 @@ class DaskJobHandle:
 class FollowedLog(Iterator[str]):
     """The lines of a followed log (see :meth:`DaskJobHandle.logs`), blocking for each."""
 
-    def __init__(self, stream: _jobs.LogStream) -> None:
+    def __init__(self, stream: LogStream) -> None:
         self._stream = stream
         self._lines = iterate_sync(aiter(stream))
 
@@ -252,7 +254,7 @@ def submit(spec: Any, *, namespace: str | None = None,
 
     >>> job = submit("examples/simple-job.yaml", namespace="default")   # doctest: +SKIP
     """
-    return DaskJobHandle(run_sync(_jobs.submit(spec, namespace=namespace, kubeconfig=kubeconfig)))
+    return DaskJobHandle(run_sync(async_face.submit(spec, namespace=namespace, kubeconfig=kubeconfig)))
 
 
 def get_job(name: str, namespace: str | None = None, *,
@@ -261,7 +263,7 @@ def get_job(name: str, namespace: str | None = None, *,
 
     >>> get_job("simple-job").wait()                                   # doctest: +SKIP
     """
-    return DaskJobHandle(run_sync(_jobs.get_job(name, namespace, kubeconfig=kubeconfig)))
+    return DaskJobHandle(run_sync(async_face.get_job(name, namespace, kubeconfig=kubeconfig)))
 
 
 def list_jobs(namespace: str | None = None, labels: Mapping[str, str] | str | None = None, *,
@@ -271,6 +273,6 @@ def list_jobs(namespace: str | None = None, labels: Mapping[str, str] | str | No
 
     >>> [j.name for j in list_jobs(labels={"team": "data"})]           # doctest: +SKIP
     """
-    handles = run_sync(_jobs.list_jobs(namespace, labels, all_namespaces=all_namespaces,
+    handles = run_sync(async_face.list_jobs(namespace, labels, all_namespaces=all_namespaces,
                                        kubeconfig=kubeconfig))
     return [DaskJobHandle(h) for h in handles]
