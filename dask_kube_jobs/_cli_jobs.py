@@ -307,7 +307,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = [(["NAMESPACE"] if args.all_namespaces else []) +
                 ["NAME", "PHASE", "ATTEMPTS", "EXIT", "AGE"]]
         for job in jobs:
-            st = JobStatus.from_job(job.raw)
+            st = job.last_status
             rows.append(([job.namespace] if args.all_namespaces else []) +
                         [job.name, st.phase or "Pending", str(st.attempts),
                          "-" if st.exit_code is None else str(st.exit_code),

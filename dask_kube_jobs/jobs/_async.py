@@ -52,8 +52,10 @@ class AsyncDaskJobHandle:
     """One submitted DaskJob: its status, its log, its result; made by :func:`submit`,
     :func:`get_job` or :func:`list_jobs`.
 
-    Reads that need the API are coroutines (``await job.status()``, ``await job.result()``,
-    ``await job.dashboard_link()``); ``job.phase`` is the phase last seen, without a request.
+    Reads that make a request are coroutines (``await job.status()``, ``await job.result()``,
+    ``await job.dashboard_link()``, ``await job.refresh()``); properties make none and say
+    what was last seen (``job.phase``, ``job.last_status``, ``job.raw``). The sync
+    :class:`~dask_kube_jobs.DaskJobHandle` has the same names with the same meanings.
 
     ``watch_timeout``, ``watch_connections``, ``poll_interval`` and ``notice`` are those of the
     :class:`~._watch.JobReader` the handle reads the job with: how watches are timed, and how
@@ -117,8 +119,15 @@ class AsyncDaskJobHandle:
 
     @property
     def phase(self) -> str | None:
-        """The phase when last seen (``JobCreated`` ... ``Successful``/``Failed``), or None."""
-        return JobStatus.from_job(self._reader.last_seen).phase
+        """The phase when last seen (``JobCreated`` ... ``Successful``/``Failed``), or None;
+        no request (:meth:`status` reads it now)."""
+        return self.last_status.phase
+
+    @property
+    def last_status(self) -> JobStatus:
+        """The status when last seen; no request (:meth:`status` reads it now). Every read,
+        :meth:`watch` and :meth:`wait` renew it."""
+        return JobStatus.from_job(self._reader.last_seen)
 
     @property
     def watch_timeout(self) -> int:
@@ -213,7 +222,7 @@ class AsyncDaskJobHandle:
                         return self._verdict(st)
         except TimeoutError:
             if scope.expired():
-                last = JobStatus.from_job(self._reader.last_seen)
+                last = self.last_status
                 raise WaitTimeout(self.name, self.namespace, float(timeout or 0),
                                   last.phase, last.message) from None
             raise

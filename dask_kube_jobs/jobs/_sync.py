@@ -23,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, Literal, TypeVar, overload
 
 from . import _async as async_face
+from ._deprecated import formerly_a_property
 from ._logs import LogStream
 from ._status import JobStatus
 
@@ -96,12 +97,23 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
 class DaskJobHandle:
     """One submitted DaskJob; made by :func:`submit`, :func:`get_job` or :func:`list_jobs`.
 
-    ``status``, ``phase``, ``result`` and ``dashboard_link`` read the job afresh on each
-    access. ``watch_timeout`` is the server-side timeout (seconds) of each watch request.
+    The same names, with the same meanings, as :class:`AsyncDaskJobHandle`'s, blocking where
+    that one is awaited. Reads that make a request are methods: :meth:`status`,
+    :meth:`result`, :meth:`dashboard_link`, :meth:`refresh`. Properties make none: they say
+    what was last seen (:attr:`phase`, :attr:`last_status`, :attr:`raw`), which every read,
+    :meth:`watch` and :meth:`wait` renew. ``watch_timeout`` is the server-side timeout
+    (seconds) of each watch request.
 
     >>> job = get_job("nightly-etl", namespace="data")                   # doctest: +SKIP
-    >>> job.phase, job.result                                            # doctest: +SKIP
+    >>> job.phase, job.result()                                          # doctest: +SKIP
     ('Successful', {'rows': 1200})
+
+    ``status``, ``result`` and ``dashboard_link`` were properties before this release; used
+    as values rather than called they still work for one release, with a
+    ``DeprecationWarning`` naming the call (``_deprecated.py`` says how far that goes).
+    ``phase`` was a property that read the job on each access and now says the phase last
+    seen, as on the async handle: it cannot warn, since that is its meaning from now on, so a
+    loop that polled ``job.phase`` must read ``job.status().phase`` (or call :meth:`wait`).
     """
 
     def __init__(self, handle: async_face.AsyncDaskJobHandle) -> None:
@@ -148,6 +160,15 @@ class DaskJobHandle:
     def poll_interval(self, seconds: float) -> None:
         self._async.poll_interval = seconds
 
+    @property
+    def notice(self) -> Callable[[str], None]:
+        """Where the fallback to polling is said, once (default: a WARNING log record)."""
+        return self._async.notice
+
+    @notice.setter
+    def notice(self, say: Callable[[str], None]) -> None:
+        self._async.notice = say
+
     @classmethod
     def from_name(cls, name: str, namespace: str, *, uid: str | None = None,
                   kubeconfig: str | os.PathLike[str] | None = None) -> DaskJobHandle:
@@ -160,30 +181,47 @@ class DaskJobHandle:
                                                       kubeconfig=kubeconfig))
 
     @property
-    def status(self) -> JobStatus:
-        """The job's status, read now."""
-        return run_sync(self._async.status())
-
-    @property
     def phase(self) -> str | None:
-        """The job's phase, read now: JobCreated, ClusterCreated, Running, Successful, Failed."""
-        return self.status.phase
+        """The phase when last seen (``JobCreated`` ... ``Successful``/``Failed``), or None;
+        no request (:meth:`status` reads it now)."""
+        return self._async.phase
 
     @property
-    def result(self) -> Any:
-        """What the runner passed to ``dask_kube_jobs.set_result``, decoded (None if nothing)."""
-        return run_sync(self._async.result())
-
-    @property
-    def dashboard_link(self) -> str | None:
-        """The Dask dashboard URL while the cluster exists: the DaskCluster's
-        ``status.dashboardAddress`` + ``/status``, or ``$DASK_KUBE_JOBS_DASHBOARD_TEMPLATE``
-        formatted with ``{namespace} {cluster} {job} {scheduler} {port}``."""
-        return run_sync(self._async.dashboard_link())
+    def last_status(self) -> JobStatus:
+        """The status when last seen; no request (:meth:`status` reads it now)."""
+        return self._async.last_status
 
     def refresh(self) -> dict[str, Any]:
-        """Read the DaskJob object again."""
+        """Read the DaskJob object again; raises :class:`~dask_kube_jobs.JobNotFound` if it
+        is gone."""
         return run_sync(self._async.refresh())
+
+    @formerly_a_property
+    def status(self) -> JobStatus:
+        """The job's status, read now.
+
+        >>> job.status().phase                                             # doctest: +SKIP
+        'Running'
+        """
+        return run_sync(self._async.status())
+
+    @formerly_a_property
+    def result(self) -> Any:
+        """What the runner passed to ``dask_kube_jobs.set_result``, decoded, read now (None
+        if nothing, or not finished yet).
+
+        >>> job.result()                                                   # doctest: +SKIP
+        {'rows': 1200}
+        """
+        return run_sync(self._async.result())
+
+    @formerly_a_property
+    def dashboard_link(self) -> str | None:
+        """The Dask dashboard URL while the cluster exists, read now: the DaskCluster's
+        ``status.dashboardAddress`` + ``/status``, or ``$DASK_KUBE_JOBS_DASHBOARD_TEMPLATE``
+        formatted with ``{namespace} {cluster} {job} {scheduler} {port}``; None once the
+        job's cluster is gone."""
+        return run_sync(self._async.dashboard_link())
 
     def watch(self) -> Iterator[JobStatus]:
         """The status now and after each change, ending after the final one (polled with GET
