@@ -178,7 +178,7 @@ class DaskJobHandle:
         >>> DaskJobHandle.from_name("nightly-etl", "data", uid=saved_uid).wait()  # doctest: +SKIP
         """
         return cls(async_face.AsyncDaskJobHandle.from_name(name, namespace, uid=uid,
-                                                      kubeconfig=kubeconfig))
+                                                           kubeconfig=kubeconfig))
 
     @property
     def phase(self) -> str | None:
