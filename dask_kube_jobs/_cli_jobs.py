@@ -2,7 +2,7 @@
 
 Kept apart from ``cli.py`` (which owns parsing, error display and the ``local`` commands) so
 each stays a readable size. Every command is a thin layer over the async job API
-(``dask_kube_async.jobs._async``), run with ``asyncio.run``: ``run`` needs two things at once -- the
+(``dask_kube_jobs.jobs._async``), run with ``asyncio.run``: ``run`` needs two things at once -- the
 phase display on stderr and the runner's log on stdout -- and Ctrl-C must reach the code that
 deletes the job, which ``asyncio.run`` gives by cancelling the main task on SIGINT.
 
@@ -172,7 +172,7 @@ async def _submit(args: argparse.Namespace, manifest: dict[str, Any],
         if not getattr(args, "replace", False):
             raise
         old = await _async.get_job(manifest["metadata"]["name"], args.namespace,
-                                  kubeconfig=kubeconfig)
+                                   kubeconfig=kubeconfig)
         await old.delete(wait=True)
         return await _async.submit(manifest, namespace=args.namespace, kubeconfig=kubeconfig)
 
@@ -299,8 +299,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     async def go() -> int:
         jobs = await _async.list_jobs(args.namespace, args.selector,
-                                     all_namespaces=args.all_namespaces,
-                                     kubeconfig=args.kubeconfig)
+                                      all_namespaces=args.all_namespaces,
+                                      kubeconfig=args.kubeconfig)
         if not jobs:
             print("No DaskJobs found.", file=sys.stderr)
             return 0
