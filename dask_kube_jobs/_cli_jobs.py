@@ -2,7 +2,7 @@
 
 Kept apart from ``cli.py`` (which owns parsing, error display and the ``local`` commands) so
 each stays a readable size. Every command is a thin layer over the async job API
-(``dask_kube_jobs._jobs``), run with ``asyncio.run``: ``run`` needs two things at once -- the
+(``dask_kube_jobs.jobs._async``), run with ``asyncio.run``: ``run`` needs two things at once -- the
 phase display on stderr and the runner's log on stdout -- and Ctrl-C must reach the code that
 deletes the job, which ``asyncio.run`` gives by cancelling the main task on SIGINT.
 
@@ -31,9 +31,11 @@ from typing import Any, TextIO
 
 import yaml
 
-from . import _jobs
-from ._jobs_manifest import JobStatus, load_job_manifest
 from .errors import DaskJobFailed, DaskKubeJobsError, JobAlreadyExists, WaitTimeout
+from .jobs import _async
+from .jobs._client import close_clients
+from .jobs._manifest import load_job_manifest
+from .jobs._status import JobStatus
 from .spec import DEFAULT_IMAGE, SpecError, make_cluster_spec, make_job_spec
 
 EXIT_TIMEOUT = 124
@@ -121,12 +123,12 @@ class Progress:
 
 
 # -- run -------------------------------------------------------------------------------------------
-async def _stream_logs(job: _jobs.AsyncDaskJobHandle, out: TextIO) -> None:
+async def _stream_logs(job: _async.AsyncDaskJobHandle, out: TextIO) -> None:
     async for line in job.logs(follow=True):
         print(line, file=out, flush=True)
 
 
-async def _follow(job: _jobs.AsyncDaskJobHandle, progress: Progress, out: TextIO,
+async def _follow(job: _async.AsyncDaskJobHandle, progress: Progress, out: TextIO,
                   timeout: float | None) -> int:
     logs = asyncio.create_task(_stream_logs(job, out), name="dask-kube-jobs-logs")
     try:
@@ -163,21 +165,21 @@ async def _follow(job: _jobs.AsyncDaskJobHandle, progress: Progress, out: TextIO
 
 
 async def _submit(args: argparse.Namespace, manifest: dict[str, Any],
-                  kubeconfig: str | None) -> _jobs.AsyncDaskJobHandle:
+                  kubeconfig: str | None) -> _async.AsyncDaskJobHandle:
     try:
-        return await _jobs.submit(manifest, namespace=args.namespace, kubeconfig=kubeconfig)
+        return await _async.submit(manifest, namespace=args.namespace, kubeconfig=kubeconfig)
     except JobAlreadyExists:
         if not getattr(args, "replace", False):
             raise
-        old = await _jobs.get_job(manifest["metadata"]["name"], args.namespace,
-                                  kubeconfig=kubeconfig)
+        old = await _async.get_job(manifest["metadata"]["name"], args.namespace,
+                                   kubeconfig=kubeconfig)
         await old.delete(wait=True)
-        return await _jobs.submit(manifest, namespace=args.namespace, kubeconfig=kubeconfig)
+        return await _async.submit(manifest, namespace=args.namespace, kubeconfig=kubeconfig)
 
 
 async def _run_async(args: argparse.Namespace, manifest: dict[str, Any], kubeconfig: str | None,
                      progress: Progress) -> int:
-    job: _jobs.AsyncDaskJobHandle | None = None
+    job: _async.AsyncDaskJobHandle | None = None
     try:
         job = await _submit(args, manifest, kubeconfig)
         progress.say(f"submitted DaskJob {job.namespace}/{job.name}")
@@ -194,7 +196,7 @@ async def _run_async(args: argparse.Namespace, manifest: dict[str, Any], kubecon
         raise
     finally:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(_jobs.close_clients(), 5)
+            await asyncio.wait_for(close_clients(), 5)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -240,7 +242,7 @@ def _call(coro_fn: Callable[[], Awaitable[int]]) -> int:
         try:
             return await coro_fn()
         finally:
-            await _jobs.close_clients()
+            await close_clients()
 
     return asyncio.run(main())
 
@@ -270,7 +272,7 @@ def _age(stamp: str | None) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     async def go() -> int:
-        job = await _jobs.get_job(args.name, args.namespace, kubeconfig=args.kubeconfig)
+        job = await _async.get_job(args.name, args.namespace, kubeconfig=args.kubeconfig)
         st = await job.status()
         if args.output == "json":
             print(json.dumps(st.raw, indent=2, sort_keys=True))
@@ -296,16 +298,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     async def go() -> int:
-        jobs = await _jobs.list_jobs(args.namespace, args.selector,
-                                     all_namespaces=args.all_namespaces,
-                                     kubeconfig=args.kubeconfig)
+        jobs = await _async.list_jobs(args.namespace, args.selector,
+                                      all_namespaces=args.all_namespaces,
+                                      kubeconfig=args.kubeconfig)
         if not jobs:
             print("No DaskJobs found.", file=sys.stderr)
             return 0
         rows = [(["NAMESPACE"] if args.all_namespaces else []) +
                 ["NAME", "PHASE", "ATTEMPTS", "EXIT", "AGE"]]
         for job in jobs:
-            st = JobStatus.from_job(job.raw)
+            st = job.last_status
             rows.append(([job.namespace] if args.all_namespaces else []) +
                         [job.name, st.phase or "Pending", str(st.attempts),
                          "-" if st.exit_code is None else str(st.exit_code),
@@ -320,7 +322,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     async def go() -> int:
-        job = await _jobs.get_job(args.name, args.namespace, kubeconfig=args.kubeconfig)
+        job = await _async.get_job(args.name, args.namespace, kubeconfig=args.kubeconfig)
         if args.follow:
             await _stream_logs(job, sys.stdout)
         else:
@@ -335,7 +337,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     async def go() -> int:
-        job = await _jobs.get_job(args.name, args.namespace, kubeconfig=args.kubeconfig)
+        job = await _async.get_job(args.name, args.namespace, kubeconfig=args.kubeconfig)
         await job.delete(wait=not args.no_wait, timeout=args.timeout)
         print(f"deleted DaskJob {job.namespace}/{job.name}")
         return 0

@@ -3,9 +3,10 @@
 The same functions as ``dask_kube_jobs`` (which wraps these), as coroutines, for code that
 already runs an event loop: the operator, Airflow triggers, async services. Reads that need the
 API are coroutine methods on the handle (``await job.status()``, ``await job.result()``,
-``await job.dashboard_link()``); ``await job.logs()`` is the log's text and
-``async for line in job.logs(follow=True)`` follows it, as kr8s's ``kr8s.asyncio`` mirrors
-``kr8s``.
+``await job.dashboard_link()``, ``await job.refresh()``) and properties say what was last seen
+without a request (``job.phase``, ``job.last_status``), with the names and meanings of the sync
+handle's; ``await job.logs()`` is the log's text and ``async for line in job.logs(follow=True)``
+follows it, as kr8s's ``kr8s.asyncio`` mirrors ``kr8s``.
 
 For code that kept a job's name, namespace and uid (a trigger, a queue message),
 ``AsyncDaskJobHandle.from_name(name, namespace, uid=uid)`` makes a handle without a request. A
@@ -23,14 +24,15 @@ polling (``job.poll_interval``).
 
 from __future__ import annotations
 
-from ._jobs import AsyncDaskJobHandle, LogStream, get_job, list_jobs, submit
-from ._jobs_manifest import JobStatus
 from .errors import (
     DaskJobFailed,
     DaskKubeJobsError,
     JobNotFound,
     WaitTimeout,
 )
+from .jobs._async import AsyncDaskJobHandle, get_job, list_jobs, submit
+from .jobs._logs import LogStream
+from .jobs._status import JobStatus
 
 __all__ = [
     "AsyncDaskJobHandle",

@@ -7,7 +7,7 @@ deferrable paths did: apache/airflow#72504). Its answer is an *event*: a dict of
 because a trigger can only hand JSON-able values back to the worker, and the operator then
 turns that one event into an XCom or an exception in one place (``DaskJobOperator._finish``).
 
-What is not Airflow's business comes from the job API (``dask_kube_jobs._jobs``), so the
+What is not Airflow's business comes from the job API (``dask_kube_jobs.jobs``), so the
 provider and ``dask_kube_jobs.wait()`` agree on what a job's state means:
 
 * watching: :meth:`AsyncDaskJobHandle.watch` lists, watches from the list's resourceVersion,
@@ -35,10 +35,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import kube
-from .._jobs import DASKCLUSTERS, DASKJOBS, AsyncDaskJobHandle
-from .._jobs_client import NETWORK_ERRORS, is_transient
-from .._jobs_manifest import JobStatus
 from ..errors import APIRequestError, JobNotFound, KubeconfigError
+from ..jobs._async import AsyncDaskJobHandle
+from ..jobs._client import DASKCLUSTERS, DASKJOBS, NETWORK_ERRORS, is_transient
+from ..jobs._status import JobStatus
 from ._identity import TaskIdentity, try_of
 
 __all__ = ["DASKCLUSTERS", "DASKJOBS", "dashboard_url", "delete_job", "is_terminal", "outcome",

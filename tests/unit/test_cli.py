@@ -109,7 +109,7 @@ def test_without_a_kubeconfig_the_hint_says_local(no_cluster: Path,
 
 
 def test_the_local_up_kubeconfig_is_the_last_fallback(no_cluster: Path) -> None:
-    from dask_kube_jobs._jobs import find_kubeconfig
+    from dask_kube_jobs.jobs._client import find_kubeconfig
 
     local = no_cluster / ".kube" / "dask-kube-jobs-local.yaml"
     local.parent.mkdir()
@@ -120,7 +120,7 @@ def test_the_local_up_kubeconfig_is_the_last_fallback(no_cluster: Path) -> None:
 
 
 def test_the_fallback_is_where_local_up_writes() -> None:
-    from dask_kube_jobs._jobs_client import LOCAL_KUBECONFIG
+    from dask_kube_jobs.jobs._client import LOCAL_KUBECONFIG
     from dask_kube_jobs.local.kubeconfig import DEFAULT_KUBECONFIG
 
     assert LOCAL_KUBECONFIG == DEFAULT_KUBECONFIG

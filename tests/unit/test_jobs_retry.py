@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from dask_kube_jobs import kube
-from dask_kube_jobs._jobs_client import Backoff, is_transient, retrying, translate
 from dask_kube_jobs.asyncio import AsyncDaskJobHandle
 from dask_kube_jobs.errors import APIRequestError, JobNotFound, KubeconfigError
+from dask_kube_jobs.jobs._client import Backoff, is_transient, retrying, translate
 
 
 def translated(exc: Exception) -> BaseException:

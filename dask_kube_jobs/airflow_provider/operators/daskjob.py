@@ -42,9 +42,9 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from ..._jobs import AsyncDaskJobHandle
-from ..._jobs_manifest import check_job_manifest, load_job_manifest
 from ...errors import DaskJobFailed, WaitTimeout
+from ...jobs._async import AsyncDaskJobHandle
+from ...jobs._manifest import check_job_manifest, load_job_manifest
 from ...kube import parse_time
 from ...spec import DEFAULT_IMAGE, make_job_spec
 from .._identity import TaskIdentity

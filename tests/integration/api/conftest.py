@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from dask_kube_jobs import _jobs
+from dask_kube_jobs.jobs._client import close_clients
 from dask_kube_jobs.local.launcher import LocalControlPlane
 
 
@@ -19,4 +19,4 @@ def kubeconfig(local_control_plane: LocalControlPlane) -> str:
 async def aclients() -> AsyncIterator[None]:
     """Close the clients an async test's event loop opened, before pytest closes the loop."""
     yield
-    await _jobs.close_clients()
+    await close_clients()

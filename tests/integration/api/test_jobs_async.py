@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from dask_kube_jobs.asyncio import (
+    AsyncDaskJobHandle,
     DaskJobFailed,
     JobNotFound,
     WaitTimeout,
@@ -74,3 +75,17 @@ async def test_async_wait_timeout_then_reattach(kubeconfig: str, namespace: str)
     jobs = await list_jobs(namespace, labels={}, kubeconfig=kubeconfig)
     assert [j.name for j in jobs] == ["async-slow"]
     assert await jobs[0].delete() is True
+
+
+async def test_async_reads_are_coroutines_and_properties_say_what_was_last_seen(
+        kubeconfig: str, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = await submit(result_job("async-shaped"), namespace=namespace, kubeconfig=kubeconfig)
+    await job.wait(timeout=120)
+    later = AsyncDaskJobHandle.from_name("async-shaped", namespace, kubeconfig=kubeconfig)
+    assert later.phase is None and later.last_status.phase is None
+    assert await later.result() == {"total": 6, "ok": True}
+    assert later.phase == "Successful" and later.last_status.exit_code == 0
+    assert (await later.status()).runner_pod == job.last_status.runner_pod
+    assert (await later.refresh())["metadata"]["uid"] == job.uid == later.uid
+    monkeypatch.setenv("DASK_KUBE_JOBS_DASHBOARD_TEMPLATE", "https://dask.example.com/{job}")
+    assert await later.dashboard_link() == "https://dask.example.com/async-shaped"

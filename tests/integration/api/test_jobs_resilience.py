@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from dask_kube_jobs import APIRequestError
-from dask_kube_jobs._jobs_logs import attempt_runner
 from dask_kube_jobs.asyncio import AsyncDaskJobHandle, get_job, submit
+from dask_kube_jobs.jobs._logs import attempt_runner
+from dask_kube_jobs.jobs._watch import JobReader
 
 from .faults import FaultProxy, failing_every
 from .manifests import result_job, retrying_job
@@ -53,8 +54,9 @@ async def test_following_rides_out_503s_and_is_driven_by_the_watch_not_polling(
         assert [line async for line in follower.logs(follow=True, skip=9)] == []
     finally:
         await proxy.close()
-    # Runner Pods are found by the operator's labels even by a handle that has no uid.
-    anonymous = AsyncDaskJobHandle.from_name("flaky", namespace, kubeconfig=kubeconfig)
+    # Runner Pods are found by the operator's labels even by a reader that has no uid.
+    anonymous = JobReader(None, {"metadata": {"name": "flaky", "namespace": namespace}},
+                          kubeconfig=kubeconfig)
     assert await attempt_runner(anonymous, 2) == (await job.status()).runner_pod
 
 

@@ -10,6 +10,7 @@ import pytest
 import dask_kube_jobs
 from dask_kube_jobs import (
     DaskJobFailed,
+    DaskJobHandle,
     JobAlreadyExists,
     JobNotFound,
     SpecError,
@@ -33,10 +34,45 @@ def test_submit_then_wait_returns_the_final_status_and_result(kubeconfig: str,
     assert final.phase == "Successful" and final.done
     assert final.exit_code == 0 and final.attempts == 1
     assert final.result == {"total": 6, "ok": True}
-    assert job.result == {"total": 6, "ok": True}
+    assert job.result() == {"total": 6, "ok": True}
     assert job.phase == "Successful"
-    assert job.status.runner_pod == final.runner_pod
+    assert job.status().runner_pod == final.runner_pod
     assert "total is 6" in job.logs()
+
+
+def test_reads_are_methods_and_properties_say_what_was_last_seen(
+        kubeconfig: str, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = submit(result_job("shaped"), namespace=namespace, kubeconfig=kubeconfig)
+    job.wait(timeout=120)
+    # A handle by name has seen nothing yet: its properties make no request.
+    later = DaskJobHandle.from_name("shaped", namespace, kubeconfig=kubeconfig)
+    assert later.phase is None and later.last_status.phase is None
+    assert later.result() == {"total": 6, "ok": True}  # a read: it renews what was seen
+    assert later.phase == "Successful" and later.last_status.exit_code == 0
+    assert later.status().runner_pod == job.last_status.runner_pod
+    assert later.refresh()["metadata"]["uid"] == job.uid == later.uid
+    monkeypatch.setenv("DASK_KUBE_JOBS_DASHBOARD_TEMPLATE", "https://dask.example.com/{job}")
+    assert later.dashboard_link() == "https://dask.example.com/shaped"
+
+
+def test_the_reads_that_were_properties_still_work_as_values_and_warn_once(
+        kubeconfig: str, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = submit(result_job("old-style"), namespace=namespace, kubeconfig=kubeconfig)
+    job.wait(timeout=120)
+    monkeypatch.setenv("DASK_KUBE_JOBS_DASHBOARD_TEMPLATE", "https://dask.example.com/{job}")
+    old_uses = [
+        ("job.result()", lambda: job.result == {"total": 6, "ok": True}),
+        ("job.result()", lambda: job.result["total"] == 6),
+        ("job.status()", lambda: job.status.phase == "Successful"),
+        ("job.dashboard_link()",
+         lambda: job.dashboard_link == "https://dask.example.com/old-style"),
+    ]
+    for call, use in old_uses:
+        with pytest.warns(DeprecationWarning) as record:
+            assert use() is True
+        assert len(record) == 1, [str(w.message) for w in record]
+        assert f"is a method now: call {call}" in str(record[0].message)
+        assert record[0].filename == __file__
 
 
 def test_a_failed_job_raises_with_exit_code_reason_and_log_tail(kubeconfig: str,
@@ -109,11 +145,11 @@ def test_delete_removes_the_job_and_its_pods(kubeconfig: str, namespace: str,
     for st in job.watch():
         if st.phase == "Running":
             break
-    runner = job.status.runner_pod
+    runner = job.status().runner_pod
     assert kubectl("get", "pod", runner, "-o", "name").stdout.strip() == f"pod/{runner}"
     assert job.delete(wait=True) is True
     with pytest.raises(JobNotFound):
-        job.status  # noqa: B018
+        job.status()
     assert kubectl("get", "pods", "-o", "name").stdout.strip() == ""
     assert kubectl("get", "daskclusters", "-o", "name").stdout.strip() == ""
     assert job.delete() is False
@@ -148,13 +184,13 @@ def test_dashboard_link_while_the_cluster_runs(kubeconfig: str, namespace: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     job = submit(sleeping_job("dash", 60), namespace=namespace, kubeconfig=kubeconfig)
     deadline = time.monotonic() + 60
-    while job.dashboard_link is None and time.monotonic() < deadline:
+    while job.dashboard_link() is None and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert job.dashboard_link == \
+    assert job.dashboard_link() == \
         f"http://dash-scheduler.{namespace}.svc.cluster.local:8787/status"
     monkeypatch.setenv("DASK_KUBE_JOBS_DASHBOARD_TEMPLATE",
                        "https://dask.example.com/{namespace}/{cluster}/status")
-    assert job.dashboard_link == f"https://dask.example.com/{namespace}/dash/status"
+    assert job.dashboard_link() == f"https://dask.example.com/{namespace}/dash/status"
     job.delete(wait=False)
 
 

@@ -1,22 +1,13 @@
-"""Submit a DaskJob, wait for it, follow its log: the one (async) implementation.
+"""The async face of the job API: :class:`AsyncDaskJobHandle` and the module functions.
 
-``dask_kube_jobs.asyncio`` exports this module's functions as they are; ``dask_kube_jobs.jobs``
-runs the same coroutines on a private event-loop thread for sync callers (kr8s's pattern), so
-the two APIs cannot drift apart.
+``dask_kube_jobs.asyncio`` exports them as they are; the sync face (``_sync.py``) runs the same
+coroutines on a private event-loop thread (kr8s's pattern), so the two cannot drift apart.
 
-Requests go through :class:`dask_kube_jobs.kube.Client` rather than kr8s objects, for two
-reasons kube.py explains: kr8s answers any 401/403 by reloading credentials and breaking every
-request in flight, and kr8s's ``watch`` never recovers from ``410 Gone``. Waiting must survive
-hours, so :meth:`AsyncDaskJobHandle.watch` lists, watches from the list's resourceVersion,
-resumes after the server ends a watch, and re-lists after an error or a 410, like client-go's
-reflector. A job deleted meanwhile -- or replaced by a new one of the same name, told apart by
-its uid -- ends the wait with :class:`JobNotFound` instead of a hang. Where RBAC lets a user get
-DaskJobs but not list/watch them (a 403), the handle polls with GET instead and says so once
-in the log; only a user who may not even get the job sees the 403 raised.
-
-Handles come from :func:`submit`, :func:`get_job`, :func:`list_jobs`, or, without a request,
-from what a caller kept (name, namespace, uid): :meth:`AsyncDaskJobHandle.from_name`. Following
-the log is ``_jobs_logs.py``'s business.
+A handle is a :class:`~._watch.JobReader` (which job, how it last looked, how to read and watch
+it) plus what a user does with a job: read its status and result, wait for it, read or follow
+its log (:class:`~._logs.LogStream`), delete it. Handles come from :func:`submit`,
+:func:`get_job`, :func:`list_jobs`, or, without a request, from what a caller kept (name,
+namespace, uid): :meth:`AsyncDaskJobHandle.from_name`.
 
 >>> import asyncio
 >>> from dask_kube_jobs.asyncio import submit
@@ -31,43 +22,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
 import os
-import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from . import kube
-from ._jobs_client import (
-    NETWORK_ERRORS,
-    close_clients,
+from .. import kube
+from ..errors import DaskJobFailed, JobNotFound, WaitTimeout
+from ..spec import SpecError
+from ._client import (
+    DASKCLUSTERS,
+    DASKJOBS,
     connect,
     default_namespace,
     find_kubeconfig,
-    retrying,
     translate,
 )
-from ._jobs_logs import LogStream
-from ._jobs_manifest import (
-    DASHBOARD_TEMPLATE_ENV,
-    JobStatus,
-    check_job_manifest,
-    dashboard_link,
-    load_job_manifest,
-)
-from .crds import GROUP, VERSION
-from .errors import APIRequestError, DaskJobFailed, JobNotFound, WaitTimeout
-from .spec import SpecError
+from ._logs import LogStream
+from ._manifest import check_job_manifest, load_job_manifest
+from ._status import DASHBOARD_TEMPLATE_ENV, JobStatus, dashboard_link
+from ._watch import JobReader
 
-__all__ = ["POLL_INTERVAL", "AsyncDaskJobHandle", "LogStream", "close_clients", "find_kubeconfig",
-           "get_job", "list_jobs", "submit"]
+__all__ = ["AsyncDaskJobHandle", "get_job", "list_jobs", "submit"]
 
 Obj = dict[str, Any]
-DASKJOBS = kube.Resource(GROUP, VERSION, "daskjobs", "DaskJob", True)
-DASKCLUSTERS = kube.Resource(GROUP, VERSION, "daskclusters", "DaskCluster", True)
-POLL_INTERVAL = 10.0  # seconds between GETs of a job when RBAC forbids watching it
-log = logging.getLogger("dask_kube_jobs.jobs")
 
 
 # -- the handle ----------------------------------------------------------------------------------
@@ -75,19 +52,15 @@ class AsyncDaskJobHandle:
     """One submitted DaskJob: its status, its log, its result; made by :func:`submit`,
     :func:`get_job` or :func:`list_jobs`.
 
-    Reads that need the API are coroutines (``await job.status()``, ``await job.result()``,
-    ``await job.dashboard_link()``); ``job.phase`` is the phase last seen, without a request.
+    Reads that make a request are coroutines (``await job.status()``, ``await job.result()``,
+    ``await job.dashboard_link()``, ``await job.refresh()``); properties make none and say
+    what was last seen (``job.phase``, ``job.last_status``, ``job.raw``). The sync
+    :class:`~dask_kube_jobs.DaskJobHandle` has the same names with the same meanings.
 
-    ``watch_timeout`` is the server-side timeout in seconds of each watch request (default
-    240-300 s, randomised so many waiters do not reconnect together); when the server ends a
-    watch, it is resumed from the last resourceVersion seen, so nothing is missed.
-    ``watch_connections`` counts the watch requests made, for diagnostics.
-
-    ``poll_interval`` (seconds, default 10) is how often the job is read with GET instead when
-    RBAC forbids listing/watching DaskJobs but allows getting them (a 403 on the watch): the
-    fallback is said once, to ``notice``: a callable taking the message, by default WARNING on
-    the ``dask_kube_jobs.jobs`` logger (an Airflow trigger passes its own log's, so the remark
-    lands in the task's log).
+    ``watch_timeout``, ``watch_connections``, ``poll_interval`` and ``notice`` are those of the
+    :class:`~._watch.JobReader` the handle reads the job with: how watches are timed, and how
+    the job is polled (and the fallback said, once) when RBAC forbids watching it. An Airflow
+    trigger passes its own log's ``notice``, so the remark lands in the task's log.
 
     A handle stands for one job (one uid): if the handle was made without a uid it takes the
     uid of the job it first sees, and a job re-created under the same name afterwards is
@@ -96,18 +69,7 @@ class AsyncDaskJobHandle:
 
     def __init__(self, client: kube.Client | None, job: Obj, *,
                  kubeconfig: str | os.PathLike[str] | None = None) -> None:
-        self._client = client
-        self._kubeconfig = kubeconfig
-        self._job = job
-        meta = job["metadata"]
-        self.name: str = meta["name"]
-        self.namespace: str = meta["namespace"]
-        self.uid: str | None = meta.get("uid")
-        self.watch_timeout: int = random.randint(240, 300)
-        self.watch_connections = 0
-        self.poll_interval: float = POLL_INTERVAL
-        self.notice: Callable[[str], None] = log.warning
-        self._poll_noted = False
+        self._reader = JobReader(client, job, kubeconfig=kubeconfig)
 
     @classmethod
     def from_name(cls, name: str, namespace: str, *, uid: str | None = None,
@@ -133,39 +95,72 @@ class AsyncDaskJobHandle:
         return cls(client, {"metadata": {"name": name, "namespace": namespace, "uid": uid}},
                    kubeconfig=kubeconfig)
 
-    async def _api(self) -> kube.Client:
-        if self._client is None:
-            self._client = await connect(self._kubeconfig)
-        return self._client
-
     def __repr__(self) -> str:
         return f"<DaskJob {self.namespace}/{self.name} phase={self.phase}>"
 
+    # -- what the handle knows without a request -------------------------------------------
     @property
-    def phase(self) -> str | None:
-        """The phase when last seen (``JobCreated`` ... ``Successful``/``Failed``), or None."""
-        return JobStatus.from_job(self._job).phase
+    def name(self) -> str:
+        return self._reader.name
+
+    @property
+    def namespace(self) -> str:
+        return self._reader.namespace
+
+    @property
+    def uid(self) -> str | None:
+        """The job's uid; None until the job is first read when the handle was made by name."""
+        return self._reader.uid
 
     @property
     def raw(self) -> Obj:
         """The DaskJob object as last seen."""
-        return self._job
+        return self._reader.last_seen
 
-    def _note(self, job: Obj) -> Obj:
-        uid = job["metadata"].get("uid")
-        if self.uid and uid and uid != self.uid:
-            raise JobNotFound(self.name, self.namespace, "it was deleted and re-created")
-        self.uid = self.uid or uid
-        self._job = job
-        return job
+    @property
+    def phase(self) -> str | None:
+        """The phase when last seen (``JobCreated`` ... ``Successful``/``Failed``), or None;
+        no request (:meth:`status` reads it now)."""
+        return self.last_status.phase
 
+    @property
+    def last_status(self) -> JobStatus:
+        """The status when last seen; no request (:meth:`status` reads it now). Every read,
+        :meth:`watch` and :meth:`wait` renew it."""
+        return JobStatus.from_job(self._reader.last_seen)
+
+    @property
+    def watch_timeout(self) -> int:
+        return self._reader.watch_timeout
+
+    @watch_timeout.setter
+    def watch_timeout(self, seconds: int) -> None:
+        self._reader.watch_timeout = seconds
+
+    @property
+    def watch_connections(self) -> int:
+        return self._reader.watch_connections
+
+    @property
+    def poll_interval(self) -> float:
+        return self._reader.poll_interval
+
+    @poll_interval.setter
+    def poll_interval(self, seconds: float) -> None:
+        self._reader.poll_interval = seconds
+
+    @property
+    def notice(self) -> Callable[[str], None]:
+        return self._reader.notice
+
+    @notice.setter
+    def notice(self, say: Callable[[str], None]) -> None:
+        self._reader.notice = say
+
+    # -- reads -----------------------------------------------------------------------------
     async def refresh(self) -> Obj:
         """Read the DaskJob again; raises :class:`JobNotFound` if it is gone."""
-        with translate(self.name, self.namespace):
-            job = await (await self._api()).get(DASKJOBS, self.namespace, self.name)
-        if job is None:
-            raise JobNotFound(self.name, self.namespace)
-        return self._note(job)
+        return await self._reader.refresh()
 
     async def status(self) -> JobStatus:
         """The job's status, read now.
@@ -186,105 +181,14 @@ class AsyncDaskJobHandle:
         st = await self.status()
         cluster = st.cluster_name or self.name
         with translate(None, self.namespace):
-            obj = await (await self._api()).get(DASKCLUSTERS, self.namespace, cluster)
+            obj = await (await self._reader.api()).get(DASKCLUSTERS, self.namespace, cluster)
         address = ((obj or {}).get("status") or {}).get("dashboardAddress")
         if obj is None and not os.environ.get(DASHBOARD_TEMPLATE_ENV):
             return None
         return dashboard_link(job=self.name, namespace=self.namespace, cluster=cluster,
                               address=address)
 
-    # -- watching --------------------------------------------------------------------------
-    async def _list_self(self) -> tuple[list[Obj], str]:
-        client = await self._api()
-        with translate(self.name, self.namespace):
-            return await client.list(DASKJOBS, self.namespace,
-                                     field_selector=f"metadata.name={self.name}")
-
-    async def _changes(self) -> AsyncIterator[Obj]:
-        """The job now and after each change; list + watch, resumed and re-listed as needed."""
-        selector = f"metadata.name={self.name}"
-        rv: str | None = None
-        delay = 0.2
-        while True:
-            if rv is None:
-                items, rv = await retrying(self._list_self)
-                if not items:
-                    raise JobNotFound(self.name, self.namespace, "deleted")
-                yield self._note(items[0])
-            params = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true",
-                      "fieldSelector": selector, "timeoutSeconds": self.watch_timeout}
-            try:
-                client = await self._api()
-                async with client.watch_stream(DASKJOBS, self.namespace, params) as resp:
-                    self.watch_connections += 1
-                    async for line in resp.aiter_lines():
-                        if not line.strip():
-                            continue
-                        event = json.loads(line)
-                        kind, obj = event.get("type"), event.get("object") or {}
-                        if kind == "ERROR":
-                            raise kube.Expired(obj.get("message", "")) if obj.get("code") == 410 \
-                                else kube.APIError(int(obj.get("code") or 0), obj.get("reason", ""),
-                                                   obj.get("message", ""), obj)
-                        rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
-                        if kind == "BOOKMARK":
-                            continue
-                        if kind == "DELETED":
-                            raise JobNotFound(self.name, self.namespace, "deleted")
-                        delay = 0.2
-                        yield self._note(obj)
-                # the server ended the watch (timeoutSeconds): resume from rv, no re-list
-            except kube.Expired:
-                rv = None
-            except kube.APIError as exc:
-                if exc.code not in (410, 500, 503, 504, 429):
-                    with translate(self.name, self.namespace):
-                        raise
-                rv = None
-                await asyncio.sleep(delay)
-            except (*NETWORK_ERRORS, json.JSONDecodeError):
-                rv = None  # the stream broke: re-list, after a short back-off
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _polled(self, forbidden: APIRequestError) -> AsyncIterator[Obj]:
-        """The job read with GET every ``poll_interval`` s, for users who may get DaskJobs but
-        not list/watch them (some clusters' RBAC); a 403 on the GET too is raised."""
-        job = await self.refresh()
-        if not self._poll_noted:
-            self._poll_noted = True
-            self.notice(f"Watching DaskJob {self.namespace}/{self.name} is forbidden "
-                        f"({forbidden.message}); polling it with GET every "
-                        f"{self.poll_interval:g}s instead")
-        while True:
-            yield job
-            await asyncio.sleep(self.poll_interval)
-            job = await retrying(self.refresh)
-
-    async def _states(self) -> AsyncIterator[Obj]:
-        """The job now and after each change, ending after its final state: watched, or
-        polled when RBAC forbids watching. A state is never yielded twice in a row."""
-        last_rv: object = None
-        try:
-            async with contextlib.aclosing(self._changes()) as changes:
-                async for job in changes:
-                    last_rv = job["metadata"].get("resourceVersion")
-                    yield job
-                    if JobStatus.from_job(job).done:
-                        return
-        except APIRequestError as exc:
-            if exc.code != 403:
-                raise
-            forbidden = exc
-        async with contextlib.aclosing(self._polled(forbidden)) as polled:
-            async for job in polled:
-                rv = job["metadata"].get("resourceVersion")
-                if rv is None or rv != last_rv:
-                    last_rv = rv
-                    yield job
-                if JobStatus.from_job(job).done:
-                    return
-
+    # -- waiting ---------------------------------------------------------------------------
     async def watch(self) -> AsyncIterator[JobStatus]:
         """The job's status now and after each change, ending after the final one.
 
@@ -295,7 +199,7 @@ class AsyncDaskJobHandle:
         >>> async for st in job.watch():                        # doctest: +SKIP
         ...     print(st.phase)
         """
-        async with contextlib.aclosing(self._states()) as states:
+        async with contextlib.aclosing(self._reader.states()) as states:
             async for job in states:
                 yield JobStatus.from_job(job)
 
@@ -318,7 +222,7 @@ class AsyncDaskJobHandle:
                         return self._verdict(st)
         except TimeoutError:
             if scope.expired():
-                last = JobStatus.from_job(self._job)
+                last = self.last_status
                 raise WaitTimeout(self.name, self.namespace, float(timeout or 0),
                                   last.phase, last.message) from None
             raise
@@ -344,7 +248,7 @@ class AsyncDaskJobHandle:
         >>> stream = job.logs(follow=True, skip=120)            # doctest: +SKIP
         >>> async for line in stream: ...                       # doctest: +SKIP
         """
-        return LogStream(self, follow=follow, container=container, skip=skip)
+        return LogStream(self._reader, follow=follow, container=container, skip=skip)
 
     # -- deleting --------------------------------------------------------------------------
     async def delete(self, wait: bool = True, timeout: float = 120.0) -> bool:
@@ -355,10 +259,10 @@ class AsyncDaskJobHandle:
         >>> await job.delete()                                  # doctest: +SKIP
         True
         """
+        client = await self._reader.api()
         with translate(self.name, self.namespace):
-            deleted = await (await self._api()).delete(
-                DASKJOBS, self.namespace, self.name, uid=self.uid,
-                propagation="Foreground" if wait else "Background")
+            deleted = await client.delete(DASKJOBS, self.namespace, self.name, uid=self.uid,
+                                          propagation="Foreground" if wait else "Background")
         if not (deleted and wait):
             return deleted
         scope = asyncio.timeout(timeout)
@@ -366,7 +270,7 @@ class AsyncDaskJobHandle:
             async with scope:
                 while True:
                     with translate(self.name, self.namespace):
-                        job = await (await self._api()).get(DASKJOBS, self.namespace, self.name)
+                        job = await client.get(DASKJOBS, self.namespace, self.name)
                     if job is None or (self.uid and job["metadata"].get("uid") != self.uid):
                         return True
                     await asyncio.sleep(0.2)

@@ -1,7 +1,7 @@
-"""Submit a DaskJob and wait for it, from ordinary (sync) Python.
+"""The sync face of the job API: submit a DaskJob and wait for it, from ordinary Python.
 
-A thin wrapper: every call runs the coroutine of ``dask_kube_jobs._jobs`` (the implementation
-that ``dask_kube_jobs.asyncio`` exports) on one private event-loop thread, as kr8s's sync API
+A thin wrapper: every call runs the coroutine of the async face (``_async.py``, which
+``dask_kube_jobs.asyncio`` exports) on one private event-loop thread, as kr8s's sync API
 does with its ``_async_utils`` portal. A private loop rather than ``asyncio.run`` per call because
 the HTTP connection pool and a handle's client belong to one loop and must outlive each call,
 and because a notebook or an Airflow task may already run a loop in this thread.
@@ -23,13 +23,16 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, Literal, TypeVar, overload
 
-from . import _jobs
-from ._jobs_manifest import JobStatus
+from . import _async as async_face
+from ._deprecated import formerly_a_property
+from ._logs import LogStream
+from ._status import JobStatus
 
-__all__ = ["DaskJobHandle", "FollowedLog", "JobStatus", "get_job", "list_jobs", "submit"]
+__all__ = ["DaskJobHandle", "FollowedLog", "get_job", "iterate_sync", "list_jobs", "run_sync",
+           "submit"]
 
 T = TypeVar("T")
 
@@ -94,15 +97,26 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
 class DaskJobHandle:
     """One submitted DaskJob; made by :func:`submit`, :func:`get_job` or :func:`list_jobs`.
 
-    ``status``, ``phase``, ``result`` and ``dashboard_link`` read the job afresh on each
-    access. ``watch_timeout`` is the server-side timeout (seconds) of each watch request.
+    The same names, with the same meanings, as :class:`AsyncDaskJobHandle`'s, blocking where
+    that one is awaited. Reads that make a request are methods: :meth:`status`,
+    :meth:`result`, :meth:`dashboard_link`, :meth:`refresh`. Properties make none: they say
+    what was last seen (:attr:`phase`, :attr:`last_status`, :attr:`raw`), which every read,
+    :meth:`watch` and :meth:`wait` renew. ``watch_timeout`` is the server-side timeout
+    (seconds) of each watch request.
 
     >>> job = get_job("nightly-etl", namespace="data")                   # doctest: +SKIP
-    >>> job.phase, job.result                                            # doctest: +SKIP
+    >>> job.phase, job.result()                                          # doctest: +SKIP
     ('Successful', {'rows': 1200})
+
+    ``status``, ``result`` and ``dashboard_link`` were properties before this release; used
+    as values rather than called they still work for one release, with a
+    ``DeprecationWarning`` naming the call (``_deprecated.py`` says how far that goes).
+    ``phase`` was a property that read the job on each access and now says the phase last
+    seen, as on the async handle: it cannot warn, since that is its meaning from now on, so a
+    loop that polled ``job.phase`` must read ``job.status().phase`` (or call :meth:`wait`).
     """
 
-    def __init__(self, handle: _jobs.AsyncDaskJobHandle) -> None:
+    def __init__(self, handle: async_face.AsyncDaskJobHandle) -> None:
         self._async = handle
 
     def __repr__(self) -> str:
@@ -146,6 +160,15 @@ class DaskJobHandle:
     def poll_interval(self, seconds: float) -> None:
         self._async.poll_interval = seconds
 
+    @property
+    def notice(self) -> Callable[[str], None]:
+        """Where the fallback to polling is said, once (default: a WARNING log record)."""
+        return self._async.notice
+
+    @notice.setter
+    def notice(self, say: Callable[[str], None]) -> None:
+        self._async.notice = say
+
     @classmethod
     def from_name(cls, name: str, namespace: str, *, uid: str | None = None,
                   kubeconfig: str | os.PathLike[str] | None = None) -> DaskJobHandle:
@@ -154,34 +177,51 @@ class DaskJobHandle:
 
         >>> DaskJobHandle.from_name("nightly-etl", "data", uid=saved_uid).wait()  # doctest: +SKIP
         """
-        return cls(_jobs.AsyncDaskJobHandle.from_name(name, namespace, uid=uid,
-                                                      kubeconfig=kubeconfig))
-
-    @property
-    def status(self) -> JobStatus:
-        """The job's status, read now."""
-        return run_sync(self._async.status())
+        return cls(async_face.AsyncDaskJobHandle.from_name(name, namespace, uid=uid,
+                                                           kubeconfig=kubeconfig))
 
     @property
     def phase(self) -> str | None:
-        """The job's phase, read now: JobCreated, ClusterCreated, Running, Successful, Failed."""
-        return self.status.phase
+        """The phase when last seen (``JobCreated`` ... ``Successful``/``Failed``), or None;
+        no request (:meth:`status` reads it now)."""
+        return self._async.phase
 
     @property
-    def result(self) -> Any:
-        """What the runner passed to ``dask_kube_jobs.set_result``, decoded (None if nothing)."""
-        return run_sync(self._async.result())
-
-    @property
-    def dashboard_link(self) -> str | None:
-        """The Dask dashboard URL while the cluster exists: the DaskCluster's
-        ``status.dashboardAddress`` + ``/status``, or ``$DASK_KUBE_JOBS_DASHBOARD_TEMPLATE``
-        formatted with ``{namespace} {cluster} {job} {scheduler} {port}``."""
-        return run_sync(self._async.dashboard_link())
+    def last_status(self) -> JobStatus:
+        """The status when last seen; no request (:meth:`status` reads it now)."""
+        return self._async.last_status
 
     def refresh(self) -> dict[str, Any]:
-        """Read the DaskJob object again."""
+        """Read the DaskJob object again; raises :class:`~dask_kube_jobs.JobNotFound` if it
+        is gone."""
         return run_sync(self._async.refresh())
+
+    @formerly_a_property
+    def status(self) -> JobStatus:
+        """The job's status, read now.
+
+        >>> job.status().phase                                             # doctest: +SKIP
+        'Running'
+        """
+        return run_sync(self._async.status())
+
+    @formerly_a_property
+    def result(self) -> Any:
+        """What the runner passed to ``dask_kube_jobs.set_result``, decoded, read now (None
+        if nothing, or not finished yet).
+
+        >>> job.result()                                                   # doctest: +SKIP
+        {'rows': 1200}
+        """
+        return run_sync(self._async.result())
+
+    @formerly_a_property
+    def dashboard_link(self) -> str | None:
+        """The Dask dashboard URL while the cluster exists, read now: the DaskCluster's
+        ``status.dashboardAddress`` + ``/status``, or ``$DASK_KUBE_JOBS_DASHBOARD_TEMPLATE``
+        formatted with ``{namespace} {cluster} {job} {scheduler} {port}``; None once the
+        job's cluster is gone."""
+        return run_sync(self._async.dashboard_link())
 
     def watch(self) -> Iterator[JobStatus]:
         """The status now and after each change, ending after the final one (polled with GET
@@ -226,7 +266,7 @@ class DaskJobHandle:
 class FollowedLog(Iterator[str]):
     """The lines of a followed log (see :meth:`DaskJobHandle.logs`), blocking for each."""
 
-    def __init__(self, stream: _jobs.LogStream) -> None:
+    def __init__(self, stream: LogStream) -> None:
         self._stream = stream
         self._lines = iterate_sync(aiter(stream))
 
@@ -252,7 +292,7 @@ def submit(spec: Any, *, namespace: str | None = None,
 
     >>> job = submit("examples/simple-job.yaml", namespace="default")   # doctest: +SKIP
     """
-    return DaskJobHandle(run_sync(_jobs.submit(spec, namespace=namespace, kubeconfig=kubeconfig)))
+    return DaskJobHandle(run_sync(async_face.submit(spec, namespace=namespace, kubeconfig=kubeconfig)))
 
 
 def get_job(name: str, namespace: str | None = None, *,
@@ -261,7 +301,7 @@ def get_job(name: str, namespace: str | None = None, *,
 
     >>> get_job("simple-job").wait()                                   # doctest: +SKIP
     """
-    return DaskJobHandle(run_sync(_jobs.get_job(name, namespace, kubeconfig=kubeconfig)))
+    return DaskJobHandle(run_sync(async_face.get_job(name, namespace, kubeconfig=kubeconfig)))
 
 
 def list_jobs(namespace: str | None = None, labels: Mapping[str, str] | str | None = None, *,
@@ -271,6 +311,6 @@ def list_jobs(namespace: str | None = None, labels: Mapping[str, str] | str | No
 
     >>> [j.name for j in list_jobs(labels={"team": "data"})]           # doctest: +SKIP
     """
-    handles = run_sync(_jobs.list_jobs(namespace, labels, all_namespaces=all_namespaces,
+    handles = run_sync(async_face.list_jobs(namespace, labels, all_namespaces=all_namespaces,
                                        kubeconfig=kubeconfig))
     return [DaskJobHandle(h) for h in handles]

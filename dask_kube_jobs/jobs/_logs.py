@@ -1,13 +1,14 @@
 """A DaskJob's runner log: read it now, or follow it across every attempt.
 
-Split from ``_jobs.py`` (the handle) because following is its own small state machine: which
-attempt is being streamed, how many of its lines were passed on, and what the job is doing
-meanwhile. The job's state comes from the handle's watch (list + watch, or GET polling when
-RBAC forbids watching), kept current by a background task, so a follower waiting for a
-cluster that is still starting makes no requests of its own: it wakes when the job changes.
+Following is its own small state machine: which attempt is being streamed, how many of its
+lines were passed on, and what the job is doing meanwhile. The job's state comes from a
+:class:`~._watch.JobReader` (list + watch, or GET polling when RBAC forbids watching), kept
+current by a background task, so a follower waiting for a cluster that is still starting
+makes no requests of its own: it wakes when the job changes. It needs the reader, never the
+reader, so the handles can hand out a :class:`LogStream` without an import cycle.
 
 Requests that fail for transient reasons (the network, 5xx, 429, timeouts) are retried with
-the bounded back-off of ``_jobs_client``; a job that is deleted ends the follow quietly.
+the bounded back-off of ``_client``; a job that is deleted ends the follow quietly.
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Generator
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-from . import kube
-from ._jobs_client import NETWORK_ERRORS, Backoff, is_transient, retrying, translate
-from ._jobs_manifest import JobStatus
-from .errors import JobNotFound
-
-if TYPE_CHECKING:
-    from ._jobs import AsyncDaskJobHandle
+from .. import kube
+from ..errors import JobNotFound
+from ._client import NETWORK_ERRORS, Backoff, is_transient, retrying, translate
+from ._status import JobStatus
+from ._watch import JobReader
 
 __all__ = ["LogStream", "attempt_runner", "log_text"]
 
@@ -36,74 +35,74 @@ RUNNER_WAIT_MOST = 5.0  # seconds: the longest such pause (a job change ends it 
 
 
 # -- single requests ---------------------------------------------------------------------------
-async def attempt_runner(handle: AsyncDaskJobHandle, attempt: int) -> str | None:
+async def attempt_runner(reader: JobReader, attempt: int) -> str | None:
     """The runner Pod of one attempt, found by the labels the operator puts on it
     (``dask.org/job-name``, ``dask.org/job-attempt``) and its owner: the job's uid when the
-    handle knows it, else a DaskJob of the job's name."""
-    client = await handle._api()
-    selector = f"dask.org/job-name={handle.name},dask.org/job-attempt={attempt}"
-    with translate(None, handle.namespace):
-        pods, _ = await client.list(kube.PODS, handle.namespace, label_selector=selector)
+    reader knows it, else a DaskJob of the job's name."""
+    client = await reader.api()
+    selector = f"dask.org/job-name={reader.name},dask.org/job-attempt={attempt}"
+    with translate(None, reader.namespace):
+        pods, _ = await client.list(kube.PODS, reader.namespace, label_selector=selector)
 
     def owns(ref: Obj) -> bool:
-        if handle.uid:
-            return bool(ref.get("uid") == handle.uid)
-        return bool(ref.get("kind") == "DaskJob" and ref.get("name") == handle.name)
+        if reader.uid:
+            return bool(ref.get("uid") == reader.uid)
+        return bool(ref.get("kind") == "DaskJob" and ref.get("name") == reader.name)
 
     owned = [p for p in pods if any(owns(r) for r in p["metadata"].get("ownerReferences") or [])]
     return owned[0]["metadata"]["name"] if owned else None
 
 
-async def runner_container(handle: AsyncDaskJobHandle, pod: str,
+async def runner_container(reader: JobReader, pod: str,
                            container: str | None) -> tuple[Obj | None, str]:
     """The runner Pod (None if gone) and the container to read: the given one, else its first."""
-    client = await handle._api()
-    with translate(None, handle.namespace):
-        obj = await client.get(kube.PODS, handle.namespace, pod)
+    client = await reader.api()
+    with translate(None, reader.namespace):
+        obj = await client.get(kube.PODS, reader.namespace, pod)
     if container or obj is None:
         return obj, container or ""
     return obj, ((obj.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
 
 
-async def log_lines(handle: AsyncDaskJobHandle, pod: str, container: str | None, *,
+async def log_lines(reader: JobReader, pod: str, container: str | None, *,
                     follow: bool) -> AsyncIterator[str]:
     """One Pod's log, line by line (raw errors: the follower tells transient ones apart)."""
-    client = await handle._api()
+    client = await reader.api()
     params: dict[str, Any] = {"follow": "true" if follow else "false"}
     if container:
         params["container"] = container
     timeout = httpx.Timeout(None, connect=kube.REQUEST_TIMEOUT)
-    async with client._call("GET", kube.PODS.path(handle.namespace, pod, "log"),
+    async with client._call("GET", kube.PODS.path(reader.namespace, pod, "log"),
                             params=params, stream=True, timeout=timeout) as resp:
         async for line in resp.aiter_lines():
             yield line
 
 
-async def log_text(handle: AsyncDaskJobHandle, container: str | None) -> str:
+async def log_text(reader: JobReader, container: str | None) -> str:
     """The current runner's log as it is now ('' before the runner has started)."""
-    st = await handle.status()
+    st = JobStatus.from_job(await reader.refresh())
     if not st.runner_pod:
         return ""
-    pod, name = await runner_container(handle, st.runner_pod, container)
+    pod, name = await runner_container(reader, st.runner_pod, container)
     if pod is None:
         return ""
     try:
         return "".join([line + "\n" async for line in
-                        log_lines(handle, st.runner_pod, name or None, follow=False)])
+                        log_lines(reader, st.runner_pod, name or None, follow=False)])
     except kube.APIError as exc:
         if exc.code == 400:  # the container has not started: no log yet
             return ""
-        with translate(None, handle.namespace):
+        with translate(None, reader.namespace):
             raise
 
 
 # -- the job's state, kept current while following ---------------------------------------------
 class _JobTracker:
-    """The job's latest state, read by a background task from the handle's ``_states()``;
+    """The job's latest state, read by a background task from the reader's ``states()``;
     the follower reads it without a request and sleeps until it changes."""
 
-    def __init__(self, handle: AsyncDaskJobHandle) -> None:
-        self._handle = handle
+    def __init__(self, reader: JobReader) -> None:
+        self._reader = reader
         self._job: Obj | None = None
         self._error: BaseException | None = None
         self._ended = False
@@ -112,7 +111,7 @@ class _JobTracker:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> _JobTracker:
-        self._task = asyncio.create_task(self._run(), name=f"track-daskjob-{self._handle.name}")
+        self._task = asyncio.create_task(self._run(), name=f"track-daskjob-{self._reader.name}")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -124,7 +123,7 @@ class _JobTracker:
 
     async def _run(self) -> None:
         try:
-            async with contextlib.aclosing(self._handle._states()) as states:
+            async with contextlib.aclosing(self._reader.states()) as states:
                 async for job in states:
                     self._job = job
                     self._version += 1
@@ -174,14 +173,14 @@ class LogStream:
         async for line in job.logs(follow=True, skip=saved_position): ...
     """
 
-    def __init__(self, handle: AsyncDaskJobHandle, *, follow: bool, container: str | None,
+    def __init__(self, reader: JobReader, *, follow: bool, container: str | None,
                  skip: int = 0) -> None:
         if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
             raise ValueError(f"skip must be a whole number of lines >= 0, not {skip!r}")
         if skip and not follow:
             raise ValueError("skip applies to a followed log (all attempts in order): pass "
                              "follow=True, or slice the text of `await job.logs()` instead")
-        self._handle = handle
+        self._reader = reader
         self.follow = follow
         self.container = container
         self.skip = skip
@@ -189,7 +188,7 @@ class LogStream:
         self.position = 0
 
     def __await__(self) -> Generator[Any, None, str]:
-        return log_text(self._handle, self.container).__await__()
+        return log_text(self._reader, self.container).__await__()
 
     def __aiter__(self) -> AsyncIterator[str]:
         if self.follow:
@@ -197,19 +196,19 @@ class LogStream:
         return self._lines()
 
     async def _lines(self) -> AsyncIterator[str]:
-        for line in (await log_text(self._handle, self.container)).splitlines():
+        for line in (await log_text(self._reader, self.container)).splitlines():
             yield line
 
     async def _follow(self) -> AsyncIterator[str]:
         """Every attempt's runner log in order, from the first attempt on (so a follower that
         starts late still sees the whole run), following the current one until it ends."""
-        handle, container = self._handle, self.container
+        reader, container = self._reader, self.container
         self.position = 0
         attempt = 1
         seen = 0  # lines of this attempt passed: a resumed stream starts from its top again
         stream_backoff = Backoff()
         not_visible = 0  # looks in a row at a started attempt whose Pod was not there
-        async with _JobTracker(handle) as tracker:
+        async with _JobTracker(reader) as tracker:
             while True:
                 try:
                     job, version = await tracker.latest()
@@ -221,8 +220,8 @@ class LogStream:
                         return
                     await tracker.changed(version)
                     continue
-                current = await retrying(partial(attempt_runner, handle, attempt))
-                pod, name = (await retrying(partial(runner_container, handle, current, container))
+                current = await retrying(partial(attempt_runner, reader, attempt))
+                pod, name = (await retrying(partial(runner_container, reader, current, container))
                              if current else (None, ""))
                 if pod is None or current is None:
                     if attempt < st.attempts or st.done:
@@ -237,7 +236,7 @@ class LogStream:
                 not_visible = 0
                 resume, before = seen, seen
                 try:
-                    async for line in log_lines(handle, current, name or None, follow=True):
+                    async for line in log_lines(reader, current, name or None, follow=True):
                         if resume:
                             resume -= 1
                             continue
@@ -253,16 +252,16 @@ class LogStream:
                         continue
                     if exc.code == 404:  # the Pod is gone: the next look moves on
                         continue
-                    with translate(None, handle.namespace):
+                    with translate(None, reader.namespace):
                         if not is_transient(exc):
                             raise
                         await stream_backoff.pause(exc)
                     continue
                 except NETWORK_ERRORS as exc:
-                    with translate(None, handle.namespace):
+                    with translate(None, reader.namespace):
                         await stream_backoff.pause(exc)
                     continue
-                pod, _ = await retrying(partial(runner_container, handle, current, container))
+                pod, _ = await retrying(partial(runner_container, reader, current, container))
                 if pod is not None and (pod.get("status") or {}).get("phase") not in (
                         "Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
                     if seen == before:  # nothing new: do not hammer a log that closes at once

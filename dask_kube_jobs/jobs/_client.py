@@ -1,9 +1,10 @@
 """Connecting the job API to a cluster, and translating what the cluster answers.
 
-Split from ``_jobs.py`` (the handle and the module functions) because both the job API and the
+Every other part of the job API (reading and watching a job, its logs, the handles) and the
 CLI need it: finding a kubeconfig the way kubectl does (plus the one ``dask-kube-jobs local up``
-writes, so the commands work right after it), one client per event loop, and turning API and
-network errors into the exceptions of ``dask_kube_jobs.errors`` by meaning.
+writes, so the commands work right after it), one client per event loop, the resources the job
+API reads, turning API and network errors into the exceptions of ``dask_kube_jobs.errors`` by
+meaning, and retrying the transient ones with a bounded back-off.
 """
 
 from __future__ import annotations
@@ -22,20 +23,24 @@ import httpx
 import kr8s
 import kr8s.asyncio
 
-from . import kube
-from .errors import (
+from .. import kube
+from ..crds import GROUP, VERSION
+from ..errors import (
     APIRequestError,
     CRDsNotInstalled,
     JobAlreadyExists,
     JobNotFound,
     KubeconfigError,
 )
-from .spec import SpecError
+from ..spec import SpecError
 
-__all__ = ["NETWORK_ERRORS", "Backoff", "close_clients", "connect", "default_namespace",
-           "find_kubeconfig", "is_transient", "retrying", "translate"]
+__all__ = ["DASKCLUSTERS", "DASKJOBS", "NETWORK_ERRORS", "Backoff", "close_clients", "connect",
+           "default_namespace", "find_kubeconfig", "is_transient", "retrying", "translate"]
 
 T = TypeVar("T")
+
+DASKJOBS = kube.Resource(GROUP, VERSION, "daskjobs", "DaskJob", True)
+DASKCLUSTERS = kube.Resource(GROUP, VERSION, "daskclusters", "DaskCluster", True)
 
 NETWORK_ERRORS = (httpx.HTTPError, kr8s.APITimeoutError, OSError)
 #: HTTP answers that say "try again" rather than "no": a request timeout, throttling (429),
