@@ -284,6 +284,15 @@ async def _reconcile(rt: Runtime, cluster: Obj) -> float:
     phase = "Running" if scheduler_ready else "Pending"
     conds = conditions.put(status.get("conditions"), "SchedulerReady", scheduler_ready,
                            scheduler_reason, scheduler_message, meta.get("generation"))
+    found = diagnosis.workers_problem(active)
+    if found is not None:  # the same words as its worker groups' WorkersReady
+        conds = conditions.put(conds, "WorkersReady", False, found[1].reason,
+                               f"{ready} of {len(active)} worker(s) ready; {found[0]} cannot "
+                               f"start: {found[1].message}", meta.get("generation"))
+    else:
+        conds = conditions.put(conds, "WorkersReady", ready == len(active),
+                               "AllReady" if ready == len(active) else "WorkersStarting",
+                               f"{ready} of {len(active)} worker(s) ready", meta.get("generation"))
     if conditions.get(conds, "Failed"):  # a refusal of an earlier spec no longer holds
         conds = conditions.put(conds, "Failed", False, "Created",
                                "every child object was accepted", meta.get("generation"))

@@ -113,6 +113,28 @@ def scheduler_problem(pod: Obj, *, now: dt.datetime, startup_timeout: float,
     return None
 
 
+def workers_problem(pods: list[Obj]) -> tuple[int, Problem] | None:
+    """Why live worker Pods are not running: (how many have a start problem, the first
+    problem), or None. Ready workers do not hide the others: a group half-scheduled says so."""
+    found = [(p, problem) for p in pods
+             if not (p.get("metadata") or {}).get("deletionTimestamp")
+             and (p.get("status") or {}).get("phase", "Pending") == "Pending"
+             and (problem := start_problem(p)) is not None]
+    if not found:
+        return None
+    return len(found), found[0][1]
+
+
+def workers_note(pods: list[Obj]) -> str | None:
+    """A line for ``status.message`` while worker Pods cannot start, or None."""
+    found = workers_problem(pods)
+    if found is None:
+        return None
+    count, problem = found
+    return (f"waiting: {count} worker Pod(s) cannot start yet: {problem.reason}: "
+            f"{problem.message}")
+
+
 def waiting_note(pod: Obj, what: str) -> str | None:
     """A line for ``status.message`` while a Pod cannot start yet, or None."""
     problem = start_problem(pod)

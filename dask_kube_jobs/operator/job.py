@@ -329,6 +329,10 @@ class JobReconciler:
                     return await self.attempt_failed(pod, attempt, reason=problem.reason,
                                                      message=problem.message)
                 note = diagnosis.waiting_note(pod, "runner")
+        if note is None:
+            # A runner waiting for workers that cannot start would wait for ever in silence.
+            note = diagnosis.workers_note(self.rt.pods(self.ns, **{
+                names.LABEL_CLUSTER: self.cluster_name, names.LABEL_COMPONENT: names.COMPONENT_WORKER}))
         fields: Obj = {"jobStatus": "Running", "jobRunnerPodName": name}
         if note != self.status.get("message") and (note or _waiting(self.status)):
             fields["message"] = note  # said while it happens, cleared once it starts

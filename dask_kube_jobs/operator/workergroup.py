@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from ..kube import PODS, pod_ready
-from . import builders, conditions, limits, names, scheduler_comm
+from . import builders, conditions, diagnosis, limits, names, scheduler_comm
 from .cluster import adopt, create_if_missing, replica_failure, worker_replicas
 from .failures import ChildRefused
 from .runtime import DASKCLUSTERS, DASKWORKERGROUPS, Runtime
@@ -98,6 +98,7 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
                                refused.get("message") or "" if refused
                                else "the API server accepts this group's worker Pods",
                                meta.get("generation"))
+    conds = workers_ready_condition(conds, active, desired, meta.get("generation"))
     conds = conditions.put(conds, "ScaleDownBlocked", blocked is not None,
                            "SchedulerUnreachable" if blocked else "NotBlocked",
                            blocked or "scale-down can proceed", meta.get("generation"))
@@ -113,6 +114,24 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     if blocked:
         return 2.0
     return limits.RECHECK_SECONDS if held else RESYNC
+
+
+def workers_ready_condition(conds: list[Obj] | None, active: list[Obj], desired: int,
+                            generation: int | None) -> list[Obj]:
+    """``WorkersReady``: all desired workers ready, or why not in the kubelet's or the
+    scheduler's words (e.g. Unschedulable: 0/1 nodes are available: 1 Insufficient cpu)."""
+    ready = sum(1 for p in active if pod_ready(p))
+    if ready >= desired:
+        return conditions.put(conds, "WorkersReady", True, "AllReady",
+                              f"{ready} of {desired} worker(s) ready", generation)
+    found = diagnosis.workers_problem(active)
+    if found is not None:
+        count, problem = found
+        return conditions.put(conds, "WorkersReady", False, problem.reason,
+                              f"{ready} of {desired} worker(s) ready; {count} cannot start: "
+                              f"{problem.message}", generation)
+    return conditions.put(conds, "WorkersReady", False, "WorkersStarting",
+                          f"{ready} of {desired} worker(s) ready", generation)
 
 
 def _group_order(group: Obj) -> tuple[bool, str, str]:

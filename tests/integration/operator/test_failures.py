@@ -217,3 +217,22 @@ def test_a_cluster_deleted_under_a_running_job_ends_it_as_cluster_deleted(kubect
     assert "DaskCluster orphaned was deleted" in status["message"]
     time.sleep(3)
     assert kubectl("get", "daskcluster", "orphaned", "--ignore-not-found", "-o", "name").stdout == ""
+
+
+def test_workers_that_cannot_be_scheduled_are_said_on_job_group_and_cluster(kubectl: Kubectl) -> None:
+    manifest = daskjob("gpuless", "from dask.distributed import Client; Client().wait_for_workers(1)")
+    worker = manifest["spec"]["cluster"]["spec"]["worker"]["spec"]["containers"][0]
+    worker["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+    apply(kubectl, manifest)
+    job = wait_for(kubectl, "daskjob", "gpuless",
+                   lambda o: "worker Pod(s) cannot start" in (o.get("status") or {}).get("message", ""),
+                   timeout=60)
+    assert job["status"]["jobStatus"] == "Running"
+    assert "Insufficient nvidia.com/gpu" in job["status"]["message"], job["status"]["message"]
+    for kind, name in (("daskworkergroup", "gpuless-default"), ("daskcluster", "gpuless")):
+        obj = wait_for(kubectl, kind, name, lambda o: any(
+            c["type"] == "WorkersReady" and c["status"] == "False" and "Insufficient" in c["message"]
+            for c in (o.get("status") or {}).get("conditions") or []), timeout=30)
+        [cond] = [c for c in obj["status"]["conditions"] if c["type"] == "WorkersReady"]
+        assert cond["reason"] == "Unschedulable", cond
+    kubectl("delete", "daskjob", "gpuless", "--wait=false")
