@@ -95,8 +95,16 @@ def _local_status(args: argparse.Namespace) -> int:
         print(json.dumps(record, indent=2))
     else:
         print(f"Running: {record['server']} (pid {record['pid']}, ready={record['ready']})")
-        for name, pid in (record.get("children") or {}).items():
-            print(f"  {name}: pid {pid}")
+        children = record.get("children") or {}
+        for name, st in (record.get("components") or {}).items():
+            pid = f", pid {children[name]}" if name in children else ""
+            where = f", log {record['state_dir']}/logs/{name}.log" if name in children else ""
+            print(f"  {name}: {st}{pid}{where}")
+        failed = record.get("failed")
+        if failed:
+            from .local.readiness import describe_failure
+
+            print(describe_failure(failed))
         print(f"  state: {record['state_dir']}")
     return 0
 

@@ -27,6 +27,7 @@ from .apiserver.bootstrap_rbac import bootstrap_objects
 from .apiserver.core import APICore
 from .apiserver.proxy import install_proxies
 from .apiserver.server import APIServer
+from .readiness import Components
 from .state import StateDir
 from .supervisor import Supervisor
 
@@ -57,6 +58,14 @@ def machine_max_workers() -> int:
     except (ValueError, OSError):
         return 8
     return max(8, min(1000, memory // WORKER_MEMORY))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _operator_crds() -> list[dict]:
@@ -100,21 +109,32 @@ async def run(args: argparse.Namespace) -> None:
         from .controllers.manager import run_controllers
 
         tasks.append(asyncio.create_task(run_controllers(str(state.admin_kubeconfig)), name="controllers"))
-    def record(children: dict[str, int]) -> None:
-        state.write_endpoint({"pid": os.getpid(), "server": url, "port": port,
-                              "children": children, "started": started})
+    published: dict[str, object] = {"pid": os.getpid(), "server": url, "port": port,
+                                    "children": {}, "started": time.time()}
 
-    started = time.time()
+    def record(children: dict[str, int] | None = None, **fields: object) -> None:
+        if children is not None:
+            published["children"] = children
+        published.update(fields)
+        state.write_endpoint(dict(published))
+
     supervisor = Supervisor(state.logs, on_change=record)
-    if not args.no_kubelet:
-        supervisor.add("kubelet", "dask_kube_jobs.local.kubelet",
-                       ["--kubeconfig", str(state.admin_kubeconfig), "--state-dir", str(state.kubelet)])
-    if not args.no_operator:
-        supervisor.add("operator", "dask_kube_jobs.operator",
-                       ["--kubeconfig", str(state.admin_kubeconfig), "--all-namespaces",
-                        "--default-max-workers-per-cluster", str(machine_max_workers())])
-    record(supervisor.pids())
+    kubelet = not args.no_kubelet and supervisor.add(
+        "kubelet", "dask_kube_jobs.local.kubelet",
+        ["--kubeconfig", str(state.admin_kubeconfig), "--state-dir", str(state.kubelet)])
+    operator_readyz = f"http://127.0.0.1:{_free_port()}/readyz"
+    operator = not args.no_operator and supervisor.add(
+        "operator", "dask_kube_jobs.operator",
+        ["--kubeconfig", str(state.admin_kubeconfig), "--all-namespaces",
+         "--default-max-workers-per-cluster", str(machine_max_workers()),
+         "--readiness", operator_readyz])
+    components = Components(
+        supervisor, lambda fields: record(**fields),
+        nodes=(lambda: core.store.list(("", "nodes"))) if kubelet else None,
+        operator_readyz=operator_readyz if operator else None)
+    record(supervisor.pids(), **components.record())
     tasks.append(asyncio.create_task(supervisor.watch(), name="supervisor"))
+    tasks.append(asyncio.create_task(components.watch(), name="readiness"))
     log.info("local control plane serving at %s (kubeconfig %s)", url, args.kubeconfig)
 
     stop = asyncio.Event()

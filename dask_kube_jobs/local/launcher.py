@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from . import kubeconfig as kc
+from .readiness import describe_failure
 from .state import StateDir, state_dir_for
 
 
@@ -114,13 +115,22 @@ class LocalControlPlane:
                     f"the control plane exited with code {self.process.returncode}; see "
                     f"{self.state.logs / 'control-plane.log'}")
             record = self.state.read_endpoint()
-            if record and record.get("pid") == self.process.pid and \
-                    _probe(record["server"], self.state.ca_cert):
-                return self
+            if record and record.get("pid") == self.process.pid:
+                if record.get("failed"):
+                    self.stop()
+                    raise ControlPlaneError(describe_failure(record["failed"]))
+                # Ready for a user: the API server answers, a Node is Ready and the operator
+                # has synced (readiness.py), not merely the first of these.
+                if record.get("components_ready") and _probe(record["server"], self.state.ca_cert):
+                    return self
             time.sleep(0.05)
+        waiting = [name for name, st in ((record or {}).get("components") or {}).items()
+                   if st != "ready"]
         self.stop()
-        raise ControlPlaneError(f"the control plane did not become ready within {self.startup_timeout:.0f}s; "
-                                f"see {self.state.logs / 'control-plane.log'}")
+        raise ControlPlaneError(
+            f"the control plane did not become ready within {self.startup_timeout:.0f}s"
+            + (f" (still waiting for: {', '.join(waiting)})" if waiting else "")
+            + f"; see the logs in {self.state.logs}")
 
     def stop(self, timeout: float = 30.0) -> None:
         pid = self.process.pid if self.process else None
@@ -205,6 +215,6 @@ def status(kubeconfig: Path) -> dict[str, Any] | None:
     record = state.read_endpoint()
     if not record or not _alive(int(record["pid"])):
         return None
-    record["ready"] = _probe(record["server"], state.ca_cert)
+    record["ready"] = bool(record.get("components_ready")) and _probe(record["server"], state.ca_cert)
     record["state_dir"] = str(state.root)
     return record

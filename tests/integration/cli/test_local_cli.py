@@ -59,3 +59,38 @@ def test_errors_are_one_line_with_a_hint(tmp_path: Path) -> None:
     lines = out.stderr.strip().splitlines()
     assert lines[0].startswith("error: no signing key") and lines[1].startswith("hint: ")
     assert "Traceback" not in out.stderr
+
+
+def test_up_returns_once_the_node_and_the_operator_are_ready(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "DKJ_TEST": "1"}
+    kubeconfig = tmp_path / "kc.yaml"
+    up = cli("local", "up", "--detach", "--kubeconfig", str(kubeconfig), env=env)
+    try:
+        assert up.returncode == 0, up.stderr
+        # right after `up`: the Node is there and Ready, not "No resources found"
+        nodes = Kubectl(str(kubeconfig))("get", "nodes", "-o", "json").json()["items"]
+        assert [c["status"] for n in nodes for c in n["status"]["conditions"]
+                if c["type"] == "Ready"] == ["True"]
+        status = cli("local", "status", "--kubeconfig", str(kubeconfig), env=env)
+        assert "kubelet: ready" in status.stdout and "operator: ready" in status.stdout
+        assert "operator.log" in status.stdout  # where to look, when it is not
+    finally:
+        cli("local", "down", "--kubeconfig", str(kubeconfig), env=env)
+
+
+def test_up_fails_with_the_log_of_a_component_that_keeps_crashing(tmp_path: Path) -> None:
+    from tests.integration.operator.test_plugins import install_plugin
+
+    site = tmp_path / "site"
+    site.mkdir()
+    install_plugin(site, "broken_plugin", "raise RuntimeError('misconfigured policy')\n")
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "DKJ_TEST": "1",
+           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    kubeconfig = tmp_path / "kc.yaml"
+    up = cli("local", "up", "--detach", "--kubeconfig", str(kubeconfig), env=env)
+    try:
+        assert up.returncode == 1, up.stdout
+        assert "the operator keeps crashing" in up.stderr, up.stderr
+        assert "operator.log" in up.stderr and "misconfigured policy" in up.stderr
+    finally:
+        cli("local", "down", "--kubeconfig", str(kubeconfig), env=env)
