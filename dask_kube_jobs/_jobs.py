@@ -43,7 +43,6 @@ from ._jobs_client import (
     NETWORK_ERRORS,
     close_clients,
     connect,
-    default_namespace,
     find_kubeconfig,
     retrying,
     translate,
@@ -56,16 +55,15 @@ from ._jobs_manifest import (
     dashboard_link,
     load_job_manifest,
 )
-from .crds import GROUP, VERSION
+from .contract.api_resources import DASKCLUSTERS, DASKJOBS
 from .errors import APIRequestError, DaskJobFailed, JobNotFound, WaitTimeout
+from .kube import default_namespace
 from .spec import SpecError
 
 __all__ = ["POLL_INTERVAL", "AsyncDaskJobHandle", "LogStream", "close_clients", "find_kubeconfig",
            "get_job", "list_jobs", "submit"]
 
 Obj = dict[str, Any]
-DASKJOBS = kube.Resource(GROUP, VERSION, "daskjobs", "DaskJob", True)
-DASKCLUSTERS = kube.Resource(GROUP, VERSION, "daskclusters", "DaskCluster", True)
 POLL_INTERVAL = 10.0  # seconds between GETs of a job when RBAC forbids watching it
 log = logging.getLogger("dask_kube_jobs.jobs")
 

@@ -32,7 +32,7 @@ from .errors import (
 )
 from .spec import SpecError
 
-__all__ = ["NETWORK_ERRORS", "Backoff", "close_clients", "connect", "default_namespace",
+__all__ = ["NETWORK_ERRORS", "Backoff", "close_clients", "connect",
            "find_kubeconfig", "is_transient", "retrying", "translate"]
 
 T = TypeVar("T")
@@ -104,14 +104,6 @@ async def close_clients() -> None:
     """Close the clients this event loop opened (before the loop ends, e.g. in the CLI)."""
     for client in _clients.pop(asyncio.get_running_loop(), {}).values():
         await client.close()
-
-
-def default_namespace(client: kube.Client) -> str:
-    """The kubeconfig context's namespace (or the service account's), else ``default``."""
-    try:
-        return str(client.api.namespace or "default")
-    except (AttributeError, AssertionError):
-        return "default"
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ import httpx
 from . import kube
 from ._jobs_client import NETWORK_ERRORS, Backoff, is_transient, retrying, translate
 from ._jobs_manifest import JobStatus
+from .contract.names import LABEL_ATTEMPT, LABEL_JOB
 from .errors import JobNotFound
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ async def attempt_runner(handle: AsyncDaskJobHandle, attempt: int) -> str | None
     (``dask.org/job-name``, ``dask.org/job-attempt``) and its owner: the job's uid when the
     handle knows it, else a DaskJob of the job's name."""
     client = await handle._api()
-    selector = f"dask.org/job-name={handle.name},dask.org/job-attempt={attempt}"
+    selector = f"{LABEL_JOB}={handle.name},{LABEL_ATTEMPT}={attempt}"
     with translate(None, handle.namespace):
         pods, _ = await client.list(kube.PODS, handle.namespace, label_selector=selector)
 

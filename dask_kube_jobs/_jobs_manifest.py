@@ -13,7 +13,6 @@ manifest's own terms (``spec.job.spec.containers[0].image``), in a :class:`SpecE
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +20,12 @@ from typing import Any
 
 import yaml
 
-from .crds import GROUP, VERSION
+from .contract.names import API_VERSION, DASHBOARD_PORT, cluster_name_problem, scheduler_name
 from .spec import SpecError
 
 __all__ = ["DASHBOARD_TEMPLATE_ENV", "PHASES", "TERMINAL_PHASES", "JobStatus",
            "check_job_manifest", "dashboard_link", "load_job_manifest"]
 
-API_VERSION = f"{GROUP}/{VERSION}"
 PHASES = ("JobCreated", "ClusterCreated", "Running", "Successful", "Failed")
 TERMINAL_PHASES = ("Successful", "Failed")
 
@@ -38,8 +36,6 @@ TERMINAL_PHASES = ("Successful", "Failed")
 #: ``https://dask.example.com/{namespace}/{cluster}/status``.
 DASHBOARD_TEMPLATE_ENV = "DASK_KUBE_JOBS_DASHBOARD_TEMPLATE"
 
-_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_MAX_NAME = 63 - len("-scheduler")
 
 
 def load_job_manifest(source: Any) -> dict[str, Any]:
@@ -142,9 +138,9 @@ def check_job_manifest(manifest: Mapping[str, Any]) -> None:
         raise SpecError("metadata.name", "is required")
     if name:
         _need(name, "metadata.name", str, "a string")
-        if len(name) > _MAX_NAME or not _DNS1123_SUBDOMAIN.fullmatch(name) or "." in name:
-            raise SpecError("metadata.name", f"{name!r} must be lower-case letters, digits and "
-                            f"'-', start and end alphanumeric, at most {_MAX_NAME} characters")
+        problem = cluster_name_problem(name)
+        if problem:
+            raise SpecError("metadata.name", problem.removeprefix("metadata.name "))
     spec = _need(manifest.get("spec"), "spec", dict, "a mapping")
     job = _need(spec.get("job"), "spec.job", dict, "a mapping with the runner's Pod spec")
     _check_containers(job.get("spec"), "spec.job.spec")
@@ -218,7 +214,7 @@ def dashboard_link(*, job: str, namespace: str, cluster: str | None,
     if template:
         try:
             return template.format(namespace=namespace, cluster=cluster, job=job,
-                                   scheduler=f"{cluster}-scheduler", port=8787)
+                                   scheduler=scheduler_name(cluster), port=DASHBOARD_PORT)
         except (KeyError, IndexError, ValueError) as exc:
             raise SpecError(DASHBOARD_TEMPLATE_ENV, f"bad template {template!r}: {exc!r}; "
                             "fields: {namespace} {cluster} {job} {scheduler} {port}") from exc

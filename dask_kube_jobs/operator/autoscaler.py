@@ -20,9 +20,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import conditions, limits, names, scheduler_comm
+from ..contract import conditions, names
+from ..contract.api_resources import DASKAUTOSCALERS, DASKWORKERGROUPS
+from ..contract.pods import pod_active
+from . import limits, scheduler_comm
 from .cluster import worker_replicas
-from .runtime import DASKAUTOSCALERS, DASKWORKERGROUPS, Runtime
+from .runtime import Runtime
 
 Obj = dict[str, Any]
 
@@ -45,10 +48,6 @@ class Ceiling:
     reason: str = REASON_CAP
 
 
-def _active(pod: Obj) -> bool:
-    return not pod["metadata"].get("deletionTimestamp") and \
-        (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-
 
 def ceiling(lim: limits.Limits, *, group: str, cluster: str, groups: list[Obj],
             worker_pods: list[Obj]) -> Ceiling | None:
@@ -64,7 +63,7 @@ def ceiling(lim: limits.Limits, *, group: str, cluster: str, groups: list[Obj],
     >>> ceiling(lim, group="c-default", cluster="c", groups=[], worker_pods=[]).workers
     4
     """
-    mine = [p for p in worker_pods if _active(p)
+    mine = [p for p in worker_pods if pod_active(p)
             and (p["metadata"].get("labels") or {}).get(names.LABEL_WORKER_GROUP) == group]
     if lim.error:
         # No valid configuration was ever read: worker groups hold at their size until it is.
@@ -77,7 +76,7 @@ def ceiling(lim: limits.Limits, *, group: str, cluster: str, groups: list[Obj],
     asked = sum(worker_replicas(g) for g in groups
                 if (g.get("spec") or {}).get("cluster") == cluster and g["metadata"]["name"] != group
                 and not g["metadata"].get("deletionTimestamp"))
-    running = sum(1 for p in worker_pods if _active(p)
+    running = sum(1 for p in worker_pods if pod_active(p)
                   and (p["metadata"].get("labels") or {}).get(names.LABEL_WORKER_GROUP) != group)
     others = max(asked, running)
     room = max(0, cap - others)
@@ -208,15 +207,15 @@ async def _limited_condition(rt: Runtime, autoscaler: Obj, group: str, limit: Ce
     limited), with an Event each time a limit starts to apply or changes. The previous
     message is read from status, so a new operator process does not repeat the Event."""
     existing = (autoscaler.get("status") or {}).get("conditions")
-    previous = conditions.get(existing, CONDITION_TARGET_LIMITED) or {}
+    previous = conditions.find_condition(existing, CONDITION_TARGET_LIMITED) or {}
     if not limited and not previous:
         return None
     generation = autoscaler["metadata"].get("generation")
     if not limited or limit is None:
-        return conditions.put(existing, CONDITION_TARGET_LIMITED, False, "WithinLimits",
+        return conditions.put_condition(existing, CONDITION_TARGET_LIMITED, False, "WithinLimits",
                               "the target is within the operator's limits", generation)
     message = (f"{group} gets at most {limit.workers} workers from this autoscaler: {limit.why}; "
                f"spec.minimum and spec.maximum are left as written")
     if previous.get("status") != "True" or previous.get("message") != message:
         await rt.event(autoscaler, CONDITION_TARGET_LIMITED, message)
-    return conditions.put(existing, CONDITION_TARGET_LIMITED, True, limit.reason, message, generation)
+    return conditions.put_condition(existing, CONDITION_TARGET_LIMITED, True, limit.reason, message, generation)

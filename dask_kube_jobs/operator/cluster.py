@@ -13,9 +13,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..kube import PODS, SERVICES, APIError, pod_ready
-from . import builders, conditions, limits, names, scheduler_comm
-from .runtime import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS, Runtime
+from ..contract import conditions, names
+from ..contract.api_resources import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS
+from ..contract.pods import pod_active, pod_ready
+from ..kube import PODS, SERVICES, APIError
+from . import builders, limits, scheduler_comm
+from .runtime import Runtime
 
 Obj = dict[str, Any]
 
@@ -33,16 +36,12 @@ async def create_if_missing(rt: Runtime, res: Any, body: Obj) -> bool:
     return True
 
 
-def _active(pod: Obj) -> bool:
-    return not pod["metadata"].get("deletionTimestamp") and \
-        (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-
 
 async def ensure_scheduler(rt: Runtime, cluster: Obj) -> Obj | None:
     """The live scheduler Pod, replacing one that has ended; None while it is being made."""
     ns, name = cluster["metadata"]["namespace"], cluster["metadata"]["name"]
     pod = rt.pod(ns, names.scheduler_name(name))
-    if pod is not None and not _active(pod):
+    if pod is not None and not pod_active(pod):
         if not pod["metadata"].get("deletionTimestamp"):
             await rt.client.delete(PODS, ns, pod["metadata"]["name"], uid=pod["metadata"]["uid"])
             await rt.event(cluster, "SchedulerReplaced",
@@ -126,12 +125,12 @@ async def admit(rt: Runtime, cluster: Obj) -> float | None:
     if found:
         message = limits.summary(found)
         if message != previous or status.get("phase") != "Pending":
-            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Pending", "conditions": conditions.put(
+            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Pending", "conditions": conditions.put_condition(
                 status.get("conditions"), limits.CONDITION_ADMITTED, False, limits.REASON_EXCEEDED,
                 message, meta.get("generation"))})
             await rt.event(cluster, limits.REASON_EXCEEDED, f"{message}; nothing was created", warning=True)
         return limits.RECHECK_SECONDS
-    admitted: Obj = {"phase": "Created", "conditions": conditions.put(
+    admitted: Obj = {"phase": "Created", "conditions": conditions.put_condition(
         status.get("conditions"), limits.CONDITION_ADMITTED, True, "Admitted",
         "within the operator's limits", meta.get("generation"))}
     await rt.patch_status(DASKCLUSTERS, cluster, admitted)
@@ -150,8 +149,8 @@ async def reconcile(rt: Runtime, cluster: Obj) -> float:
         return RESYNC
     problem = names.cluster_name_problem(name)
     if problem:
-        if not conditions.get(status.get("conditions"), "InvalidName"):
-            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Failed", "conditions": conditions.put(
+        if not conditions.find_condition(status.get("conditions"), "InvalidName"):
+            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Failed", "conditions": conditions.put_condition(
                 status.get("conditions"), "InvalidName", True, "InvalidName", problem, meta.get("generation"))})
             await rt.event(cluster, "InvalidName", f"{problem}; nothing was created", warning=True)
         return 3600.0
@@ -182,7 +181,7 @@ async def reconcile(rt: Runtime, cluster: Obj) -> float:
             await rt.event(cluster, "Scaled", f"worker group {group_name}: {have} -> {want} workers")
 
     workers = rt.pods(ns, **{names.LABEL_CLUSTER: name, names.LABEL_COMPONENT: names.COMPONENT_WORKER})
-    active = [p for p in workers if _active(p)]
+    active = [p for p in workers if pod_active(p)]
     ready = sum(1 for p in active if pod_ready(p))
     scheduler_ready = scheduler is not None and pod_ready(scheduler)
     phase = "Running" if scheduler_ready else "Pending"
@@ -194,7 +193,7 @@ async def reconcile(rt: Runtime, cluster: Obj) -> float:
         "schedulerAddress": names.scheduler_address(name, ns),
         "dashboardAddress": names.dashboard_address(name, ns),
         "selector": f"{names.LABEL_CLUSTER}={name},{names.LABEL_COMPONENT}={names.COMPONENT_WORKER}",
-        "conditions": conditions.put(status.get("conditions"), "SchedulerReady",
+        "conditions": conditions.put_condition(status.get("conditions"), "SchedulerReady",
                                      scheduler_ready, "PodReady" if scheduler_ready else "PodNotReady",
                                      "the scheduler Pod is ready" if scheduler_ready
                                      else "waiting for the scheduler Pod to become ready",

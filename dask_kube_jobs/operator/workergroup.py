@@ -13,19 +13,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ..kube import PODS, APIError, owner_ref, pod_ready
-from . import builders, conditions, limits, names, scheduler_comm
+from ..contract import conditions, names
+from ..contract.api_resources import DASKCLUSTERS, DASKWORKERGROUPS
+from ..contract.objects import owner_reference
+from ..contract.pods import pod_active, pod_ready
+from ..kube import PODS, APIError
+from . import builders, limits, scheduler_comm
 from .cluster import create_if_missing, worker_replicas
-from .runtime import DASKCLUSTERS, DASKWORKERGROUPS, Runtime
+from .runtime import Runtime
 
 Obj = dict[str, Any]
 
 RESYNC = 10.0
 
-
-def _active(pod: Obj) -> bool:
-    return not pod["metadata"].get("deletionTimestamp") and \
-        (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
 def _joined(pod: Obj) -> bool:
@@ -39,7 +39,7 @@ async def _adopt(rt: Runtime, group: Obj, cluster: Obj) -> None:
     refs = group["metadata"].get("ownerReferences") or []
     if any(r.get("uid") == cluster["metadata"]["uid"] for r in refs):
         return
-    ref = owner_ref(cluster, controller=True, block=True)
+    ref = owner_reference(cluster, controller=True, block=True)
     await rt.client.patch(DASKWORKERGROUPS, group["metadata"]["namespace"], group["metadata"]["name"],
                           {"metadata": {"ownerReferences": [*refs, ref]}})
 
@@ -55,13 +55,13 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     cluster = await rt.client.get(DASKCLUSTERS, ns, cluster_name) if cluster_name else None
     conds = status.get("conditions")
     if cluster is None:
-        conds = conditions.put(conds, "ClusterFound", False, "ClusterMissing",
+        conds = conditions.put_condition(conds, "ClusterFound", False, "ClusterMissing",
                                f'DaskCluster "{cluster_name}" does not exist in {ns}', meta.get("generation"))
         await rt.patch_status(DASKWORKERGROUPS, group, {"conditions": conds,
                                                         "observedGeneration": meta.get("generation")})
         return RESYNC
     await _adopt(rt, group, cluster)
-    conds = conditions.put(conds, "ClusterFound", True, "ClusterFound",
+    conds = conditions.put_condition(conds, "ClusterFound", True, "ClusterFound",
                            f'member of DaskCluster "{cluster_name}"', meta.get("generation"))
 
     pods = rt.pods(ns, **{names.LABEL_WORKER_GROUP: name, names.LABEL_COMPONENT: names.COMPONENT_WORKER})
@@ -70,7 +70,7 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
         if phase in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
             await rt.client.delete(PODS, ns, pod["metadata"]["name"], uid=pod["metadata"]["uid"])
             await rt.event(group, "WorkerReplaced", f"worker Pod {pod['metadata']['name']} ended ({phase}); replacing it")
-    active = [p for p in pods if _active(p)]
+    active = [p for p in pods if pod_active(p)]
     desired = int(((spec.get("worker") or {}).get("replicas")) or 0)
     blocked: str | None = None
     held: str | None = None
@@ -84,14 +84,14 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
                 await _scale_up(rt, group, allowed - len(active))
         elif len(active) > desired:
             blocked = await _scale_down(rt, group, cluster, active, len(active) - desired)
-    if settled and (held is not None or conditions.get(conds, limits.CONDITION_WITHIN_LIMITS)):
-        previous = conditions.get(conds, limits.CONDITION_WITHIN_LIMITS) or {}
+    if settled and (held is not None or conditions.find_condition(conds, limits.CONDITION_WITHIN_LIMITS)):
+        previous = conditions.find_condition(conds, limits.CONDITION_WITHIN_LIMITS) or {}
         if held is not None and previous.get("message") != held:
             await rt.event(group, limits.REASON_EXCEEDED, held, warning=True)
-        conds = conditions.put(conds, limits.CONDITION_WITHIN_LIMITS, held is None,
+        conds = conditions.put_condition(conds, limits.CONDITION_WITHIN_LIMITS, held is None,
                                limits.REASON_EXCEEDED if held else "WithinLimits",
                                held or "within the operator's limits", meta.get("generation"))
-    conds = conditions.put(conds, "ScaleDownBlocked", blocked is not None,
+    conds = conditions.put_condition(conds, "ScaleDownBlocked", blocked is not None,
                            "SchedulerUnreachable" if blocked else "NotBlocked",
                            blocked or "scale-down can proceed", meta.get("generation"))
     new_status: Obj = {
@@ -151,7 +151,7 @@ async def _within_limits(rt: Runtime, group: Obj, cluster: Obj, active: list[Obj
         left -= take
     elsewhere = [p for p in rt.pods(ns, **{names.LABEL_CLUSTER: cluster_name,
                                           names.LABEL_COMPONENT: names.COMPONENT_WORKER})
-                 if _active(p) and (p["metadata"].get("labels") or {}).get(names.LABEL_WORKER_GROUP) != meta["name"]]
+                 if pod_active(p) and (p["metadata"].get("labels") or {}).get(names.LABEL_WORKER_GROUP) != meta["name"]]
     allowed = min(share, cap - len(elsewhere))
     if allowed >= desired:
         return desired, None

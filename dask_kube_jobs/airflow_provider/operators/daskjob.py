@@ -44,12 +44,12 @@ from airflow.providers.common.compat.sdk import (
 
 from ..._jobs import AsyncDaskJobHandle
 from ..._jobs_manifest import check_job_manifest, load_job_manifest
+from ...contract.api_resources import DASKJOBS
+from ...contract.times import parse_time
 from ...errors import DaskJobFailed, WaitTimeout
-from ...kube import parse_time
 from ...spec import DEFAULT_IMAGE, make_job_spec
 from .._identity import TaskIdentity
 from .._jobwait import (
-    DASKJOBS,
     dashboard_url,
     delete_job,
     is_terminal,
