@@ -25,13 +25,11 @@ import kr8s
 from _operator_manifests import TRIVIAL_RUNNER, daskcluster, daskjob
 from _operator_procs import CountingProxy, OperatorProcess
 
-from dask_kube_jobs.kube import NAMESPACES, PODS, APIError, Client, Informer, Resource, pod_ready
+from dask_kube_jobs.contract.api_resources import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS
+from dask_kube_jobs.contract.pods import pod_ready
+from dask_kube_jobs.kube import NAMESPACES, PODS, APIError, Client, Informer, Resource
 from dask_kube_jobs.local.launcher import LocalControlPlane
 
-GROUP, VERSION = "kubernetes.dask.org", "v1"
-DASKJOBS = Resource(GROUP, VERSION, "daskjobs", "DaskJob", True)
-DASKCLUSTERS = Resource(GROUP, VERSION, "daskclusters", "DaskCluster", True)
-DASKWORKERGROUPS = Resource(GROUP, VERSION, "daskworkergroups", "DaskWorkerGroup", True)
 Obj = dict[str, Any]
 MiB = 2**20
 

@@ -60,11 +60,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dask_kube_jobs import kube  # noqa: E402
-from dask_kube_jobs.crds import GROUP, VERSION, load_crd  # noqa: E402
+from dask_kube_jobs.contract.api_resources import DASKJOBS  # noqa: E402
+from dask_kube_jobs.crds import load_crd  # noqa: E402
 from dask_kube_jobs.local.launcher import LocalControlPlane  # noqa: E402
 from dask_kube_jobs.spec import make_job_spec  # noqa: E402
 
-DASKJOBS = kube.Resource(GROUP, VERSION, "daskjobs", "DaskJob", True)
 EVENT_PREFIX = "@@bench "  # harness stdout lines carrying an event; anything else is log
 VARIANTS = ("ours", "ours-watch-only", "peer")
 HARNESS = ("a harness process running the triggers in one asyncio loop as the triggerer does "

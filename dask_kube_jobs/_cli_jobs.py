@@ -261,7 +261,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _age(stamp: str | None) -> str:
-    from .kube import now, parse_time
+    from .contract.times import now, parse_time
 
     t = parse_time(stamp)
     if t is None:

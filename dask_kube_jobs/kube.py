@@ -39,20 +39,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import logging
 import random
 import secrets
-from collections.abc import Awaitable, Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 import httpx
 import kr8s
 import kr8s.asyncio
 
-Obj = dict[str, Any]
+from .contract.api_resources import (  # noqa: F401  (the client's face: kube.PODS etc.)
+    CLUSTERROLES,
+    CONFIGMAPS,
+    CRDS,
+    DEPLOYMENTS,
+    ENDPOINTS,
+    EVENTS,
+    LEASES,
+    NAMESPACES,
+    NODES,
+    PODS,
+    REPLICASETS,
+    SERVICEACCOUNTS,
+    SERVICES,
+    Resource,
+)
+from .contract.objects import Obj, key_of
+from .contract.times import fmt_time
+
 Handler = Callable[[str, Obj, "Obj | None"], None]
 log = logging.getLogger("dask_kube_jobs.local.controllers")
 
@@ -61,24 +77,6 @@ REQUEST_TIMEOUT = 30.0
 # Requests in flight stay within the kept-alive ones (no connection churn, a short pool
 # queue); the other 80 connections are left to watch streams.
 MAX_IN_FLIGHT = 20
-
-
-# -- time ----------------------------------------------------------------------------------------
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def fmt_time(t: dt.datetime | None = None) -> str:
-    return (t or now()).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -117,63 +115,6 @@ def namespace_terminating(exc: BaseException) -> bool:
 
 class Expired(Exception):
     """A watch's resourceVersion is too old (410): the informer must re-list."""
-
-
-# -- resources -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Resource:
-    """One REST resource: enough to build its paths."""
-
-    group: str
-    version: str
-    plural: str
-    kind: str
-    namespaced: bool
-    verbs: frozenset[str] = field(default=frozenset(), compare=False)
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    @property
-    def prefix(self) -> str:
-        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-
-    def path(self, namespace: str | None = None, name: str | None = None,
-             sub: str | None = None) -> str:
-        parts = [self.prefix]
-        if self.namespaced and namespace:
-            parts += ["namespaces", namespace]
-        parts.append(self.plural)
-        if name:
-            parts.append(name)
-            if sub:
-                parts.append(sub)
-        return "/".join(parts)
-
-    def __str__(self) -> str:
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
-
-PODS = Resource("", "v1", "pods", "Pod", True)
-NODES = Resource("", "v1", "nodes", "Node", False)
-NAMESPACES = Resource("", "v1", "namespaces", "Namespace", False)
-SERVICES = Resource("", "v1", "services", "Service", True)
-ENDPOINTS = Resource("", "v1", "endpoints", "Endpoints", True)
-EVENTS = Resource("", "v1", "events", "Event", True)
-CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", True)
-SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount", True)
-DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment", True)
-REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet", True)
-LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", True)
-CLUSTERROLES = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False)
-CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions",
-                "CustomResourceDefinition", False)
-
-
-def key_of(obj: Obj) -> tuple[str | None, str]:
-    meta = obj["metadata"]
-    return (meta.get("namespace"), meta["name"])
 
 
 # -- client --------------------------------------------------------------------------------------
@@ -341,6 +282,15 @@ class Client:
                 self.api.call_api("GET", base="/apis", version="", url="",
                                   timeout=REQUEST_TIMEOUT) as response:
             return response.json()  # type: ignore[no-any-return]
+
+
+def default_namespace(client: Client) -> str:
+    """The kubeconfig context's namespace (or the in-cluster service account's), else
+    ``default``: where a request that names no namespace goes, as with kubectl."""
+    try:
+        return str(client.api.namespace or "default")
+    except (AttributeError, AssertionError):
+        return "default"
 
 
 # -- informers -----------------------------------------------------------------------------------
@@ -614,52 +564,3 @@ class EventRecorder:
         except (APIError, httpx.HTTPError, kr8s.APITimeoutError) as exc:
             # Events are best effort, as in client-go: never fail a reconcile over one.
             log.debug("could not record event %s for %s: %s", reason, meta.get("name"), exc)
-
-
-# -- small helpers shared by controllers ---------------------------------------------------------
-def condition(obj: Obj, ctype: str) -> Obj | None:
-    for c in (obj.get("status") or {}).get("conditions") or []:
-        if c.get("type") == ctype:
-            return c  # type: ignore[no-any-return]
-    return None
-
-
-def set_condition(conditions: Iterable[Obj], new: Obj) -> list[Obj]:
-    """Replace the condition of ``new['type']``, keeping lastTransitionTime if status is unchanged."""
-    out: list[Obj] = []
-    placed = False
-    for c in conditions:
-        if c.get("type") == new["type"]:
-            if c.get("status") == new.get("status") and c.get("lastTransitionTime"):
-                new = {**new, "lastTransitionTime": c["lastTransitionTime"]}
-            out.append(new)
-            placed = True
-        else:
-            out.append(c)
-    if not placed:
-        out.append(new)
-    return out
-
-
-def controller_ref(obj: Obj) -> Obj | None:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref  # type: ignore[no-any-return]
-    return None
-
-
-def owner_ref(owner: Obj, *, controller: bool = True, block: bool = True) -> Obj:
-    meta = owner["metadata"]
-    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta["name"],
-            "uid": meta["uid"], "controller": controller, "blockOwnerDeletion": block}
-
-
-def pod_ready(pod: Obj) -> bool:
-    c = condition(pod, "Ready")
-    return bool(c and c.get("status") == "True")
-
-
-def pod_active(pod: Obj) -> bool:
-    """Not terminated and not being deleted (what ReplicaSets and Endpoints count)."""
-    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") \
-        and not pod["metadata"].get("deletionTimestamp")

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from kr8s._objects import APIObject, APIObjectSyncMixin
 
-from .crds import GROUP, VERSION
+from .contract.api_resources import DASKAUTOSCALERS, DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS
+from .contract.names import API_VERSION
 
 __all__ = [
     "API_VERSION",
@@ -36,17 +37,14 @@ __all__ = [
     "DaskWorkerGroup",
 ]
 
-API_VERSION = f"{GROUP}/{VERSION}"
-
-
 class AsyncDaskCluster(APIObject):
     """A Dask cluster: scheduler Pod and Service plus the ``<name>-default`` worker group."""
 
     version = API_VERSION
-    endpoint = "daskclusters"
-    kind = "DaskCluster"
-    plural = "daskclusters"
-    singular = "daskcluster"
+    endpoint = DASKCLUSTERS.plural
+    kind = DASKCLUSTERS.kind
+    plural = DASKCLUSTERS.plural
+    singular = DASKCLUSTERS.kind.lower()
     namespaced = True
     scalable = True
     scalable_spec = "worker.replicas"
@@ -56,10 +54,10 @@ class AsyncDaskWorkerGroup(APIObject):
     """A group of identical workers attached to a DaskCluster."""
 
     version = API_VERSION
-    endpoint = "daskworkergroups"
-    kind = "DaskWorkerGroup"
-    plural = "daskworkergroups"
-    singular = "daskworkergroup"
+    endpoint = DASKWORKERGROUPS.plural
+    kind = DASKWORKERGROUPS.kind
+    plural = DASKWORKERGROUPS.plural
+    singular = DASKWORKERGROUPS.kind.lower()
     namespaced = True
     scalable = True
     scalable_spec = "worker.replicas"
@@ -69,10 +67,10 @@ class AsyncDaskJob(APIObject):
     """A batch job: a DaskCluster plus a runner Pod run to completion."""
 
     version = API_VERSION
-    endpoint = "daskjobs"
-    kind = "DaskJob"
-    plural = "daskjobs"
-    singular = "daskjob"
+    endpoint = DASKJOBS.plural
+    kind = DASKJOBS.kind
+    plural = DASKJOBS.plural
+    singular = DASKJOBS.kind.lower()
     namespaced = True
 
 
@@ -80,10 +78,10 @@ class AsyncDaskAutoscaler(APIObject):
     """Keeps a worker group within ``[minimum, maximum]`` following the scheduler's wishes."""
 
     version = API_VERSION
-    endpoint = "daskautoscalers"
-    kind = "DaskAutoscaler"
-    plural = "daskautoscalers"
-    singular = "daskautoscaler"
+    endpoint = DASKAUTOSCALERS.plural
+    kind = DASKAUTOSCALERS.kind
+    plural = DASKAUTOSCALERS.plural
+    singular = DASKAUTOSCALERS.kind.lower()
     namespaced = True
 
 

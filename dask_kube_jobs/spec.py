@@ -29,7 +29,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .crds import GROUP, VERSION
+from .contract.names import (
+    API_VERSION,
+    COMPONENT_SCHEDULER,
+    DASHBOARD_PORT,
+    DNS1035_LABEL,
+    LABEL_CLUSTER,
+    LABEL_COMPONENT,
+    MAX_CLUSTER_NAME,
+    SCHEDULER_PORT,
+    scheduler_name,
+)
+from .contract.quantity import parse_quantity
 from .errors import DaskKubeJobsError
 
 __all__ = [
@@ -47,14 +58,11 @@ DEFAULT_IMAGE = "ghcr.io/dask/dask:latest"
 SCRIPT_ENV = "DKJ_SCRIPT"
 SCRIPT_MAX_BYTES = 128 * 1024 - 1024  # MAX_ARG_STRLEN minus room for the variable's name
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
-_SCHEDULER_SUFFIX = "-scheduler"  # the scheduler Service: a DNS-1035 label of <= 63 characters
-MAX_NAME_LENGTH = 63 - len(_SCHEDULER_SUFFIX)
+MAX_NAME_LENGTH = MAX_CLUSTER_NAME  # the scheduler Service '<name>-scheduler' is a DNS label
 
-_DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _QUALIFIED = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
-_QUANTITY = re.compile(r"\+?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?")
 _STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 _RESOURCE_KEYS = ("limits", "requests", "claims")
 _LEGACY_COMMANDS = {"dask-worker": ["dask", "worker"], "dask-scheduler": ["dask", "scheduler"]}
@@ -105,8 +113,8 @@ def _check_name(argument: str, value: Any) -> str:
     if len(value) > MAX_NAME_LENGTH:
         raise SpecError(argument, f"{value!r} is {len(value)} characters; at most "
                         f"{MAX_NAME_LENGTH} are allowed so that the scheduler Service "
-                        f"'{value}{_SCHEDULER_SUFFIX}' is a valid DNS label")
-    if not _DNS1035.fullmatch(value):
+                        f"'{scheduler_name(value)}' is a valid DNS label")
+    if not DNS1035_LABEL.fullmatch(value):
         raise SpecError(argument, f"{value!r} must consist of lower case letters, digits and "
                         "'-', start with a letter and end with a letter or digit (it names a "
                         "Service, a DNS-1035 label), e.g. 'my-cluster'")
@@ -208,11 +216,19 @@ def _check_resources(value: Any, argument: str = "resources") -> dict[str, Any] 
             _check_resource_name(where, name)
             text = str(quantity) if isinstance(quantity, (int, float)) and not isinstance(
                 quantity, bool) else quantity
-            if not isinstance(text, str) or not _QUANTITY.fullmatch(text):
+            if not isinstance(text, str) or text.startswith("-") or not _is_quantity(text):
                 raise SpecError(f"{where}[{name!r}]", f"{quantity!r} is not a quantity; use "
                                 "e.g. 2, '500m', '4Gi'")
         out[key] = dict(section)
     return out
+
+
+def _is_quantity(text: str) -> bool:
+    try:
+        parse_quantity(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_string_map(argument: str, value: Any, *, labels: bool) -> dict[str, str] | None:
@@ -312,8 +328,8 @@ def make_scheduler_spec(cluster_name: str,
                            _check_resources(resources))
     health = {"httpGet": {"port": "http-dashboard", "path": "/health"}}
     container.update({
-        "ports": [{"name": "tcp-comm", "containerPort": 8786, "protocol": "TCP"},
-                  {"name": "http-dashboard", "containerPort": 8787, "protocol": "TCP"}],
+        "ports": [{"name": "tcp-comm", "containerPort": SCHEDULER_PORT, "protocol": "TCP"},
+                  {"name": "http-dashboard", "containerPort": DASHBOARD_PORT, "protocol": "TCP"}],
         # Probe often at first so a job's runner starts as soon as the scheduler answers.
         "readinessProbe": {**health, "initialDelaySeconds": 0, "periodSeconds": 1,
                            "timeoutSeconds": 5},
@@ -323,11 +339,10 @@ def make_scheduler_spec(cluster_name: str,
         "spec": {"containers": [container]},
         "service": {
             "type": scheduler_service_type,
-            "selector": {"dask.org/cluster-name": cluster_name,
-                         "dask.org/component": "scheduler"},
-            "ports": [{"name": "tcp-comm", "protocol": "TCP", "port": 8786,
+            "selector": {LABEL_CLUSTER: cluster_name, LABEL_COMPONENT: COMPONENT_SCHEDULER},
+            "ports": [{"name": "tcp-comm", "protocol": "TCP", "port": SCHEDULER_PORT,
                        "targetPort": "tcp-comm"},
-                      {"name": "http-dashboard", "protocol": "TCP", "port": 8787,
+                      {"name": "http-dashboard", "protocol": "TCP", "port": DASHBOARD_PORT,
                        "targetPort": "http-dashboard"}],
         },
     }
@@ -363,7 +378,7 @@ def make_cluster_spec(name: str, image: str = DEFAULT_IMAGE, n_workers: int | No
     """
     _check_name("name", name)
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
+        "apiVersion": API_VERSION,
         "kind": "DaskCluster",
         "metadata": {"name": name},
         "spec": _cluster_body(name, image, n_workers, resources, env, worker_command,
@@ -467,6 +482,6 @@ def make_job_spec(name: str, *, image: str = DEFAULT_IMAGE,
                                                          labels=False))):
         if value:
             metadata[key] = value
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DaskJob", "metadata": metadata,
+    return {"apiVersion": API_VERSION, "kind": "DaskJob", "metadata": metadata,
             "spec": spec}
 

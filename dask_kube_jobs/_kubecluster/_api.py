@@ -16,23 +16,23 @@ from typing import Any
 
 from distributed.utils import Log, Logs
 
+from ..contract.api_resources import DASKCLUSTERS
+from ..contract.names import (
+    API_VERSION,
+    COMPONENT_AUTOSCALER,
+    COMPONENT_SCHEDULER,
+    COMPONENT_WORKER,
+    LABEL_CLUSTER,
+    LABEL_COMPONENT,
+    scheduler_name,
+)
+from ..contract.objects import owner_reference
 from ..errors import APIRequestError, CRDsNotInstalled
 from ..kube import PODS, SERVICES, APIError, Client, Resource
 
 __all__ = [
-    "DASKAUTOSCALERS", "DASKCLUSTERS", "DASKWORKERGROUPS", "LABEL_CLUSTER", "LABEL_COMPONENT",
-    "autoscaler_body", "delete_and_wait", "get_logs", "owner_reference", "pod_log", "upsert",
-    "worker_group_body",
+    "autoscaler_body", "delete_and_wait", "get_logs", "pod_log", "upsert", "worker_group_body",
 ]
-
-GROUP_VERSION = ("kubernetes.dask.org", "v1")
-DASKCLUSTERS = Resource(*GROUP_VERSION, "daskclusters", "DaskCluster", True)
-DASKWORKERGROUPS = Resource(*GROUP_VERSION, "daskworkergroups", "DaskWorkerGroup", True)
-DASKAUTOSCALERS = Resource(*GROUP_VERSION, "daskautoscalers", "DaskAutoscaler", True)
-
-# The labels of the resource contract (DESIGN.md); the operator sets them on every child.
-LABEL_CLUSTER = "dask.org/cluster-name"
-LABEL_COMPONENT = "dask.org/component"
 
 LOG_TAIL_LINES = 20
 
@@ -53,21 +53,14 @@ def explain(exc: APIError, what: str) -> APIRequestError:
     return error
 
 
-def owner_reference(obj: dict[str, Any]) -> dict[str, Any]:
-    """An ownerReference to ``obj``, so Kubernetes deletes the dependant with it."""
-    meta = obj["metadata"]
-    return {"apiVersion": obj.get("apiVersion", "kubernetes.dask.org/v1"),
-            "kind": obj.get("kind", "DaskCluster"), "name": meta["name"], "uid": meta["uid"],
-            "blockOwnerDeletion": True}
-
-
 def autoscaler_body(cluster: dict[str, Any], name: str, spec: dict[str, Any]) -> dict[str, Any]:
     """A DaskAutoscaler for ``cluster``, owned by it so that it goes when the cluster goes."""
     meta = cluster["metadata"]
-    return {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskAutoscaler",
+    return {"apiVersion": API_VERSION, "kind": "DaskAutoscaler",
             "metadata": {"name": name, "namespace": meta["namespace"],
-                         "labels": {LABEL_CLUSTER: meta["name"], LABEL_COMPONENT: "autoscaler"},
-                         "ownerReferences": [owner_reference(cluster)]},
+                         "labels": {LABEL_CLUSTER: meta["name"],
+                                    LABEL_COMPONENT: COMPONENT_AUTOSCALER},
+                         "ownerReferences": [owner_reference(cluster, controller=False)]},
             "spec": spec}
 
 
@@ -88,7 +81,7 @@ def worker_group_body(cluster: dict[str, Any], group: str, n_workers: int,
             if value is not False and value is not None:
                 containers[0][key] = value
     meta = cluster["metadata"]
-    return {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskWorkerGroup",
+    return {"apiVersion": API_VERSION, "kind": "DaskWorkerGroup",
             "metadata": {"name": group, "namespace": meta["namespace"],
                          "labels": {LABEL_CLUSTER: meta["name"]}},
             "spec": {"cluster": meta["name"], "worker": worker}}
@@ -139,8 +132,9 @@ async def get_logs(client: Client, namespace: str, cluster: str, *, scheduler: b
     logs = Logs()
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         component = pod["metadata"].get("labels", {}).get(LABEL_COMPONENT)
-        if (component == "scheduler" and not scheduler) or (component == "worker" and not workers) \
-                or component not in ("scheduler", "worker"):
+        if (component == COMPONENT_SCHEDULER and not scheduler) or \
+                (component == COMPONENT_WORKER and not workers) or \
+                component not in (COMPONENT_SCHEDULER, COMPONENT_WORKER):
             continue
         phase = (pod.get("status") or {}).get("phase", "Pending")
         text = await pod_log(client, pod) if phase != "Pending" else ""
@@ -152,7 +146,7 @@ async def scheduler_objects(client: Client, namespace: str, cluster: str
                             ) -> tuple[dict[str, Any] | None, dict[str, Any] | None,
                                        dict[str, Any] | None]:
     """The DaskCluster, its scheduler Pod and its scheduler Service (each None if absent)."""
-    name = f"{cluster}-scheduler"
+    name = scheduler_name(cluster)
     return (await client.get(DASKCLUSTERS, namespace, cluster),
             await client.get(PODS, namespace, name),
             await client.get(SERVICES, namespace, name))

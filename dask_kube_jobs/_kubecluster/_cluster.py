@@ -44,10 +44,12 @@ from distributed.core import Status, rpc
 from distributed.deploy import Cluster
 from distributed.utils import Logs, format_dashboard_link
 
+from ..contract.api_resources import DASKAUTOSCALERS, DASKCLUSTERS, DASKWORKERGROUPS
+from ..contract.names import DASHBOARD_PORT, SCHEDULER_PORT, scheduler_name
+from ..contract.pods import pod_ready
 from ..kube import PODS, SERVICES, APIError, Client
 from ..spec import DEFAULT_IMAGE, make_cluster_spec, make_worker_spec
 from . import _api
-from ._api import DASKAUTOSCALERS, DASKCLUSTERS, DASKWORKERGROUPS
 from ._network import Endpoint, Forwards, service_endpoint
 from ._options import (
     DEFAULT_NAME,
@@ -61,7 +63,7 @@ from ._options import (
     load_cluster_spec,
     parse_create_mode,
 )
-from ._progress import Progress, describe_pod, pod_ready
+from ._progress import Progress, describe_pod
 
 __all__ = ["DEFAULT_ADAPT_MAXIMUM", "KubeCluster"]
 
@@ -279,16 +281,16 @@ class KubeCluster(Cluster):
         deadline = time.monotonic() + self.resource_timeout
         announced = False
         while True:
-            service = await self._client.get(SERVICES, self.namespace, f"{self.name}-scheduler")
-            pod = await self._client.get(PODS, self.namespace, f"{self.name}-scheduler")
+            service = await self._client.get(SERVICES, self.namespace, scheduler_name(self.name))
+            pod = await self._client.get(PODS, self.namespace, scheduler_name(self.name))
             if service is None:
                 raise KubeClusterError(f"the scheduler Service {self.name}-scheduler disappeared")
             routes = {"forward": self.port_forward_cluster_ip, "forwards": self._forwards,
                       "api": self._client.api, "service": service, "pod": pod}
             try:
-                comm = await service_endpoint(port_name="tcp-comm", default_port=8786, **routes)
+                comm = await service_endpoint(port_name="tcp-comm", default_port=SCHEDULER_PORT, **routes)
                 self._dashboard = await service_endpoint(port_name="http-dashboard",
-                                                         default_port=8787, **routes)
+                                                         default_port=DASHBOARD_PORT, **routes)
             except LookupError as exc:
                 raise ClusterStartupError(f"cannot port-forward to DaskCluster {self.name}: "
                                           f"{exc}") from exc

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from ..contract.names import API_VERSION
 from ..errors import DaskKubeJobsError
 
 __all__ = [
@@ -156,7 +157,7 @@ def load_cluster_spec(spec: Any) -> dict[str, Any]:
     if not isinstance(spec.get("spec"), Mapping):
         raise ValueError("custom_cluster_spec: a 'spec' with 'worker' and 'scheduler' is "
                          "required")
-    spec.setdefault("apiVersion", "kubernetes.dask.org/v1")
+    spec.setdefault("apiVersion", API_VERSION)
     spec.setdefault("kind", "DaskCluster")
     return spec
 

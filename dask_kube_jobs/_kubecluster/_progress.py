@@ -19,14 +19,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-__all__ = ["Progress", "describe_pod", "pod_ready"]
+from ..contract.pods import pod_ready
 
-
-def pod_ready(pod: dict[str, Any] | None) -> bool:
-    for cond in ((pod or {}).get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
-    return False
+__all__ = ["Progress", "describe_pod"]
 
 
 def describe_pod(pod: dict[str, Any] | None) -> str:

@@ -25,8 +25,8 @@ import time
 from typing import Any
 
 from .. import kube
+from ..contract.api_resources import DASKCLUSTERS
 from ._identity import LABEL_KEY, TaskIdentity
-from ._jobwait import DASKCLUSTERS
 
 Obj = dict[str, Any]
 DELETE_POLL = 0.5  # seconds between checks that a deleted cluster is gone

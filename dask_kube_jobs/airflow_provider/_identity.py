@@ -27,6 +27,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from ..contract.names import MAX_CLUSTER_NAME
+
 PREFIX = "airflow.dask.org/"
 LABEL_KEY = PREFIX + "task-key"
 LABEL_DAG = PREFIX + "dag-id"
@@ -37,7 +39,7 @@ LABEL_TRY = PREFIX + "try-number"
 LABEL_MANAGED = "app.kubernetes.io/managed-by"
 MANAGED_BY = "airflow"
 
-MAX_JOB_NAME = 63 - len("-scheduler")  # the job's cluster names a Service '<name>-scheduler'
+MAX_JOB_NAME = MAX_CLUSTER_NAME  # the job's cluster names a Service '<name>-scheduler'
 _BAD_LABEL_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _BAD_NAME_CHARS = re.compile(r"[^a-z0-9-]+")
 

@@ -35,13 +35,15 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import kube
+from ..contract import names
+from ..contract.api_resources import DASKCLUSTERS, DASKJOBS
 from ..errors import APIRequestError, JobNotFound, KubeconfigError
 from ..jobs._async import AsyncDaskJobHandle
-from ..jobs._client import DASKCLUSTERS, DASKJOBS, NETWORK_ERRORS, is_transient
+from ..jobs._client import NETWORK_ERRORS, is_transient
 from ..jobs._status import JobStatus
 from ._identity import TaskIdentity, try_of
 
-__all__ = ["DASKCLUSTERS", "DASKJOBS", "dashboard_url", "delete_job", "is_terminal", "outcome",
+__all__ = ["dashboard_url", "delete_job", "is_terminal", "outcome",
            "startup_problem", "submit_or_reattach", "wait_for_job"]
 
 Obj = dict[str, Any]
@@ -128,12 +130,12 @@ async def dashboard_url(client: kube.Client, *, namespace: str, job: str, cluste
     cluster = cluster or job
     if template:
         return template.format(namespace=namespace, cluster=cluster, job=job,
-                               scheduler=f"{cluster}-scheduler", port=8787)
+                               scheduler=names.scheduler_name(cluster),
+                               port=names.DASHBOARD_PORT)
     obj = await client.get(DASKCLUSTERS, namespace, cluster)
     address = ((obj or {}).get("status") or {}).get("dashboardAddress")
-    # The scheduler Service's in-cluster address (the upstream naming the operator follows),
-    # spelled out here because the provider uses the client library, not the operator.
-    address = address or f"http://{cluster}-scheduler.{namespace}.svc.cluster.local:8787"
+    # The scheduler Service's in-cluster address (the upstream naming the operator follows).
+    address = address or names.dashboard_address(cluster, namespace)
     return address.rstrip("/") + "/status"
 
 
@@ -192,8 +194,8 @@ async def startup_problem(client: kube.Client, job: Obj) -> str | None:
     pods: dict[str, Obj] = {}
     events: list[Obj] = []
     with contextlib.suppress(kube.APIError):  # diagnosis is best effort: RBAC may hide these
-        for selector in (f"dask.org/job-name={meta['name']}",
-                         f"dask.org/cluster-name={st.cluster_name or meta['name']}"):
+        for selector in (f"{names.LABEL_JOB}={meta['name']}",
+                         f"{names.LABEL_CLUSTER}={st.cluster_name or meta['name']}"):
             items, _ = await client.list(kube.PODS, namespace, label_selector=selector)
             pods.update((p["metadata"]["name"], p) for p in items)
         events, _ = await client.list(kube.EVENTS, namespace, field_selector="type=Warning")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+Obj = dict[str, Any]
+
 
 def without_nulls(value: Any) -> Any:
     """``value`` with every mapping entry whose value is ``null`` removed, at any depth.
@@ -19,3 +21,26 @@ def without_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [without_nulls(v) for v in value]
     return value
+
+
+def key_of(obj: Obj) -> tuple[str | None, str]:
+    """``(namespace, name)``: how a cache keys an object (namespace None if cluster-scoped)."""
+    meta = obj["metadata"]
+    return (meta.get("namespace"), meta["name"])
+
+
+def owner_reference(owner: Obj, *, controller: bool = True, block: bool = True) -> Obj:
+    """An ownerReference to ``owner``, so deleting the owner deletes the dependant (cascade
+    deletion). ``controller`` marks the one owner that manages the dependant; ``block`` makes a
+    foreground deletion of the owner wait for the dependant."""
+    meta = owner["metadata"]
+    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta["name"],
+            "uid": meta["uid"], "controller": controller, "blockOwnerDeletion": block}
+
+
+def controller_ref(obj: Obj) -> Obj | None:
+    """The ownerReference marked ``controller`` (at most one per object), or None."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref  # type: ignore[no-any-return]
+    return None

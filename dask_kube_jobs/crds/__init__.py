@@ -17,13 +17,13 @@ from typing import Any
 
 import yaml
 
+from ..contract.names import GROUP, VERSION
+
 # libyaml parses the 700 KB DaskJob CRD ~20x faster than the pure-Python loader.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 __all__ = ["CRD_FILES", "GROUP", "VERSION", "crd_text", "load_crd", "load_crds"]
 
-GROUP = "kubernetes.dask.org"
-VERSION = "v1"
 CRD_FILES = {
     "DaskCluster": "daskcluster.yaml",
     "DaskWorkerGroup": "daskworkergroup.yaml",

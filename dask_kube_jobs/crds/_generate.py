@@ -30,11 +30,11 @@ from typing import Any
 
 import yaml
 
+from ..contract.names import GROUP
 from ._k8s import KUBERNETES_VERSION, object_meta_subset, structural_schema
 
 Schema = dict[str, Any]
 
-GROUP = "kubernetes.dask.org"
 VERSION = "v1"
 HERE = Path(__file__).resolve().parent
 # Unlike batch/v1 Job (6), a failed runner fails the job at once unless retries are asked for:

@@ -27,13 +27,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from .. import kube
+from ..contract.api_resources import DASKCLUSTERS, DASKJOBS
 from ..errors import DaskJobFailed, JobNotFound, WaitTimeout
+from ..kube import default_namespace
 from ..spec import SpecError
 from ._client import (
-    DASKCLUSTERS,
-    DASKJOBS,
     connect,
-    default_namespace,
     find_kubeconfig,
     translate,
 )

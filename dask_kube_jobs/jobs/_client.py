@@ -24,7 +24,6 @@ import kr8s
 import kr8s.asyncio
 
 from .. import kube
-from ..crds import GROUP, VERSION
 from ..errors import (
     APIRequestError,
     CRDsNotInstalled,
@@ -34,13 +33,11 @@ from ..errors import (
 )
 from ..spec import SpecError
 
-__all__ = ["DASKCLUSTERS", "DASKJOBS", "NETWORK_ERRORS", "Backoff", "close_clients", "connect",
-           "default_namespace", "find_kubeconfig", "is_transient", "retrying", "translate"]
+__all__ = ["NETWORK_ERRORS", "Backoff", "close_clients", "connect",
+           "find_kubeconfig", "is_transient", "retrying", "translate"]
 
 T = TypeVar("T")
 
-DASKJOBS = kube.Resource(GROUP, VERSION, "daskjobs", "DaskJob", True)
-DASKCLUSTERS = kube.Resource(GROUP, VERSION, "daskclusters", "DaskCluster", True)
 
 NETWORK_ERRORS = (httpx.HTTPError, kr8s.APITimeoutError, OSError)
 #: HTTP answers that say "try again" rather than "no": a request timeout, throttling (429),
@@ -109,14 +106,6 @@ async def close_clients() -> None:
     """Close the clients this event loop opened (before the loop ends, e.g. in the CLI)."""
     for client in _clients.pop(asyncio.get_running_loop(), {}).values():
         await client.close()
-
-
-def default_namespace(client: kube.Client) -> str:
-    """The kubeconfig context's namespace (or the service account's), else ``default``."""
-    try:
-        return str(client.api.namespace or "default")
-    except (AttributeError, AssertionError):
-        return "default"
 
 
 @contextlib.contextmanager

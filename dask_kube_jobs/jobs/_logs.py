@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from .. import kube
+from ..contract.names import LABEL_ATTEMPT, LABEL_JOB
 from ..errors import JobNotFound
 from ._client import NETWORK_ERRORS, Backoff, is_transient, retrying, translate
 from ._status import JobStatus
@@ -40,7 +41,7 @@ async def attempt_runner(reader: JobReader, attempt: int) -> str | None:
     (``dask.org/job-name``, ``dask.org/job-attempt``) and its owner: the job's uid when the
     reader knows it, else a DaskJob of the job's name."""
     client = await reader.api()
-    selector = f"dask.org/job-name={reader.name},dask.org/job-attempt={attempt}"
+    selector = f"{LABEL_JOB}={reader.name},{LABEL_ATTEMPT}={attempt}"
     with translate(None, reader.namespace):
         pods, _ = await client.list(kube.PODS, reader.namespace, label_selector=selector)
 

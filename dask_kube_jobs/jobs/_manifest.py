@@ -12,21 +12,17 @@ manifest's own terms (``spec.job.spec.containers[0].image``), in a :class:`SpecE
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..crds import GROUP, VERSION
+from ..contract.names import API_VERSION, cluster_name_problem
 from ..spec import SpecError
 
 __all__ = ["API_VERSION", "check_job_manifest", "load_job_manifest"]
 
-API_VERSION = f"{GROUP}/{VERSION}"
-_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_MAX_NAME = 63 - len("-scheduler")
 
 
 def load_job_manifest(source: Any) -> dict[str, Any]:
@@ -129,9 +125,9 @@ def check_job_manifest(manifest: Mapping[str, Any]) -> None:
         raise SpecError("metadata.name", "is required")
     if name:
         _need(name, "metadata.name", str, "a string")
-        if len(name) > _MAX_NAME or not _DNS1123_SUBDOMAIN.fullmatch(name) or "." in name:
-            raise SpecError("metadata.name", f"{name!r} must be lower-case letters, digits and "
-                            f"'-', start and end alphanumeric, at most {_MAX_NAME} characters")
+        problem = cluster_name_problem(name)
+        if problem:
+            raise SpecError("metadata.name", problem.removeprefix("metadata.name "))
     spec = _need(manifest.get("spec"), "spec", dict, "a mapping")
     job = _need(spec.get("job"), "spec.job", dict, "a mapping with the runner's Pod spec")
     _check_containers(job.get("spec"), "spec.job.spec")

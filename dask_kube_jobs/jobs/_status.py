@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..contract.names import DASHBOARD_PORT, scheduler_name
 from ..spec import SpecError
 
 __all__ = ["DASHBOARD_TEMPLATE_ENV", "PHASES", "TERMINAL_PHASES", "JobStatus", "dashboard_link"]
@@ -78,7 +79,7 @@ def dashboard_link(*, job: str, namespace: str, cluster: str | None,
     if template:
         try:
             return template.format(namespace=namespace, cluster=cluster, job=job,
-                                   scheduler=f"{cluster}-scheduler", port=8787)
+                                   scheduler=scheduler_name(cluster), port=DASHBOARD_PORT)
         except (KeyError, IndexError, ValueError) as exc:
             raise SpecError(DASHBOARD_TEMPLATE_ENV, f"bad template {template!r}: {exc!r}; "
                             "fields: {namespace} {cluster} {job} {scheduler} {port}") from exc

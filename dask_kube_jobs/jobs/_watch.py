@@ -28,8 +28,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .. import kube
+from ..contract.api_resources import DASKJOBS
 from ..errors import APIRequestError, JobNotFound
-from ._client import DASKJOBS, NETWORK_ERRORS, connect, retrying, translate
+from ._client import NETWORK_ERRORS, connect, retrying, translate
 from ._status import JobStatus
 
 __all__ = ["POLL_INTERVAL", "JobReader"]

@@ -20,10 +20,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import conditions, limits, names, scheduler_comm
+from ..contract import conditions, names
+from ..contract.api_resources import DASKAUTOSCALERS, DASKCLUSTERS, DASKWORKERGROUPS
+from ..contract.pods import pod_active
+from . import limits, scheduler_comm
 from .cluster import adopt, worker_replicas
 from .failures import REASON_INVALID
-from .runtime import DASKAUTOSCALERS, DASKCLUSTERS, DASKWORKERGROUPS, Runtime
+from .runtime import Runtime
 
 Obj = dict[str, Any]
 
@@ -46,10 +49,6 @@ class Ceiling:
     reason: str = REASON_CAP
 
 
-def _active(pod: Obj) -> bool:
-    return not pod["metadata"].get("deletionTimestamp") and \
-        (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-
 
 def ceiling(lim: limits.Limits, *, group: str, cluster: str, groups: list[Obj],
             worker_pods: list[Obj]) -> Ceiling | None:
@@ -65,7 +64,7 @@ def ceiling(lim: limits.Limits, *, group: str, cluster: str, groups: list[Obj],
     >>> ceiling(lim, group="c-default", cluster="c", groups=[], worker_pods=[]).workers
     4
     """
-    mine = [p for p in worker_pods if _active(p)
+    mine = [p for p in worker_pods if pod_active(p)
             and (p["metadata"].get("labels") or {}).get(names.LABEL_WORKER_GROUP) == group]
     if lim.error:
         # No valid configuration was ever read: worker groups hold at their size until it is.
@@ -78,7 +77,7 @@ def ceiling(lim: limits.Limits, *, group: str, cluster: str, groups: list[Obj],
     asked = sum(worker_replicas(g) for g in groups
                 if (g.get("spec") or {}).get("cluster") == cluster and g["metadata"]["name"] != group
                 and not g["metadata"].get("deletionTimestamp"))
-    running = sum(1 for p in worker_pods if _active(p)
+    running = sum(1 for p in worker_pods if pod_active(p)
                   and (p["metadata"].get("labels") or {}).get(names.LABEL_WORKER_GROUP) != group)
     others = max(asked, running)
     room = max(0, cap - others)
@@ -212,7 +211,7 @@ async def reconcile(rt: Runtime, autoscaler: Obj, state: dict[str, Any]) -> floa
     conds = await _limited_condition(rt, autoscaler, group_name, limit, limited=decision.limited)
     existing = conds if conds is not None else (autoscaler.get("status") or {}).get("conditions")
     if conditions.is_true(existing, "Failed"):  # an earlier spec could not be followed
-        conds = conditions.put(existing, "Failed", False, "Valid", "the spec can be followed",
+        conds = conditions.put_condition(existing, "Failed", False, "Valid", "the spec can be followed",
                                meta.get("generation"))
     if conds is not None:
         status["conditions"] = conds
@@ -223,12 +222,12 @@ async def reconcile(rt: Runtime, autoscaler: Obj, state: dict[str, Any]) -> floa
 async def _invalid(rt: Runtime, autoscaler: Obj, message: str) -> float:
     """Scale nothing for a spec that cannot be followed; say so once; wait for a new spec."""
     status = autoscaler.get("status") or {}
-    previous = conditions.get(status.get("conditions"), "Failed") or {}
+    previous = conditions.find_condition(status.get("conditions"), "Failed") or {}
     generation = autoscaler["metadata"].get("generation")
     if previous.get("status") != "True" or previous.get("message") != message:
         await rt.patch_status(DASKAUTOSCALERS, autoscaler, {
             "observedGeneration": generation,
-            "conditions": conditions.put(status.get("conditions"), "Failed", True,
+            "conditions": conditions.put_condition(status.get("conditions"), "Failed", True,
                                          REASON_INVALID, message, generation),
             "lastDecision": {"reason": f"nothing scaled: {message}"}})
         await rt.event(autoscaler, REASON_INVALID, message, warning=True)
@@ -241,15 +240,15 @@ async def _limited_condition(rt: Runtime, autoscaler: Obj, group: str, limit: Ce
     limited), with an Event each time a limit starts to apply or changes. The previous
     message is read from status, so a new operator process does not repeat the Event."""
     existing = (autoscaler.get("status") or {}).get("conditions")
-    previous = conditions.get(existing, CONDITION_TARGET_LIMITED) or {}
+    previous = conditions.find_condition(existing, CONDITION_TARGET_LIMITED) or {}
     if not limited and not previous:
         return None
     generation = autoscaler["metadata"].get("generation")
     if not limited or limit is None:
-        return conditions.put(existing, CONDITION_TARGET_LIMITED, False, "WithinLimits",
+        return conditions.put_condition(existing, CONDITION_TARGET_LIMITED, False, "WithinLimits",
                               "the target is within the operator's limits", generation)
     message = (f"{group} gets at most {limit.workers} workers from this autoscaler: {limit.why}; "
                f"spec.minimum and spec.maximum are left as written")
     if previous.get("status") != "True" or previous.get("message") != message:
         await rt.event(autoscaler, CONDITION_TARGET_LIMITED, message)
-    return conditions.put(existing, CONDITION_TARGET_LIMITED, True, limit.reason, message, generation)
+    return conditions.put_condition(existing, CONDITION_TARGET_LIMITED, True, limit.reason, message, generation)

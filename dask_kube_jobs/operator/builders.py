@@ -12,15 +12,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from . import names
+from ..contract import names
+from ..contract.objects import owner_reference
 
 Obj = dict[str, Any]
-
-
-def owner_reference(owner: Obj, *, controller: bool = True) -> Obj:
-    meta = owner["metadata"]
-    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta["name"],
-            "uid": meta["uid"], "controller": controller, "blockOwnerDeletion": True}
 
 
 def inherited_annotations(parent: Obj) -> dict[str, str]:

@@ -14,10 +14,14 @@ import datetime as dt
 import time
 from typing import Any
 
-from ..kube import PODS, SERVICES, APIError, Resource, owner_ref, pod_ready
-from . import builders, conditions, diagnosis, limits, names, scheduler_comm
+from ..contract import conditions, names
+from ..contract.api_resources import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS, Resource
+from ..contract.objects import owner_reference
+from ..contract.pods import pod_active, pod_ready
+from ..kube import PODS, SERVICES, APIError
+from . import builders, diagnosis, limits, scheduler_comm
 from .failures import ChildRefused
-from .runtime import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS, Runtime
+from .runtime import Runtime
 
 Obj = dict[str, Any]
 
@@ -47,7 +51,7 @@ async def adopt(rt: Runtime, res: Resource, obj: Obj, cluster: Obj, *, controlle
     refs = obj["metadata"].get("ownerReferences") or []
     if any(r.get("uid") == cluster["metadata"]["uid"] for r in refs):
         return
-    ref = owner_ref(cluster, controller=controller, block=True)
+    ref = owner_reference(cluster, controller=controller, block=True)
     await rt.client.patch(res, obj["metadata"]["namespace"], obj["metadata"]["name"],
                           {"metadata": {"ownerReferences": [*refs, ref]}})
 
@@ -63,7 +67,7 @@ def refused_condition(cluster: Obj | None) -> Obj | None:
     its current spec (see ``failures``); None otherwise. A new spec (generation) clears it."""
     if cluster is None:
         return None
-    cond = conditions.get((cluster.get("status") or {}).get("conditions"), "Failed")
+    cond = conditions.find_condition((cluster.get("status") or {}).get("conditions"), "Failed")
     if cond and cond.get("status") == "True" and \
             cond.get("observedGeneration") == cluster["metadata"].get("generation"):
         return cond
@@ -74,11 +78,11 @@ async def _refused(rt: Runtime, cluster: Obj, reason: str, message: str) -> floa
     """Record that a child can never be made for this spec; wait for a new spec."""
     meta = cluster["metadata"]
     status = cluster.get("status") or {}
-    conds = conditions.put(status.get("conditions"), "Failed", True, reason, message,
+    conds = conditions.put_condition(status.get("conditions"), "Failed", True, reason, message,
                            meta.get("generation"))
     if await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Failed", "conditions": conds}) is None:
         return 3600.0  # deleted meanwhile
-    rt.refused_clusters[(meta["namespace"], meta["name"])] = conditions.get(conds, "Failed") or {}
+    rt.refused_clusters[(meta["namespace"], meta["name"])] = conditions.find_condition(conds, "Failed") or {}
     await rt.event(cluster, reason, message, warning=True)
     job = (meta.get("labels") or {}).get(names.LABEL_JOB)
     if job:
@@ -90,7 +94,7 @@ def replica_failure(group: Obj | None) -> Obj | None:
     """A worker group's ``ReplicaFailure`` condition while it holds for the group's spec."""
     if group is None:
         return None
-    cond = conditions.get((group.get("status") or {}).get("conditions"), "ReplicaFailure")
+    cond = conditions.find_condition((group.get("status") or {}).get("conditions"), "ReplicaFailure")
     if cond and cond.get("status") == "True" and \
             cond.get("observedGeneration") == group["metadata"].get("generation"):
         return cond
@@ -111,16 +115,12 @@ def _scheduler_condition(scheduler: Obj | None, cluster: Obj) -> tuple[bool, str
     return False, "PodNotReady", "waiting for the scheduler Pod to become ready"
 
 
-def _active(pod: Obj) -> bool:
-    return not pod["metadata"].get("deletionTimestamp") and \
-        (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-
 
 async def ensure_scheduler(rt: Runtime, cluster: Obj) -> Obj | None:
     """The live scheduler Pod, replacing one that has ended; None while it is being made."""
     ns, name = cluster["metadata"]["namespace"], cluster["metadata"]["name"]
     pod = rt.pod(ns, names.scheduler_name(name))
-    if pod is not None and not _active(pod):
+    if pod is not None and not pod_active(pod):
         if not pod["metadata"].get("deletionTimestamp"):
             await rt.client.delete(PODS, ns, pod["metadata"]["name"], uid=pod["metadata"]["uid"])
             await rt.event(cluster, "SchedulerReplaced",
@@ -204,12 +204,12 @@ async def admit(rt: Runtime, cluster: Obj) -> float | None:
     if found:
         message = limits.summary(found)
         if message != previous or status.get("phase") != "Pending":
-            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Pending", "conditions": conditions.put(
+            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Pending", "conditions": conditions.put_condition(
                 status.get("conditions"), limits.CONDITION_ADMITTED, False, limits.REASON_EXCEEDED,
                 message, meta.get("generation"))})
             await rt.event(cluster, limits.REASON_EXCEEDED, f"{message}; nothing was created", warning=True)
         return limits.RECHECK_SECONDS
-    admitted: Obj = {"phase": "Created", "conditions": conditions.put(
+    admitted: Obj = {"phase": "Created", "conditions": conditions.put_condition(
         status.get("conditions"), limits.CONDITION_ADMITTED, True, "Admitted",
         "within the operator's limits", meta.get("generation"))}
     await rt.patch_status(DASKCLUSTERS, cluster, admitted)
@@ -242,8 +242,8 @@ async def _reconcile(rt: Runtime, cluster: Obj) -> float:
         return RESYNC
     problem = names.cluster_name_problem(name)
     if problem:
-        if not conditions.get(status.get("conditions"), "InvalidName"):
-            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Failed", "conditions": conditions.put(
+        if not conditions.find_condition(status.get("conditions"), "InvalidName"):
+            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Failed", "conditions": conditions.put_condition(
                 status.get("conditions"), "InvalidName", True, "InvalidName", problem, meta.get("generation"))})
             await rt.event(cluster, "InvalidName", f"{problem}; nothing was created", warning=True)
         return 3600.0
@@ -278,23 +278,23 @@ async def _reconcile(rt: Runtime, cluster: Obj) -> float:
                               f"worker group {group_name}: {failure.get('message')}")
 
     workers = rt.pods(ns, **{names.LABEL_CLUSTER: name, names.LABEL_COMPONENT: names.COMPONENT_WORKER})
-    active = [p for p in workers if _active(p)]
+    active = [p for p in workers if pod_active(p)]
     ready = sum(1 for p in active if pod_ready(p))
     scheduler_ready, scheduler_reason, scheduler_message = _scheduler_condition(scheduler, cluster)
     phase = "Running" if scheduler_ready else "Pending"
-    conds = conditions.put(status.get("conditions"), "SchedulerReady", scheduler_ready,
+    conds = conditions.put_condition(status.get("conditions"), "SchedulerReady", scheduler_ready,
                            scheduler_reason, scheduler_message, meta.get("generation"))
     found = diagnosis.workers_problem(active)
     if found is not None:  # the same words as its worker groups' WorkersReady
-        conds = conditions.put(conds, "WorkersReady", False, found[1].reason,
+        conds = conditions.put_condition(conds, "WorkersReady", False, found[1].reason,
                                f"{ready} of {len(active)} worker(s) ready; {found[0]} cannot "
                                f"start: {found[1].message}", meta.get("generation"))
     else:
-        conds = conditions.put(conds, "WorkersReady", ready == len(active),
+        conds = conditions.put_condition(conds, "WorkersReady", ready == len(active),
                                "AllReady" if ready == len(active) else "WorkersStarting",
                                f"{ready} of {len(active)} worker(s) ready", meta.get("generation"))
-    if conditions.get(conds, "Failed"):  # a refusal of an earlier spec no longer holds
-        conds = conditions.put(conds, "Failed", False, "Created",
+    if conditions.find_condition(conds, "Failed"):  # a refusal of an earlier spec no longer holds
+        conds = conditions.put_condition(conds, "Failed", False, "Created",
                                "every child object was accepted", meta.get("generation"))
     new_status: Obj = {
         "phase": phase,

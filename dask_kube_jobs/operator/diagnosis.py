@@ -12,7 +12,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from ..kube import parse_time, pod_ready
+from ..contract.pods import pod_ready
+from ..contract.times import parse_time
 
 Obj = dict[str, Any]
 

@@ -19,17 +19,18 @@ from typing import Any
 
 import kopf
 
-from ..contract.objects import without_nulls
-from ..kube import TRANSIENT_ERRORS, APIError, Resource, namespace_terminating
-from . import autoscaler, cluster, job, logs, metrics, names, workergroup
-from .runtime import (
+from ..contract import names
+from ..contract.api_resources import (
+    DASK_RESOURCES,
     DASKAUTOSCALERS,
     DASKCLUSTERS,
     DASKJOBS,
     DASKWORKERGROUPS,
-    Runtime,
-    unless_stopped,
 )
+from ..contract.objects import without_nulls
+from ..kube import TRANSIENT_ERRORS, APIError, Resource, namespace_terminating
+from . import autoscaler, cluster, job, logs, metrics, workergroup
+from .runtime import Runtime, unless_stopped
 
 log = logging.getLogger("dask_kube_jobs.operator")
 
@@ -124,14 +125,14 @@ async def _loop(kind: str, res: Resource, reconcile: Reconcile, name: str, names
 # A daemon whose object is deleted is first asked to stop (``stopped``, which ends the wait
 # between passes at once) and cancelled only if it has not ended 2 s later: an immediate
 # cancellation would log a warning ("is cancelled. Will escalate.") on every deletion.
-@kopf.daemon(names.GROUP, names.VERSION, "daskclusters", cancellation_backoff=2.0,
+@kopf.daemon(DASKCLUSTERS.group, DASKCLUSTERS.version, DASKCLUSTERS.plural, cancellation_backoff=2.0,
              cancellation_timeout=5.0)
 async def daskcluster_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped,
                              memo: kopf.Memo, logger: Any, **_: Any) -> None:
     await _loop("DaskCluster", DASKCLUSTERS, cluster.reconcile, name, namespace, stopped, memo, logger)
 
 
-@kopf.daemon(names.GROUP, names.VERSION, "daskworkergroups", cancellation_backoff=2.0,
+@kopf.daemon(DASKWORKERGROUPS.group, DASKWORKERGROUPS.version, DASKWORKERGROUPS.plural, cancellation_backoff=2.0,
              cancellation_timeout=5.0)
 async def daskworkergroup_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped,
                                  memo: kopf.Memo, logger: Any, **_: Any) -> None:
@@ -139,14 +140,14 @@ async def daskworkergroup_daemon(name: str, namespace: str, stopped: kopf.Daemon
                 stopped, memo, logger)
 
 
-@kopf.daemon(names.GROUP, names.VERSION, "daskjobs", cancellation_backoff=2.0,
+@kopf.daemon(DASKJOBS.group, DASKJOBS.version, DASKJOBS.plural, cancellation_backoff=2.0,
              cancellation_timeout=5.0)
 async def daskjob_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped,
                          memo: kopf.Memo, logger: Any, **_: Any) -> None:
     await _loop("DaskJob", DASKJOBS, job.reconcile, name, namespace, stopped, memo, logger)
 
 
-@kopf.daemon(names.GROUP, names.VERSION, "daskautoscalers", cancellation_backoff=2.0,
+@kopf.daemon(DASKAUTOSCALERS.group, DASKAUTOSCALERS.version, DASKAUTOSCALERS.plural, cancellation_backoff=2.0,
              cancellation_timeout=5.0)
 async def daskautoscaler_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped,
                                 memo: kopf.Memo, logger: Any, **_: Any) -> None:
@@ -167,6 +168,5 @@ def _poke(kind: str) -> Callable[..., None]:
 
 
 # Any change to an object wakes its daemon at once instead of at its next timed pass.
-for _plural, _kind in (("daskclusters", "DaskCluster"), ("daskworkergroups", "DaskWorkerGroup"),
-                       ("daskjobs", "DaskJob"), ("daskautoscalers", "DaskAutoscaler")):
-    kopf.on.event(names.GROUP, names.VERSION, _plural, id=f"wake-{_plural}")(_poke(_kind))
+for _res in DASK_RESOURCES:
+    kopf.on.event(_res.group, _res.version, _res.plural, id=f"wake-{_res.plural}")(_poke(_res.kind))

@@ -24,11 +24,15 @@ import json
 import os
 from typing import Any
 
-from ..kube import PODS, APIError, fmt_time, parse_time, pod_ready
-from . import builders, conditions, diagnosis, limits, names
+from ..contract import conditions, names
+from ..contract.api_resources import DASKCLUSTERS, DASKJOBS
+from ..contract.pods import pod_ready
+from ..contract.times import fmt_time, now, parse_time
+from ..kube import PODS, APIError
+from . import builders, diagnosis, limits
 from .cluster import create_if_missing, startup_timeout
 from .failures import ChildRefused
-from .runtime import DASKCLUSTERS, DASKJOBS, Runtime
+from .runtime import Runtime
 
 Obj = dict[str, Any]
 
@@ -52,13 +56,9 @@ def retry_delay(failures: int) -> float:
     return float(min(backoff_base() * 2 ** max(0, failures - 1), 360.0))
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 def _seconds_since(stamp: str | None) -> float:
     t = parse_time(stamp)
-    return (_now() - t).total_seconds() if t else 0.0
+    return (now() - t).total_seconds() if t else 0.0
 
 
 def _terminated(pod: Obj) -> Obj:
@@ -147,7 +147,7 @@ class JobReconciler:
         if self.spec.get("suspend"):
             return await self.suspended()
         if self.status.get("conditions") and conditions.is_true(self.status.get("conditions"), "Suspended"):
-            await self.write(conditions=conditions.put(self.status.get("conditions"), "Suspended", False,
+            await self.write(conditions=conditions.put_condition(self.status.get("conditions"), "Suspended", False,
                                                        "Resumed", "the job was resumed"))
             await self.rt.event(self.job, "Resumed", "the job was resumed")
         if not limits.is_admitted(self.status, started=_started(self.status)):
@@ -196,7 +196,7 @@ class JobReconciler:
         if scheduler is None:
             return RESYNC
         problem = diagnosis.scheduler_problem(
-            scheduler, now=_now(), startup_timeout=startup_timeout(self.spec.get("cluster")),
+            scheduler, now=now(), startup_timeout=startup_timeout(self.spec.get("cluster")),
             pending_timeout=pending_timeout())
         if problem is not None:
             return await self.scheduler_failed(scheduler, problem)
@@ -270,7 +270,7 @@ class JobReconciler:
         if found:
             message = limits.summary(found)
             if message != previous:
-                await self.write(reason=limits.REASON_EXCEEDED, message=message, conditions=conditions.put(
+                await self.write(reason=limits.REASON_EXCEEDED, message=message, conditions=conditions.put_condition(
                     self.status.get("conditions"), limits.CONDITION_ADMITTED, False,
                     limits.REASON_EXCEEDED, message, self.meta.get("generation")))
                 await self.rt.event(self.job, limits.REASON_EXCEEDED, f"{message}; the job waits",
@@ -278,7 +278,7 @@ class JobReconciler:
             return limits.RECHECK_SECONDS
         cleared: Obj = {"reason": None, "message": None} \
             if self.status.get("reason") == limits.REASON_EXCEEDED else {}
-        await self.write(**cleared, conditions=conditions.put(
+        await self.write(**cleared, conditions=conditions.put_condition(
             self.status.get("conditions"), limits.CONDITION_ADMITTED, True, "Admitted",
             "within the operator's limits", self.meta.get("generation")))
         # Said only after the Admitted condition is written: a pass cut off in between leaves
@@ -365,14 +365,14 @@ class JobReconciler:
                              reason=reason, message=message)
         limit = int(self.spec.get("backoffLimit", 0) or 0)
         if failures <= limit:
-            finished = parse_time(term.get("finishedAt")) or _now()
-            wait = retry_delay(failures) - (_now() - finished).total_seconds()
+            finished = parse_time(term.get("finishedAt")) or now()
+            wait = retry_delay(failures) - (now() - finished).total_seconds()
             if wait > 0:
                 if self.status.get("retryAt") is None:
                     await self.rt.event(self.job, "BackOff",
                                         f"attempt {attempt} failed ({reason}); retrying in {wait:.0f}s "
                                         f"({failures}/{limit} retries used)", warning=True)
-                await self.write(retryAt=fmt_time(_now() + dt.timedelta(seconds=wait)))
+                await self.write(retryAt=fmt_time(now() + dt.timedelta(seconds=wait)))
                 return wait
             await self.write(retryAt=None)
             return await self.start_attempt(attempt + 1)
@@ -385,7 +385,7 @@ class JobReconciler:
         await self.write(jobStatus="Successful", endTime=fmt_time(), exitCode=term.get("exitCode", 0),
                          result=result, reason="Completed", message="the runner exited with code 0",
                          jobRunnerPodName=pod["metadata"]["name"],
-                         conditions=conditions.put(self.status.get("conditions"), "Complete", True,
+                         conditions=conditions.put_condition(self.status.get("conditions"), "Complete", True,
                                                    "Completed", "the runner exited with code 0"))
         await self.rt.event(self.job, "Successful", f"runner {pod['metadata']['name']} completed")
         return await self.finished()
@@ -394,7 +394,7 @@ class JobReconciler:
                    log_tail: str | None = None, failed: int | None = None) -> float:
         fields: Obj = {"jobStatus": "Failed", "endTime": fmt_time(), "reason": reason,
                        "message": message,
-                       "conditions": conditions.put(self.status.get("conditions"), "Failed", True,
+                       "conditions": conditions.put_condition(self.status.get("conditions"), "Failed", True,
                                                     reason, message)}
         if exit_code is not None:
             fields["exitCode"] = exit_code
@@ -454,12 +454,12 @@ class JobReconciler:
         if limits.is_admitted(self.status, started=_started(self.status)):
             # A suspended job runs nothing, so it gives its place back and is admitted again
             # (within the limits of that moment) when it resumes.
-            await self.write(conditions=conditions.put(
+            await self.write(conditions=conditions.put_condition(
                 self.status.get("conditions"), limits.CONDITION_ADMITTED, False, "Suspended",
                 "a suspended job holds no place; it is admitted again when resumed",
                 self.meta.get("generation")))
         if not conditions.is_true(self.status.get("conditions"), "Suspended"):
-            await self.write(conditions=conditions.put(self.status.get("conditions"), "Suspended", True,
+            await self.write(conditions=conditions.put_condition(self.status.get("conditions"), "Suspended", True,
                                                        "JobSuspended", "spec.suspend is true"))
             await self.rt.event(self.job, "Suspended", "the job is suspended; its cluster and runner were removed")
         return RESYNC

@@ -23,15 +23,15 @@ import asyncio
 import fnmatch
 import logging
 import os
-import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import yaml
 
+from ..contract.quantity import parse_quantity
 from ..kube import CONFIGMAPS, APIError, Client, EventRecorder
 
 log = logging.getLogger("dask_kube_jobs.operator.limits")
@@ -82,28 +82,6 @@ class LimitsConfigError(ValueError):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
-
-
-# -- quantities ------------------------------------------------------------------------------
-_SUFFIXES = {"": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-             "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-             "Pi": 2**50, "Ei": 2**60}
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-
-
-def parse_quantity(value: Any) -> Decimal:
-    """A Kubernetes quantity as a number: ``parse_quantity("500m") == Decimal("0.5")``,
-    ``parse_quantity("16Gi") == 17179869184``. Raises ValueError on anything else."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{value!r} is not a quantity")
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        raise ValueError(f"{value!r} is not a quantity (examples: 500m, 2, 16Gi, 1.5G)")
-    try:
-        number = Decimal(match.group(1))
-    except InvalidOperation as exc:  # pragma: no cover - the pattern admits only decimals
-        raise ValueError(f"{value!r} is not a quantity") from exc
-    return number * Decimal(_SUFFIXES[match.group(2) or ""])
 
 
 # -- images ----------------------------------------------------------------------------------

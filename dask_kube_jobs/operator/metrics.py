@@ -39,6 +39,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..contract.times import parse_time
 from ..kube import Client, Resource
 
 log = logging.getLogger("dask_kube_jobs.operator.metrics")
@@ -101,15 +102,6 @@ def observe_wakeup(kind: str, triggered_at: float) -> None:
     QUEUE_LATENCY.labels(kind).observe(max(0.0, time.monotonic() - triggered_at))
 
 
-def _parse_time(value: Any) -> datetime.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def observe_job_status_write(before: Mapping[str, Any], written: Mapping[str, Any],
                              after: Mapping[str, Any] | None) -> None:
     """Count a job's outcome when a status write moves it from non-terminal to terminal.
@@ -125,9 +117,9 @@ def observe_job_status_write(before: Mapping[str, Any], written: Mapping[str, An
         return
     status = after.get("status") or {}
     JOB_OUTCOMES.labels(new, status.get("reason") or "Unknown").inc()
-    start = _parse_time(status.get("startTime")) or \
-        _parse_time((after.get("metadata") or {}).get("creationTimestamp"))
-    end = _parse_time(status.get("endTime"))
+    start = parse_time(status.get("startTime")) or \
+        parse_time((after.get("metadata") or {}).get("creationTimestamp"))
+    end = parse_time(status.get("endTime"))
     if start is not None and end is not None:
         JOB_SECONDS.labels(new).observe(max(0.0, (end - start).total_seconds()))
 
@@ -184,7 +176,7 @@ CLUSTER_KOPF_PEERINGS = Resource("kopf.dev", "v1", "clusterkopfpeerings", "Clust
 
 
 def _alive(info: Mapping[str, Any], now: datetime.datetime) -> bool:
-    seen = _parse_time(info.get("lastseen"))
+    seen = parse_time(info.get("lastseen"))
     if seen is None:
         return False
     if seen.tzinfo is None:

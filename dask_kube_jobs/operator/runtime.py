@@ -23,18 +23,15 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..contract import names
+from ..contract.api_resources import DASKJOBS
 from ..kube import PODS, Client, EventRecorder, Informer, Resource
-from . import metrics, names
+from . import metrics
 
 log = logging.getLogger("dask_kube_jobs.operator")
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str]  # (namespace, kind, name)
-
-DASKCLUSTERS = Resource(names.GROUP, names.VERSION, "daskclusters", "DaskCluster", True)
-DASKWORKERGROUPS = Resource(names.GROUP, names.VERSION, "daskworkergroups", "DaskWorkerGroup", True)
-DASKJOBS = Resource(names.GROUP, names.VERSION, "daskjobs", "DaskJob", True)
-DASKAUTOSCALERS = Resource(names.GROUP, names.VERSION, "daskautoscalers", "DaskAutoscaler", True)
 
 
 @dataclass

@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from . import names
+from ..contract import names
 
 RPC_TIMEOUT = 10.0
 

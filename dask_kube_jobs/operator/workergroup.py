@@ -14,11 +14,14 @@ import asyncio
 import uuid
 from typing import Any
 
-from ..kube import PODS, pod_ready
-from . import builders, conditions, diagnosis, limits, names, scheduler_comm
+from ..contract import conditions, names
+from ..contract.api_resources import DASKCLUSTERS, DASKWORKERGROUPS
+from ..contract.pods import pod_active, pod_ready
+from ..kube import PODS
+from . import builders, diagnosis, limits, scheduler_comm
 from .cluster import adopt, create_if_missing, replica_failure, worker_replicas
 from .failures import ChildRefused
-from .runtime import DASKCLUSTERS, DASKWORKERGROUPS, Runtime
+from .runtime import Runtime
 
 Obj = dict[str, Any]
 
@@ -26,10 +29,6 @@ RESYNC = 10.0
 #: Most worker Pods one pass creates; the next pass (woken by their watch events) goes on.
 BURST = 250
 
-
-def _active(pod: Obj) -> bool:
-    return not pod["metadata"].get("deletionTimestamp") and \
-        (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
 def _joined(pod: Obj) -> bool:
@@ -48,7 +47,7 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     cluster = await rt.client.get(DASKCLUSTERS, ns, cluster_name) if cluster_name else None
     conds = status.get("conditions")
     if cluster is None:
-        conds = conditions.put(conds, "ClusterFound", False, "ClusterMissing",
+        conds = conditions.put_condition(conds, "ClusterFound", False, "ClusterMissing",
                                f'DaskCluster "{cluster_name}" does not exist in {ns}', meta.get("generation"))
         await rt.patch_status(DASKWORKERGROUPS, group, {"conditions": conds,
                                                         "observedGeneration": meta.get("generation")})
@@ -56,7 +55,7 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     # A group created on its own is adopted by its cluster, as upstream does, so deleting the
     # cluster removes it too.
     await adopt(rt, DASKWORKERGROUPS, group, cluster, controller=True)
-    conds = conditions.put(conds, "ClusterFound", True, "ClusterFound",
+    conds = conditions.put_condition(conds, "ClusterFound", True, "ClusterFound",
                            f'member of DaskCluster "{cluster_name}"', meta.get("generation"))
 
     pods = rt.pods(ns, **{names.LABEL_WORKER_GROUP: name, names.LABEL_COMPONENT: names.COMPONENT_WORKER})
@@ -65,7 +64,7 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
         if phase in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
             await rt.client.delete(PODS, ns, pod["metadata"]["name"], uid=pod["metadata"]["uid"])
             await rt.event(group, "WorkerReplaced", f"worker Pod {pod['metadata']['name']} ended ({phase}); replacing it")
-    active = [p for p in pods if _active(p)]
+    active = [p for p in pods if pod_active(p)]
     desired = int(((spec.get("worker") or {}).get("replicas")) or 0)
     blocked: str | None = None
     held: str | None = None
@@ -85,21 +84,21 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
                     rt.trigger(ns, "DaskCluster", cluster_name)  # the cluster says so too
         elif len(active) > desired:
             blocked = await _scale_down(rt, group, cluster, active, len(active) - desired)
-    if settled and (held is not None or conditions.get(conds, limits.CONDITION_WITHIN_LIMITS)):
-        previous = conditions.get(conds, limits.CONDITION_WITHIN_LIMITS) or {}
+    if settled and (held is not None or conditions.find_condition(conds, limits.CONDITION_WITHIN_LIMITS)):
+        previous = conditions.find_condition(conds, limits.CONDITION_WITHIN_LIMITS) or {}
         if held is not None and previous.get("message") != held:
             await rt.event(group, limits.REASON_EXCEEDED, held, warning=True)
-        conds = conditions.put(conds, limits.CONDITION_WITHIN_LIMITS, held is None,
+        conds = conditions.put_condition(conds, limits.CONDITION_WITHIN_LIMITS, held is None,
                                limits.REASON_EXCEEDED if held else "WithinLimits",
                                held or "within the operator's limits", meta.get("generation"))
-    if refused is not None or conditions.get(conds, "ReplicaFailure"):
-        conds = conditions.put(conds, "ReplicaFailure", refused is not None,
+    if refused is not None or conditions.find_condition(conds, "ReplicaFailure"):
+        conds = conditions.put_condition(conds, "ReplicaFailure", refused is not None,
                                refused.get("reason") or "InvalidSpec" if refused else "Created",
                                refused.get("message") or "" if refused
                                else "the API server accepts this group's worker Pods",
                                meta.get("generation"))
     conds = workers_ready_condition(conds, active, desired, meta.get("generation"))
-    conds = conditions.put(conds, "ScaleDownBlocked", blocked is not None,
+    conds = conditions.put_condition(conds, "ScaleDownBlocked", blocked is not None,
                            "SchedulerUnreachable" if blocked else "NotBlocked",
                            blocked or "scale-down can proceed", meta.get("generation"))
     new_status: Obj = {
@@ -122,15 +121,15 @@ def workers_ready_condition(conds: list[Obj] | None, active: list[Obj], desired:
     scheduler's words (e.g. Unschedulable: 0/1 nodes are available: 1 Insufficient cpu)."""
     ready = sum(1 for p in active if pod_ready(p))
     if ready >= desired:
-        return conditions.put(conds, "WorkersReady", True, "AllReady",
+        return conditions.put_condition(conds, "WorkersReady", True, "AllReady",
                               f"{ready} of {desired} worker(s) ready", generation)
     found = diagnosis.workers_problem(active)
     if found is not None:
         count, problem = found
-        return conditions.put(conds, "WorkersReady", False, problem.reason,
+        return conditions.put_condition(conds, "WorkersReady", False, problem.reason,
                               f"{ready} of {desired} worker(s) ready; {count} cannot start: "
                               f"{problem.message}", generation)
-    return conditions.put(conds, "WorkersReady", False, "WorkersStarting",
+    return conditions.put_condition(conds, "WorkersReady", False, "WorkersStarting",
                           f"{ready} of {desired} worker(s) ready", generation)
 
 
@@ -177,7 +176,7 @@ async def _within_limits(rt: Runtime, group: Obj, cluster: Obj, active: list[Obj
         left -= take
     elsewhere = [p for p in rt.pods(ns, **{names.LABEL_CLUSTER: cluster_name,
                                           names.LABEL_COMPONENT: names.COMPONENT_WORKER})
-                 if _active(p) and (p["metadata"].get("labels") or {}).get(names.LABEL_WORKER_GROUP) != meta["name"]]
+                 if pod_active(p) and (p["metadata"].get("labels") or {}).get(names.LABEL_WORKER_GROUP) != meta["name"]]
     allowed = min(share, cap - len(elsewhere))
     if allowed >= desired:
         return desired, None

@@ -9,7 +9,7 @@ from typing import Any
 
 from dask_kube_jobs import kube
 from dask_kube_jobs.airflow_provider._identity import LABEL_KEY, TaskIdentity
-from dask_kube_jobs.airflow_provider._jobwait import DASKJOBS
+from dask_kube_jobs.contract.api_resources import DASKJOBS
 from dask_kube_jobs.spec import make_job_spec
 
 

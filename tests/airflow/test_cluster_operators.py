@@ -15,12 +15,12 @@ from distributed import Client
 
 from dask_kube_jobs import kube
 from dask_kube_jobs.airflow_provider._identity import LABEL_KEY, TaskIdentity
-from dask_kube_jobs.airflow_provider._jobwait import DASKCLUSTERS
 from dask_kube_jobs.airflow_provider.operators.daskcluster import (
     CreateDaskClusterOperator,
     DeleteDaskClusterOperator,
     connect_to_cluster,
 )
+from dask_kube_jobs.contract.api_resources import DASKCLUSTERS
 
 from .helpers import FakeTI
 

@@ -35,7 +35,7 @@ import pytest
 
 from dask_kube_jobs import kube
 from dask_kube_jobs.airflow_provider._identity import LABEL_DAG, label_value
-from dask_kube_jobs.airflow_provider._jobwait import DASKJOBS
+from dask_kube_jobs.contract.api_resources import DASKJOBS
 
 from .conftest import ROOT
 

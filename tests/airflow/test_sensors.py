@@ -18,11 +18,11 @@ from airflow.providers.common.compat.sdk import (
 
 from dask_kube_jobs import kube
 from dask_kube_jobs.airflow_provider._clusterwait import cluster_event
-from dask_kube_jobs.airflow_provider._jobwait import DASKCLUSTERS, DASKJOBS
 from dask_kube_jobs.airflow_provider.sensors.daskcluster import DaskClusterSensor
 from dask_kube_jobs.airflow_provider.sensors.daskjob import DaskJobSensor
 from dask_kube_jobs.airflow_provider.triggers.daskcluster import DaskClusterTrigger
 from dask_kube_jobs.airflow_provider.triggers.daskjob import DaskJobTrigger
+from dask_kube_jobs.contract.api_resources import DASKCLUSTERS, DASKJOBS
 from dask_kube_jobs.errors import DaskJobFailed
 from dask_kube_jobs.spec import make_cluster_spec
 

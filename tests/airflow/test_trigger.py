@@ -106,7 +106,7 @@ async def test_the_wait_survives_dropped_connections(
 async def test_on_kill_deletes_the_job(local_control_plane: Any, namespace: str,
                                        dkj_connection: Any) -> None:
     from dask_kube_jobs import kube
-    from dask_kube_jobs.airflow_provider._jobwait import DASKJOBS
+    from dask_kube_jobs.contract.api_resources import DASKJOBS
 
     job = await create_job(local_control_plane.kubeconfig, namespace,
                            job_manifest("trig-kill", "import time; time.sleep(120)"))

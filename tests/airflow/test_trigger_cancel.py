@@ -20,9 +20,9 @@ import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from dask_kube_jobs import kube
-from dask_kube_jobs.airflow_provider._jobwait import DASKJOBS
 from dask_kube_jobs.airflow_provider.triggers import daskjob as trigger_module
 from dask_kube_jobs.airflow_provider.triggers.daskjob import DaskJobTrigger
+from dask_kube_jobs.contract.api_resources import DASKJOBS
 from dask_kube_jobs.spec import make_job_spec
 
 from .helpers import FakeTI, create_job

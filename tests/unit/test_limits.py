@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from dask_kube_jobs.contract.quantity import parse_quantity
 from dask_kube_jobs.operator import autoscaler, limits
-from dask_kube_jobs.operator.limits import LimitsConfigError, parse_policy, parse_quantity
+from dask_kube_jobs.operator.limits import LimitsConfigError, parse_policy
 
 SOURCE = "ConfigMap dask-system/dask-operator-limits"
 

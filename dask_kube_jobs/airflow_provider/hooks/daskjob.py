@@ -201,9 +201,6 @@ async def connect(target: KubeTarget) -> Any:
 
 def default_namespace(target: KubeTarget, client: Any) -> str:
     """The connection's namespace, else the kubeconfig context's, else ``default``."""
-    if target.namespace:
-        return target.namespace
-    try:
-        return str(client.api.namespace or "default")
-    except (AttributeError, AssertionError):
-        return "default"
+    from ... import kube
+
+    return target.namespace or kube.default_namespace(client)

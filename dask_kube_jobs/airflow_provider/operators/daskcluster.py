@@ -37,10 +37,11 @@ from typing import Any
 import yaml
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 
+from ...contract import names
+from ...contract.api_resources import DASKCLUSTERS
 from ...spec import DEFAULT_IMAGE, make_cluster_spec
 from .._clusterwait import create_or_reuse_cluster, delete_cluster, wait_for_cluster
 from .._identity import LABEL_KEY, TaskIdentity
-from .._jobwait import DASKCLUSTERS
 from ..hooks.daskjob import (
     DEFAULT_CONN_ID,
     DaskKubeJobsHook,
@@ -54,7 +55,6 @@ from ..sensors.daskcluster import CLUSTER_XCOM_FIELDS
 from ..sensors.daskjob import check_name
 from .daskjob import identity_of
 
-API_VERSION = "kubernetes.dask.org/v1"
 KILL_TIMEOUT = 30.0  # seconds on_kill waits for the delete request
 
 
@@ -111,7 +111,7 @@ def load_cluster_manifest(source: Any) -> dict[str, Any]:
         raise ValueError(f"manifest: must be a DaskCluster (got {kind!r})")
     if not isinstance(manifest.get("spec"), dict):
         raise ValueError("manifest: a 'spec' with 'scheduler' and 'worker' is required")
-    manifest.setdefault("apiVersion", API_VERSION)
+    manifest.setdefault("apiVersion", names.API_VERSION)
     manifest.setdefault("kind", "DaskCluster")
     manifest["metadata"] = dict(manifest.get("metadata") or {})
     return manifest
@@ -246,9 +246,9 @@ class CreateDaskClusterOperator(BaseOperator):
                 return {"status": "created", "name": name, "namespace": namespace,
                         "ready_workers": int(status.get("readyWorkers") or 0),
                         "scheduler_address": status.get("schedulerAddress") or
-                        f"tcp://{name}-scheduler.{namespace}.svc.cluster.local:8786",
+                        names.scheduler_address(name, namespace),
                         "dashboard_address": status.get("dashboardAddress") or
-                        f"http://{name}-scheduler.{namespace}.svc.cluster.local:8787"}
+                        names.dashboard_address(name, namespace)}
             event = await wait_for_cluster(
                 client, namespace=namespace, name=name,
                 min_ready_workers=self.min_ready_workers,

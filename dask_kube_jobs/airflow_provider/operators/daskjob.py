@@ -42,14 +42,14 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from ...contract.api_resources import DASKJOBS
+from ...contract.times import parse_time
 from ...errors import DaskJobFailed, WaitTimeout
 from ...jobs._async import AsyncDaskJobHandle
 from ...jobs._manifest import check_job_manifest, load_job_manifest
-from ...kube import parse_time
 from ...spec import DEFAULT_IMAGE, make_job_spec
 from .._identity import TaskIdentity
 from .._jobwait import (
-    DASKJOBS,
     dashboard_url,
     delete_job,
     is_terminal,

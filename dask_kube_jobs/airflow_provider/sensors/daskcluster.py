@@ -29,8 +29,8 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from ...contract.api_resources import DASKCLUSTERS
 from .._clusterwait import cluster_event
-from .._jobwait import DASKCLUSTERS
 from ..hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook, connect, default_namespace
 from ..triggers.daskcluster import DaskClusterTrigger
 from .daskjob import TRIGGER_TIMEOUT_MARGIN, check_name

@@ -31,8 +31,9 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from ...contract.api_resources import DASKJOBS
 from ...errors import DaskJobFailed
-from .._jobwait import DASKJOBS, is_terminal, outcome
+from .._jobwait import is_terminal, outcome
 from ..hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook, connect, default_namespace
 from ..triggers.daskjob import DaskJobTrigger
 

@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ...contract.times import parse_time
 from . import errors
 from .selectors import format_labels, label_selector_from_dict
 
@@ -54,17 +55,6 @@ def human_duration(seconds: float) -> str:
     if hours < 24 * 365 * 8:
         return f"{years}y" if days % 365 == 0 else f"{years}y{days % 365}d"
     return f"{years}y"
-
-
-def parse_time(value: Any) -> dt.datetime | None:
-    """An RFC 3339 timestamp (``Time`` or ``MicroTime``), or None if absent or unparsable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 def age(value: Any, now: dt.datetime) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from ...contract.times import parse_time
 from . import errors
 from .printers import (
     AGE_DOC,
@@ -28,7 +29,6 @@ from .printers import (
     column_defs,
     get_in,
     name_of,
-    parse_time,
     to_int,
 )
 from .registry import ResourceType

@@ -27,6 +27,9 @@ import logging
 import math
 from typing import Any
 
+from ...contract.conditions import condition, set_condition
+from ...contract.objects import controller_ref, owner_reference
+from ...contract.times import fmt_time, now, parse_time
 from ...kube import (
     DEPLOYMENTS,
     PODS,
@@ -37,14 +40,7 @@ from ...kube import (
     Informer,
     Obj,
     WorkQueue,
-    condition,
-    controller_ref,
-    fmt_time,
-    now,
-    owner_ref,
-    parse_time,
     run_informers,
-    set_condition,
     wait_synced,
 )
 from .replicasets import selector_matcher
@@ -224,7 +220,7 @@ class DeploymentController:
             await self.client.patch(REPLICASETS, meta["namespace"], meta["name"], [
                 {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
                 {"op": "add", "path": "/metadata/ownerReferences",
-                 "value": list(meta.get("ownerReferences") or []) + [owner_ref(d)]}], type="json")
+                 "value": list(meta.get("ownerReferences") or []) + [owner_reference(d)]}], type="json")
         except APIError as exc:
             if exc.code in (404, 409, 422):
                 return False
@@ -248,7 +244,7 @@ class DeploymentController:
                            "labels": template["metadata"]["labels"],
                            "annotations": {REVISION: str(revision), DESIRED: str(replicas),
                                            MAX_REPLICAS: str(replicas + surge)},
-                           "ownerReferences": [owner_ref(d)]},
+                           "ownerReferences": [owner_reference(d)]},
               "spec": {"replicas": 0, "minReadySeconds": int(spec.get("minReadySeconds") or 0),
                        "selector": selector, "template": template}}
         try:

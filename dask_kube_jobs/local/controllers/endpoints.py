@@ -17,6 +17,8 @@ import asyncio
 import json
 import logging
 
+from ...contract.pods import pod_ready
+from ...contract.times import fmt_time
 from ...kube import (
     ENDPOINTS,
     PODS,
@@ -26,8 +28,6 @@ from ...kube import (
     Informer,
     Obj,
     WorkQueue,
-    fmt_time,
-    pod_ready,
     run_informers,
     wait_synced,
 )

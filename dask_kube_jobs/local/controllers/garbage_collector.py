@@ -31,6 +31,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from ...contract.times import fmt_time
 from ...kube import (
     CRDS,
     NODES,
@@ -41,7 +42,6 @@ from ...kube import (
     Obj,
     Resource,
     WorkQueue,
-    fmt_time,
     run_informers,
     wait_synced,
 )

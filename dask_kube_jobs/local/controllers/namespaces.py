@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from ...contract.conditions import set_condition
+from ...contract.times import fmt_time
 from ...kube import (
     CONFIGMAPS,
     NAMESPACES,
@@ -36,9 +38,7 @@ from ...kube import (
     Obj,
     Resource,
     WorkQueue,
-    fmt_time,
     run_informers,
-    set_condition,
     wait_synced,
 )
 

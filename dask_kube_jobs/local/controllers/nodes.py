@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ...contract.conditions import condition
+from ...contract.times import fmt_time, now, parse_time
 from ...kube import (
     LEASES,
     NODES,
@@ -23,10 +25,6 @@ from ...kube import (
     Informer,
     Obj,
     WorkQueue,
-    condition,
-    fmt_time,
-    now,
-    parse_time,
     run_informers,
     wait_synced,
 )

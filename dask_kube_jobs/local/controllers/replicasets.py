@@ -21,6 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ...contract.conditions import condition
+from ...contract.objects import controller_ref, owner_reference
+from ...contract.pods import pod_active, pod_ready
+from ...contract.times import now, parse_time
 from ...kube import (
     PODS,
     REPLICASETS,
@@ -30,13 +34,6 @@ from ...kube import (
     Informer,
     Obj,
     WorkQueue,
-    condition,
-    controller_ref,
-    now,
-    owner_ref,
-    parse_time,
-    pod_active,
-    pod_ready,
     run_informers,
     wait_synced,
 )
@@ -191,7 +188,7 @@ class ReplicaSetController:
                "metadata": {"generateName": f"{rs['metadata']['name']}-",
                             "namespace": rs["metadata"]["namespace"],
                             "labels": meta.get("labels") or {},
-                            "ownerReferences": [owner_ref(rs)]},
+                            "ownerReferences": [owner_reference(rs)]},
                "spec": template.get("spec") or {}}
         if meta.get("annotations"):
             pod["metadata"]["annotations"] = meta["annotations"]
@@ -210,7 +207,7 @@ class ReplicaSetController:
 
     async def _adopt(self, pod: Obj, rs: Obj) -> bool:
         meta = pod["metadata"]
-        refs = list(meta.get("ownerReferences") or []) + [owner_ref(rs)]
+        refs = list(meta.get("ownerReferences") or []) + [owner_reference(rs)]
         try:
             await self.client.patch(PODS, meta["namespace"], meta["name"], [
                 {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},

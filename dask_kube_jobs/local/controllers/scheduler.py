@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from decimal import Decimal
 
+from ...contract.conditions import condition
+from ...contract.quantity import parse_quantity
+from ...contract.times import fmt_time
 from ...kube import (
     NODES,
     PODS,
@@ -32,8 +34,6 @@ from ...kube import (
     Informer,
     Obj,
     WorkQueue,
-    condition,
-    fmt_time,
     run_informers,
     wait_synced,
 )
@@ -41,33 +41,6 @@ from ...kube import (
 SCHEDULER_NAME = "default-scheduler"
 RETRY_SECONDS = 10.0
 DEFAULT_MAX_PODS = 110
-
-_SUFFIXES = {
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-    "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
-}
-
-
-def parse_quantity(value: Any) -> Decimal:
-    """A Kubernetes quantity (``100m``, ``1Gi``, ``1e3``, ``2``) as a Decimal."""
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    text = str(value).strip()
-    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
-        if suffix and text.endswith(suffix):
-            number = text[: -len(suffix)]
-            try:
-                return Decimal(number) * _SUFFIXES[suffix]
-            except InvalidOperation:
-                break
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"invalid quantity {value!r}") from None
-
 
 def _container_requests(container: Obj) -> dict[str, Decimal]:
     res = container.get("resources") or {}

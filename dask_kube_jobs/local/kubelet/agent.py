@@ -27,9 +27,9 @@ import kr8s
 import kr8s.asyncio
 import yaml
 
+from ...contract.times import fmt_time
 from .. import certs
 from . import resources
-from .container import now_rfc3339
 from .pod import PodWorker
 from .resources import CgroupManager, cgroup_scope, kill_leftovers
 from .volumes import detect_mode
@@ -148,7 +148,7 @@ class Kubelet:
         m = pod["metadata"]
         ns = m["namespace"]
         key = (m["uid"], field_path or "", reason, message)
-        stamp = now_rfc3339()
+        stamp = fmt_time()
         if key in self._events:
             name, count = self._events[key]
             self._events[key] = (name, count + 1)
@@ -270,7 +270,7 @@ class Kubelet:
 
     # -- Node and Lease -----------------------------------------------------------------------
     def _node_status(self) -> dict[str, Any]:
-        stamp = now_rfc3339()
+        stamp = fmt_time()
         pressure = resources.pressure(self.state_dir)
         texts = {
             "MemoryPressure": ("KubeletHasSufficientMemory", "KubeletHasInsufficientMemory",
@@ -305,7 +305,7 @@ class Kubelet:
     def _since(self, kind: str, status: str) -> str:
         prev = self._transitions.get(kind)
         if prev is None or prev[0] != status:
-            self._transitions[kind] = (status, now_rfc3339())
+            self._transitions[kind] = (status, fmt_time())
         return self._transitions[kind][1]
 
     async def _register_node(self) -> None:

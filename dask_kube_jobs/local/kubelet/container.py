@@ -26,15 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...contract.times import fmt_time
 from .resources import CgroupManager, kill_pids, tree_pids, tree_rss
 from .volumes import Mount, PodPaths, launch_script, resolve_host
 
 MAX_LINE = 16 * 1024
 COMPAT = {"dask-scheduler": ["dask", "scheduler"], "dask-worker": ["dask", "worker"]}
-
-
-def now_rfc3339() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def cri_timestamp() -> str:
@@ -174,7 +171,7 @@ class ContainerProcess:
             self._log_fh.close()
             raise StartError(f"failed to start container process: {exc}") from exc
         self.pid = self.proc.pid
-        self.started_at = now_rfc3339()
+        self.started_at = fmt_time()
         loop = asyncio.get_running_loop()
         self._exited = loop.create_future()
         pidfd = os.pidfd_open(self.pid)
@@ -255,7 +252,7 @@ class ContainerProcess:
             tr.close()
         self._log_fh.close()
         self._log.with_name(self._log.name + ".done").touch()
-        finished = now_rfc3339()
+        finished = fmt_time()
         sig = -code if code < 0 else None
         exit_code = 128 + sig if sig else code
         start_error = self.paths.start_error(self.name)

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .container import ContainerProcess, ExitInfo, StartError, now_rfc3339, prepare_argv
+from ...contract.times import fmt_time
+from .container import ContainerProcess, ExitInfo, StartError, prepare_argv
 from .env import ContainerConfigError, command_line, container_env, process_env
 from .probes import ProbeLoop, Target, run_handler
 from .resources import memory_limit_bytes, record_process
@@ -76,7 +77,7 @@ class PodWorker:
         self.reason: str | None = None
         self.message: str | None = None
         self.published: dict[str, Any] | None = None
-        self.start_time = (pod.get("status") or {}).get("startTime") or now_rfc3339()
+        self.start_time = (pod.get("status") or {}).get("startTime") or fmt_time()
         spec = pod.get("spec") or {}
         self.init = [Container(c, True) for c in spec.get("initContainers") or []]
         self.apps = [Container(c, False) for c in spec.get("containers") or []]
@@ -129,7 +130,7 @@ class PodWorker:
             elif "running" in state or c.last_state.get("terminated"):
                 c.exit = ExitInfo(137, "Error", "the container was stopped when the kubelet "
                                   "restarted", (state.get("running") or {}).get("startedAt", ""),
-                                  now_rfc3339(), signal.SIGKILL)
+                                  fmt_time(), signal.SIGKILL)
                 c.state = {"terminated": c.exit.state(c.container_id)}
                 c.done = self.final_phase is not None
 
@@ -311,7 +312,7 @@ class PodWorker:
             k.event(pod, "Normal", "Created", f"Created container: {c.name}", c.field_path)
             await proc.start()
         except StartError as exc:
-            stamp = now_rfc3339()
+            stamp = fmt_time()
             k.event(pod, "Warning", "Failed", f"Error: {exc}", c.field_path)
             self._on_exit(c, ExitInfo(127, "StartError", str(exc), stamp, stamp))
             return

@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import platform
-import re
 import shutil
 import signal
 import subprocess
@@ -35,26 +34,9 @@ from typing import Any
 
 import psutil
 
+from ...contract.quantity import parse_quantity
+
 log = logging.getLogger(__name__)
-
-_SUFFIX = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-}
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
-
-
-def parse_quantity(value: Any) -> Decimal:
-    """A Kubernetes resource quantity (``"500m"``, ``"1Gi"``, ``2``) as a Decimal."""
-    text = str(value).strip()
-    m = _QUANTITY.match(text)
-    if not m:
-        raise ValueError(f"quantities must match the regular expression "
-                         f"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {text!r}")
-    number, suffix = m.group(1), m.group(2) or ""
-    return Decimal(number) * Decimal(_SUFFIX[suffix])
-
 
 def container_limits(container: dict[str, Any]) -> dict[str, Any]:
     return ((container.get("resources") or {}).get("limits")) or {}

@@ -12,7 +12,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .container import ContainerProcess, ExitInfo, now_rfc3339
+from ...contract.times import fmt_time
+from .container import ContainerProcess, ExitInfo
 
 
 def pod_phase(restart_policy: str, init_done: bool, init_failed: bool,
@@ -53,7 +54,7 @@ def condition(kind: str, ok: bool, old: list[dict[str, Any]], reason: str | None
     status = "True" if ok else "False"
     prev = next((c for c in old if c.get("type") == kind), None)
     since = prev["lastTransitionTime"] if prev and prev.get("status") == status and \
-        prev.get("lastTransitionTime") else now_rfc3339()
+        prev.get("lastTransitionTime") else fmt_time()
     out: dict[str, Any] = {"type": kind, "status": status, "lastProbeTime": None,
                            "lastTransitionTime": since}
     if reason:

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from dask_kube_jobs.kube import NAMESPACES, NODES, PODS, APIError, Client, Obj, fmt_time
+from dask_kube_jobs.contract.times import fmt_time
+from dask_kube_jobs.kube import NAMESPACES, NODES, PODS, APIError, Client, Obj
 from dask_kube_jobs.local.controllers.manager import run_controllers
 from dask_kube_jobs.local.launcher import LocalControlPlane
 from dask_kube_jobs.local.testing import Kubectl

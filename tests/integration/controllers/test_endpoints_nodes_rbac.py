@@ -5,16 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from dask_kube_jobs.kube import (
-    CLUSTERROLES,
-    ENDPOINTS,
-    LEASES,
-    NODES,
-    PODS,
-    SERVICES,
-    Client,
-    fmt_time,
-)
+from dask_kube_jobs.contract.times import fmt_time
+from dask_kube_jobs.kube import CLUSTERROLES, ENDPOINTS, LEASES, NODES, PODS, SERVICES, Client
 
 from .conftest import FakeKubelet, eventually, pod_manifest
 

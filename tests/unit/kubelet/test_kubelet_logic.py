@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from dask_kube_jobs.contract.quantity import parse_quantity
 from dask_kube_jobs.local.kubelet.container import StartError, prepare_argv
 from dask_kube_jobs.local.kubelet.env import (
     ContainerConfigError,
@@ -22,7 +23,7 @@ from dask_kube_jobs.local.kubelet.env import (
     service_env,
 )
 from dask_kube_jobs.local.kubelet.pod import go_duration
-from dask_kube_jobs.local.kubelet.resources import format_resource_field, parse_quantity
+from dask_kube_jobs.local.kubelet.resources import format_resource_field
 from dask_kube_jobs.local.kubelet.status import pod_phase
 from dask_kube_jobs.local.kubelet.volumes import (
     Mount,

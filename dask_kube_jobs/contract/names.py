@@ -1,4 +1,5 @@
-"""Names, labels and well-known values shared by the operator, the client API and the provider.
+"""Names, labels and well-known values of the resource contract: the operator, the client
+library, the KubeCluster and the Airflow provider all read them here.
 
 The labels and child names are upstream's (``dask.org/cluster-name``, ``<cluster>-scheduler``,
 ``<cluster>-default``, ``<group>-worker-<id>``) so that tooling written for the upstream Dask
@@ -25,6 +26,7 @@ COMPONENT_SCHEDULER = "scheduler"
 COMPONENT_WORKER = "worker"
 COMPONENT_RUNNER = "job-runner"
 COMPONENT_WORKER_GROUP = "workergroup"
+COMPONENT_AUTOSCALER = "autoscaler"
 
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
@@ -35,8 +37,12 @@ PRIVATE_ANNOTATION_PREFIXES = ("kopf.zalando.org", "kubectl.kubernetes.io", "das
 EVENT_COMPONENT = "dask-kube-jobs-operator"
 
 
+#: The scheduler Pod and Service are ``<cluster><SCHEDULER_SUFFIX>``.
+SCHEDULER_SUFFIX = "-scheduler"
+
+
 def scheduler_name(cluster: str) -> str:
-    return f"{cluster}-scheduler"
+    return f"{cluster}{SCHEDULER_SUFFIX}"
 
 
 def default_worker_group(cluster: str) -> str:
@@ -68,20 +74,23 @@ def worker_name(group: str, token: str) -> str:
     return group[: 63 - len(suffix)].rstrip("-.") + suffix
 
 
-_SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-MAX_CLUSTER_NAME = 63 - len("-scheduler")
+#: A Service name (DNS-1035 label): what ``<cluster>-scheduler`` must be.
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_CLUSTER_NAME = 63 - len(SCHEDULER_SUFFIX)
 
 
 def cluster_name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a Dask cluster (its ``<name>-scheduler`` Service), or None.
 
     The CRDs carry the same rule as a CEL validation; this check covers API servers that do
-    not evaluate CEL, so an invalid name is refused before anything is created for it.
+    not evaluate CEL, so an invalid name is refused before anything is created for it. The job
+    API checks a manifest with it too, so a name the operator would refuse (``1job``) is refused
+    before it is sent, in the same words.
     """
     if len(name) > MAX_CLUSTER_NAME:
         return (f"metadata.name {name!r} is {len(name)} characters; at most {MAX_CLUSTER_NAME} "
                 f"fit, because the scheduler Service is named '<name>-scheduler' (63 at most)")
-    if not _SERVICE_NAME.match(name):
+    if not DNS1035_LABEL.fullmatch(name):  # not .match: "$" would let "x\n" through
         return (f"metadata.name {name!r} must start with a letter and contain only lowercase "
                 "letters, digits and '-': it names the scheduler Service")
     return None
