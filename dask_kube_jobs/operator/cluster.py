@@ -16,7 +16,7 @@ from typing import Any
 from ..contract import conditions, names
 from ..contract.api_resources import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS
 from ..contract.pods import pod_active, pod_ready
-from ..kube import PODS, SERVICES, APIError
+from ..kube import PODS, SERVICES, Conflict
 from . import builders, limits, scheduler_comm
 from .runtime import Runtime
 
@@ -29,10 +29,8 @@ async def create_if_missing(rt: Runtime, res: Any, body: Obj) -> bool:
     """Create ``body``; True if we made it, False if it was already there."""
     try:
         await rt.client.create(res, body["metadata"]["namespace"], body)
-    except APIError as exc:
-        if exc.code == 409:
-            return False
-        raise
+    except Conflict:
+        return False
     return True
 
 
