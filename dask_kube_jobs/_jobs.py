@@ -5,7 +5,7 @@ runs the same coroutines on a private event-loop thread for sync callers (kr8s's
 the two APIs cannot drift apart.
 
 Requests go through :class:`dask_kube_jobs.kube.Client` rather than kr8s objects, for two
-reasons kube.py explains: kr8s answers any 401/403 by reloading credentials and breaking every
+reasons dask_kube_jobs.kube explains: kr8s answers any 401/403 by reloading credentials and breaking every
 request in flight, and kr8s's ``watch`` never recovers from ``410 Gone``. Waiting must survive
 hours, so :meth:`AsyncDaskJobHandle.watch` lists, watches from the list's resourceVersion,
 resumes after the server ends a watch, and re-lists after an error or a 410, like client-go's

@@ -3,8 +3,8 @@
 They take the client, namespace and names explicitly (no cluster object), so the cluster
 manager stays a thin orchestration layer and each request can be read, and tested, on its own.
 ``kube.Client`` is used rather than kr8s objects because it maps error ``Status`` bodies to
-:class:`~dask_kube_jobs.kube.APIError` with the HTTP code (404, 409...) without kr8s's habit of
-re-authenticating on any 401/403 (see ``dask_kube_jobs/kube.py``).
+:class:`~dask_kube_jobs.kube.APIError` subclasses by status (``NotFound``, ``Conflict``...)
+without kr8s's habit of re-authenticating on any 401/403 (see ``dask_kube_jobs/kube/client.py``).
 """
 
 from __future__ import annotations
