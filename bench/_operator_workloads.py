@@ -27,7 +27,7 @@ from _operator_procs import CountingProxy, OperatorProcess
 
 from dask_kube_jobs.contract.api_resources import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS
 from dask_kube_jobs.contract.pods import pod_ready
-from dask_kube_jobs.kube import NAMESPACES, PODS, APIError, Client, Informer, Resource
+from dask_kube_jobs.kube import NAMESPACES, PODS, APIError, Client, Conflict, Informer, Resource
 from dask_kube_jobs.local.launcher import LocalControlPlane
 
 Obj = dict[str, Any]
@@ -151,8 +151,8 @@ async def create(env: Env, res: Resource, ns: str | None, body: Obj, attempts: i
         try:
             await env.client.create(res, ns, body)
             return
-        except APIError as exc:
-            if exc.code == 409 and attempt:
+        except Conflict:
+            if attempt:
                 return
             raise
         except TRANSIENT:

@@ -20,9 +20,17 @@ their CRDs' scale subresource, so ``await cluster.scale(5)`` patches the same fi
 
 from __future__ import annotations
 
+from typing import Any
+
 from kr8s._objects import APIObject, APIObjectSyncMixin
 
-from .contract.api_resources import DASKAUTOSCALERS, DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS
+from .contract.api_resources import (
+    DASKAUTOSCALERS,
+    DASKCLUSTERS,
+    DASKJOBS,
+    DASKWORKERGROUPS,
+    Resource,
+)
 from .contract.names import API_VERSION
 
 __all__ = [
@@ -37,52 +45,42 @@ __all__ = [
     "DaskWorkerGroup",
 ]
 
-class AsyncDaskCluster(APIObject):
+
+class _DaskObject(APIObject):
+    """Takes a kind's REST names from its contract ``Resource`` (``class X(_DaskObject,
+    resource=DASKJOBS)``), so they are written once. Having no ``version`` itself, this base is
+    never what kr8s's lookup by kind returns."""
+
+    def __init_subclass__(cls, resource: Resource | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if resource is not None:  # the sync subclasses inherit the async class's names
+            cls.version = resource.api_version
+            cls.endpoint = cls.plural = resource.plural
+            cls.kind = resource.kind
+            cls.singular = resource.kind.lower()
+            cls.namespaced = resource.namespaced
+
+
+class AsyncDaskCluster(_DaskObject, resource=DASKCLUSTERS):
     """A Dask cluster: scheduler Pod and Service plus the ``<name>-default`` worker group."""
 
-    version = API_VERSION
-    endpoint = DASKCLUSTERS.plural
-    kind = DASKCLUSTERS.kind
-    plural = DASKCLUSTERS.plural
-    singular = DASKCLUSTERS.kind.lower()
-    namespaced = True
     scalable = True
     scalable_spec = "worker.replicas"
 
 
-class AsyncDaskWorkerGroup(APIObject):
+class AsyncDaskWorkerGroup(_DaskObject, resource=DASKWORKERGROUPS):
     """A group of identical workers attached to a DaskCluster."""
 
-    version = API_VERSION
-    endpoint = DASKWORKERGROUPS.plural
-    kind = DASKWORKERGROUPS.kind
-    plural = DASKWORKERGROUPS.plural
-    singular = DASKWORKERGROUPS.kind.lower()
-    namespaced = True
     scalable = True
     scalable_spec = "worker.replicas"
 
 
-class AsyncDaskJob(APIObject):
+class AsyncDaskJob(_DaskObject, resource=DASKJOBS):
     """A batch job: a DaskCluster plus a runner Pod run to completion."""
 
-    version = API_VERSION
-    endpoint = DASKJOBS.plural
-    kind = DASKJOBS.kind
-    plural = DASKJOBS.plural
-    singular = DASKJOBS.kind.lower()
-    namespaced = True
 
-
-class AsyncDaskAutoscaler(APIObject):
+class AsyncDaskAutoscaler(_DaskObject, resource=DASKAUTOSCALERS):
     """Keeps a worker group within ``[minimum, maximum]`` following the scheduler's wishes."""
-
-    version = API_VERSION
-    endpoint = DASKAUTOSCALERS.plural
-    kind = DASKAUTOSCALERS.kind
-    plural = DASKAUTOSCALERS.plural
-    singular = DASKAUTOSCALERS.kind.lower()
-    namespaced = True
 
 
 class DaskCluster(APIObjectSyncMixin, AsyncDaskCluster):

@@ -3,8 +3,8 @@
 They take the client, namespace and names explicitly (no cluster object), so the cluster
 manager stays a thin orchestration layer and each request can be read, and tested, on its own.
 ``kube.Client`` is used rather than kr8s objects because it maps error ``Status`` bodies to
-:class:`~dask_kube_jobs.kube.APIError` with the HTTP code (404, 409...) without kr8s's habit of
-re-authenticating on any 401/403 (see ``dask_kube_jobs/kube.py``).
+:class:`~dask_kube_jobs.kube.APIError` subclasses by status (``NotFound``, ``Conflict``...)
+without kr8s's habit of re-authenticating on any 401/403 (see ``dask_kube_jobs/kube/client.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..contract.names import (
 )
 from ..contract.objects import owner_reference
 from ..errors import APIRequestError, CRDsNotInstalled
-from ..kube import PODS, SERVICES, APIError, Client, Resource
+from ..kube import PODS, SERVICES, APIError, Client, Conflict, Forbidden, NotFound, Resource
 
 __all__ = [
     "autoscaler_body", "delete_and_wait", "get_logs", "pod_log", "upsert", "worker_group_body",
@@ -39,14 +39,14 @@ LOG_TAIL_LINES = 20
 
 def explain(exc: APIError, what: str) -> APIRequestError:
     """An API error turned into the package's error, with a message saying what to do next."""
-    if exc.code == 404 and "namespace" in exc.message.lower():
+    if isinstance(exc, NotFound) and "namespace" in exc.message.lower():
         return APIRequestError(exc.code, exc.reason, f"{what}: {exc.message}; create the "
                                "namespace or pass another namespace=", status=exc.body)
-    if exc.code == 404:
+    if isinstance(exc, NotFound):
         return CRDsNotInstalled(exc.code, exc.reason, f"{what}: the DaskCluster resource type is "
                                 "not installed in this cluster", status=exc.body)
     error = APIRequestError(exc.code, exc.reason, f"{what}: {exc.message}", status=exc.body)
-    if exc.code == 403:
+    if isinstance(exc, Forbidden):
         error.hint = ("your account needs rights on daskclusters, daskworkergroups and "
                       "daskautoscalers (kubernetes.dask.org) and get/list on pods, pods/log, "
                       "pods/portforward and services in this namespace")
@@ -91,9 +91,7 @@ async def upsert(client: Client, res: Resource, namespace: str, body: dict[str, 
     """Create ``body``, or merge-patch its spec onto the existing object of that name."""
     try:
         await client.create(res, namespace, body)
-    except APIError as exc:
-        if exc.code != 409:
-            raise
+    except Conflict:
         await client.patch(res, namespace, body["metadata"]["name"], {"spec": body["spec"]})
 
 

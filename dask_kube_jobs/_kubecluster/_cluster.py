@@ -47,7 +47,7 @@ from distributed.utils import Logs, format_dashboard_link
 from ..contract.api_resources import DASKAUTOSCALERS, DASKCLUSTERS, DASKWORKERGROUPS
 from ..contract.names import DASHBOARD_PORT, SCHEDULER_PORT, scheduler_name
 from ..contract.pods import pod_ready
-from ..kube import PODS, SERVICES, APIError, Client
+from ..kube import PODS, SERVICES, APIError, Client, Conflict
 from ..spec import DEFAULT_IMAGE, make_cluster_spec, make_worker_spec
 from . import _api
 from ._network import Endpoint, Forwards, service_endpoint
@@ -208,7 +208,7 @@ class KubeCluster(Cluster):
         try:
             await self._client.create(DASKCLUSTERS, self.namespace, body)
         except APIError as exc:
-            if exc.code == 409 and self.create_mode is CreateMode.CREATE_OR_CONNECT:
+            if isinstance(exc, Conflict) and self.create_mode is CreateMode.CREATE_OR_CONNECT:
                 self._log("it was created meanwhile; connecting to it")  # a concurrent creator
                 return
             raise _api.explain(exc, f"cannot create DaskCluster {self.name}") from exc

@@ -119,11 +119,8 @@ async def create_or_reuse_cluster(client: kube.Client, manifest: Obj, identity: 
     body["metadata"]["namespace"] = namespace
     body["metadata"]["labels"] = {**(body["metadata"].get("labels") or {}),
                                   **identity.labels()}
-    try:
+    with contextlib.suppress(kube.Conflict):
         return await client.create(DASKCLUSTERS, namespace, body), False
-    except kube.APIError as exc:
-        if exc.code != 409:
-            raise
     existing = await client.get(DASKCLUSTERS, namespace, name)
     if existing is None or existing["metadata"].get("deletionTimestamp"):
         raise RuntimeError(f"DaskCluster {namespace}/{name} is being deleted; retry once it "

@@ -112,11 +112,8 @@ async def submit_or_reattach(client: kube.Client, manifest: Obj, identity: TaskI
     meta["name"] = identity.job_name(name_prefix)
     meta["namespace"] = namespace
     meta["labels"] = {**(meta.get("labels") or {}), **identity.labels()}
-    try:
+    with contextlib.suppress(kube.Conflict):
         return await client.create(DASKJOBS, namespace, body), False
-    except kube.APIError as exc:
-        if exc.code != 409:
-            raise
     job = await client.get(DASKJOBS, namespace, meta["name"])
     if job is None:  # created and deleted in between: vanishingly rare, let the retry handle it
         raise RuntimeError(f"DaskJob {meta['name']} vanished right after a 409 on create")

@@ -12,14 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
-import time
 import weakref
 from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 import kr8s
 import kr8s.asyncio
 
@@ -38,11 +35,7 @@ __all__ = ["NETWORK_ERRORS", "Backoff", "close_clients", "connect",
 
 T = TypeVar("T")
 
-
-NETWORK_ERRORS = (httpx.HTTPError, kr8s.APITimeoutError, OSError)
-#: HTTP answers that say "try again" rather than "no": a request timeout, throttling (429),
-#: and any 5xx (an API server restarting, an overloaded aggregator, a gateway timeout).
-TRANSIENT_CODES = frozenset({408, 429})
+NETWORK_ERRORS = kube.NETWORK_ERRORS
 RETRY_FIRST = 0.2  # seconds before the first retry of a transient error; doubled each time
 RETRY_MOST = 5.0  # seconds: the longest pause between two retries
 RETRY_FOR = 300.0  # seconds of transient errors in a row after which the last one is raised
@@ -115,20 +108,20 @@ def translate(name: str | None, namespace: str, *, creating: bool = False) -> Ge
         yield
     except kube.APIError as exc:
         details = (exc.body or {}).get("details") or {} if isinstance(exc.body, dict) else {}
-        if exc.code == 404 and (creating or not details.get("name")):
+        if isinstance(exc, kube.NotFound) and (creating or not details.get("name")):
             raise CRDsNotInstalled(exc.code, exc.reason, "the cluster has no DaskJob resource "
                                    "(the dask-kube-jobs CRDs are not installed)",
                                    status=exc.body) from exc
-        if exc.code == 404 and name:
+        if isinstance(exc, kube.NotFound) and name:
             raise JobNotFound(name, namespace) from exc
-        if exc.code == 409 and creating and name:
+        if isinstance(exc, kube.Conflict) and creating and name:
             raise JobAlreadyExists(name, namespace) from exc
-        if exc.code == 422:
+        if isinstance(exc, kube.Invalid):
             causes = details.get("causes") or [{}]
             field = causes[0].get("field") or "manifest"
             raise SpecError(field, f"rejected by the API server: {exc.message}") from exc
         error = APIRequestError(exc.code, exc.reason, exc.message, status=exc.body)
-        if exc.code in (401, 403):
+        if isinstance(exc, kube.Unauthorized | kube.Forbidden):
             error.hint = "check the kubeconfig's user has rights on daskjobs in this namespace"
         raise error from exc
     except NETWORK_ERRORS as exc:
@@ -147,44 +140,18 @@ def is_transient(exc: BaseException) -> bool:
     cause: BaseException | None = exc
     if isinstance(exc, (APIRequestError, KubeconfigError)):
         cause = exc.__cause__
-    if isinstance(cause, kube.APIError):
-        return cause.code in TRANSIENT_CODES or cause.code >= 500
-    return isinstance(cause, NETWORK_ERRORS)
+    return cause is not None and kube.is_transient(cause)
 
 
-class Backoff:
-    """Exponential back-off with jitter between retries of transient errors, bounded twice:
-    no pause longer than ``most`` seconds, and after ``give_up_after`` seconds of failures in a
-    row the error is raised (a cluster gone for good is reported, not waited on for ever).
-    :meth:`reset` after a success."""
+class Backoff(kube.Backoff):
+    """``kube.Backoff`` with the job API's bounds: from 0.2 s up to 5 s, spread by a quarter,
+    and the error raised after 5 minutes of failures in a row."""
 
     def __init__(self, *, first: float = RETRY_FIRST, most: float = RETRY_MOST,
                  give_up_after: float = RETRY_FOR) -> None:
-        self.first, self.most, self.give_up_after = first, most, give_up_after
-        self.reset()
-
-    def reset(self) -> None:
-        self._delay = self.first
-        self._since: float | None = None
-
-    async def pause(self, exc: BaseException) -> None:
-        """Sleep before the next try, or raise ``exc`` once failures have lasted too long."""
-        now = time.monotonic()
-        if self._since is None:
-            self._since = now
-        elif now - self._since >= self.give_up_after:
-            raise exc
-        await asyncio.sleep(self._delay * random.uniform(0.75, 1.25))
-        self._delay = min(self._delay * 2, self.most)
+        super().__init__(first=first, most=most, jitter=0.25, give_up_after=give_up_after)
 
 
 async def retrying(call: Callable[[], Awaitable[T]], backoff: Backoff | None = None) -> T:
     """``await call()``, retried after transient errors (see :func:`is_transient`)."""
-    backoff = backoff or Backoff()
-    while True:
-        try:
-            return await call()
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            await backoff.pause(exc)
+    return await kube.retrying(call, backoff or Backoff(), transient=is_transient)

@@ -23,6 +23,7 @@ import httpx
 
 from .. import kube
 from ..contract.names import LABEL_ATTEMPT, LABEL_JOB
+from ..contract.pods import pod_active
 from ..errors import JobNotFound
 from ._client import NETWORK_ERRORS, Backoff, is_transient, retrying, translate
 from ._status import JobStatus
@@ -90,9 +91,9 @@ async def log_text(reader: JobReader, container: str | None) -> str:
     try:
         return "".join([line + "\n" async for line in
                         log_lines(reader, st.runner_pod, name or None, follow=False)])
-    except kube.APIError as exc:
-        if exc.code == 400:  # the container has not started: no log yet
-            return ""
+    except kube.BadRequest:  # the container has not started: no log yet
+        return ""
+    except kube.APIError:
         with translate(None, reader.namespace):
             raise
 
@@ -247,12 +248,12 @@ class LogStream:
                         if self.position <= self.skip:
                             continue
                         yield line
+                except kube.BadRequest:  # the container has not started: wait for it
+                    await tracker.changed(version, timeout=RUNNER_WAIT)
+                    continue
+                except kube.NotFound:  # the Pod is gone: the next look moves on
+                    continue
                 except kube.APIError as exc:
-                    if exc.code == 400:  # the container has not started: wait for it
-                        await tracker.changed(version, timeout=RUNNER_WAIT)
-                        continue
-                    if exc.code == 404:  # the Pod is gone: the next look moves on
-                        continue
                     with translate(None, reader.namespace):
                         if not is_transient(exc):
                             raise
@@ -263,8 +264,7 @@ class LogStream:
                         await stream_backoff.pause(exc)
                     continue
                 pod, _ = await retrying(partial(runner_container, reader, current, container))
-                if pod is not None and (pod.get("status") or {}).get("phase") not in (
-                        "Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
+                if pod is not None and pod_active(pod):
                     if seen == before:  # nothing new: do not hammer a log that closes at once
                         await tracker.changed(version, timeout=RUNNER_WAIT)
                     continue  # the stream ended but the runner goes on: resume it

@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 from .. import kube
 from ..contract.api_resources import DASKJOBS
-from ..errors import APIRequestError, JobNotFound
+from ..errors import APIRequestError, DaskKubeJobsError, JobNotFound
 from ._client import NETWORK_ERRORS, connect, retrying, translate
 from ._status import JobStatus
 
@@ -101,52 +101,42 @@ class JobReader:
             return await client.list(DASKJOBS, self.namespace,
                                      field_selector=f"metadata.name={self.name}")
 
+    @contextlib.asynccontextmanager
+    async def _watch_self(self, rv: str) -> AsyncIterator[AsyncIterator[str]]:
+        client = await self.api()
+        async with client.watch_lines(DASKJOBS, self.namespace, rv,
+                                      timeout_seconds=self.watch_timeout,
+                                      field_selector=f"metadata.name={self.name}") as lines:
+            self.watch_connections += 1
+            yield lines
+
     async def _changes(self) -> AsyncIterator[Obj]:
-        """The job now and after each change; list + watch, resumed and re-listed as needed."""
-        selector = f"metadata.name={self.name}"
-        rv: str | None = None
-        delay = 0.2
+        """The job now and after each change; list + watch, resumed and re-listed as needed
+        (a watch the server ends is resumed; a 410 lists again at once; a transient error or a
+        broken stream lists again after a pause of 0.2 s, doubling up to 5 s)."""
+        backoff = kube.Backoff(first=0.2, most=5.0)
         while True:
-            if rv is None:
-                items, rv = await retrying(self._list_self)
-                if not items:
-                    raise JobNotFound(self.name, self.namespace, "deleted")
-                yield self._note(items[0])
-            params = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true",
-                      "fieldSelector": selector, "timeoutSeconds": self.watch_timeout}
             try:
-                client = await self.api()
-                async with client.watch_stream(DASKJOBS, self.namespace, params) as resp:
-                    self.watch_connections += 1
-                    async for line in resp.aiter_lines():
-                        if not line.strip():
-                            continue
-                        event = json.loads(line)
-                        kind, obj = event.get("type"), event.get("object") or {}
-                        if kind == "ERROR":
-                            raise kube.Expired(obj.get("message", "")) if obj.get("code") == 410 \
-                                else kube.APIError(int(obj.get("code") or 0), obj.get("reason", ""),
-                                                   obj.get("message", ""), obj)
-                        rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
-                        if kind == "BOOKMARK":
-                            continue
-                        if kind == "DELETED":
+                async for event in kube.ListThenWatch(partial(retrying, self._list_self),
+                                                      self._watch_self):
+                    if isinstance(event, kube.Relisted):
+                        if not event.items:
                             raise JobNotFound(self.name, self.namespace, "deleted")
-                        delay = 0.2
-                        yield self._note(obj)
-                # the server ended the watch (timeoutSeconds): resume from rv, no re-list
-            except kube.Expired:
-                rv = None
+                        yield self._note(event.items[0])
+                    elif event.type == "DELETED":
+                        raise JobNotFound(self.name, self.namespace, "deleted")
+                    else:
+                        backoff.reset()
+                        yield self._note(event.object)
+            except DaskKubeJobsError:  # said in our terms already (the list is translated)
+                raise
             except kube.APIError as exc:
-                if exc.code not in (410, 500, 503, 504, 429):
+                if not kube.is_transient(exc):
                     with translate(self.name, self.namespace):
                         raise
-                rv = None
-                await asyncio.sleep(delay)
-            except (*NETWORK_ERRORS, json.JSONDecodeError):
-                rv = None  # the stream broke: re-list, after a short back-off
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await backoff.pause()
+            except (*NETWORK_ERRORS, ValueError):  # the stream broke: re-list after a pause
+                await backoff.pause()
 
     async def _polled(self, forbidden: APIRequestError) -> AsyncIterator[Obj]:
         """The job read with GET every ``poll_interval`` s, for users who may get DaskJobs but

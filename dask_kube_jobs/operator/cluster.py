@@ -18,7 +18,7 @@ from ..contract import conditions, names
 from ..contract.api_resources import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS, Resource
 from ..contract.objects import owner_reference
 from ..contract.pods import pod_active, pod_ready
-from ..kube import PODS, SERVICES, APIError
+from ..kube import PODS, SERVICES, APIError, Conflict
 from . import builders, diagnosis, limits, scheduler_comm
 from .failures import ChildRefused
 from .runtime import Runtime
@@ -35,9 +35,9 @@ async def create_if_missing(rt: Runtime, res: Any, body: Obj) -> bool:
     forbidden): the caller ends or marks its object instead of retrying."""
     try:
         await rt.client.create(res, body["metadata"]["namespace"], body)
+    except Conflict:
+        return False
     except APIError as exc:
-        if exc.code == 409:
-            return False
         refused = ChildRefused.from_error(exc, body)
         if refused is not None:
             raise refused from exc

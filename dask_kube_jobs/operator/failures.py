@@ -17,20 +17,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..kube import APIError, namespace_terminating
+from ..kube import APIError, BadRequest, Forbidden, Invalid, namespace_terminating
 
 REASON_INVALID = "InvalidSpec"
 REASON_FORBIDDEN = "Forbidden"
 REASON_TOO_LARGE = "TooLarge"
-
-_TERMINAL = {400: REASON_INVALID, 422: REASON_INVALID, 413: REASON_TOO_LARGE, 403: REASON_FORBIDDEN}
+_REQUEST_ENTITY_TOO_LARGE = 413  # no class of its own in kube.errors: rare, and only here
 
 
 def refusal_reason(exc: BaseException) -> str | None:
     """The reason an API error can never succeed on retry, or None when it may."""
     if not isinstance(exc, APIError) or namespace_terminating(exc):
         return None
-    return _TERMINAL.get(exc.code)
+    if isinstance(exc, (Invalid, BadRequest)):
+        return REASON_INVALID
+    if isinstance(exc, Forbidden):
+        return REASON_FORBIDDEN
+    if exc.code == _REQUEST_ENTITY_TOO_LARGE:
+        return REASON_TOO_LARGE
+    return None
 
 
 class ChildRefused(Exception):

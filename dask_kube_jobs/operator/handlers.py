@@ -28,7 +28,7 @@ from ..contract.api_resources import (
     DASKWORKERGROUPS,
 )
 from ..contract.objects import without_nulls
-from ..kube import TRANSIENT_ERRORS, APIError, Resource, namespace_terminating
+from ..kube import TRANSIENT_ERRORS, APIError, Resource, exponential_delay, namespace_terminating
 from . import autoscaler, cluster, job, logs, metrics, workergroup
 from .runtime import Runtime, unless_stopped
 
@@ -39,6 +39,11 @@ MAX_ERROR_DELAY = 60.0
 # pass that can only be refused there waits this long instead of retrying.
 TERMINATING_NAMESPACE_DELAY = 60.0
 Reconcile = Callable[[Runtime, dict[str, Any]], Awaitable[float]]
+
+
+def error_delay(failures: int) -> float:
+    """The pause after ``failures`` failed passes in a row: 1 s, doubling, at most a minute."""
+    return exponential_delay(failures, first=0.5, most=MAX_ERROR_DELAY)
 
 
 @kopf.on.login()
@@ -105,17 +110,17 @@ async def _loop(kind: str, res: Resource, reconcile: Reconcile, name: str, names
                     logger.debug(f"{kind} {namespace}/{name}: its namespace is being deleted")
                 else:
                     failures += 1
-                    delay = min(MAX_ERROR_DELAY, 0.5 * 2 ** failures)
+                    delay = error_delay(failures)
                     logger.warning(f"{kind} {namespace}/{name}: {exc}; retrying in {delay:.1f}s")
             except TRANSIENT_ERRORS as exc:
                 # Includes kube.RequestTimeout: every request has a total deadline, so a pass
                 # stuck on a request ends here and is retried instead of stalling the daemon.
                 failures += 1
-                delay = min(MAX_ERROR_DELAY, 0.5 * 2 ** failures)
+                delay = error_delay(failures)
                 logger.warning(f"{kind} {namespace}/{name}: {exc}; retrying in {delay:.1f}s")
             except Exception:
                 failures += 1
-                delay = min(MAX_ERROR_DELAY, 0.5 * 2 ** failures)
+                delay = error_delay(failures)
                 logger.exception(f"{kind} {namespace}/{name}: reconcile failed; retrying in {delay:.1f}s")
             await rt.wait(key, delay, stopped)
     finally:

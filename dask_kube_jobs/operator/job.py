@@ -19,6 +19,7 @@ for ever, with the scheduler's or kubelet's own words in ``status.message``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -28,7 +29,7 @@ from ..contract import conditions, names
 from ..contract.api_resources import DASKCLUSTERS, DASKJOBS
 from ..contract.pods import pod_ready
 from ..contract.times import fmt_time, now, parse_time
-from ..kube import PODS, APIError
+from ..kube import PODS, Conflict, NotFound, exponential_delay
 from . import builders, diagnosis, limits
 from .cluster import create_if_missing, startup_timeout
 from .failures import ChildRefused
@@ -53,7 +54,7 @@ def pending_timeout() -> float:
 
 def retry_delay(failures: int) -> float:
     """batch/v1 Job's back-off: 10 s after the first failure, doubling, at most 6 minutes."""
-    return float(min(backoff_base() * 2 ** max(0, failures - 1), 360.0))
+    return exponential_delay(failures - 1, first=backoff_base(), most=360.0)
 
 
 def _seconds_since(stamp: str | None) -> float:
@@ -218,11 +219,8 @@ class JobReconciler:
             await self.rt.event(self.job, "BackOff",
                                 f"{problem.reason}: {problem.message}; replacing the scheduler "
                                 f"({failures}/{limit} retries used)", warning=True)
-            try:
+            with contextlib.suppress(NotFound, Conflict):  # gone, or already replaced
                 await self.rt.client.delete(PODS, self.ns, pod["metadata"]["name"], uid=uid)
-            except APIError as exc:
-                if exc.code not in (404, 409):
-                    raise
             return RESYNC
         tail = await self.rt.log_tail(self.ns, pod["metadata"]["name"],
                                       previous=problem.previous_log)
@@ -432,12 +430,9 @@ class JobReconciler:
         left = int(ttl) - _seconds_since(self.status.get("endTime"))
         if left > 0:
             return left
-        try:
+        with contextlib.suppress(NotFound):
             await self.rt.client.delete(DASKJOBS, self.ns, self.name, uid=self.meta["uid"],
                                         propagation="Background")
-        except APIError as exc:
-            if exc.code != 404:
-                raise
         return RESYNC
 
     async def suspended(self) -> float:

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from ..contract.quantity import parse_quantity
-from ..kube import CONFIGMAPS, APIError, Client, EventRecorder
+from ..kube import CONFIGMAPS, Client, EventRecorder, Forbidden, Unauthorized
 
 log = logging.getLogger("dask_kube_jobs.operator.limits")
 
@@ -472,9 +472,7 @@ class PolicyLoader:
                 policy = parse_policy((configmap.get("data") or {}).get(DATA_KEY), source=self.source)
         except LimitsConfigError as exc:
             return await self._bad(f"key {DATA_KEY}: {exc}", configmap, events)
-        except APIError as exc:
-            if exc.code not in (401, 403):
-                raise  # temporary: the reconcile retries with back-off
+        except (Unauthorized, Forbidden) as exc:  # anything else is temporary: retried
             return await self._bad(f"the operator may not read it ({exc.code} {exc.reason}); grant it "
                                    f"get on configmaps in {self.namespace}", None, events)
         if self._reported is not None:

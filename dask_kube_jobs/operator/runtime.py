@@ -25,7 +25,7 @@ from typing import Any
 
 from ..contract import names
 from ..contract.api_resources import DASKJOBS
-from ..kube import PODS, Client, EventRecorder, Informer, Resource
+from ..kube import PODS, Client, EventRecorder, Informer, NotFound, Resource
 from . import metrics
 
 log = logging.getLogger("dask_kube_jobs.operator")
@@ -208,16 +208,12 @@ class Runtime:
     # -- writes -----------------------------------------------------------------------------
     async def patch_status(self, res: Resource, obj: Obj, status: Obj) -> Obj | None:
         """Merge ``status`` into the object's status; None when the object is gone."""
-        from ..kube import APIError
-
         meta = obj["metadata"]
         try:
             patched = await self.client.patch(res, meta["namespace"], meta["name"],
                                               {"status": status}, sub="status")
-        except APIError as exc:
-            if exc.code == 404:
-                return None
-            raise
+        except NotFound:
+            return None
         if res == DASKJOBS:
             metrics.observe_job_status_write(obj, status, patched)
             phase = status.get("jobStatus")

@@ -28,7 +28,8 @@ def translated(exc: Exception) -> BaseException:
     (400, False), (401, False), (403, False), (409, False), (422, False),
 ], ids=lambda v: str(v))
 def test_api_errors_are_transient_by_code_raw_and_translated(code: int, transient: bool) -> None:
-    raw = kube.APIError(code, "Reason", "message", {"details": {"name": "job"}})
+    raw = kube.api_error(code, {"reason": "Reason", "message": "message",
+                                "details": {"name": "job"}})
     assert is_transient(raw) is transient
     assert is_transient(translated(raw)) is transient
 
@@ -39,8 +40,8 @@ def test_the_network_is_transient_but_a_missing_job_or_a_bad_kubeconfig_is_not()
     assert isinstance(translated(httpx.ConnectError("refused")), KubeconfigError)
     assert not is_transient(KubeconfigError("kubeconfig /x does not exist"))
     assert not is_transient(JobNotFound("job", "ns"))
-    assert not is_transient(translated(kube.APIError(404, "NotFound", "gone",
-                                                     {"details": {"name": "job"}})))
+    assert not is_transient(translated(kube.api_error(404, {"reason": "NotFound", "message": "gone",
+                                                            "details": {"name": "job"}})))
 
 
 async def test_retrying_backs_off_with_growing_bounded_pauses_then_gives_up() -> None:
@@ -50,7 +51,7 @@ async def test_retrying_backs_off_with_growing_bounded_pauses_then_gives_up() ->
         calls.append(time.monotonic())
         if len(calls) < 4:
             raise APIRequestError(503, "ServiceUnavailable", "restarting") \
-                from kube.APIError(503, "ServiceUnavailable", "restarting")
+                from kube.api_error(503, {"reason": "ServiceUnavailable", "message": "restarting"})
         return "ok"
 
     assert await retrying(flaky, Backoff(first=0.02, most=0.05)) == "ok"
@@ -67,7 +68,7 @@ async def test_retrying_backs_off_with_growing_bounded_pauses_then_gives_up() ->
 
     async def forbidden() -> None:
         calls.append(0.0)
-        raise APIRequestError(403, "Forbidden", "no") from kube.APIError(403, "Forbidden", "no")
+        raise APIRequestError(403, "Forbidden", "no") from kube.api_error(403, {"message": "no"})
 
     before = len(calls)
     with pytest.raises(APIRequestError):

@@ -145,7 +145,7 @@ async def test_default_budget_matches_the_pools_kept_alive_connections(tmp_path:
 
 
 async def test_a_request_has_a_total_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kube, "REQUEST_TIMEOUT", 1.0)
+    monkeypatch.setattr(kube.client, "REQUEST_TIMEOUT", 1.0)  # read where the client uses it
     async with ScriptedServer() as server:
         client = await connect(tmp_path, server.url)
         try:
@@ -176,11 +176,13 @@ async def test_a_watch_holds_no_permit(tmp_path: Path) -> None:
 
 
 def test_namespace_terminating_is_recognised() -> None:
-    refused = kube.APIError(403, "Forbidden", 'pods "x" is forbidden: unable to create new content '
-                            "in namespace ns because it is being terminated")
-    by_cause = kube.APIError(403, "Forbidden", "forbidden", {
-        "details": {"causes": [{"reason": "NamespaceTerminating", "message": "ns"}]}})
+    refused = kube.api_error(403, {"reason": "Forbidden", "message": 'pods "x" is forbidden: unable '
+                                   "to create new content in namespace ns because it is being "
+                                   "terminated"})
+    by_cause = kube.api_error(403, {"reason": "Forbidden", "message": "forbidden", "details": {
+        "causes": [{"reason": "NamespaceTerminating", "message": "ns"}]}})
     assert kube.namespace_terminating(refused)
     assert kube.namespace_terminating(by_cause)
-    assert not kube.namespace_terminating(kube.APIError(403, "Forbidden", "RBAC says no"))
-    assert not kube.namespace_terminating(kube.APIError(409, "AlreadyExists", "being terminated"))
+    assert not kube.namespace_terminating(kube.api_error(403, {"message": "RBAC says no"}))
+    assert not kube.namespace_terminating(kube.api_error(409, {"reason": "AlreadyExists",
+                                                               "message": "being terminated"}))

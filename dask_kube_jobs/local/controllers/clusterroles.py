@@ -11,8 +11,9 @@ when it differs, and re-checks every aggregated role whenever any ClusterRole ch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
-from ...kube import CLUSTERROLES, APIError, Client, Informer, Obj, WorkQueue
+from ...kube import CLUSTERROLES, Client, Informer, Invalid, NotFound, Obj, WorkQueue
 from .._aggregation import aggregated_rules
 
 
@@ -46,10 +47,8 @@ class ClusterRoleAggregationController:
         if rules == (role.get("rules") or []):
             return
         meta = role["metadata"]
-        try:
+        # 422: changed meanwhile (the test op failed); its event requeues it
+        with contextlib.suppress(NotFound, Invalid):
             await self.client.patch(CLUSTERROLES, None, name, [
                 {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
                 {"op": "add", "path": "/rules", "value": rules}], type="json")
-        except APIError as exc:
-            if exc.code not in (404, 422):  # 422: changed meanwhile; its event requeues it
-                raise

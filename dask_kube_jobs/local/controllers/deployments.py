@@ -21,6 +21,7 @@ by the Deployment (controller, blockOwnerDeletion) and numbered by the annotatio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -34,10 +35,12 @@ from ...kube import (
     DEPLOYMENTS,
     PODS,
     REPLICASETS,
-    APIError,
     Client,
+    Conflict,
     EventRecorder,
     Informer,
+    Invalid,
+    NotFound,
     Obj,
     WorkQueue,
     run_informers,
@@ -221,10 +224,8 @@ class DeploymentController:
                 {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
                 {"op": "add", "path": "/metadata/ownerReferences",
                  "value": list(meta.get("ownerReferences") or []) + [owner_reference(d)]}], type="json")
-        except APIError as exc:
-            if exc.code in (404, 409, 422):
-                return False
-            raise
+        except (NotFound, Conflict, Invalid):
+            return False
         return True
 
     async def _create_rs(self, d: Obj, olds: list[Obj]) -> Obj | None:
@@ -249,9 +250,7 @@ class DeploymentController:
                        "selector": selector, "template": template}}
         try:
             created = await self.client.create(REPLICASETS, d["metadata"]["namespace"], rs)
-        except APIError as exc:
-            if exc.code != 409:
-                raise
+        except Conflict:
             existing = await self.client.get(REPLICASETS, d["metadata"]["namespace"], rs["metadata"]["name"])
             ref = controller_ref(existing) if existing else None
             if existing and ref and ref.get("uid") == d["metadata"]["uid"] and same_template(
@@ -418,13 +417,10 @@ class DeploymentController:
                          f'ReplicaSet "{name}" is progressing.', stamp)
         status["conditions"] = conds
         if status != old_status:
-            try:
+            with contextlib.suppress(NotFound):
                 await self.client.patch(DEPLOYMENTS, d["metadata"]["namespace"], d["metadata"]["name"],
                                         {"status": {**{k: None for k in old_status if k not in status},
                                                     **status}}, sub="status")
-            except APIError as exc:
-                if exc.code != 404:
-                    raise
         return requeue
 
     def _moved(self, d: Obj, every: list[Obj]) -> bool:

@@ -23,9 +23,9 @@ from ...kube import (
     ENDPOINTS,
     PODS,
     SERVICES,
-    APIError,
     Client,
     Informer,
+    NotFound,
     Obj,
     WorkQueue,
     run_informers,
@@ -170,7 +170,7 @@ class EndpointsController:
                 annotations[TRIGGER_TIME] = fmt_time()
                 body["metadata"]["annotations"] = annotations
                 await self.client.replace(ENDPOINTS, namespace, name, body)
-        except APIError as exc:
-            if exc.code == 404 and current is None:
+        except NotFound:
+            if current is None:
                 return  # the namespace is going away
             raise

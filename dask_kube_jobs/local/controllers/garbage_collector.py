@@ -39,6 +39,7 @@ from ...kube import (
     APIError,
     Client,
     Informer,
+    NotFound,
     Obj,
     Resource,
     WorkQueue,
@@ -73,11 +74,8 @@ async def remove_finalizer(client: Client, res: Resource, obj: Obj, finalizer: s
     patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
              {"op": "replace", "path": "/metadata/finalizers",
               "value": [f for f in _finalizers(obj) if f != finalizer]}]
-    try:
+    with contextlib.suppress(NotFound):
         await client.patch(res, meta.get("namespace"), meta["name"], patch, type="json")
-    except APIError as exc:
-        if exc.code != 404:
-            raise
 
 
 @dataclass
@@ -280,11 +278,8 @@ class GarbageCollector:
         meta = obj["metadata"]
         patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
                  {"op": "replace", "path": "/metadata/ownerReferences", "value": refs}]
-        try:
+        with contextlib.suppress(NotFound):
             await self.client.patch(res, meta.get("namespace"), meta["name"], patch, type="json")
-        except APIError as exc:
-            if exc.code != 404:
-                raise
 
     # -- orphan -----------------------------------------------------------------------------------
     async def attempt_to_orphan(self, uid: str) -> float | None:
@@ -402,9 +397,7 @@ class CRDCleanup:
                        spec["names"]["kind"], spec.get("scope") == "Namespaced")
         try:
             items, _ = await self.client.list(res)
-        except APIError as exc:
-            if exc.code != 404:
-                raise
+        except NotFound:
             items = []
         for item in items:
             if not _deleting(item):

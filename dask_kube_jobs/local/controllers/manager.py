@@ -13,7 +13,7 @@ import contextlib
 import logging
 from typing import Protocol
 
-from ...kube import Client
+from ...kube import Backoff, Client
 from .clusterroles import ClusterRoleAggregationController
 from .deployments import DeploymentController
 from .endpoints import EndpointsController
@@ -42,7 +42,7 @@ CONTROLLERS: tuple[type[Controller], ...] = (
 
 
 async def _supervise(cls: type[Controller], kubeconfig: str) -> None:
-    delay = 0.5
+    backoff = Backoff(first=0.5, most=30.0)  # restarts are never forgiven: a flapping one waits
     client: Client | None = None
     try:
         while True:
@@ -55,9 +55,11 @@ async def _supervise(cls: type[Controller], kubeconfig: str) -> None:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                delay = backoff.next_delay()
                 log.exception("%s failed; restarting in %.1fs", cls.name, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+                await asyncio.sleep(delay)
+                continue
+            await backoff.pause()
     finally:
         if client is not None:
             await asyncio.shield(client.close())

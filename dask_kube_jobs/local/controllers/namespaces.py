@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 from collections import Counter
 from pathlib import Path
@@ -34,7 +35,12 @@ from ...kube import (
     SERVICEACCOUNTS,
     APIError,
     Client,
+    Conflict,
+    Forbidden,
     Informer,
+    Invalid,
+    MethodNotAllowed,
+    NotFound,
     Obj,
     Resource,
     WorkQueue,
@@ -97,9 +103,9 @@ class NamespaceController:
         for res in resources:
             try:
                 items = await self._delete_all(res, name)
+            except (NotFound, MethodNotAllowed):
+                continue
             except APIError as exc:
-                if exc.code in (404, 405):
-                    continue
                 failures.append(f"{res}: {exc.message}")
                 continue
             if items:
@@ -114,11 +120,8 @@ class NamespaceController:
         body = {"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": name, "resourceVersion": ns["metadata"]["resourceVersion"]},
                 "spec": {"finalizers": spec_finalizers}}
-        try:
+        with contextlib.suppress(NotFound):
             await self.client.replace(NAMESPACES, None, name, body, sub="finalize")
-        except APIError as exc:
-            if exc.code != 404:
-                raise
         log.info("namespace %s: content removed, finalized", name)
         return None
 
@@ -170,12 +173,9 @@ class NamespaceController:
                                                "All content-preserving finalizers finished"))
         if conds == (ns.get("status") or {}).get("conditions"):
             return
-        try:
+        with contextlib.suppress(NotFound, Conflict, Invalid):
             await self.client.patch(NAMESPACES, None, ns["metadata"]["name"],
                                     {"status": {"conditions": conds}}, sub="status")
-        except APIError as exc:
-            if exc.code not in (404, 409, 422):
-                raise
 
 
 class _PerNamespace:
@@ -217,10 +217,8 @@ class _PerNamespace:
                 await self.client.create(self.res, namespace, desired)
             elif not self.up_to_date(current, desired):
                 await self.client.patch(self.res, namespace, self.object_name, desired)
-        except APIError as exc:
-            # 409: created meanwhile; 403/404: the namespace started terminating or went away
-            if exc.code not in (403, 404, 409):
-                raise
+        except (Conflict, Forbidden, NotFound):
+            pass  # created meanwhile; or the namespace started terminating or went away
 
 
 class ServiceAccountController(_PerNamespace):

@@ -13,6 +13,7 @@ the node, and places them again once the kubelet reports Ready.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from ...contract.conditions import condition
@@ -20,9 +21,9 @@ from ...contract.times import fmt_time, now, parse_time
 from ...kube import (
     LEASES,
     NODES,
-    APIError,
     Client,
     Informer,
+    NotFound,
     Obj,
     WorkQueue,
     run_informers,
@@ -109,9 +110,7 @@ class NodeLifecycleController:
         try:
             return await self.client.patch(NODES, None, node["metadata"]["name"],
                                            {"status": {"conditions": conditions}}, sub="status")
-        except APIError as exc:
-            if exc.code != 404:
-                raise
+        except NotFound:
             return None
 
     async def _sync_taints(self, node: Obj, ready: str | None) -> None:
@@ -124,9 +123,7 @@ class NodeLifecycleController:
             kept.append({"key": wanted, "effect": "NoSchedule"})
         if kept == taints:
             return
-        try:  # a merge patch: Nodes registered without a spec need one created
+        # a merge patch: Nodes registered without a spec need one created
+        with contextlib.suppress(NotFound):
             await self.client.patch(NODES, None, node["metadata"]["name"],
                                     {"spec": {"taints": kept or None}})
-        except APIError as exc:
-            if exc.code != 404:
-                raise

@@ -15,6 +15,7 @@ shown them before counting again, so a lagging watch never makes it create a Pod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -30,10 +31,14 @@ from ...kube import (
     REPLICASETS,
     APIError,
     Client,
+    Conflict,
     EventRecorder,
     Informer,
+    Invalid,
+    NotFound,
     Obj,
     WorkQueue,
+    namespace_terminating,
     run_informers,
     wait_synced,
 )
@@ -197,7 +202,7 @@ class ReplicaSetController:
         try:
             created = await self.client.create(PODS, rs["metadata"]["namespace"], pod)
         except APIError as exc:
-            if exc.code == 403 and "being terminated" in exc.message:
+            if namespace_terminating(exc):
                 return  # as kcm: the namespace deleter removes the ReplicaSet soon anyway
             await self.recorder.record(rs, "Warning", "FailedCreate",
                                        f"Error creating: {exc.message}")
@@ -212,22 +217,17 @@ class ReplicaSetController:
             await self.client.patch(PODS, meta["namespace"], meta["name"], [
                 {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
                 {"op": "add", "path": "/metadata/ownerReferences", "value": refs}], type="json")
-        except APIError as exc:
-            if exc.code in (404, 409, 422):
-                return False
-            raise
+        except (NotFound, Conflict, Invalid):
+            return False
         return True
 
     async def _release(self, pod: Obj, uid: str) -> None:
         meta = pod["metadata"]
         refs = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != uid]
-        try:
+        with contextlib.suppress(NotFound, Conflict, Invalid):
             await self.client.patch(PODS, meta["namespace"], meta["name"], [
                 {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
                 {"op": "replace", "path": "/metadata/ownerReferences", "value": refs}], type="json")
-        except APIError as exc:
-            if exc.code not in (404, 409, 422):
-                raise
 
     async def _update_status(self, rs: Obj, active: list[Obj]) -> float | None:
         spec = rs.get("spec") or {}
@@ -245,12 +245,9 @@ class ReplicaSetController:
         }
         old = rs.get("status") or {}
         if any(old.get(k, 0) != v for k, v in status.items()):
-            try:
+            with contextlib.suppress(NotFound):
                 await self.client.patch(REPLICASETS, rs["metadata"]["namespace"],
                                         rs["metadata"]["name"], {"status": status}, sub="status")
-            except APIError as exc:
-                if exc.code != 404:
-                    raise
         if len(avail) < len(ready):
             return 1.0  # becomes available after minReadySeconds
         return None

@@ -28,10 +28,11 @@ from ...contract.times import fmt_time
 from ...kube import (
     NODES,
     PODS,
-    APIError,
     Client,
+    Conflict,
     EventRecorder,
     Informer,
+    NotFound,
     Obj,
     WorkQueue,
     run_informers,
@@ -281,10 +282,8 @@ class Scheduler:
         try:
             await self.client.request("POST", PODS.path(meta["namespace"], meta["name"], "binding"),
                                       body=binding)
-        except APIError as exc:
-            if exc.code in (404, 409):  # gone, or bound by someone else meanwhile
-                return None
-            raise
+        except (NotFound, Conflict):  # gone, or bound by someone else meanwhile
+            return None
         self.assumed[meta.get("uid", "")] = (target, pod_requests(pod))
         await self.recorder.record(pod, "Normal", "Scheduled",
                                    f"Successfully assigned {meta['namespace']}/{meta['name']} "
@@ -317,9 +316,7 @@ class Scheduler:
             try:
                 await self.client.patch(PODS, meta["namespace"], meta["name"],
                                         {"status": {"conditions": conditions}}, sub="status")
-            except APIError as exc:
-                if exc.code != 404:
-                    raise
+            except NotFound:
                 return
         await self.recorder.record(pod, "Warning", "FailedScheduling", message,
                                    action="Scheduling")

@@ -20,6 +20,7 @@ import logging
 import ssl
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import kr8s.asyncio
 import yaml
 
 from ...contract.times import fmt_time
+from ...kube import APIError, Conflict, ListThenWatch, NotFound, Relisted, api_error
 from .. import certs
 from . import resources
 from .pod import PodWorker
@@ -91,9 +93,13 @@ class Kubelet:
                                          **kwargs) as resp:
                 return resp.json() if resp.content else None
         except kr8s.ServerError as exc:
-            if missing_ok and exc.response is not None and exc.response.status_code == 404:
+            if exc.response is None:
+                raise
+            error = api_error(exc.response.status_code, _status(exc.response),
+                              exc.response.text[:200])
+            if missing_ok and isinstance(error, NotFound):
                 return None
-            raise
+            raise error from exc
 
     async def fetch(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         return await self.request("GET", f"/api/v1/namespaces/{namespace}/{plural}/{name}",  # type: ignore[no-any-return]
@@ -126,7 +132,7 @@ class Kubelet:
         m = pod["metadata"]
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
                 "preconditions": {"uid": m["uid"]}}
-        with contextlib.suppress(kr8s.ServerError):
+        with contextlib.suppress(APIError):
             await self.request("DELETE", f"/api/v1/namespaces/{m['namespace']}/pods/{m['name']}",
                                body=body, missing_ok=True)
 
@@ -319,9 +325,7 @@ class Kubelet:
                 "spec": {}}
         try:
             out = await self.request("POST", "/api/v1/nodes", body=node)
-        except kr8s.ServerError as exc:
-            if exc.response is None or exc.response.status_code != 409:
-                raise
+        except Conflict:
             out = await self.request("PATCH", f"/api/v1/nodes/{self.node_name}",
                                      body={"metadata": {"labels": labels}},
                                      content_type="application/merge-patch+json")
@@ -363,50 +367,42 @@ class Kubelet:
 
     # -- Pods ---------------------------------------------------------------------------------
     async def _watch_pods(self) -> None:
-        selector = f"spec.nodeName={self.node_name}"
+        # Any ERROR event lists again at once; any other failure after a second.
         while True:
             try:
-                listing = await self.request("GET", "/api/v1/pods",
-                                             params={"fieldSelector": selector})
-                rv = listing["metadata"]["resourceVersion"]
-                seen = set()
-                for pod in listing.get("items") or []:
-                    seen.add(pod["metadata"]["uid"])
-                    self._on_pod(pod)
-                for uid in list(self.workers):
-                    if uid not in seen:
-                        self._on_deleted(uid)
-                while True:
-                    rv = await self._watch_once(selector, rv)
-                    if rv is None:
-                        break
+                async for event in ListThenWatch(self._list_pods, self._watch_pods_from,
+                                                 relist_on=(APIError,)):
+                    if isinstance(event, Relisted):
+                        seen = set()
+                        for pod in event.items:
+                            seen.add(pod["metadata"]["uid"])
+                            self._on_pod(pod)
+                        for uid in list(self.workers):
+                            if uid not in seen:
+                                self._on_deleted(uid)
+                    elif event.type == "DELETED":
+                        self._on_deleted(event.object["metadata"]["uid"])
+                    else:
+                        self._on_pod(event.object)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - relist after any watch failure
                 log.warning("pod watch failed (%s); listing again", exc)
                 await asyncio.sleep(1)
 
-    async def _watch_once(self, selector: str, rv: str) -> str | None:
-        params = {"watch": "true", "fieldSelector": selector, "resourceVersion": rv,
-                  "allowWatchBookmarks": "true", "timeoutSeconds": "300"}
+    async def _list_pods(self) -> tuple[list[dict[str, Any]], str]:
+        listing = await self.request("GET", "/api/v1/pods",
+                                     params={"fieldSelector": f"spec.nodeName={self.node_name}"})
+        return list(listing.get("items") or []), listing["metadata"]["resourceVersion"]
+
+    @contextlib.asynccontextmanager
+    async def _watch_pods_from(self, rv: str) -> AsyncIterator[AsyncIterator[str]]:
+        params = {"watch": "true", "fieldSelector": f"spec.nodeName={self.node_name}",
+                  "resourceVersion": rv, "allowWatchBookmarks": "true", "timeoutSeconds": "300"}
         base, version, url = _split("/api/v1/pods")
         async with self.api.call_api("GET", base=base, version=version, url=url, params=params,
                                      stream=True) as resp:
-            async for line in resp.aiter_lines():
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                obj = event.get("object") or {}
-                if event.get("type") == "ERROR":
-                    return None
-                rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
-                if event.get("type") == "BOOKMARK":
-                    continue
-                if event.get("type") == "DELETED":
-                    self._on_deleted(obj["metadata"]["uid"])
-                else:
-                    self._on_pod(obj)
-        return rv
+            yield resp.aiter_lines()
 
     def _on_pod(self, pod: dict[str, Any]) -> None:
         if (pod.get("spec") or {}).get("nodeName") != self.node_name or self._stopping.is_set():
@@ -442,3 +438,11 @@ def _split(path: str) -> tuple[str, str, str]:
     if parts[0] == "api":
         return "/api", parts[1], "/".join(parts[2:])
     return "/apis", f"{parts[1]}/{parts[2]}", "/".join(parts[3:])
+
+
+def _status(response: Any) -> Any:
+    """The ``Status`` body of an error answer, or None if it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None

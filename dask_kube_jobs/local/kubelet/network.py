@@ -22,8 +22,11 @@ import json
 import logging
 import os
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+from ...kube import APIError, Backoff, ListThenWatch, Relisted
 
 log = logging.getLogger(__name__)
 
@@ -260,49 +263,51 @@ class PodNetwork:
 
     async def _sync(self, api: Any, resource: str, store: dict[tuple[str, str], dict[str, Any]],
                     synced: asyncio.Event) -> None:
-        """List then watch ``resource`` in all namespaces into ``store``; relist on 410."""
+        """List then watch ``resource`` in all namespaces into ``store``. Any ERROR event (a
+        410 or anything else) lists again at once; after other failures the watch resumes from
+        the last version seen, and lists again once the pauses have grown to 5 s."""
+
+        async def list_all() -> tuple[list[dict[str, Any]], str]:
+            async with api.call_api("GET", version="v1", url=resource) as resp:
+                body = resp.json()
+            return list(body.get("items") or []), str(body["metadata"]["resourceVersion"])
+
+        @contextlib.asynccontextmanager
+        async def watch_from(rv: str) -> AsyncIterator[AsyncIterator[str]]:
+            params = {"watch": "true", "resourceVersion": rv,
+                      "allowWatchBookmarks": "true", "timeoutSeconds": "290"}
+            async with api.call_api("GET", version="v1", url=resource, params=params,
+                                    stream=True, timeout=None) as resp:
+                yield resp.aiter_lines()
+
         rv: str | None = None
-        delay = 0.2
+        backoff = Backoff(first=0.2, most=5.0)
         while True:
+            stream = ListThenWatch(list_all, watch_from, resource_version=rv,
+                                   relist_on=(APIError,))
             try:
-                if rv is None:
-                    async with api.call_api("GET", version="v1", url=resource) as resp:
-                        body = resp.json()
-                    store.clear()
-                    for obj in body.get("items") or []:
-                        store[_key(obj)] = obj
-                    rv = str(body["metadata"]["resourceVersion"])
-                    self._dirty.set()
-                    synced.set()
-                params = {"watch": "true", "resourceVersion": rv,
-                          "allowWatchBookmarks": "true", "timeoutSeconds": "290"}
-                async with api.call_api("GET", version="v1", url=resource, params=params,
-                                        stream=True, timeout=None) as resp:
-                    async for line in resp.aiter_lines():
-                        if not line.strip():
-                            continue
-                        event = json.loads(line)
-                        kind, obj = event.get("type"), event.get("object") or {}
-                        if kind == "ERROR":
-                            rv = None  # 410 Expired or anything else: start from a fresh list
-                            break
-                        rv = str(obj["metadata"]["resourceVersion"])
-                        if kind == "DELETED":
-                            store.pop(_key(obj), None)
-                        elif kind in ("ADDED", "MODIFIED"):
+                async for event in stream:
+                    backoff.reset()
+                    if isinstance(event, Relisted):
+                        store.clear()
+                        for obj in event.items:
                             store[_key(obj)] = obj
-                        else:
-                            continue
-                        self._dirty.set()
-                delay = 0.2
+                        synced.set()
+                    elif event.type == "DELETED":
+                        store.pop(_key(event.object), None)
+                    elif event.type in ("ADDED", "MODIFIED"):
+                        store[_key(event.object)] = event.object
+                    else:
+                        continue
+                    self._dirty.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the API server restarting, a network hiccup, ...
+                delay = backoff.next_delay()
                 log.warning("watch of %s failed (%s); retrying in %.1fs", resource, exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                if delay >= 5.0:
-                    rv = None
+                # resume where the watch stopped, until the pauses have grown to the bound
+                rv = None if delay * 2 >= backoff.most else stream.resource_version
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ...contract.times import fmt_time
+from ...kube import Conflict, NotFound
 from .container import ContainerProcess, ExitInfo, StartError, prepare_argv
 from .env import ContainerConfigError, command_line, container_env, process_env
 from .probes import ProbeLoop, Target, run_handler
@@ -520,10 +521,9 @@ class PodWorker:
         try:
             await self.k.patch_status(self.pod, status)
         except Exception as exc:  # noqa: BLE001 - retried by the loop
-            code = getattr(getattr(exc, "response", None), "status_code", None)
-            if code in (404, 409):
-                self.gone = code == 404 or self.gone
+            answered = isinstance(exc, NotFound | Conflict)  # gone, or another Pod of that name
+            self.gone = self.gone or isinstance(exc, NotFound)
             log.debug("status of %s not reported: %s", self.key, exc)
-            return code in (404, 409)
+            return answered
         self.published = status
         return True

@@ -79,10 +79,11 @@ def test_a_named_target_port_is_resolved_on_the_pod() -> None:
 def test_api_errors_become_the_packages_errors_with_a_hint() -> None:
     from dask_kube_jobs._kubecluster._api import explain
     from dask_kube_jobs.errors import CRDsNotInstalled, DaskKubeJobsError
-    from dask_kube_jobs.kube import APIError
+    from dask_kube_jobs.kube import api_error
 
-    missing = explain(APIError(404, "NotFound", "the server could not find the requested "
-                               "resource"), "cannot create DaskCluster x")
+    missing = explain(api_error(404, {"reason": "NotFound", "message": "the server could not find "
+                                      "the requested resource"}), "cannot create DaskCluster x")
     assert isinstance(missing, CRDsNotInstalled) and "not installed" in str(missing)
-    denied = explain(APIError(403, "Forbidden", "nope"), "cannot create DaskCluster x")
+    denied = explain(api_error(403, {"reason": "Forbidden", "message": "nope"}),
+                     "cannot create DaskCluster x")
     assert isinstance(denied, DaskKubeJobsError) and "daskclusters" in denied.hint

@@ -1,0 +1,229 @@
+"""``Client``: raw JSON requests to the API server over one kr8s ``Api`` (one connection pool).
+
+It speaks paths (``/api/v1/namespaces/ns/pods``) rather than kr8s objects, because controllers
+handle many kinds generically (the garbage collector and the namespace deleter touch every
+resource discovery lists) and need patch content types, preconditions and subresources
+(``binding``, ``status``, ``finalize``) that kr8s objects do not expose. Errors come back as
+the classes of ``errors.py``, by status.
+
+Every ``Client`` owns its own kr8s ``Api`` (and so its own connection pool): a watch holds a
+connection for its lifetime, and the garbage collector alone watches every resource type.
+
+A ``Client`` lets at most ``MAX_IN_FLIGHT`` ordinary requests into that pool at a time and
+queues the rest itself. httpcore's pool re-scans every queued request each time a connection
+frees up (encode/httpcore#1035: quadratic in the queue, which kept an operator with 500
+DaskClusters at full CPU while the API server idled and every request timed out), and a request
+queued there can miss a freed connection and hang until its read timeout (encode/httpcore#1110).
+Waiting in an ``asyncio.Semaphore`` costs nothing of the sort. Watches take no permit (each
+holds its connection for minutes, and would otherwise starve short requests); they have the
+pool's remaining connections. Each request also has a total deadline (``REQUEST_TIMEOUT``,
+counted from when it gets its permit): httpx's timeouts bound each read, not the whole request,
+and a caller's retry loop can only retry a request that ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import kr8s
+import kr8s.asyncio
+
+from ..contract.api_resources import Resource
+from ..contract.objects import Obj
+from .errors import Conflict, NotFound, RequestTimeout, api_error
+
+REQUEST_TIMEOUT = 30.0
+# kr8s builds its httpx client with httpx's default limits: 100 connections, 20 kept alive.
+# Requests in flight stay within the kept-alive ones (no connection churn, a short pool
+# queue); the other 80 connections are left to watch streams.
+MAX_IN_FLIGHT = 20
+
+
+def _split(path: str) -> tuple[str, str, str]:
+    """``/apis/apps/v1/namespaces/x/deployments`` -> base, version and url for kr8s's call_api."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "api":
+        return "/api", parts[1], "/".join(parts[2:])
+    return "/apis", f"{parts[1]}/{parts[2]}", "/".join(parts[3:])
+
+
+class Client:
+    """Raw JSON requests over one kr8s ``Api`` (its own connection pool)."""
+
+    def __init__(self, api: kr8s.asyncio.Api, kubeconfig: str, *,
+                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+        self.api = api
+        self.kubeconfig = kubeconfig
+        self._permits = asyncio.Semaphore(max_in_flight)
+
+    @classmethod
+    async def connect(cls, kubeconfig: str) -> Client:
+        api = await kr8s.asyncio.Api(bypass_factory=True, kubeconfig=kubeconfig)
+        return cls(api, kubeconfig)
+
+    async def close(self) -> None:
+        session = getattr(self.api, "_session", None)
+        if session is not None:
+            with contextlib.suppress(Exception):
+                await session.aclose()
+
+    @contextlib.asynccontextmanager
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        # raise_for_status=False: kr8s answers any 401/403 by re-reading the kubeconfig and
+        # replacing its HTTP session, which breaks every other request in flight on that
+        # session (ReadError, "URL is missing a protocol"). A 403 such as "namespace is being
+        # terminated" is an answer, not expired credentials, so errors are mapped here.
+        base, version, url = _split(path)
+        async with self.api.call_api(method, base=base, version=version, url=url,
+                                     raise_for_status=False, **kwargs) as response:
+            if response.is_error:
+                await response.aread()
+                try:
+                    status = response.json()
+                except ValueError:
+                    status = {}
+                if not isinstance(status, dict):
+                    status = {}
+                raise api_error(response.status_code, status, response.text[:200])
+            yield response
+
+    async def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                      body: Any = None, content_type: str | None = None) -> Obj:
+        kwargs: dict[str, Any] = {"timeout": REQUEST_TIMEOUT}
+        if params:
+            kwargs["params"] = params
+        if body is not None:
+            kwargs["content"] = json.dumps(body)
+            kwargs["headers"] = {"Content-Type": content_type or "application/json"}
+        async with self._permits:
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    async with self._call(method, path, **kwargs) as response:
+                        return response.json() if response.content else {}
+            except (TimeoutError, kr8s.APITimeoutError) as exc:  # the deadline, or a read's
+                raise RequestTimeout(f"{method} {path}: no complete answer within "
+                                     f"{REQUEST_TIMEOUT:g}s") from exc
+
+    async def get(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
+        """The object, or None if it does not exist."""
+        try:
+            return await self.request("GET", res.path(namespace, name))
+        except NotFound:
+            return None
+
+    async def list(self, res: Resource, namespace: str | None = None, *,
+                   label_selector: str | None = None,
+                   field_selector: str | None = None) -> tuple[list[Obj], str]:
+        """All items (following ``continue``) and the list's resourceVersion."""
+        params: dict[str, Any] = {"limit": 500}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        items: list[Obj] = []
+        while True:
+            page = await self.request("GET", res.path(namespace), params=params)
+            for item in page.get("items") or []:
+                item.setdefault("kind", res.kind)
+                item.setdefault("apiVersion", res.api_version)
+                items.append(item)
+            meta = page.get("metadata") or {}
+            if not meta.get("continue"):
+                return items, str(meta.get("resourceVersion", ""))
+            params["continue"] = meta["continue"]
+
+    async def create(self, res: Resource, namespace: str | None, body: Obj) -> Obj:
+        return await self.request("POST", res.path(namespace), body=body)
+
+    async def replace(self, res: Resource, namespace: str | None, name: str, body: Obj,
+                      sub: str | None = None) -> Obj:
+        return await self.request("PUT", res.path(namespace, name, sub), body=body)
+
+    async def patch(self, res: Resource, namespace: str | None, name: str, body: Any, *,
+                    type: str = "merge", sub: str | None = None) -> Obj:
+        content_type = {"merge": "application/merge-patch+json",
+                        "json": "application/json-patch+json",
+                        "strategic": "application/strategic-merge-patch+json"}[type]
+        return await self.request("PATCH", res.path(namespace, name, sub), body=body,
+                                  content_type=content_type)
+
+    async def delete(self, res: Resource, namespace: str | None, name: str, *,
+                     propagation: str | None = None, uid: str | None = None,
+                     grace_period: int | None = None) -> bool:
+        """Delete; False if it was already gone (or the uid precondition no longer holds)."""
+        options: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation:
+            options["propagationPolicy"] = propagation
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        if grace_period is not None:
+            options["gracePeriodSeconds"] = grace_period
+        try:
+            await self.request("DELETE", res.path(namespace, name), body=options)
+        except NotFound:
+            return False
+        except Conflict:
+            if uid:
+                return False
+            raise
+        return True
+
+    @contextlib.asynccontextmanager
+    async def watch_stream(self, res: Resource, namespace: str | None, params: dict[str, Any]) -> Any:
+        async with self._call("GET", res.path(namespace), params=params, stream=True,
+                              timeout=httpx.Timeout(None, connect=REQUEST_TIMEOUT)) as response:
+            yield response
+
+    @contextlib.asynccontextmanager
+    async def watch_lines(self, res: Resource, namespace: str | None, resource_version: str, *,
+                          timeout_seconds: int, label_selector: str | None = None,
+                          field_selector: str | None = None) -> AsyncIterator[AsyncIterator[str]]:
+        """The lines of a watch from ``resource_version``, with bookmarks (for ``ListThenWatch``)."""
+        params: dict[str, Any] = {"watch": "true", "resourceVersion": resource_version,
+                                  "allowWatchBookmarks": "true", "timeoutSeconds": timeout_seconds}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        async with self.watch_stream(res, namespace, params) as response:
+            yield response.aiter_lines()
+
+    async def discover(self) -> list[Resource]:
+        """Every top-level resource of every group's preferred version, as discovery lists them."""
+        lists = [await self.request("GET", "/api/v1")]
+        groups = await self._get_groups()
+        for group in groups.get("groups") or []:
+            preferred = (group.get("preferredVersion") or {}).get("groupVersion")
+            if not preferred:
+                continue
+            with contextlib.suppress(NotFound):  # a CRD deleted between the two requests
+                lists.append(await self.request("GET", f"/apis/{preferred}"))
+        out: list[Resource] = []
+        for rl in lists:
+            group, _, version = rl.get("groupVersion", "v1").rpartition("/")
+            for r in rl.get("resources") or []:
+                if "/" in r["name"]:
+                    continue
+                out.append(Resource(group, version, r["name"], r["kind"], bool(r.get("namespaced")),
+                                    frozenset(r.get("verbs") or ())))
+        return out
+
+    async def _get_groups(self) -> Obj:
+        async with self._permits, asyncio.timeout(REQUEST_TIMEOUT), \
+                self.api.call_api("GET", base="/apis", version="", url="",
+                                  timeout=REQUEST_TIMEOUT) as response:
+            return response.json()  # type: ignore[no-any-return]
+
+
+def default_namespace(client: Client) -> str:
+    """The kubeconfig context's namespace (or the in-cluster service account's), else
+    ``default``: where a request that names no namespace goes, as with kubectl."""
+    try:
+        return str(client.api.namespace or "default")
+    except (AttributeError, AssertionError):
+        return "default"
