@@ -186,7 +186,11 @@ def _root(kind: str, spec: Schema, status: Schema) -> Schema:
 
 def _daskcluster() -> Schema:
     status = _status("Observed state of the cluster, written by the operator.", {
-        "phase": _str("Created, Pending (scheduler not ready), Running, or Failed (the cluster cannot be made, see conditions).", nullable=True),
+        "phase": _str("Created (admitted), Pending (waiting for the operator's limits, or the "
+                      "scheduler Pod is being made), Running (the scheduler Pod and Service exist, "
+                      "as upstream's operator means it; the SchedulerReady condition says when "
+                      "the scheduler is ready), or Failed (the cluster cannot be made, see "
+                      "conditions).", nullable=True),
         "workers": _int("Worker Pods of the cluster that exist (the scale subresource's "
                         "status replicas).", minimum=0),
         "readyWorkers": _int("Worker Pods of the cluster that are ready.", minimum=0),

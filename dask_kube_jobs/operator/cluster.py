@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..contract import cluster_status
 from ..kube import PODS, SERVICES, APIError, pod_ready
 from . import builders, conditions, limits, names, scheduler_comm
 from .runtime import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS, Runtime
@@ -125,13 +126,13 @@ async def admit(rt: Runtime, cluster: Obj) -> float | None:
     previous = limits.refused_message(status)
     if found:
         message = limits.summary(found)
-        if message != previous or status.get("phase") != "Pending":
-            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Pending", "conditions": conditions.put(
+        if message != previous or status.get("phase") != cluster_status.PHASE_PENDING:
+            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": cluster_status.PHASE_PENDING, "conditions": conditions.put(
                 status.get("conditions"), limits.CONDITION_ADMITTED, False, limits.REASON_EXCEEDED,
                 message, meta.get("generation"))})
             await rt.event(cluster, limits.REASON_EXCEEDED, f"{message}; nothing was created", warning=True)
         return limits.RECHECK_SECONDS
-    admitted: Obj = {"phase": "Created", "conditions": conditions.put(
+    admitted: Obj = {"phase": cluster_status.PHASE_CREATED, "conditions": conditions.put(
         status.get("conditions"), limits.CONDITION_ADMITTED, True, "Admitted",
         "within the operator's limits", meta.get("generation"))}
     await rt.patch_status(DASKCLUSTERS, cluster, admitted)
@@ -151,7 +152,7 @@ async def reconcile(rt: Runtime, cluster: Obj) -> float:
     problem = names.cluster_name_problem(name)
     if problem:
         if not conditions.get(status.get("conditions"), "InvalidName"):
-            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Failed", "conditions": conditions.put(
+            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": cluster_status.PHASE_FAILED, "conditions": conditions.put(
                 status.get("conditions"), "InvalidName", True, "InvalidName", problem, meta.get("generation"))})
             await rt.event(cluster, "InvalidName", f"{problem}; nothing was created", warning=True)
         return 3600.0
@@ -161,7 +162,7 @@ async def reconcile(rt: Runtime, cluster: Obj) -> float:
             return refused
         status = cluster["status"]
     elif not status.get("phase"):
-        await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Created"})
+        await rt.patch_status(DASKCLUSTERS, cluster, {"phase": cluster_status.PHASE_CREATED})
 
     scheduler = await ensure_scheduler(rt, cluster)
     if await create_if_missing(rt, SERVICES, builders.scheduler_service(cluster)):
@@ -185,7 +186,9 @@ async def reconcile(rt: Runtime, cluster: Obj) -> float:
     active = [p for p in workers if _active(p)]
     ready = sum(1 for p in active if pod_ready(p))
     scheduler_ready = scheduler is not None and pod_ready(scheduler)
-    phase = "Running" if scheduler_ready else "Pending"
+    # Upstream's phase vocabulary (contract.cluster_status): Running once the scheduler Pod
+    # and its Service exist; readiness is the SchedulerReady condition.
+    phase = cluster_status.PHASE_RUNNING if scheduler is not None else cluster_status.PHASE_PENDING
     new_status: Obj = {
         "phase": phase,
         "observedGeneration": meta.get("generation"),
@@ -194,7 +197,7 @@ async def reconcile(rt: Runtime, cluster: Obj) -> float:
         "schedulerAddress": names.scheduler_address(name, ns),
         "dashboardAddress": names.dashboard_address(name, ns),
         "selector": f"{names.LABEL_CLUSTER}={name},{names.LABEL_COMPONENT}={names.COMPONENT_WORKER}",
-        "conditions": conditions.put(status.get("conditions"), "SchedulerReady",
+        "conditions": conditions.put(status.get("conditions"), cluster_status.CONDITION_SCHEDULER_READY,
                                      scheduler_ready, "PodReady" if scheduler_ready else "PodNotReady",
                                      "the scheduler Pod is ready" if scheduler_ready
                                      else "waiting for the scheduler Pod to become ready",
@@ -202,8 +205,12 @@ async def reconcile(rt: Runtime, cluster: Obj) -> float:
     }
     if any(status.get(k) != v for k, v in new_status.items()):
         await rt.patch_status(DASKCLUSTERS, cluster, new_status)
-        if phase == "Running" and status.get("phase") != "Running":
-            await rt.event(cluster, "Running", f"scheduler ready at {new_status['schedulerAddress']}")
+        if phase == cluster_status.PHASE_RUNNING and status.get("phase") != phase:
+            await rt.event(cluster, "Running", f"scheduler Pod and Service {names.scheduler_name(name)} exist")
+        if scheduler_ready and not conditions.is_true(status.get("conditions"),
+                                                      cluster_status.CONDITION_SCHEDULER_READY):
+            await rt.event(cluster, cluster_status.CONDITION_SCHEDULER_READY,
+                           f"scheduler ready at {new_status['schedulerAddress']}")
 
     idle_timeout = int(spec.get("idleTimeout") or 0)
     if idle_timeout > 0 and scheduler_ready and scheduler is not None:
