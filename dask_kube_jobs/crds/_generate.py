@@ -335,6 +335,9 @@ KINDS: dict[str, dict[str, Any]] = {
                     "The number of desired worker Pods"),
             _column("Ready", ".status.readyWorkers", "integer", "Ready worker Pods"),
             _column("Status", ".status.phase"),
+            # Running is upstream's "scheduler made" (contract.cluster_status); this says ready.
+            _column("Scheduler Ready", '.status.conditions[?(@.type=="SchedulerReady")].status',
+                    description="Whether the scheduler Pod is ready (condition SchedulerReady)"),
             _column("Scheduler", ".status.schedulerAddress", priority=1),
             _AGE,
         ],

@@ -59,5 +59,8 @@ def test_the_page_runs_top_to_bottom(upstream_kubeconfig: str, namespace: str,
     # (upstream's client draws its progress panel on stdout too, without a final newline)
     assert outputs[0].rstrip().endswith("6"), outputs[0][-300:]
     assert "migrated-scheduler" in outputs[1] and "condition met" in outputs[1]
+    header, row = outputs[1].split("condition met", 1)[1].strip().splitlines()[:2]
+    columns = dict(zip(re.split(r"\s{2,}", header), re.split(r"\s{2,}", row), strict=True))
+    assert (columns["STATUS"], columns["SCHEDULER READY"]) == ("Running", "True"), columns
     eventually(lambda: kubectl("get", "daskcluster", "migrated", check=False).returncode != 0,
                what="the cluster deleted by the page")
