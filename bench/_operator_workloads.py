@@ -321,6 +321,8 @@ async def scale_up(env: Env, op: OperatorProcess, ns: str) -> dict[str, float]:
         scheduler = _live(pods.items(), "scheduler")[0]
         address = f"tcp://{scheduler['status']['podIP']}:8786"
         await _scheduler_workers(address)  # reachable before the clock starts
+        ours_before = env.proxy.counter.snapshot() if env.proxy else collections.Counter()
+        all_before = api_counters(env)
         start = time.monotonic()
         await env.client.patch(DASKWORKERGROUPS, ns, "scale-default",
                                {"spec": {"worker": {"replicas": w}}})
@@ -335,8 +337,20 @@ async def scale_up(env: Env, op: OperatorProcess, ns: str) -> dict[str, float]:
             with contextlib.suppress(OSError, asyncio.TimeoutError):  # a scheduler busy starting
                 connected = await _scheduler_workers(address)
         joined = time.monotonic()
-    return {f"scale 0→{w}: {w} worker Pods exist (s)": exist - start,
-            f"scale 0→{w}: {w} workers connected (s)": joined - start}
+    # What each worker costs the API server: upstream writes a Deployment per worker, and the
+    # Deployment and ReplicaSet controllers write theirs; ours writes the Pod.
+    everyone = api_counters(env) - all_before
+    out = {f"scale 0→{w}: {w} worker Pods exist (s)": exist - start,
+           f"scale 0→{w}: {w} workers connected (s)": joined - start,
+           f"scale 0→{w}: all API requests per worker (/metrics)": sum(everyone.values()) / w}
+    env.details[f"{op.which}: all requests during scale 0→{w} (/metrics)"] = {
+        f"{verb} {res}": count for (verb, res), count in everyone.most_common()}
+    if env.proxy:
+        by_kind = env.proxy.counter.snapshot() - ours_before
+        env.details[f"{op.which}: operator requests during scale 0→{w}"] = {
+            f"{verb} {res}": count for (verb, res), count in by_kind.most_common()}
+        out[f"scale 0→{w}: operator API requests per worker"] = sum(by_kind.values()) / w
+    return out
 
 
 async def many_clusters(env: Env, op: OperatorProcess, ns: str) -> dict[str, float]:

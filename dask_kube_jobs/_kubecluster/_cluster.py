@@ -44,6 +44,7 @@ from distributed.core import Status, rpc
 from distributed.deploy import Cluster
 from distributed.utils import Logs, format_dashboard_link
 
+from ..contract import cluster_status
 from ..contract.api_resources import DASKAUTOSCALERS, DASKCLUSTERS, DASKWORKERGROUPS
 from ..contract.names import DASHBOARD_PORT, SCHEDULER_PORT, scheduler_name
 from ..contract.pods import pod_ready
@@ -246,7 +247,8 @@ class KubeCluster(Cluster):
             phase = (cluster.get("status") or {}).get("phase")
             if stage == "status" and phase:
                 stage, deadline = "scheduler", time.monotonic() + self.resource_timeout
-            if stage == "scheduler" and service and (phase == "Running" or pod_ready(pod)):
+            if stage == "scheduler" and service and (
+                    cluster_status.scheduler_ready(cluster.get("status")) or pod_ready(pod)):
                 return
             if time.monotonic() > deadline:
                 raise await self._startup_error(stage, pod)

@@ -7,8 +7,10 @@ runs the very same coroutine in the triggerer, and the poking
 :class:`~.sensors.daskcluster.DaskClusterSensor` reads the same pure :func:`cluster_event`. The
 answer is always an *event*, a dict of primitives: a trigger can hand nothing else back.
 
-Ready means what the operator reports: ``status.phase`` is ``Running`` (the scheduler Pod is
-ready) and, when asked, ``status.readyWorkers`` reached a minimum. ``Failed`` (an invalid name,
+Ready means what the operator reports: ``status.phase`` is ``Running`` with the
+``SchedulerReady`` condition true (``contract.cluster_status.scheduler_ready``: the phase alone
+says the scheduler was made, as upstream's phase does) and, when asked,
+``status.readyWorkers`` reached a minimum. ``Failed`` (an invalid name,
 see the cluster's conditions) is final. A cluster that does not exist is *not ready yet*, not
 an error: a sensor may start before whatever creates the cluster.
 
@@ -25,6 +27,7 @@ import time
 from typing import Any
 
 from .. import kube
+from ..contract import cluster_status
 from ..contract.api_resources import DASKCLUSTERS
 from ._identity import LABEL_KEY, TaskIdentity
 
@@ -38,6 +41,7 @@ def cluster_event(obj: Obj | None, *, namespace: str, name: str,
 
     >>> cluster_event({"metadata": {"name": "c", "namespace": "ns"},
     ...                "status": {"phase": "Running", "readyWorkers": 2,
+    ...                           "conditions": [{"type": "SchedulerReady", "status": "True"}],
     ...                           "schedulerAddress": "tcp://c-scheduler.ns.svc:8786"}},
     ...               namespace="ns", name="c", min_ready_workers=2)["status"]
     'ready'
@@ -51,17 +55,20 @@ def cluster_event(obj: Obj | None, *, namespace: str, name: str,
                   "phase": phase, "ready_workers": ready,
                   "scheduler_address": status.get("schedulerAddress"),
                   "dashboard_address": status.get("dashboardAddress")}
-    if phase == "Failed":
+    if phase == cluster_status.PHASE_FAILED:
         reasons = "; ".join(c.get("message") or c.get("reason") or ""
                             for c in status.get("conditions") or [] if c.get("status") == "True")
         return {**event, "status": "failed",
                 "message": f"DaskCluster {namespace}/{name} failed: {reasons or 'see its events'}"}
-    if phase == "Running" and ready >= min_ready_workers:
+    if cluster_status.scheduler_ready(status) and ready >= min_ready_workers:
         return {**event, "status": "ready",
                 "message": f"DaskCluster {namespace}/{name} is running with {ready} ready "
                            f"worker(s)"}
+    where = phase or "not reconciled yet"
+    if phase == cluster_status.PHASE_RUNNING and not cluster_status.scheduler_ready(status):
+        where += " (scheduler not ready yet)"
     return {**event, "status": "waiting",
-            "message": f"DaskCluster {namespace}/{name} is {phase or 'not reconciled yet'} "
+            "message": f"DaskCluster {namespace}/{name} is {where} "
                        f"with {ready}/{min_ready_workers} ready worker(s)"}
 
 

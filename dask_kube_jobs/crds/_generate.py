@@ -190,7 +190,11 @@ def _root(kind: str, spec: Schema, status: Schema) -> Schema:
 
 def _daskcluster() -> Schema:
     status = _status("Observed state of the cluster, written by the operator.", {
-        "phase": _str("Created, Pending (scheduler not ready), Running, or Failed (the cluster cannot be made, see conditions).", nullable=True),
+        "phase": _str("Created (admitted), Pending (waiting for the operator's limits, or the "
+                      "scheduler Pod is being made), Running (the scheduler Pod and Service exist, "
+                      "as upstream's operator means it; the SchedulerReady condition says when "
+                      "the scheduler is ready), or Failed (the cluster cannot be made, see "
+                      "conditions).", nullable=True),
         "workers": _int("Worker Pods of the cluster that exist (the scale subresource's "
                         "status replicas).", minimum=0),
         "readyWorkers": _int("Worker Pods of the cluster that are ready.", minimum=0),
@@ -338,6 +342,9 @@ KINDS: dict[str, dict[str, Any]] = {
                     "The number of desired worker Pods"),
             _column("Ready", ".status.readyWorkers", "integer", "Ready worker Pods"),
             _column("Status", ".status.phase"),
+            # Running is upstream's "scheduler made" (contract.cluster_status); this says ready.
+            _column("Scheduler Ready", '.status.conditions[?(@.type=="SchedulerReady")].status',
+                    description="Whether the scheduler Pod is ready (condition SchedulerReady)"),
             _column("Scheduler", ".status.schedulerAddress", priority=1),
             _AGE,
         ],

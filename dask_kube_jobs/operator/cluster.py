@@ -14,7 +14,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from ..contract import conditions, names
+from ..contract import cluster_status, conditions, names
 from ..contract.api_resources import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS, Resource
 from ..contract.objects import owner_reference
 from ..contract.pods import pod_active, pod_ready
@@ -80,7 +80,7 @@ async def _refused(rt: Runtime, cluster: Obj, reason: str, message: str) -> floa
     status = cluster.get("status") or {}
     conds = conditions.put_condition(status.get("conditions"), "Failed", True, reason, message,
                            meta.get("generation"))
-    if await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Failed", "conditions": conds}) is None:
+    if await rt.patch_status(DASKCLUSTERS, cluster, {"phase": cluster_status.PHASE_FAILED, "conditions": conds}) is None:
         return 3600.0  # deleted meanwhile
     rt.refused_clusters[(meta["namespace"], meta["name"])] = conditions.find_condition(conds, "Failed") or {}
     await rt.event(cluster, reason, message, warning=True)
@@ -203,13 +203,13 @@ async def admit(rt: Runtime, cluster: Obj) -> float | None:
     previous = limits.refused_message(status)
     if found:
         message = limits.summary(found)
-        if message != previous or status.get("phase") != "Pending":
-            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Pending", "conditions": conditions.put_condition(
+        if message != previous or status.get("phase") != cluster_status.PHASE_PENDING:
+            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": cluster_status.PHASE_PENDING, "conditions": conditions.put_condition(
                 status.get("conditions"), limits.CONDITION_ADMITTED, False, limits.REASON_EXCEEDED,
                 message, meta.get("generation"))})
             await rt.event(cluster, limits.REASON_EXCEEDED, f"{message}; nothing was created", warning=True)
         return limits.RECHECK_SECONDS
-    admitted: Obj = {"phase": "Created", "conditions": conditions.put_condition(
+    admitted: Obj = {"phase": cluster_status.PHASE_CREATED, "conditions": conditions.put_condition(
         status.get("conditions"), limits.CONDITION_ADMITTED, True, "Admitted",
         "within the operator's limits", meta.get("generation"))}
     await rt.patch_status(DASKCLUSTERS, cluster, admitted)
@@ -243,7 +243,7 @@ async def _reconcile(rt: Runtime, cluster: Obj) -> float:
     problem = names.cluster_name_problem(name)
     if problem:
         if not conditions.find_condition(status.get("conditions"), "InvalidName"):
-            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Failed", "conditions": conditions.put_condition(
+            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": cluster_status.PHASE_FAILED, "conditions": conditions.put_condition(
                 status.get("conditions"), "InvalidName", True, "InvalidName", problem, meta.get("generation"))})
             await rt.event(cluster, "InvalidName", f"{problem}; nothing was created", warning=True)
         return 3600.0
@@ -253,7 +253,7 @@ async def _reconcile(rt: Runtime, cluster: Obj) -> float:
             return refused
         status = cluster["status"]
     elif not status.get("phase"):
-        await rt.patch_status(DASKCLUSTERS, cluster, {"phase": "Created"})
+        await rt.patch_status(DASKCLUSTERS, cluster, {"phase": cluster_status.PHASE_CREATED})
 
     scheduler = await ensure_scheduler(rt, cluster)
     if await create_if_missing(rt, SERVICES, builders.scheduler_service(cluster)):
@@ -281,9 +281,12 @@ async def _reconcile(rt: Runtime, cluster: Obj) -> float:
     active = [p for p in workers if pod_active(p)]
     ready = sum(1 for p in active if pod_ready(p))
     scheduler_ready, scheduler_reason, scheduler_message = _scheduler_condition(scheduler, cluster)
-    phase = "Running" if scheduler_ready else "Pending"
-    conds = conditions.put_condition(status.get("conditions"), "SchedulerReady", scheduler_ready,
-                           scheduler_reason, scheduler_message, meta.get("generation"))
+    # Upstream's phase vocabulary (contract.cluster_status): Running once the scheduler Pod
+    # and its Service exist; readiness is the SchedulerReady condition.
+    phase = cluster_status.PHASE_RUNNING if scheduler is not None else cluster_status.PHASE_PENDING
+    conds = conditions.put_condition(status.get("conditions"), cluster_status.CONDITION_SCHEDULER_READY,
+                                     scheduler_ready, scheduler_reason, scheduler_message,
+                                     meta.get("generation"))
     found = diagnosis.workers_problem(active)
     if found is not None:  # the same words as its worker groups' WorkersReady
         conds = conditions.put_condition(conds, "WorkersReady", False, found[1].reason,
@@ -308,8 +311,12 @@ async def _reconcile(rt: Runtime, cluster: Obj) -> float:
     }
     if any(status.get(k) != v for k, v in new_status.items()):
         await rt.patch_status(DASKCLUSTERS, cluster, new_status)
-        if phase == "Running" and status.get("phase") != "Running":
-            await rt.event(cluster, "Running", f"scheduler ready at {new_status['schedulerAddress']}")
+        if phase == cluster_status.PHASE_RUNNING and status.get("phase") != phase:
+            await rt.event(cluster, "Running", f"scheduler Pod and Service {names.scheduler_name(name)} exist")
+        if scheduler_ready and not conditions.is_true(status.get("conditions"),
+                                                      cluster_status.CONDITION_SCHEDULER_READY):
+            await rt.event(cluster, cluster_status.CONDITION_SCHEDULER_READY,
+                           f"scheduler ready at {new_status['schedulerAddress']}")
 
     idle_timeout = int(spec.get("idleTimeout") or 0)
     if idle_timeout > 0 and scheduler_ready and scheduler is not None:

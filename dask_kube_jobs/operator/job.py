@@ -174,14 +174,8 @@ class JobReconciler:
             # without one, ask (a scheduler ends when its cluster is deleted). A cluster
             # deleted under a running job is not silently made again: the runner lost its
             # scheduler, so the job ends and says who removed what.
-            cluster = await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
-            ours = cluster is not None and not cluster["metadata"].get("deletionTimestamp") and any(
-                r.get("uid") == self.meta["uid"] for r in cluster["metadata"].get("ownerReferences") or [])
-            if not ours:
-                return await self.fail("ClusterDeleted", (
-                    f"DaskCluster {self.cluster_name} was deleted before the job finished (the "
-                    "operator deletes a job's cluster only when the job ends; its own "
-                    "spec.idleTimeout also deletes it); the runner lost its scheduler"))
+            if not await self.has_live_cluster():
+                return await self.cluster_deleted()
         await self.write(jobStatus="ClusterCreated", clusterName=self.cluster_name)
         refused = self.rt.refused_clusters.get((self.ns, self.cluster_name))
         if refused is not None:  # a child of its cluster can never be made (cluster.py)
@@ -206,8 +200,23 @@ class JobReconciler:
             await self.write(message=note)
         return RESYNC
 
+    async def has_live_cluster(self) -> bool:
+        """Its DaskCluster exists, is this job's, and is not being deleted."""
+        cluster = await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
+        return cluster is not None and not cluster["metadata"].get("deletionTimestamp") and any(
+            r.get("uid") == self.meta["uid"] for r in cluster["metadata"].get("ownerReferences") or [])
+
+    async def cluster_deleted(self) -> float:
+        return await self.fail("ClusterDeleted", (
+            f"DaskCluster {self.cluster_name} was deleted before the job finished (the operator "
+            "deletes a job's cluster only when the job ends; its own spec.idleTimeout also "
+            "deletes it); the runner lost its scheduler"))
+
     async def scheduler_failed(self, pod: Obj, problem: diagnosis.Problem) -> float:
         """A failed scheduler ends the attempt; within backoffLimit a fresh one is made."""
+        if not await self.has_live_cluster():
+            # A scheduler stopped by its cluster's deletion is not a failing scheduler.
+            return await self.cluster_deleted()
         uid = pod["metadata"]["uid"]
         failures = int(self.status.get("failed") or 0)
         if self.status.get("lastFailedScheduler") != uid:

@@ -158,8 +158,17 @@ def test_a_failed_cluster_fails_the_sensor_with_its_condition() -> None:
     assert event["status"] == "failed"
     with pytest.raises(AirflowException, match="DaskCluster n/c failed: name too long"):
         DaskClusterSensor(task_id="ready", cluster_name="c").finish(event)
-    assert cluster_event({**obj, "status": {"phase": "Running", "readyWorkers": 1}},
+    ready = [{"type": "SchedulerReady", "status": "True"}]
+    assert cluster_event({**obj, "status": {"phase": "Running", "readyWorkers": 1,
+                                            "conditions": ready}},
                          namespace="n", name="c", min_ready_workers=2)["status"] == "waiting"
+    assert cluster_event({**obj, "status": {"phase": "Running", "readyWorkers": 2,
+                                            "conditions": ready}},
+                         namespace="n", name="c", min_ready_workers=2)["status"] == "ready"
+    # Running is upstream's "scheduler made": without SchedulerReady the cluster is not ready.
+    starting = cluster_event({**obj, "status": {"phase": "Running", "readyWorkers": 2}},
+                             namespace="n", name="c", min_ready_workers=2)
+    assert starting["status"] == "waiting" and "scheduler not ready" in starting["message"]
 
 
 def test_sensor_arguments_are_checked_and_triggers_serialize_primitives() -> None:

@@ -50,6 +50,10 @@ def test_quick_benchmark_fills_the_table_or_says_why(tmp_path: Path) -> None:
     assert ours["3 jobs: all API requests per job (/metrics)"] > ours[
         "3 jobs: operator API requests per job"]  # the kubelet and the benchmark add theirs
     assert 0 < ours["scale 0→2: 2 worker Pods exist (s)"] <= ours["scale 0→2: 2 workers connected (s)"]
+    assert ours["scale 0→2: operator API requests per worker"] >= 1  # its Pod's create
+    assert ours["scale 0→2: all API requests per worker (/metrics)"] > ours[
+        "scale 0→2: operator API requests per worker"]  # the kubelet's status writes
+    assert "ours: operator requests during scale 0→2" in report["details"]
     assert 20 < ours["50 unrelated Pods: peak operator RSS (MiB)"] < 2000
     assert "figure" in run.stdout and "ours/upstream" in run.stdout
 

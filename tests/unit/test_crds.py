@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 
 import pytest
 import yaml
@@ -173,10 +174,14 @@ def accepted(obj: dict, kind: str) -> dict:
 
 
 def subschema(schema: dict, path: str) -> dict | None:
-    """The schema node of a simple JSON path such as ``.spec.worker.replicas``."""
+    """The schema node of a JSON path such as ``.spec.worker.replicas``; a filter on a list
+    (``.status.conditions[?(@.type=="Ready")].status``) steps into the list's items."""
     node: dict | None = schema
-    for part in path.strip(".").split("."):
-        node = ((node or {}).get("properties") or {}).get(part)
+    for part in re.sub(r"\[\?\(.*?\)\]", "[]", path).strip(".").split("."):
+        name, filtered = part.removesuffix("[]"), part.endswith("[]")
+        node = ((node or {}).get("properties") or {}).get(name)
+        if filtered:
+            node = (node or {}).get("items")
     return node
 
 

@@ -19,8 +19,8 @@ finds its own cluster and reuses it rather than failing or starting a second one
 (``_clusterwait.create_or_reuse_cluster``).
 
 Killing the create task while it waits (``on_kill``) deletes the half-made cluster, so a kill
-leaves no orphan; but never a cluster the try found already ``Running``: that one was made by
-an earlier, successful try and the pipeline's later tasks may be using it (its teardown
+leaves no orphan; but never a cluster the try found already ready (``Running`` with its
+``SchedulerReady`` condition true): that one was made by an earlier, successful try and the pipeline's later tasks may be using it (its teardown
 decides). Once the cluster is ready it is handed over and a kill no longer deletes it.
 """
 
@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 
-from ...contract import names
+from ...contract import cluster_status, names
 from ...contract.api_resources import DASKCLUSTERS
 from ...spec import DEFAULT_IMAGE, make_cluster_spec
 from .._clusterwait import create_or_reuse_cluster, delete_cluster, wait_for_cluster
@@ -60,7 +60,7 @@ KILL_TIMEOUT = 30.0  # seconds on_kill waits for the delete request
 
 class _KillTarget:
     """The cluster a kill of the running create task would delete: ``uid`` is None while the
-    create request is in flight (then only a not yet ``Running`` cluster carrying this task's
+    create request is in flight (then only a not yet ready cluster carrying this task's
     identity ``key`` is deleted)."""
 
     def __init__(self, target: KubeTarget, namespace: str, name: str, key: str,
@@ -79,7 +79,7 @@ class _KillTarget:
                 labels = obj["metadata"].get("labels") or {}
                 if labels.get(LABEL_KEY) != self.key:
                     return "kept (another task's cluster)"
-                if (obj.get("status") or {}).get("phase") == "Running":
+                if cluster_status.scheduler_ready(obj.get("status")):
                     return "kept (already running: an earlier try made it)"
                 uid = obj["metadata"]["uid"]
             deleted = await client.delete(DASKCLUSTERS, self.namespace, self.name,
@@ -128,11 +128,12 @@ class CreateDaskClusterOperator(BaseOperator):
         ``<task_id>-<hash of dag, task, run and map index>`` (stable across retries).
     :param namespace: templated; default the connection's, else the manifest's, else the
         kubeconfig's.
-    :param wait_for_ready: wait until the scheduler is ready (status ``Running``) and
+    :param wait_for_ready: wait until the scheduler is ready (phase ``Running`` and condition
+        ``SchedulerReady``) and
         ``min_ready_workers`` workers are; default True.
     :param startup_timeout: seconds to wait for that (default 600); on timeout or a
         ``Failed`` cluster the task fails, and the cluster is deleted unless an earlier try
-        made it and it was already Running (then the pipeline's teardown decides).
+        made it and it was already ready (then the pipeline's teardown decides).
     :param conn_id: a ``dask_kube_jobs`` connection (default ``dask_kube_jobs_default``).
 
     Returns ``{"name", "namespace", "scheduler_address", "dashboard_address",
@@ -235,7 +236,7 @@ class CreateDaskClusterOperator(BaseOperator):
             except ValueError as exc:
                 self._kill_target = None  # someone else's cluster: never ours to delete
                 raise AirflowException(str(exc)) from exc
-            if reused and (cluster.get("status") or {}).get("phase") == "Running":
+            if reused and cluster_status.scheduler_ready(cluster.get("status")):
                 self._kill_target = None  # an earlier, successful try's: a kill keeps it
             else:
                 self._kill_target.uid = cluster["metadata"].get("uid")
@@ -255,7 +256,7 @@ class CreateDaskClusterOperator(BaseOperator):
                 deadline=time.time() + self.startup_timeout, missing_ok=False)
             if event["status"] != "ready":
                 if self._kill_target is None:
-                    # An earlier try's cluster, reused while Running: the same rule as on_kill,
+                    # An earlier try's cluster, reused while ready: the same rule as on_kill,
                     # it belongs to the pipeline now, so its teardown decides.
                     raise AirflowException(f"{event['message']} (startup_timeout "
                                            f"{self.startup_timeout:g}s); the cluster was made "

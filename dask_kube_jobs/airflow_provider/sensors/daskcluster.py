@@ -1,8 +1,8 @@
 """``DaskClusterSensor``: wait for a DaskCluster to be ready, for shared-cluster pipelines.
 
 A long-lived cluster shared by several tasks (made by ``CreateDaskClusterOperator``, another
-DAG, or a person) is ready when the operator reports it ``Running`` (its scheduler answers)
-with at least ``min_ready_workers`` ready workers. The sensor returns the cluster's addresses
+DAG, or a person) is ready when the operator reports its scheduler ready (phase ``Running``
+and condition ``SchedulerReady``) with at least ``min_ready_workers`` ready workers. The sensor returns the cluster's addresses
 (the XCom the using tasks read). A cluster that does not exist yet is waited for; a ``Failed``
 one fails the task at once, with the reason from its conditions. Like every sensor here it
 only watches: it never creates, scales or deletes the cluster.

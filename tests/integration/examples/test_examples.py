@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from dask_kube_jobs.contract import cluster_status
 from dask_kube_jobs.local.testing import Kubectl
 
 from ..operator.test_daskjob import gone, job_done, wait_for
@@ -91,7 +92,7 @@ def ready_workers(kubectl: Kubectl, group: str, n: int, timeout: float = 120) ->
 
 
 def cluster_running(kubectl: Kubectl, name: str, workers: int, timeout: float = 120) -> Obj:
-    return wait_for(kubectl, "daskcluster", name, lambda o: (o.get("status") or {}).get("phase") == "Running"
+    return wait_for(kubectl, "daskcluster", name, lambda o: cluster_status.scheduler_ready(o.get("status"))
                     and o["status"].get("readyWorkers") == workers, timeout=timeout)
 
 

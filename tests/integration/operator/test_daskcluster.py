@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from dask_kube_jobs.contract import cluster_status
 from dask_kube_jobs.local.testing import Kubectl
 
 from .jobs import cluster_spec
@@ -22,6 +23,11 @@ pytestmark = pytest.mark.timeout(300)
 def daskcluster(name: str, workers: int = 1, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskCluster",
             "metadata": {"name": name}, "spec": {**cluster_spec(workers), **spec}}
+
+
+def scheduler_ready(cluster: dict[str, Any]) -> bool:
+    """Phase Running says the scheduler exists; these tests go on once it is ready."""
+    return cluster_status.scheduler_ready(cluster.get("status"))
 
 
 def running_workers(kubectl: Kubectl, group: str) -> list[str]:
@@ -43,7 +49,7 @@ def wait_workers(kubectl: Kubectl, group: str, n: int, timeout: float = 90) -> l
 
 def test_cluster_creates_scheduler_service_and_default_group(kubectl: Kubectl, namespace: str) -> None:
     kubectl("apply", "-f", "-", input=json.dumps(daskcluster("basic", workers=2)))
-    wait_for(kubectl, "daskcluster", "basic", lambda o: (o.get("status") or {}).get("phase") == "Running")
+    wait_for(kubectl, "daskcluster", "basic", scheduler_ready)
     wait_workers(kubectl, "basic-default", 2)
     svc = kubectl("get", "svc", "basic-scheduler", "-o", "json").json()
     assert svc["spec"]["selector"] == {"dask.org/cluster-name": "basic", "dask.org/component": "scheduler"}
@@ -98,7 +104,7 @@ def scheduler_address(kubectl: Kubectl, cluster: str) -> str:
 
 def test_kubectl_scale_up_and_down_loses_no_task(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", "-", input=json.dumps(daskcluster("elastic", workers=1)))
-    wait_for(kubectl, "daskcluster", "elastic", lambda o: (o.get("status") or {}).get("phase") == "Running")
+    wait_for(kubectl, "daskcluster", "elastic", scheduler_ready)
     wait_workers(kubectl, "elastic-default", 1)
     kubectl("scale", "daskworkergroup", "elastic-default", "--replicas=3")
     wait_workers(kubectl, "elastic-default", 3)
@@ -120,7 +126,7 @@ def test_kubectl_scale_up_and_down_loses_no_task(kubectl: Kubectl) -> None:
 
 def test_an_extra_worker_group_scales_on_its_own(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", "-", input=json.dumps(daskcluster("multi", workers=1)))
-    wait_for(kubectl, "daskcluster", "multi", lambda o: (o.get("status") or {}).get("phase") == "Running")
+    wait_for(kubectl, "daskcluster", "multi", scheduler_ready)
     group = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskWorkerGroup",
              "metadata": {"name": "multi-highmem"},
              "spec": {"cluster": "multi", "worker": cluster_spec(2)["worker"]}}
@@ -136,7 +142,7 @@ def test_an_extra_worker_group_scales_on_its_own(kubectl: Kubectl) -> None:
 
 def test_autoscaler_scales_up_under_load_and_down_when_idle(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", "-", input=json.dumps(daskcluster("auto", workers=0)))
-    wait_for(kubectl, "daskcluster", "auto", lambda o: (o.get("status") or {}).get("phase") == "Running")
+    wait_for(kubectl, "daskcluster", "auto", scheduler_ready)
     autoscaler = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskAutoscaler",
                   "metadata": {"name": "auto"},
                   "spec": {"cluster": "auto", "minimum": 1, "maximum": 3, "intervalSeconds": 1,
@@ -168,7 +174,7 @@ def test_autoscaler_scales_up_under_load_and_down_when_idle(kubectl: Kubectl) ->
 
 def test_idle_timeout_deletes_an_unused_cluster(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", "-", input=json.dumps(daskcluster("sleepy", workers=1, idleTimeout=4)))
-    wait_for(kubectl, "daskcluster", "sleepy", lambda o: (o.get("status") or {}).get("phase") == "Running")
+    wait_for(kubectl, "daskcluster", "sleepy", scheduler_ready)
     assert gone(kubectl, "daskcluster", "sleepy", timeout=90)
     events = kubectl("get", "events", "--field-selector", "involvedObject.name=sleepy,involvedObject.kind=DaskCluster",
                      "-o", "json").json()["items"]
@@ -229,3 +235,23 @@ def test_null_fields_from_upstream_make_cluster_spec_are_absent(
     pod = kubectl("get", "pods", "-l", "dask.org/workergroup-name=nulls-default", "-o", "json").json()["items"][0]
     env = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
     assert {"DASK_SCHEDULER_ADDRESS", "DASK_WORKER_NAME"} <= env
+
+
+def test_running_means_made_and_readiness_is_the_scheduler_ready_condition(kubectl: Kubectl) -> None:
+    """Upstream's phase vocabulary: a crash-looping scheduler's cluster is Running (upstream's
+    client then reports the crash loop itself), but never SchedulerReady."""
+    spec = cluster_spec(0)
+    spec["scheduler"]["spec"]["containers"][0]["args"] = ["python", "-c", "raise SystemExit(3)"]
+    manifest = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskCluster",
+                "metadata": {"name": "crashing"}, "spec": spec}
+    kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+    def crash_looping(pod: dict[str, Any]) -> bool:
+        return any(((cs.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+                   for cs in (pod.get("status") or {}).get("containerStatuses") or [])
+    wait_for(kubectl, "pod", "crashing-scheduler", crash_looping)
+    cluster = wait_for(kubectl, "daskcluster", "crashing",
+                       lambda o: (o.get("status") or {}).get("phase") == "Running")
+    assert not scheduler_ready(cluster)
+    condition = next(c for c in cluster["status"]["conditions"] if c["type"] == "SchedulerReady")
+    assert (condition["status"], condition["reason"]) == ("False", "PodNotReady")

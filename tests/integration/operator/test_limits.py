@@ -24,7 +24,7 @@ from dask_kube_jobs.local.testing import Kubectl
 from dask_kube_jobs.operator import limits
 
 from .jobs import cluster_spec, daskjob
-from .test_daskcluster import daskcluster
+from .test_daskcluster import daskcluster, scheduler_ready
 from .test_daskjob import wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -224,7 +224,7 @@ def test_an_autoscaler_asks_for_no_more_than_the_cap_leaves_and_says_whose_cap_i
     autoscaled extra group one place, below the autoscaler's minimum of 2."""
     set_limits(maxWorkersPerCluster=2)
     kubectl("apply", "-f", "-", input=json.dumps(daskcluster("capped", workers=1)))
-    wait_for(kubectl, "daskcluster", "capped", lambda o: (o.get("status") or {}).get("phase") == "Running",
+    wait_for(kubectl, "daskcluster", "capped", scheduler_ready,
              timeout=60)
     extra = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskWorkerGroup", "metadata": {"name": "capped-extra"},
              "spec": {"cluster": "capped", "worker": cluster_spec(0)["worker"]}}
