@@ -158,6 +158,7 @@ class APICore:
                  field_validation: str = "Ignore") -> None:
         """Default, prune and validate ``obj`` in place; raise 422 listing every cause."""
         meta = obj["metadata"]
+        objectmeta.drop_empty_fields(meta)
         name = meta.get("name") or meta.get("generateName") or ""
         strategy = strategy_for(rtype)
         causes = list(objectmeta.validate_object_meta(meta, namespaced=rtype.namespaced,

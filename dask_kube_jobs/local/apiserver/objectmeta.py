@@ -206,6 +206,28 @@ def _validate_finalizers(finalizers: Any, field: str) -> list[Cause]:
     return errs
 
 
+#: ObjectMeta fields that Go's ``omitempty`` drops when they hold their zero value. Every field
+#: of ObjectMeta is ``omitempty``; ``deletionGracePeriodSeconds`` is a pointer, so 0 is kept.
+_OMIT_EMPTY = ("name", "generateName", "namespace", "selfLink", "uid", "resourceVersion",
+               "generation", "labels", "annotations", "ownerReferences", "finalizers",
+               "managedFields")
+
+
+def drop_empty_fields(meta: dict[str, Any]) -> None:
+    """Remove, in place, the metadata fields a real server would not store.
+
+    kube-apiserver decodes a request into Go structs and encodes them again with ``omitempty``,
+    so ``labels: {}``, ``ownerReferences: []``, ``finalizers: []`` (what ``kubectl delete
+    --cascade=orphan`` and many patches leave behind) and explicit nulls never reach etcd nor
+    come back to clients; clients test for the key's absence."""
+    for key in _OMIT_EMPTY:
+        if key in meta and meta[key] in (None, "", 0, {}, []):
+            del meta[key]
+    for key in ("deletionGracePeriodSeconds", "deletionTimestamp", "creationTimestamp"):
+        if key in meta and meta[key] is None:
+            del meta[key]
+
+
 def validate_object_meta(meta: dict[str, Any] | None, *, namespaced: bool,
                          name_check: NameCheck = name_is_dns_subdomain,
                          field: str = "metadata") -> list[Cause]:
