@@ -104,8 +104,10 @@ def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> APIEr
     """A 422 listing every cause, formatted the way kube-apiserver formats them."""
     parts = [f"{c.field}: {c.message}" if c.field else c.message for c in causes]
     what = f"{kind}.{group}" if group else kind
+    # apimachinery's aggregate error: one message alone, several in brackets.
+    listed = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     return APIError(
-        422, "Invalid", f'{what} "{name}" is invalid: ' + ", ".join(parts),
+        422, "Invalid", f'{what} "{name}" is invalid: ' + listed,
         kind=kind, name=name, group=group or None, causes=causes,
     )
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...crds import k8s_schemas
-from . import builtins, fieldcheck, objectmeta, structural
+from . import builtins, celrules, fieldcheck, objectmeta, structural
 from .errors import Cause
 from .registry import ResourceType
 
@@ -103,7 +103,8 @@ class Strategy:
 
 
 class CustomResourceStrategy(Strategy):
-    """Every custom resource: its CRD's structural schema prunes, defaults and validates it."""
+    """Every custom resource: its CRD's structural schema prunes, defaults and validates it,
+    then its CEL rules (``celrules``) are evaluated unless the object has type errors."""
 
     def __init__(self) -> None:
         super().__init__(counts_generation=True)
@@ -123,4 +124,7 @@ class CustomResourceStrategy(Strategy):
         defaulted = structural.apply_defaults(pruned, schema)
         obj.clear()
         obj.update(defaulted)
-        return structural.validate(obj, schema)
+        causes = structural.validate(obj, schema)
+        if any(c.reason in ("FieldValueTypeInvalid", "FieldValueNotSupported") for c in causes):
+            return [*causes, celrules.not_checked()]
+        return causes + celrules.validate(obj, old, schema)

@@ -35,3 +35,42 @@ def test_orphaning_leaves_no_empty_owner_references(kubectl: Kubectl) -> None:
     kubectl("label", "cm", "dependent", "a=b")
     kubectl("label", "cm", "dependent", "a-")
     assert "labels" not in kubectl("get", "cm", "dependent", "-o", "json").json()["metadata"]
+
+
+def test_crd_cel_rules_are_enforced(kubectl: Kubectl) -> None:
+    """The project's own CRDs are installed by the fixture; their CEL rules hold."""
+    out = kubectl("apply", "-f", "-", check=False, input=yaml.safe_dump({
+        "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskAutoscaler",
+        "metadata": {"name": "inverted"},
+        "spec": {"cluster": "c", "minimum": 5, "maximum": 2}}))
+    assert out.returncode != 0
+    assert ('The DaskAutoscaler "inverted" is invalid: spec: Invalid value: "object": '
+            "minimum must not exceed maximum") in out.stderr
+    kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskAutoscaler",
+        "metadata": {"name": "fine"}, "spec": {"cluster": "c", "minimum": 1, "maximum": 2}}))
+    out = kubectl("patch", "daskautoscaler", "fine", "--type=merge", "-p",
+                  '{"spec":{"minimum":3}}', check=False)
+    assert out.returncode != 0 and "minimum must not exceed maximum" in out.stderr
+
+
+def test_a_crd_whose_rule_does_not_compile_is_refused(kubectl: Kubectl) -> None:
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "badrules.fidelity.example.com"},
+        "spec": {"group": "fidelity.example.com", "scope": "Namespaced",
+                 "names": {"plural": "badrules", "singular": "badrule", "kind": "BadRule"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                     "openAPIV3Schema": {"type": "object", "properties": {"spec": {
+                         "type": "object", "properties": {"a": {"type": "integer"}},
+                         "x-kubernetes-validations": [{"rule": "self.a >"}]}}}}}]},
+    }
+    out = kubectl("create", "-f", "-", input=yaml.safe_dump(crd), check=False)
+    assert out.returncode != 0
+    assert ('The CustomResourceDefinition "badrules.fidelity.example.com" is invalid: '
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0]"
+            '.rule: Invalid value: apiextensions.ValidationRule{Rule:"self.a >", Message:""'
+            ) in out.stderr
+    assert "compilation failed: ERROR: <input>:1:9: Syntax error" in out.stderr
+    assert kubectl("get", "crd", "badrules.fidelity.example.com", "--ignore-not-found",
+                   "-o", "name").stdout == ""
