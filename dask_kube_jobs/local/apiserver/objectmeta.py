@@ -31,7 +31,7 @@ _QUALIFIED_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', and
 TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
 
 
-def _regex_error(msg: str, fmt: str, *examples: str) -> str:
+def regex_error(msg: str, fmt: str, *examples: str) -> str:
     if not examples:
         return f"{msg} (regex used for validation is '{fmt}')"
     # Kubernetes glues examples as "'a', " + " or " + "'b', " (hence the double space).
@@ -46,7 +46,7 @@ def _max_len(n: int) -> str:
 def _check_fmt(value: str, fmt: str, limit: int, msg: str, *examples: str) -> list[str]:
     errs = [_max_len(limit)] if len(value) > limit else []
     if not re.fullmatch(fmt, value):
-        errs.append(_regex_error(msg, fmt, *examples))
+        errs.append(regex_error(msg, fmt, *examples))
     return errs
 
 
@@ -73,7 +73,7 @@ def is_qualified_name(value: str) -> list[str]:
     parts = value.split("/")
     errs: list[str] = []
     if len(parts) > 2:
-        return ["a qualified name " + _regex_error(_QUALIFIED_MSG, QUALIFIED_NAME_FMT, "MyName",
+        return ["a qualified name " + regex_error(_QUALIFIED_MSG, QUALIFIED_NAME_FMT, "MyName",
                 "my.name", "123-abc") + " with an optional DNS subdomain prefix and '/' "
                 "(e.g. 'example.com/MyName')"]
     name = parts[-1]
@@ -87,7 +87,7 @@ def is_qualified_name(value: str) -> list[str]:
     elif len(name) > 63:
         errs.append("name part " + _max_len(63))
     if not re.fullmatch(QUALIFIED_NAME_FMT, name):
-        errs.append("name part " + _regex_error(_QUALIFIED_MSG, QUALIFIED_NAME_FMT, "MyName",
+        errs.append("name part " + regex_error(_QUALIFIED_MSG, QUALIFIED_NAME_FMT, "MyName",
                                                 "my.name", "123-abc"))
     return errs
 

@@ -74,3 +74,49 @@ def test_a_crd_whose_rule_does_not_compile_is_refused(kubectl: Kubectl) -> None:
     assert "compilation failed: ERROR: <input>:1:9: Syntax error" in out.stderr
     assert kubectl("get", "crd", "badrules.fidelity.example.com", "--ignore-not-found",
                    "-o", "name").stdout == ""
+
+
+def _pod(name: str, **container: object) -> str:
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                           "spec": {"containers": [{"name": "main", "image": "busybox",
+                                                    **container}]}})
+
+
+def test_pods_are_refused_as_kube_apiserver_refuses_them(kubectl: Kubectl) -> None:
+    out = kubectl("create", "-f", "-", check=False, input=_pod(
+        "badenv", env=[{"name": "1 BAD=NAME", "value": "x"}]))
+    assert out.returncode != 0
+    assert ('The Pod "badenv" is invalid: spec.containers[0].env[0].name: Invalid value: '
+            '"1 BAD=NAME": a valid environment variable name must consist only of printable '
+            "ASCII characters other than '='") in out.stderr
+    for quantity in ("lots", "12XB"):
+        out = kubectl("create", "-f", "-", check=False, input=_pod(
+            "badquantity", resources={"limits": {"memory": quantity}}))
+        assert out.returncode != 0
+        assert ("quantities must match the regular expression "
+                "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'") in out.stderr
+    out = kubectl("create", "-f", "-", check=False, input=_pod(
+        "greedy", resources={"requests": {"cpu": "2", "memory": "-1"}, "limits": {"cpu": "1"}}))
+    assert out.returncode != 0
+    assert 'spec.containers[0].resources.requests[memory]: Invalid value: "-1": must be greater ' \
+        "than or equal to 0" in out.stderr
+    assert 'spec.containers[0].resources.requests[cpu]: Invalid value: "2": must be less than ' \
+        "or equal to cpu limit of 1" in out.stderr
+    out = kubectl("create", "-f", "-", check=False, input=_pod(
+        "nomount", volumeMounts=[{"name": "data", "mountPath": "/data"}]))
+    assert out.returncode != 0
+    assert 'spec.containers[0].volumeMounts[0].name: Not found: "data"' in out.stderr
+    assert kubectl("get", "pods", "-o", "name").stdout == ""
+
+
+def test_rbac_and_namespaces_are_validated(kubectl: Kubectl) -> None:
+    out = kubectl("create", "-f", "-", check=False, input=yaml.safe_dump({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": []}]}))
+    assert out.returncode != 0
+    assert ('The Role "r" is invalid: rules[0].verbs: Required value: verbs must contain at '
+            "least one value") in out.stderr
+    out = kubectl("create", "namespace", "Team-A", check=False)
+    assert out.returncode != 0
+    assert 'The Namespace "Team-A" is invalid: metadata.name: Invalid value: "Team-A": a ' \
+        "lowercase RFC 1123 label must consist of" in out.stderr
