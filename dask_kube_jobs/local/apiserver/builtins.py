@@ -224,7 +224,6 @@ class Context:
 # -- validation -------------------------------------------------------------------------------
 
 def _validate_pod(obj: Obj, ctx: Context) -> list[Cause]:
-    podvalidation.decode_quantities("Pod", "v1", obj.get("spec"))
     causes = podvalidation.validate_pod_spec(obj.get("spec"), "spec")
     if ctx.old is not None:
         old_spec, new_spec = ctx.old.get("spec") or {}, obj.get("spec") or {}
@@ -244,7 +243,6 @@ def _validate_pod(obj: Obj, ctx: Context) -> list[Cause]:
 def _validate_workload(obj: Obj, ctx: Context) -> list[Cause]:
     spec = obj.get("spec") or {}
     template = spec.get("template") or {}
-    podvalidation.decode_quantities(obj["kind"], "v1", template.get("spec"))
     causes: list[Cause] = []
     replicas = spec.get("replicas")
     if not isinstance(replicas, int) or replicas < 0:
@@ -290,6 +288,29 @@ VALIDATORS: dict[tuple[str, str], Callable[[Obj, Context], list[Cause]]] = {
         corevalidation.validate_cluster_role_binding,
     ("apiextensions.k8s.io", "customresourcedefinitions"): _validate_crd,
 }
+
+
+def _decode_pod(obj: Obj, version: str) -> None:
+    podvalidation.decode_quantities("Pod", version, obj.get("spec"))
+
+
+def _decode_workload(obj: Obj, version: str) -> None:
+    template = (obj.get("spec") or {}).get("template") or {}
+    podvalidation.decode_quantities(obj["kind"], version, template.get("spec"))
+
+
+#: What kube-apiserver's decoder refuses (400) before admission and validation run.
+DECODERS: dict[tuple[str, str], Callable[[Obj, str], None]] = {
+    ("", "pods"): _decode_pod,
+    ("apps", "deployments"): _decode_workload,
+    ("apps", "replicasets"): _decode_workload,
+}
+
+
+def decode(key: tuple[str, str], obj: Obj, version: str) -> None:
+    fn = DECODERS.get(key)
+    if fn:
+        fn(obj, version)
 
 
 def default(key: tuple[str, str], obj: Obj, ctx: Context) -> None:

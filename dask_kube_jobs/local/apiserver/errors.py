@@ -145,3 +145,22 @@ def forbidden(user: str, verb: str, resource: str, group: str, namespace: str | 
 
 def internal(message: str) -> APIError:
     return APIError(500, "InternalError", f"Internal error occurred: {message}")
+
+
+@dataclass
+class AdmissionRefused(APIError):
+    """An admission plugin's refusal that may be lifted by another component soon.
+
+    kube-apiserver's ServiceAccount admission looks the default ServiceAccount up again for a
+    second or two before refusing, because the controller manager creates it right after its
+    namespace; ``attempts`` says how often the HTTP layer tries the request in all."""
+
+    attempts: int = 1
+
+
+def admission_forbidden(resource: str, name: str, reason: str, attempts: int = 1,
+                        group: str = "") -> AdmissionRefused:
+    """``admission.NewForbidden``: ``<resource> "<name>" is forbidden: <reason>``."""
+    return AdmissionRefused(403, "Forbidden",
+                            f'{_what(resource, group)} "{name}" is forbidden: {reason}',
+                            kind=resource, name=name, group=group or None, attempts=attempts)

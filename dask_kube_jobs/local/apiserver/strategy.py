@@ -61,6 +61,16 @@ class Strategy:
         return builtins.validate(rtype.key, obj, ctx)
 
     # -- create and update ----------------------------------------------------------------
+    def decode(self, rtype: ResourceType, version: str, obj: Obj) -> None:
+        """Refuse (400) what kube-apiserver could not even decode into its Go type, such as a
+        resource quantity that does not parse; runs before admission and validation."""
+        builtins.decode(rtype.key, obj, version)
+
+    def admit(self, core: APICore, obj: Obj) -> None:
+        """Admission of a create, run before the name is generated and the object defaulted
+        (what kube-apiserver's admission plugins check against other objects); raise to
+        refuse."""
+
     def before_create(self, core: APICore, obj: Obj) -> None:
         """Checks against the server's state once ``obj`` is known to be new; raise to refuse."""
 
@@ -108,6 +118,9 @@ class CustomResourceStrategy(Strategy):
 
     def __init__(self) -> None:
         super().__init__(counts_generation=True)
+
+    def decode(self, rtype: ResourceType, version: str, obj: Obj) -> None:
+        return None  # an unstructured object: any JSON object decodes
 
     def schema(self, rtype: ResourceType, version: str) -> Schema | None:
         info = rtype.version(version)

@@ -120,3 +120,26 @@ def test_rbac_and_namespaces_are_validated(kubectl: Kubectl) -> None:
     assert out.returncode != 0
     assert 'The Namespace "Team-A" is invalid: metadata.name: Invalid value: "Team-A": a ' \
         "lowercase RFC 1123 label must consist of" in out.stderr
+
+
+def test_service_account_admission(kubectl: Kubectl) -> None:
+    body = yaml.safe_load(_pod("robotic"))
+    body["spec"]["serviceAccountName"] = "robot"
+    out = kubectl("create", "-f", "-", input=yaml.safe_dump(body), check=False)
+    assert out.returncode != 0
+    namespace = kubectl.namespace
+    assert ('Error from server (Forbidden): error when creating "STDIN": pods "robotic" is '
+            f"forbidden: error looking up service account {namespace}/robot: serviceaccount "
+            '"robot" not found') in out.stderr
+    kubectl("create", "serviceaccount", "robot")
+    kubectl("create", "-f", "-", input=yaml.safe_dump(body))
+    # Right after a namespace is created its default account may not exist yet: the server
+    # looks it up again for a while, as kube-apiserver does, so the Pod is admitted.
+    fresh = f"{namespace}-fresh"
+    kubectl("create", "namespace", fresh)
+    try:
+        kubectl("create", "-f", "-", input=_pod("early"), namespace=fresh)
+        assert kubectl("get", "pod", "early", "-o", "jsonpath={.spec.serviceAccountName}",
+                       namespace=fresh).stdout == "default"
+    finally:
+        kubectl("delete", "namespace", fresh, "--wait=false")

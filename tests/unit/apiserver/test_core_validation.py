@@ -22,6 +22,10 @@ RBAC = "rbac.authorization.k8s.io"
 def core() -> APICore:
     core = APICore()
     core.bootstrap()
+    accounts = core.registry.get("", "serviceaccounts")
+    assert accounts is not None
+    # what the ServiceAccount controller gives every namespace
+    core.create(accounts, "v1", "default", {"metadata": {"name": "default"}})
     return core
 
 
@@ -203,3 +207,24 @@ def test_namespace_names_are_dns_labels(core: APICore) -> None:
         "lower case alphanumeric characters or '-', and must start and end with an alphanumeric "
         "character (e.g. 'my-name',  or '123-abc', regex used for validation is "
         "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"]
+
+
+def test_service_account_admission(core: APICore) -> None:
+    body = pod()
+    body["spec"]["serviceAccountName"] = "robot"
+    with pytest.raises(errors.AdmissionRefused) as caught:
+        create(core, ("", "pods"), body)
+    assert (caught.value.code, caught.value.reason, caught.value.attempts) == (403, "Forbidden", 1)
+    assert caught.value.message == ('pods "p" is forbidden: error looking up service account '
+                                    'default/robot: serviceaccount "robot" not found')
+    core.create(core.registry.get("", "namespaces"), "v1", None,  # type: ignore[arg-type]
+                {"metadata": {"name": "fresh"}})
+    with pytest.raises(errors.AdmissionRefused) as caught:
+        create(core, ("", "pods"), pod(), namespace="fresh")
+    assert caught.value.attempts == 10  # the controller is about to create "default"
+    assert 'service account fresh/default: serviceaccount "default" not found' in \
+        caught.value.message
+    create(core, ("", "serviceaccounts"), {"metadata": {"name": "robot"}})
+    core.create(core.registry.get("", "serviceaccounts"), "v1", "default",  # type: ignore[arg-type]
+                {"metadata": {"name": "robot"}})
+    assert create(core, ("", "pods"), body)["spec"]["serviceAccountName"] == "robot"
