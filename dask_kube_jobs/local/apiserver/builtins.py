@@ -43,6 +43,12 @@ class ClusterIPAllocator:
                 return ip
         raise RuntimeError("service CIDR exhausted")
 
+    def first(self) -> str:
+        """The range's first address, which a cluster gives the ``kubernetes`` Service."""
+        ip = str(self._net.network_address + 1)
+        self._used.add(ip)
+        return ip
+
     def reserve(self, ip: str) -> None:
         self._used.add(ip)
 

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import discovery, errors, fieldcheck, protobuf, tables
+from . import discovery, errors, fieldcheck, kubernetes_service, protobuf, tables
 from .auth import ANONYMOUS, TokenAuthenticator
 from .core import APICore, DeleteOptions, ListOptions
 from .fieldselectors import parse_field_selector
@@ -572,6 +572,7 @@ class APIServer:
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         bound = sockets[0].getsockname()[1] if sockets else port
         self.address = f"{host}:{bound}"
+        kubernetes_service.publish(self.core, host, bound)
         return runner, bound
 
 

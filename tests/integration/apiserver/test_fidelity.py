@@ -3,7 +3,9 @@ metadata, core validation messages, ServiceAccount admission, CRD CEL rules."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import yaml
 
@@ -38,7 +40,10 @@ def test_orphaning_leaves_no_empty_owner_references(kubectl: Kubectl) -> None:
 
 
 def test_crd_cel_rules_are_enforced(kubectl: Kubectl) -> None:
-    """The project's own CRDs are installed by the fixture; their CEL rules hold."""
+    """The project's own CRDs are installed by the fixture; their CEL rules hold, as on the
+    1.32 server this one says it is (CEL rules are enforced since 1.25)."""
+    version = json.loads(kubectl("version", "-o", "json").stdout)["serverVersion"]
+    assert (version["major"], version["minor"]) == ("1", "32")
     out = kubectl("apply", "-f", "-", check=False, input=yaml.safe_dump({
         "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskAutoscaler",
         "metadata": {"name": "inverted"},
@@ -143,3 +148,18 @@ def test_service_account_admission(kubectl: Kubectl) -> None:
                        namespace=fresh).stdout == "default"
     finally:
         kubectl("delete", "namespace", fresh, "--wait=false")
+
+
+def test_the_kubernetes_service_points_at_the_api_server(kubectl: Kubectl,
+                                                         local_control_plane) -> None:  # type: ignore[no-untyped-def]
+    service = kubectl("get", "service", "kubernetes", "-o", "json", namespace="default").json()
+    assert service["spec"]["type"] == "ClusterIP" and service["spec"]["clusterIP"]
+    (port,) = service["spec"]["ports"]
+    assert (port["name"], port["port"], port["protocol"]) == ("https", 443, "TCP")
+    endpoints = kubectl("get", "endpoints", "kubernetes", "-o", "json", namespace="default").json()
+    (subset,) = endpoints["subsets"]
+    config = yaml.safe_load(Path(local_control_plane.kubeconfig).read_text())
+    server = config["clusters"][0]["cluster"]["server"]
+    address = f'{subset["addresses"][0]["ip"]}:{subset["ports"][0]["port"]}'
+    assert server.endswith("://" + address)
+    assert port["targetPort"] == subset["ports"][0]["port"]
