@@ -81,7 +81,8 @@ def decode_quantities(kind: str, version: str, spec: Any) -> None:
     for c in _containers(spec):
         resources = c.get("resources") if isinstance(c.get("resources"), dict) else {}
         for part in ("requests", "limits"):
-            for value in (resources.get(part) or {}).values():
+            amounts = resources.get(part)
+            for value in (amounts.values() if isinstance(amounts, dict) else ()):
                 try:
                     parse_quantity(value)
                 except ValueError as exc:
@@ -182,7 +183,8 @@ def _resources(resources: Any, path: str) -> list[Cause]:
     errs: list[Cause] = []
     parsed: dict[str, dict[str, Decimal]] = {"requests": {}, "limits": {}}
     for part in ("limits", "requests"):
-        for name, value in (resources.get(part) or {}).items():
+        amounts = resources.get(part)
+        for name, value in (amounts.items() if isinstance(amounts, dict) else ()):
             here = f"{path}.{part}[{name}]"
             errs += _resource_name_errors(name, here)
             amount = parse_quantity(value)  # decode_quantities has refused what does not parse

@@ -455,9 +455,8 @@ class APIServer:
 
     async def _create(self, rtype: ResourceType, version: str, ns: str | None, body: Any,
                       **options: Any) -> dict[str, Any]:
-        """``core.create``, tried again while an admission refusal may still be lifted (the
-        default ServiceAccount of a new namespace, every 100-200 ms as kube-apiserver does);
-        the core itself never waits, so the controller that lifts it can run meanwhile."""
+        """``core.create``, tried again every 100-200 ms while an admission refusal may be
+        lifted (``errors.AdmissionRefused``); the loop stays free for the controller that does."""
         attempt = 0
         while True:
             try:
