@@ -38,12 +38,14 @@ from typing import Any
 import cel
 
 from .errors import Cause
-from .fielderrors import duplicate, forbidden, invalid, required
+from .fielderrors import duplicate, forbidden, invalid, not_supported, required
 
 Schema = dict[str, Any]
 
 _OLD_SELF = re.compile(r"\boldSelf\b")
 _PARSE_PREFIX = re.compile(r"^Failed to parse expression '.*?': ", re.S)
+REASONS = ("FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired",
+           "FieldValueDuplicate")
 NOT_CHECKED = ("some validation rules were not checked because the object was invalid; "
                "correct the existing errors to complete validation")
 
@@ -119,6 +121,9 @@ def compile_errors(rules: list[dict[str, Any]], path: str) -> list[Cause]:
     errs: list[Cause] = []
     for i, rule in enumerate(rules):
         here = f"{path}.x-kubernetes-validations[{i}]"
+        reason = rule.get("reason")
+        if reason is not None and reason not in REASONS:
+            errs.append(not_supported(f"{here}.reason", reason, sorted(REASONS)))
         for key, prefix in (("rule", "compilation failed"),
                             ("messageExpression", "messageExpression compilation failed")):
             text = str(rule.get(key) or "")

@@ -151,3 +151,9 @@ def test_type_errors_keep_the_rules_from_running(core: APICore) -> None:
     assert refused.value.message.endswith(
         '<nil>: Invalid value: "null": some validation rules were not checked because the '
         "object was invalid; correct the existing errors to complete validation]")
+
+
+def test_an_unknown_reason_refuses_the_crd() -> None:
+    assert messages(celrules.compile_errors([{"rule": "true", "reason": "Oops"}], "p")) == [
+        'p.x-kubernetes-validations[0].reason: Unsupported value: "Oops": supported values: '
+        '"FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired"']
