@@ -2,27 +2,26 @@
 
 Operators and clients see what a real cluster would hand them: a Pod comes back with a phase,
 a service account and a restart policy; a Service has a cluster IP and TCP ports; a Deployment
-has a strategy and revision history limit. Validation covers what users get wrong and what the
-rest of the control plane relies on (containers with names and images, Service ports, a
-Deployment selector that matches its template), with Kubernetes' field paths and messages.
-Everything else passes through untouched, as it would to etcd.
+has a strategy and revision history limit. ``VALIDATORS`` is the table of each kind's
+validation, with Kubernetes' field paths and messages: Pod specs are ``podvalidation``'s,
+Services, ConfigMaps, Secrets and RBAC objects ``corevalidation``'s, workloads (a selector that
+matches its template) and CRDs are checked here. Kinds not in the tables pass through untouched,
+as they would to etcd.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import itertools
-import re
 from collections.abc import Callable
 from typing import Any
 
-from . import crd_validation
+from . import corevalidation, crd_validation, podvalidation
 from .errors import Cause
 from .selectors import label_selector_from_dict
 
 Obj = dict[str, Any]
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class ClusterIPAllocator:
@@ -43,6 +42,12 @@ class ClusterIPAllocator:
                 self._used.add(ip)
                 return ip
         raise RuntimeError("service CIDR exhausted")
+
+    def first(self) -> str:
+        """The range's first address, which a cluster gives the ``kubernetes`` Service."""
+        ip = str(self._net.network_address + 1)
+        self._used.add(ip)
+        return ip
 
     def reserve(self, ip: str) -> None:
         self._used.add(ip)
@@ -122,7 +127,8 @@ def _default_service(obj: Obj, ctx: Context) -> None:
     for p in spec.get("ports") or []:
         if isinstance(p, dict):
             p.setdefault("protocol", "TCP")
-            p.setdefault("targetPort", p.get("port"))
+            if p.get("targetPort") in (None, 0, ""):
+                p["targetPort"] = p.get("port")
     if spec["type"] != "ExternalName":
         if ctx.creating and not spec.get("clusterIP"):
             spec["clusterIP"] = ctx.allocate_cluster_ip()
@@ -180,6 +186,13 @@ def _default_serviceaccount(obj: Obj, ctx: Context) -> None:
     return None
 
 
+def _default_binding(obj: Obj, ctx: Context) -> None:
+    """rbac/v1 defaulting: User and Group subjects belong to the RBAC API group."""
+    for s in obj.get("subjects") or []:
+        if isinstance(s, dict) and not s.get("apiGroup") and s.get("kind") in ("User", "Group"):
+            s["apiGroup"] = "rbac.authorization.k8s.io"
+
+
 def _default_crd(obj: Obj, ctx: Context) -> None:
     defaulted = crd_validation.default_crd(obj)
     obj.clear()
@@ -193,6 +206,8 @@ DEFAULTERS: dict[tuple[str, str], Callable[[Obj, Context], None]] = {
     ("apps", "replicasets"): _default_workload,
     ("", "namespaces"): _default_namespace,
     ("", "secrets"): _default_secret,
+    ("rbac.authorization.k8s.io", "rolebindings"): _default_binding,
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): _default_binding,
     ("apiextensions.k8s.io", "customresourcedefinitions"): _default_crd,
 }
 
@@ -214,56 +229,8 @@ class Context:
 
 # -- validation -------------------------------------------------------------------------------
 
-def _validate_containers(containers: Any, path: str, causes: list[Cause], *, required: bool) -> None:
-    if not containers:
-        if required:
-            causes.append(Cause(path, "Required value", "FieldValueRequired"))
-        return
-    if not isinstance(containers, list):
-        causes.append(Cause(path, f'Invalid value: "{type(containers).__name__}": must be a list',
-                            "FieldValueTypeInvalid"))
-        return
-    seen: set[str] = set()
-    for i, c in enumerate(containers):
-        here = f"{path}[{i}]"
-        if not isinstance(c, dict):
-            causes.append(Cause(here, "Invalid value: must be an object", "FieldValueTypeInvalid"))
-            continue
-        name = c.get("name")
-        if not name:
-            causes.append(Cause(f"{here}.name", "Required value", "FieldValueRequired"))
-        elif not isinstance(name, str) or not DNS1123_LABEL.match(name) or len(name) > 63:
-            causes.append(Cause(f"{here}.name", f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or \'-\', and must start and end with an alphanumeric character'))
-        elif name in seen:
-            causes.append(Cause(f"{here}.name", f'Duplicate value: "{name}"', "FieldValueDuplicate"))
-        else:
-            seen.add(name)
-        if not c.get("image"):
-            causes.append(Cause(f"{here}.image", "Required value", "FieldValueRequired"))
-        for j, p in enumerate(c.get("ports") or []):
-            port = p.get("containerPort") if isinstance(p, dict) else None
-            if not isinstance(port, int) or not 0 < port < 65536:
-                causes.append(Cause(f"{here}.ports[{j}].containerPort",
-                                    f"Invalid value: {port}: must be between 1 and 65535, inclusive"))
-
-
-def _validate_pod_spec(spec: Any, path: str, causes: list[Cause]) -> None:
-    if not isinstance(spec, dict):
-        causes.append(Cause(path, "Required value", "FieldValueRequired"))
-        return
-    _validate_containers(spec.get("containers"), f"{path}.containers", causes, required=True)
-    _validate_containers(spec.get("initContainers"), f"{path}.initContainers", causes,
-                         required=False)
-    policy = spec.get("restartPolicy")
-    if policy not in ("Always", "OnFailure", "Never"):
-        causes.append(Cause(f"{path}.restartPolicy",
-                            f'Unsupported value: "{policy}": supported values: "Always", "OnFailure", "Never"',
-                            "FieldValueNotSupported"))
-
-
 def _validate_pod(obj: Obj, ctx: Context) -> list[Cause]:
-    causes: list[Cause] = []
-    _validate_pod_spec(obj.get("spec"), "spec", causes)
+    causes = podvalidation.validate_pod_spec(obj.get("spec"), "spec")
     if ctx.old is not None:
         old_spec, new_spec = ctx.old.get("spec") or {}, obj.get("spec") or {}
         # A Pod's spec is immutable except images, activeDeadlineSeconds and tolerations;
@@ -279,46 +246,14 @@ def _validate_pod(obj: Obj, ctx: Context) -> list[Cause]:
     return causes
 
 
-def _validate_service(obj: Obj, ctx: Context) -> list[Cause]:
-    causes: list[Cause] = []
-    spec = obj.get("spec") or {}
-    stype = spec.get("type")
-    if stype not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
-        causes.append(Cause("spec.type", f'Unsupported value: "{stype}": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"', "FieldValueNotSupported"))
-    ports = spec.get("ports") or []
-    if not ports and stype != "ExternalName" and spec.get("clusterIP") != "None":
-        causes.append(Cause("spec.ports", "Required value", "FieldValueRequired"))
-    names: set[str] = set()
-    for i, p in enumerate(ports):
-        if not isinstance(p, dict):
-            continue
-        port = p.get("port")
-        if not isinstance(port, int) or not 0 < port < 65536:
-            causes.append(Cause(f"spec.ports[{i}].port", f"Invalid value: {port}: must be between 1 and 65535, inclusive"))
-        pname = p.get("name")
-        if len(ports) > 1 and not pname:
-            causes.append(Cause(f"spec.ports[{i}].name", "Required value", "FieldValueRequired"))
-        if pname:
-            if pname in names:
-                causes.append(Cause(f"spec.ports[{i}].name", f'Duplicate value: "{pname}"', "FieldValueDuplicate"))
-            names.add(pname)
-        if p.get("protocol") not in ("TCP", "UDP", "SCTP"):
-            causes.append(Cause(f"spec.ports[{i}].protocol", f'Unsupported value: "{p.get("protocol")}": supported values: "SCTP", "TCP", "UDP"', "FieldValueNotSupported"))
-    if ctx.old is not None:
-        old_ip = (ctx.old.get("spec") or {}).get("clusterIP")
-        if old_ip and spec.get("clusterIP") != old_ip:
-            causes.append(Cause("spec.clusterIP", "Invalid value: field is immutable"))
-    return causes
-
-
 def _validate_workload(obj: Obj, ctx: Context) -> list[Cause]:
-    causes: list[Cause] = []
     spec = obj.get("spec") or {}
+    template = spec.get("template") or {}
+    causes: list[Cause] = []
     replicas = spec.get("replicas")
     if not isinstance(replicas, int) or replicas < 0:
         causes.append(Cause("spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0"))
     selector = spec.get("selector")
-    template = spec.get("template") or {}
     if not selector:
         causes.append(Cause("spec.selector", "Required value", "FieldValueRequired"))
     else:
@@ -334,28 +269,10 @@ def _validate_workload(obj: Obj, ctx: Context) -> list[Cause]:
                 causes.append(Cause("spec.template.metadata.labels", f"Invalid value: {labels}: `selector` does not match template `labels`"))
         if ctx.old is not None and (ctx.old.get("spec") or {}).get("selector") != selector:
             causes.append(Cause("spec.selector", f"Invalid value: {selector}: field is immutable"))
-    _validate_pod_spec(template.get("spec"), "spec.template.spec", causes)
+    causes += podvalidation.validate_pod_spec(template.get("spec"), "spec.template.spec")
     policy = (template.get("spec") or {}).get("restartPolicy")
     if policy and policy != "Always":
         causes.append(Cause("spec.template.spec.restartPolicy", f'Unsupported value: "{policy}": supported values: "Always"', "FieldValueNotSupported"))
-    return causes
-
-
-def _validate_configmap(obj: Obj, ctx: Context) -> list[Cause]:
-    causes: list[Cause] = []
-    key_re = re.compile(r"^[-._a-zA-Z0-9]+$")
-    for field in ("data", "binaryData"):
-        data = obj.get(field)
-        if data is None:
-            continue
-        if not isinstance(data, dict):
-            causes.append(Cause(field, "Invalid value: must be a map of strings", "FieldValueTypeInvalid"))
-            continue
-        for k, v in data.items():
-            if not key_re.match(k):
-                causes.append(Cause(f"{field}[{k}]", f'Invalid value: "{k}": a valid config key must consist of alphanumeric characters, \'-\', \'_\' or \'.\''))
-            if field == "data" and not isinstance(v, str):
-                causes.append(Cause(f"{field}[{k}]", f"Invalid value: {v!r}: must be a string", "FieldValueTypeInvalid"))
     return causes
 
 
@@ -365,13 +282,41 @@ def _validate_crd(obj: Obj, ctx: Context) -> list[Cause]:
 
 VALIDATORS: dict[tuple[str, str], Callable[[Obj, Context], list[Cause]]] = {
     ("", "pods"): _validate_pod,
-    ("", "services"): _validate_service,
+    ("", "services"): corevalidation.validate_service,
     ("apps", "deployments"): _validate_workload,
     ("apps", "replicasets"): _validate_workload,
-    ("", "configmaps"): _validate_configmap,
-    ("", "secrets"): _validate_configmap,
+    ("", "configmaps"): corevalidation.validate_configmap,
+    ("", "secrets"): corevalidation.validate_secret,
+    ("rbac.authorization.k8s.io", "roles"): corevalidation.validate_role,
+    ("rbac.authorization.k8s.io", "clusterroles"): corevalidation.validate_cluster_role,
+    ("rbac.authorization.k8s.io", "rolebindings"): corevalidation.validate_role_binding,
+    ("rbac.authorization.k8s.io", "clusterrolebindings"):
+        corevalidation.validate_cluster_role_binding,
     ("apiextensions.k8s.io", "customresourcedefinitions"): _validate_crd,
 }
+
+
+def _decode_pod(obj: Obj, version: str) -> None:
+    podvalidation.decode_quantities("Pod", version, obj.get("spec"))
+
+
+def _decode_workload(obj: Obj, version: str) -> None:
+    template = (obj.get("spec") or {}).get("template") or {}
+    podvalidation.decode_quantities(obj["kind"], version, template.get("spec"))
+
+
+#: What kube-apiserver's decoder refuses (400) before admission and validation run.
+DECODERS: dict[tuple[str, str], Callable[[Obj, str], None]] = {
+    ("", "pods"): _decode_pod,
+    ("apps", "deployments"): _decode_workload,
+    ("apps", "replicasets"): _decode_workload,
+}
+
+
+def decode(key: tuple[str, str], obj: Obj, version: str) -> None:
+    fn = DECODERS.get(key)
+    if fn:
+        fn(obj, version)
 
 
 def default(key: tuple[str, str], obj: Obj, ctx: Context) -> None:

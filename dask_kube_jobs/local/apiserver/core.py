@@ -158,6 +158,7 @@ class APICore:
                  field_validation: str = "Ignore") -> None:
         """Default, prune and validate ``obj`` in place; raise 422 listing every cause."""
         meta = obj["metadata"]
+        objectmeta.drop_empty_fields(meta)
         name = meta.get("name") or meta.get("generateName") or ""
         strategy = strategy_for(rtype)
         causes = list(objectmeta.validate_object_meta(meta, namespaced=rtype.namespaced,
@@ -216,6 +217,8 @@ class APICore:
         meta = obj["metadata"]
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
+        strategy_for(rtype).decode(rtype, version, obj)
+        strategy_for(rtype).admit(self, obj)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = self._generate_name(rtype, namespace, meta["generateName"])
         for field in ("uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
@@ -309,6 +312,7 @@ class APICore:
                 raise errors.invalid(rtype.kind, name, [errors.Cause(
                     "metadata.finalizers", f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)}",
                     "FieldValueForbidden")], rtype.group)
+        strategy.decode(rtype, version, new)
         if subresource != "status":
             strategy.validate_update(rtype, name, old, new)
         self._prepare(rtype, version, new, old, field_validation)

@@ -6,8 +6,8 @@ follow kube-apiserver's own in the order it runs them, so a CRD that Helm or kub
 rejected by a real cluster is rejected here with the same paths and words: spec and names first,
 then each version (OpenAPI checks of its schema, structural-schema invariants sorted by message
 as the apiserver sorts them, then defaults, which must be pruned and must validate),
-subresources and printer columns. CEL rules in ``x-kubernetes-validations``
-are only checked for presence, not compiled.
+subresources and printer columns. CEL rules in ``x-kubernetes-validations`` must be present
+and compile (``celrules``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from . import celrules
 from .errors import Cause
 from .fielderrors import forbidden, invalid, not_supported, required
 from .objectmeta import is_dns1035_label, is_dns1123_subdomain
@@ -378,7 +379,7 @@ def _openapi_extensions(s: Schema, p: str) -> list[Cause]:
         if not str(rule.get("rule") or "").strip():
             errs.append(required(f"{p}.x-kubernetes-validations[{i}].rule",
                                  "rule is not specified"))
-    return errs
+    return errs + celrules.compile_errors(s.get("x-kubernetes-validations") or [], p)
 
 
 def _structural(s: Schema, lvl: str, p: str, errs: list[Cause]) -> None:

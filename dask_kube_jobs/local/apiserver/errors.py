@@ -104,8 +104,10 @@ def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> APIEr
     """A 422 listing every cause, formatted the way kube-apiserver formats them."""
     parts = [f"{c.field}: {c.message}" if c.field else c.message for c in causes]
     what = f"{kind}.{group}" if group else kind
+    # apimachinery's aggregate error: one message alone, several in brackets.
+    listed = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     return APIError(
-        422, "Invalid", f'{what} "{name}" is invalid: ' + ", ".join(parts),
+        422, "Invalid", f'{what} "{name}" is invalid: ' + listed,
         kind=kind, name=name, group=group or None, causes=causes,
     )
 
@@ -143,3 +145,22 @@ def forbidden(user: str, verb: str, resource: str, group: str, namespace: str | 
 
 def internal(message: str) -> APIError:
     return APIError(500, "InternalError", f"Internal error occurred: {message}")
+
+
+@dataclass
+class AdmissionRefused(APIError):
+    """An admission plugin's refusal that may be lifted by another component soon.
+
+    kube-apiserver's ServiceAccount admission looks the default ServiceAccount up again for a
+    second or two before refusing, because the controller manager creates it right after its
+    namespace; ``attempts`` says how often the HTTP layer tries the request in all."""
+
+    attempts: int = 1
+
+
+def admission_forbidden(resource: str, name: str, reason: str, attempts: int = 1,
+                        group: str = "") -> AdmissionRefused:
+    """``admission.NewForbidden``: ``<resource> "<name>" is forbidden: <reason>``."""
+    return AdmissionRefused(403, "Forbidden",
+                            f'{_what(resource, group)} "{name}" is forbidden: {reason}',
+                            kind=resource, name=name, group=group or None, attempts=attempts)

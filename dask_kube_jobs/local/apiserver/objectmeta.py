@@ -31,7 +31,7 @@ _QUALIFIED_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', and
 TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
 
 
-def _regex_error(msg: str, fmt: str, *examples: str) -> str:
+def regex_error(msg: str, fmt: str, *examples: str) -> str:
     if not examples:
         return f"{msg} (regex used for validation is '{fmt}')"
     # Kubernetes glues examples as "'a', " + " or " + "'b', " (hence the double space).
@@ -46,7 +46,7 @@ def _max_len(n: int) -> str:
 def _check_fmt(value: str, fmt: str, limit: int, msg: str, *examples: str) -> list[str]:
     errs = [_max_len(limit)] if len(value) > limit else []
     if not re.fullmatch(fmt, value):
-        errs.append(_regex_error(msg, fmt, *examples))
+        errs.append(regex_error(msg, fmt, *examples))
     return errs
 
 
@@ -73,7 +73,7 @@ def is_qualified_name(value: str) -> list[str]:
     parts = value.split("/")
     errs: list[str] = []
     if len(parts) > 2:
-        return ["a qualified name " + _regex_error(_QUALIFIED_MSG, QUALIFIED_NAME_FMT, "MyName",
+        return ["a qualified name " + regex_error(_QUALIFIED_MSG, QUALIFIED_NAME_FMT, "MyName",
                 "my.name", "123-abc") + " with an optional DNS subdomain prefix and '/' "
                 "(e.g. 'example.com/MyName')"]
     name = parts[-1]
@@ -87,7 +87,7 @@ def is_qualified_name(value: str) -> list[str]:
     elif len(name) > 63:
         errs.append("name part " + _max_len(63))
     if not re.fullmatch(QUALIFIED_NAME_FMT, name):
-        errs.append("name part " + _regex_error(_QUALIFIED_MSG, QUALIFIED_NAME_FMT, "MyName",
+        errs.append("name part " + regex_error(_QUALIFIED_MSG, QUALIFIED_NAME_FMT, "MyName",
                                                 "my.name", "123-abc"))
     return errs
 
@@ -204,6 +204,28 @@ def _validate_finalizers(finalizers: Any, field: str) -> list[Cause]:
         errs.append(invalid(field, finalizers,
                             "finalizer orphan and foregroundDeletion cannot be both set"))
     return errs
+
+
+#: ObjectMeta fields that Go's ``omitempty`` drops when they hold their zero value. Every field
+#: of ObjectMeta is ``omitempty``; ``deletionGracePeriodSeconds`` is a pointer, so 0 is kept.
+_OMIT_EMPTY = ("name", "generateName", "namespace", "selfLink", "uid", "resourceVersion",
+               "generation", "labels", "annotations", "ownerReferences", "finalizers",
+               "managedFields")
+
+
+def drop_empty_fields(meta: dict[str, Any]) -> None:
+    """Remove, in place, the metadata fields a real server would not store.
+
+    kube-apiserver decodes a request into Go structs and encodes them again with ``omitempty``,
+    so ``labels: {}``, ``ownerReferences: []``, ``finalizers: []`` (what ``kubectl delete
+    --cascade=orphan`` and many patches leave behind) and explicit nulls never reach etcd nor
+    come back to clients; clients test for the key's absence."""
+    for key in _OMIT_EMPTY:
+        if key in meta and meta[key] in (None, "", 0, {}, []):
+            del meta[key]
+    for key in ("deletionGracePeriodSeconds", "deletionTimestamp", "creationTimestamp"):
+        if key in meta and meta[key] is None:
+            del meta[key]
 
 
 def validate_object_meta(meta: dict[str, Any] | None, *, namespaced: bool,

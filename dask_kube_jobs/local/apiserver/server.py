@@ -13,6 +13,7 @@ import collections
 import contextlib
 import json
 import logging
+import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import discovery, errors, fieldcheck, protobuf, tables
+from . import discovery, errors, fieldcheck, kubernetes_service, protobuf, tables
 from .auth import ANONYMOUS, TokenAuthenticator
 from .core import APICore, DeleteOptions, ListOptions
 from .fieldselectors import parse_field_selector
@@ -408,8 +409,8 @@ class APIServer:
                 return _json(self._token_request(ns or "", info.name, body), 201)
             if info.name is not None:
                 raise errors.method_not_allowed("create", f"{info.resource}/{info.name}")
-            obj = core.create(rtype, version, ns, body, dry_run=dry_run, manager=manager,
-                              field_validation=validation)
+            obj = await self._create(rtype, version, ns, body, dry_run=dry_run,
+                                     manager=manager, field_validation=validation)
             self._after_write(rtype)
             return _json(obj, 201)
         assert info.name is not None or info.verb == "deletecollection"
@@ -451,6 +452,20 @@ class APIServer:
             self._after_write(rtype)
             return _json(result)
         raise errors.method_not_allowed(info.verb, info.resource)
+
+    async def _create(self, rtype: ResourceType, version: str, ns: str | None, body: Any,
+                      **options: Any) -> dict[str, Any]:
+        """``core.create``, tried again every 100-200 ms while an admission refusal may be
+        lifted (``errors.AdmissionRefused``); the loop stays free for the controller that does."""
+        attempt = 0
+        while True:
+            try:
+                return self.core.create(rtype, version, ns, body, **options)
+            except errors.AdmissionRefused as exc:
+                attempt += 1
+                if attempt >= exc.attempts:
+                    raise
+                await asyncio.sleep(random.uniform(0.1, 0.2))
 
     def _after_write(self, rtype: ResourceType) -> None:
         if rtype.group == RBAC_GROUP:
@@ -556,6 +571,7 @@ class APIServer:
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         bound = sockets[0].getsockname()[1] if sockets else port
         self.address = f"{host}:{bound}"
+        kubernetes_service.publish(self.core, host, bound)
         return runner, bound
 
 

@@ -29,9 +29,22 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 
 CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
+SERVICEACCOUNT_KEY = ("", "serviceaccounts")
 
 
 class PodStrategy(Strategy):
+    def admit(self, core: APICore, obj: Obj) -> None:
+        """ServiceAccount admission: a Pod runs as an account of its namespace that exists.
+        The ``default`` one is looked up again for a while (see ``errors.AdmissionRefused``)."""
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        namespace = obj["metadata"].get("namespace")
+        if core.store.get(SERVICEACCOUNT_KEY, namespace, account) is None:
+            raise errors.admission_forbidden(
+                "pods", obj["metadata"].get("name") or "",
+                f"error looking up service account {namespace}/{account}: serviceaccount "
+                f'"{account}" not found', attempts=10 if account == "default" else 1)
+
     def prepare_for_update(self, old: Obj, new: Obj) -> None:
         # nodeName is set through pods/binding only (and status through pods/status, which the
         # generic path already keeps); a plain update carries the stored nodeName over.

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...crds import k8s_schemas
-from . import builtins, fieldcheck, objectmeta, structural
+from . import builtins, celrules, fieldcheck, objectmeta, structural
 from .errors import Cause
 from .registry import ResourceType
 
@@ -61,6 +61,16 @@ class Strategy:
         return builtins.validate(rtype.key, obj, ctx)
 
     # -- create and update ----------------------------------------------------------------
+    def decode(self, rtype: ResourceType, version: str, obj: Obj) -> None:
+        """Refuse (400) what kube-apiserver could not even decode into its Go type, such as a
+        resource quantity that does not parse; runs before admission and validation."""
+        builtins.decode(rtype.key, obj, version)
+
+    def admit(self, core: APICore, obj: Obj) -> None:
+        """Admission of a create, run before the name is generated and the object defaulted
+        (what kube-apiserver's admission plugins check against other objects); raise to
+        refuse."""
+
     def before_create(self, core: APICore, obj: Obj) -> None:
         """Checks against the server's state once ``obj`` is known to be new; raise to refuse."""
 
@@ -103,10 +113,14 @@ class Strategy:
 
 
 class CustomResourceStrategy(Strategy):
-    """Every custom resource: its CRD's structural schema prunes, defaults and validates it."""
+    """Every custom resource: its CRD's structural schema prunes, defaults and validates it,
+    then its CEL rules (``celrules``) are evaluated unless the object has type errors."""
 
     def __init__(self) -> None:
         super().__init__(counts_generation=True)
+
+    def decode(self, rtype: ResourceType, version: str, obj: Obj) -> None:
+        return None  # an unstructured object: any JSON object decodes
 
     def schema(self, rtype: ResourceType, version: str) -> Schema | None:
         info = rtype.version(version)
@@ -123,4 +137,7 @@ class CustomResourceStrategy(Strategy):
         defaulted = structural.apply_defaults(pruned, schema)
         obj.clear()
         obj.update(defaulted)
-        return structural.validate(obj, schema)
+        causes = structural.validate(obj, schema)
+        if any(c.reason in ("FieldValueTypeInvalid", "FieldValueNotSupported") for c in causes):
+            return [*causes, celrules.not_checked()]
+        return causes + celrules.validate(obj, old, schema)

@@ -18,8 +18,8 @@ defaulted, pruned and validated with the semantics of a *structural* schema:
 * ``validate`` reports errors as kube-openapi words them and the apiserver wraps them: the field
   is the JSON path of the value (map keys joined with dots, list indices in brackets) and the
   message repeats it, e.g. ``Invalid value: "string": spec.replicas in body must be of type
-  integer: "string"``. ``x-kubernetes-validations`` (CEL rules) are accepted on CRDs but NOT
-  evaluated here; ``x-kubernetes-list-type`` set/map duplicates are reported like the apiserver's
+  integer: "string"``. ``x-kubernetes-validations`` (CEL rules) are ``celrules``' to
+  evaluate; ``x-kubernetes-list-type`` set/map duplicates are reported like the apiserver's
   list-type validation, and embedded resources must carry ``apiVersion`` and ``kind``.
 
 Object-meta checks (DNS-1123 names, label keys/values, annotation size, owner references,
@@ -416,7 +416,7 @@ def _check_embedded(v: dict[str, Any], fp: str) -> list[Cause]:
 def validate(obj: Any, schema: Schema | None, *, field_prefix: str = "") -> list[Cause]:
     """Errors of a (defaulted, pruned) custom object against its version's openAPIV3Schema:
     schema errors, then embedded-resource metadata, then list-type duplicates. CEL rules
-    (``x-kubernetes-validations``) are not evaluated."""
+    (``x-kubernetes-validations``) are ``celrules``'."""
     if not schema:
         return []
     out = _Errors(field_prefix)

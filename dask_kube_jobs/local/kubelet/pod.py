@@ -24,6 +24,7 @@ from ...contract.times import fmt_time
 from ...kube import Conflict, NotFound
 from .container import ContainerProcess, ExitInfo, StartError, prepare_argv
 from .env import ContainerConfigError, command_line, container_env, process_env
+from .imageref import invalid_image_message
 from .probes import ProbeLoop, Target, run_handler
 from .resources import memory_limit_bytes, record_process
 from .status import Container, condition, pod_phase
@@ -267,6 +268,13 @@ class PodWorker:
     async def _start(self, c: Container) -> None:
         k, pod = self.k, self.pod
         ns = pod["metadata"]["namespace"]
+        bad_image = invalid_image_message(str(c.spec.get("image", "")))
+        if bad_image:  # as a real kubelet: the container waits, the Pod stays Pending
+            c.state = {"waiting": {"reason": "InvalidImageName", "message": bad_image}}
+            k.event(pod, "Warning", "InspectFailed", bad_image, c.field_path)
+            k.event(pod, "Warning", "Failed", "Error: InvalidImageName", c.field_path)
+            c.retry_at = time.monotonic() + 10
+            return
         try:
             vars_ = await container_env(pod, c.spec, pod_ip=self.pod_ip, host_ip=k.host_ip,
                                         allocatable=k.allocatable, fetch=k.fetch,

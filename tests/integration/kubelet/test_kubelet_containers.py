@@ -108,6 +108,24 @@ def test_missing_secret_key_is_a_config_error_until_fixed(kk: Kubectl) -> None:
     assert logs(kk, "cfgerr").strip() == "v"
 
 
+def test_an_unparsable_image_waits_as_invalid_image_name(kk: Kubectl) -> None:
+    container = {"name": "main", "image": "Dask/Dask:latest",
+                 "command": ["python", "-c", "print('should not run')"]}
+    apply(kk, pod("badimage", [container], restartPolicy="Never"))
+    waiting = wait_for(lambda: (status_of(kk, "badimage", "main").get("state") or {})
+                       .get("waiting", {}).get("reason") == "InvalidImageName"
+                       and status_of(kk, "badimage", "main")["state"]["waiting"], 20,
+                       "InvalidImageName")
+    assert waiting["message"] == (
+        'Failed to apply default image tag "Dask/Dask:latest": couldn\'t parse image name '
+        '"Dask/Dask:latest": invalid reference format: repository name (Dask) must be '
+        "lowercase")
+    assert wait_for(lambda: has_event(kk, "badimage", "InspectFailed", "Dask/Dask"), 20,
+                    "the InspectFailed event")
+    assert status_of(kk, "badimage")["phase"] == "Pending"
+    assert "InvalidImageName" in kk("get", "pod", "badimage").stdout
+
+
 def test_exit_codes_and_reasons(kk: Kubectl) -> None:
     apply(kk, pod("codes", [
         {"name": "ok", "command": ["sh", "-c", "exit 0"]},

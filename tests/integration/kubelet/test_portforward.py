@@ -104,6 +104,9 @@ class Stack:
                    "conditions": [{"type": t, "status": "True"} for t in ("Ready", "ContainersReady")],
                    "containerStatuses": [{"name": "web", "ready": True, "restartCount": 0,
                                           "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}
+        # No controllers run here: create what the ServiceAccount controller would, so that
+        # ServiceAccount admission lets the Pods in.
+        self._create("serviceaccounts", "default", {"metadata": {"name": "default"}})
         self.web_uid = self._create("pods", "default", {
             "metadata": {"name": "web", "labels": {"app": "web"}},
             "spec": {"nodeName": "node-1", "containers": [{

@@ -215,9 +215,11 @@ def test_unschedulable_runner_fails_with_the_schedulers_reason(kubectl: Kubectl)
 
 
 def test_a_name_too_long_for_the_scheduler_service_creates_nothing(kubectl: Kubectl) -> None:
+    # The CRD's CEL rule refuses the name, as a 1.32 kube-apiserver does; the operator's own
+    # InvalidName check only matters on servers that do not evaluate CEL rules.
     name = "j" + "x" * 53  # 54 characters: "<name>-scheduler" would exceed 63
-    apply(kubectl, daskjob(name, "print(1)"))
-    status = wait_for(kubectl, "daskjob", name, job_done)["status"]
-    assert status["jobStatus"] == "Failed" and status["reason"] == "InvalidName"
-    assert "at most 53" in status["message"]
-    assert kubectl("get", "daskclusters,pods", "-o", "name").stdout.strip() == ""
+    out = kubectl("apply", "-f", "-", input=json.dumps(daskjob(name, "print(1)")), check=False)
+    assert out.returncode != 0
+    assert f'The DaskJob "{name}" is invalid: <nil>: Invalid value: "object": metadata.name ' \
+        "must start with a letter" in out.stderr and "at most 53 characters" in out.stderr
+    assert kubectl("get", "daskjobs,daskclusters,pods", "-o", "name").stdout.strip() == ""

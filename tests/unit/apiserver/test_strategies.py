@@ -28,6 +28,9 @@ CRD = {
 def core() -> APICore:
     core = APICore()
     core.bootstrap()
+    # what the ServiceAccount controller gives every namespace (Pods need it to be admitted)
+    core.create(rtype(core, ("", "serviceaccounts")), "v1", "default",
+                {"metadata": {"name": "default"}})
     return core
 
 
