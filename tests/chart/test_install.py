@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import textwrap
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +23,13 @@ from dask_kube_jobs.local import LocalControlPlane
 from dask_kube_jobs.local.testing import Kubectl
 
 from .chart import CHART_DIR, FULLNAME, RELEASE, RELEASE_NAMESPACE, helm
+from .workload import IMAGE, daskjob, job_status, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
 TEAM = "team-a"          # where the user runs jobs (watched in both modes)
 ELSEWHERE = "team-z"     # not in watchNamespaces in namespaced mode
 USER = "alice"
-IMAGE = "ghcr.io/dask/dask:2025.1.0"
 
 VALUES: dict[str, dict[str, Any]] = {
     "cluster": {"rbac": {"scope": "cluster"}},
@@ -47,17 +45,6 @@ class Installed:
     user: Kubectl
     operator: Kubectl  # as the operator's ServiceAccount
     release: dict[str, Any]
-
-
-def wait_for(what: str, check: Any, timeout: float = 120, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module", params=list(VALUES))
@@ -89,43 +76,6 @@ def installed(request: pytest.FixtureRequest) -> Iterator[Installed]:
         operator = Kubectl(plane.mint_kubeconfig(
             root / "operator.yaml", service_account=f"{RELEASE_NAMESPACE}/{FULLNAME}"))
         yield Installed(mode, plane, admin, user, operator, release)
-
-
-def daskjob(name: str) -> dict[str, Any]:
-    def container(cname: str, args: list[str], **extra: Any) -> dict[str, Any]:
-        return {"name": cname, "image": IMAGE, "args": args, **extra}
-
-    script = textwrap.dedent("""
-        from dask.distributed import Client
-        client = Client()
-        client.wait_for_workers(1)
-        assert client.submit(sum, [1, 2, 3]).result() == 6
-        print("sum on the cluster: ok")
-    """)
-    return {
-        "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskJob", "metadata": {"name": name},
-        "spec": {
-            "job": {"spec": {"containers": [container("runner", ["python", "-c", script])]}},
-            "cluster": {"spec": {
-                "worker": {"replicas": 1, "spec": {"containers": [container(
-                    "worker", ["dask", "worker", "--name", "$(DASK_WORKER_NAME)",
-                               "--nthreads", "1", "--no-dashboard"])]}},
-                "scheduler": {
-                    "spec": {"containers": [container(
-                        "scheduler", ["dask", "scheduler", "--no-dashboard"],
-                        ports=[{"name": "tcp-comm", "containerPort": 8786}],
-                        readinessProbe={"tcpSocket": {"port": "tcp-comm"}, "periodSeconds": 1})]},
-                    "service": {"ports": [{"name": "tcp-comm", "port": 8786,
-                                           "targetPort": "tcp-comm"}]},
-                },
-            }},
-        },
-    }
-
-
-def job_status(k: Kubectl, name: str, namespace: str) -> dict[str, Any]:
-    out = k("get", "daskjob", name, "-o", "json", namespace=namespace, check=False)
-    return (json.loads(out.stdout).get("status") or {}) if out.returncode == 0 else {}
 
 
 def test_the_chart_operator_runs_as_the_deployment_pod_of_the_process_kubelet(
