@@ -22,7 +22,7 @@ import pytest
 from dask_kube_jobs.local import LocalControlPlane
 from dask_kube_jobs.local.testing import Kubectl
 
-from .chart import CHART_DIR, FULLNAME, RELEASE, RELEASE_NAMESPACE, helm
+from .chart import CHART_DIR, FULLNAME, RELEASE, RELEASE_NAMESPACE, helm, notes_submit_command
 from .workload import IMAGE, daskjob, job_status, wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -104,6 +104,26 @@ def test_a_user_with_only_the_shipped_role_runs_a_daskjob_to_success(installed: 
     assert status["jobStatus"] == "Successful", json.dumps(status, indent=1)
     events = installed.admin("get", "events", "-o", "json", namespace=TEAM).json()["items"]
     assert any(e["involvedObject"].get("name") == name for e in events)
+
+
+def test_the_job_in_the_release_notes_runs_to_success_as_written(installed: Installed) -> None:
+    """The notes' submit command, pasted into a shell by a user holding only the shipped role."""
+    import os
+    import shlex
+    import subprocess
+
+    from dask_kube_jobs.local.testing import KUBECTL
+
+    command = notes_submit_command(installed.release["notes"]).replace("<namespace>", TEAM)
+    command = command.replace("kubectl ", f"{shlex.quote(KUBECTL)} ", 1)  # the tests' kubectl
+    env = {**os.environ, "KUBECONFIG": installed.user.kubeconfig}
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    status = wait_for("the notes' DaskJob to finish", lambda: (
+        s if (s := job_status(installed.user, "hello-dask", TEAM)).get("jobStatus")
+        in ("Successful", "Failed") else None), timeout=180)
+    assert status["jobStatus"] == "Successful", json.dumps(status, indent=1)
 
 
 def test_the_same_user_follows_the_runners_log(installed: Installed) -> None:
