@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from dask_kube_jobs.local import LocalControlPlane
 from dask_kube_jobs.local.testing import Kubectl
 
 from ..chart.chart import CHART_DIR, FULLNAME, RELEASE_NAMESPACE, objects, one
+from ..chart.test_dockerfile import pins
 from ..chart.workload import daskjob, job_status, wait_for
 from .podman import (
     ROOT,
@@ -165,6 +167,15 @@ def test_the_image_carries_the_project_version_and_runs_as_uid_10001(
                  "import importlib.metadata as m, os; "
                  "print(os.getuid(), os.getgid(), m.version('dask-kube-jobs'))")
     assert out.stdout.split() == ["10001", "10001", VERSION]
+
+
+def test_the_image_holds_exactly_the_pinned_dependencies(podman: Podman, image: str) -> None:
+    out = podman("run", "--rm", image, "python", "-m", "pip", "list", "--format=json")
+    installed = {canonicalize_name(d["name"]): d["version"] for d in json.loads(out.stdout)}
+    installed.pop("dask-kube-jobs")
+    for base_tool in ("pip", "setuptools", "wheel"):  # the base image's own
+        installed.pop(base_tool, None)
+    assert installed == pins()
 
 
 def test_the_containerised_operator_becomes_ready_under_the_charts_hardening(
