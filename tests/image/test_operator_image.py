@@ -31,6 +31,7 @@ from packaging.utils import canonicalize_name
 
 from dask_kube_jobs.local import LocalControlPlane
 from dask_kube_jobs.local.testing import Kubectl
+from dask_kube_jobs.operator.limits import parse_quantity
 
 from ..chart.chart import CHART_DIR, FULLNAME, RELEASE_NAMESPACE, objects, one
 from ..chart.test_dockerfile import pins
@@ -59,6 +60,7 @@ class Container:
     name: str
     admin: Kubectl
     readiness_url: str
+    spec: dict[str, Any]  # the chart's container, as rendered
 
     def logs(self) -> str:
         out = self.podman("logs", self.name, check=False)
@@ -89,9 +91,12 @@ def image(podman: Podman) -> str:
 
 
 def podman_run_options(pod: dict[str, Any], container: dict[str, Any]) -> list[str]:
-    """The chart's Pod and container securityContext and /tmp emptyDir, as podman options."""
+    """The chart's securityContexts, /tmp emptyDir and memory limit, as podman options."""
     pod_ctx, ctx = pod["securityContext"], container["securityContext"]
     opts = [f"--user={pod_ctx['runAsUser']}:{pod_ctx['runAsGroup']}"]
+    memory = container.get("resources", {}).get("limits", {}).get("memory")
+    if memory:
+        opts.append(f"--memory={int(parse_quantity(memory))}")
     if ctx.get("readOnlyRootFilesystem"):
         opts.append("--read-only")
     if ctx.get("allowPrivilegeEscalation") is False:
@@ -134,7 +139,7 @@ def container(podman: Podman, image: str, request: pytest.FixtureRequest) -> Ite
                f"--volume={kubeconfig}:{KUBECONFIG_IN_CONTAINER}:ro",
                *[f"--env={k}={v}" for k, v in env.items()],
                image, *spec["command"], *spec["args"])
-        running = Container(podman, name, admin, f"http://127.0.0.1:{ready}/readyz")
+        running = Container(podman, name, admin, f"http://127.0.0.1:{ready}/readyz", spec)
         try:
             yield running
         finally:
@@ -186,6 +191,10 @@ def test_the_containerised_operator_becomes_ready_under_the_charts_hardening(
     assert status["Uid"].split()[0] == "10001" and status["Gid"].split()[0] == "10001"
     assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
     assert status["NoNewPrivs"].strip() == "1"
+    limit = container.run("sh", "-c", "cat /sys/fs/cgroup/memory.max "
+                          "|| cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+    chart_limit = parse_quantity(container.spec["resources"]["limits"]["memory"])
+    assert limit.stdout.split()[-1] == str(int(chart_limit)), limit
     write_root = container.run("python", "-c", "open('/probe', 'w')")
     assert write_root.returncode != 0 and "Read-only file system" in write_root.stderr
     assert container.run("python", "-c", "open('/tmp/probe', 'w')").returncode == 0
