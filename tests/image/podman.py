@@ -40,6 +40,8 @@ BASE_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-pip", "python3-venv", "python-is-python3",
                  "ca-certificates")
 BASE_HOOK = 'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED'
+#: mmdebstrap's own merged-/usr set-up: without it bookworm pulls usrmerge, and with it perl.
+BASE_HOOK_DIR = "/usr/share/mmdebstrap/hooks/merged-usr"
 
 #: The host's files pip needs inside the build, mounted read-only at the same paths.
 HOST_PIP_FILES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pip.conf")
@@ -56,7 +58,7 @@ def missing_tools() -> list[str]:
 
 def _recipe_id() -> str:
     """Short hash of the base's recipe: a changed recipe gets a new tarball and tag."""
-    recipe = "\n".join([BASE_SUITE, *BASE_PACKAGES, BASE_HOOK])
+    recipe = "\n".join([BASE_SUITE, *BASE_PACKAGES, BASE_HOOK, BASE_HOOK_DIR])
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
@@ -108,7 +110,8 @@ def stand_in_base(podman: Podman) -> str:
         partial = tarball.with_suffix(".partial.tar")
         proc = subprocess.run(
             ["mmdebstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-             f"--customize-hook={BASE_HOOK}", BASE_SUITE, str(partial)],
+             f"--hook-dir={BASE_HOOK_DIR}", f"--customize-hook={BASE_HOOK}", BASE_SUITE,
+             str(partial)],
             capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             partial.unlink(missing_ok=True)
