@@ -34,7 +34,7 @@ from .spec import (
     make_worker_spec,
 )
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0"
 
 __all__ = [
     "APIRequestError",

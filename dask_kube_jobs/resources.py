@@ -2,9 +2,10 @@
 
 kr8s finds a class for a kind by walking ``APIObject`` subclasses, so defining these classes is
 what makes ``kr8s.get("daskjobs")``, ``object_from_spec`` and ``kubectl``-style lookups by plural,
-singular or short name return typed objects. Each kind is written once, async
-(``AsyncDaskCluster``...), and the sync class (``DaskCluster``...) only adds kr8s's
-``APIObjectSyncMixin`` on top, exactly as ``kr8s.objects`` wraps ``kr8s.asyncio.objects``:
+singular or short name return typed objects. Each kind is written once, async, on kr8s's public
+base ``kr8s.asyncio.objects.APIObject`` (``AsyncDaskCluster``...); the sync class
+(``DaskCluster``...) only puts kr8s's public sync base ``kr8s.objects.APIObject`` (the sync
+wrappers, since kr8s 0.20.1) in front of it, as kr8s's own sync classes wrap its async ones:
 
 * async code (the operator, ``dask_kube_jobs.asyncio``) uses ``AsyncDaskJob``;
 * sync code (scripts, Airflow tasks, ``dask_kube_jobs``) uses ``DaskJob``.
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kr8s._objects import APIObject, APIObjectSyncMixin
+from kr8s.asyncio.objects import APIObject
+from kr8s.objects import APIObject as SyncAPIObject
 
 from .contract.api_resources import (
     DASKAUTOSCALERS,
@@ -83,17 +85,17 @@ class AsyncDaskAutoscaler(_DaskObject, resource=DASKAUTOSCALERS):
     """Keeps a worker group within ``[minimum, maximum]`` following the scheduler's wishes."""
 
 
-class DaskCluster(APIObjectSyncMixin, AsyncDaskCluster):
+class DaskCluster(SyncAPIObject, AsyncDaskCluster):
     __doc__ = AsyncDaskCluster.__doc__
 
 
-class DaskWorkerGroup(APIObjectSyncMixin, AsyncDaskWorkerGroup):
+class DaskWorkerGroup(SyncAPIObject, AsyncDaskWorkerGroup):
     __doc__ = AsyncDaskWorkerGroup.__doc__
 
 
-class DaskJob(APIObjectSyncMixin, AsyncDaskJob):
+class DaskJob(SyncAPIObject, AsyncDaskJob):
     __doc__ = AsyncDaskJob.__doc__
 
 
-class DaskAutoscaler(APIObjectSyncMixin, AsyncDaskAutoscaler):
+class DaskAutoscaler(SyncAPIObject, AsyncDaskAutoscaler):
     __doc__ = AsyncDaskAutoscaler.__doc__

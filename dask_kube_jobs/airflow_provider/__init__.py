@@ -29,7 +29,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Dask Kube Jobs",
         "description": "Run DaskJobs (a Dask cluster plus a runner Pod) on Kubernetes from "
                        "Airflow, blocking or deferred.",
-        "versions": ["0.1.0.dev0"],
+        "versions": ["0.1.0"],
         "integrations": [{"integration-name": _INTEGRATION, "tags": ["software"],
                           "external-doc-url": "https://kubernetes.dask.org/"}],
         "operators": [{"integration-name": _INTEGRATION,

@@ -65,6 +65,13 @@ def notes(values: dict[str, Any] | None = None) -> str:
     return next(t for p, t in render(values).items() if p.endswith("NOTES.txt"))
 
 
+def notes_submit_command(text: str) -> str:
+    """The NOTES' "submit a job" command: ``kubectl ... apply -f - <<'EOF'``, the manifest, ``EOF``."""
+    start = text.index("kubectl --namespace <namespace> apply -f - <<'EOF'\n")
+    end = text.index("\nEOF\n", start) + len("\nEOF\n")
+    return text[start:end]
+
+
 def crd_objects() -> list[dict[str, Any]]:
     return [doc for path in sorted((CHART_DIR / "crds").glob("*.yaml"))
             for doc in yaml.safe_load_all(path.read_text()) if doc]

@@ -1,15 +1,19 @@
-"""operator/Dockerfile, checked statically (no Docker engine here): slim, pinned, non-root."""
+"""operator/Dockerfile, checked statically: slim, pinned, non-root (tests/image builds and runs it)."""
 
 from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from .chart import CHART_DIR, ROOT
 
 DOCKERFILE = ROOT / "operator" / "Dockerfile"
+CONSTRAINTS = ROOT / "operator" / "constraints.txt"
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -64,3 +68,35 @@ def test_the_build_guide_names_the_chart_image() -> None:
     guide = (ROOT / "operator" / "README.md").read_text()
     assert values["image"]["repository"] in guide
     assert "latest" not in values["image"]["tag"]
+
+
+def pins() -> dict[str, str]:
+    out = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version, f"not an exact pin: {line!r}"
+            out[canonicalize_name(name)] = version
+    return out
+
+
+def test_the_install_uses_the_committed_constraints_which_the_build_context_holds() -> None:
+    runs = " ".join(rest for op, rest in instructions() if op == "RUN")
+    assert re.search(r"pip install --constraint (\S+)", runs), runs
+    copies = [rest.split() for op, rest in instructions() if op == "COPY"]
+    assert any(src == "operator/constraints.txt" for src, *_ in copies)
+    ignore = (ROOT / "operator" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "!operator/constraints.txt" in ignore  # else the context filter drops it
+
+
+def test_the_constraints_pin_every_requirement_of_the_operator_extra_within_its_range() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pinned = pins()
+    assert "dask-kube-jobs" not in pinned  # the wheel being installed is never constrained
+    for spec in project["dependencies"] + project["optional-dependencies"]["operator"]:
+        req = Requirement(spec)
+        name = canonicalize_name(req.name)
+        assert name in pinned, f"{req.name} is not pinned in operator/constraints.txt: regenerate it"
+        assert req.specifier.contains(pinned[name], prereleases=True), (
+            f"operator/constraints.txt pins {req.name}=={pinned[name]}, outside {spec!r}: "
+            "regenerate it (operator/README.md)")

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import textwrap
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +22,14 @@ import pytest
 from dask_kube_jobs.local import LocalControlPlane
 from dask_kube_jobs.local.testing import Kubectl
 
-from .chart import CHART_DIR, FULLNAME, RELEASE, RELEASE_NAMESPACE, helm
+from .chart import CHART_DIR, FULLNAME, RELEASE, RELEASE_NAMESPACE, helm, notes_submit_command
+from .workload import IMAGE, daskjob, job_status, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
 TEAM = "team-a"          # where the user runs jobs (watched in both modes)
 ELSEWHERE = "team-z"     # not in watchNamespaces in namespaced mode
 USER = "alice"
-IMAGE = "ghcr.io/dask/dask:2025.1.0"
 
 VALUES: dict[str, dict[str, Any]] = {
     "cluster": {"rbac": {"scope": "cluster"}},
@@ -47,17 +45,6 @@ class Installed:
     user: Kubectl
     operator: Kubectl  # as the operator's ServiceAccount
     release: dict[str, Any]
-
-
-def wait_for(what: str, check: Any, timeout: float = 120, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module", params=list(VALUES))
@@ -91,43 +78,6 @@ def installed(request: pytest.FixtureRequest) -> Iterator[Installed]:
         yield Installed(mode, plane, admin, user, operator, release)
 
 
-def daskjob(name: str) -> dict[str, Any]:
-    def container(cname: str, args: list[str], **extra: Any) -> dict[str, Any]:
-        return {"name": cname, "image": IMAGE, "args": args, **extra}
-
-    script = textwrap.dedent("""
-        from dask.distributed import Client
-        client = Client()
-        client.wait_for_workers(1)
-        assert client.submit(sum, [1, 2, 3]).result() == 6
-        print("sum on the cluster: ok")
-    """)
-    return {
-        "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskJob", "metadata": {"name": name},
-        "spec": {
-            "job": {"spec": {"containers": [container("runner", ["python", "-c", script])]}},
-            "cluster": {"spec": {
-                "worker": {"replicas": 1, "spec": {"containers": [container(
-                    "worker", ["dask", "worker", "--name", "$(DASK_WORKER_NAME)",
-                               "--nthreads", "1", "--no-dashboard"])]}},
-                "scheduler": {
-                    "spec": {"containers": [container(
-                        "scheduler", ["dask", "scheduler", "--no-dashboard"],
-                        ports=[{"name": "tcp-comm", "containerPort": 8786}],
-                        readinessProbe={"tcpSocket": {"port": "tcp-comm"}, "periodSeconds": 1})]},
-                    "service": {"ports": [{"name": "tcp-comm", "port": 8786,
-                                           "targetPort": "tcp-comm"}]},
-                },
-            }},
-        },
-    }
-
-
-def job_status(k: Kubectl, name: str, namespace: str) -> dict[str, Any]:
-    out = k("get", "daskjob", name, "-o", "json", namespace=namespace, check=False)
-    return (json.loads(out.stdout).get("status") or {}) if out.returncode == 0 else {}
-
-
 def test_the_chart_operator_runs_as_the_deployment_pod_of_the_process_kubelet(
         installed: Installed) -> None:
     assert installed.release["status"] == "deployed"
@@ -154,6 +104,26 @@ def test_a_user_with_only_the_shipped_role_runs_a_daskjob_to_success(installed: 
     assert status["jobStatus"] == "Successful", json.dumps(status, indent=1)
     events = installed.admin("get", "events", "-o", "json", namespace=TEAM).json()["items"]
     assert any(e["involvedObject"].get("name") == name for e in events)
+
+
+def test_the_job_in_the_release_notes_runs_to_success_as_written(installed: Installed) -> None:
+    """The notes' submit command, pasted into a shell by a user holding only the shipped role."""
+    import os
+    import shlex
+    import subprocess
+
+    from dask_kube_jobs.local.testing import KUBECTL
+
+    command = notes_submit_command(installed.release["notes"]).replace("<namespace>", TEAM)
+    command = command.replace("kubectl ", f"{shlex.quote(KUBECTL)} ", 1)  # the tests' kubectl
+    env = {**os.environ, "KUBECONFIG": installed.user.kubeconfig}
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    status = wait_for("the notes' DaskJob to finish", lambda: (
+        s if (s := job_status(installed.user, "hello-dask", TEAM)).get("jobStatus")
+        in ("Successful", "Failed") else None), timeout=180)
+    assert status["jobStatus"] == "Successful", json.dumps(status, indent=1)
 
 
 def test_the_same_user_follows_the_runners_log(installed: Installed) -> None:

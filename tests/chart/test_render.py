@@ -18,6 +18,7 @@ from .chart import (
     crd_objects,
     helm,
     notes,
+    notes_submit_command,
     objects,
     of_kind,
     one,
@@ -98,7 +99,6 @@ def test_the_default_image_is_the_operator_image_at_the_chart_app_version() -> N
     pytest.param({"watchNamespaces": ["Team_A"]}, "/watchNamespaces/0", id="invalid-namespace-name"),
     pytest.param({"replicas": 0}, "/replicas", id="zero-replicas"),
     pytest.param({"replicas": "2"}, "/replicas", id="replicas-as-string"),
-    pytest.param({"image": {"tag": "latest"}}, "/image/tag", id="latest-tag"),
     pytest.param({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy", id="bad-pull-policy"),
     pytest.param({"rbac": {"scpoe": "cluster"}}, "/rbac", id="misspelt-field"),
     pytest.param({"replica": 2}, "additional properties 'replica'", id="misspelt-top-level-field"),
@@ -112,6 +112,17 @@ def test_bad_values_are_refused_with_the_field_named(values: dict[str, Any], fie
     with pytest.raises(helm().HelmValuesError) as info:
         render(values)
     assert field in str(info.value)
+
+
+@pytest.mark.parametrize("image", [{"tag": "latest"}, {"tag": "latest", "digest": "sha256:" + "a" * 64}],
+                         ids=["tag", "tag-and-digest"])
+def test_the_latest_tag_is_refused_with_a_message_saying_what_to_set(image: dict[str, Any]) -> None:
+    with pytest.raises(helm().HelmError) as info:
+        render({"image": image})
+    message = str(info.value)
+    assert 'image.tag: "latest" is refused' in message, message
+    assert f"the chart's appVersion ({chart_meta()['appVersion']})" in message, message
+    assert "'not' failed" not in message
 
 
 def test_a_service_monitor_without_metrics_is_refused_with_the_field_named() -> None:
@@ -283,6 +294,19 @@ def test_the_notes_say_which_namespaces_are_served_and_how_to_grant_users() -> N
     assert "- team-a" in text and "- team-b" in text
     assert f"--clusterrole={FULLNAME}-edit" in text
     assert "every namespace" in notes(MODES["cluster"])
+
+
+def test_the_notes_stand_alone_with_a_daskjob_inline() -> None:
+    """A chart user has no checkout: the notes name no repository file (test_install runs the job)."""
+    text = notes()
+    assert "examples/" not in text and ".yaml" not in text
+    command = notes_submit_command(text)
+    (job,) = yaml.safe_load_all(command.split("\n", 1)[1].rsplit("EOF", 1)[0])
+    assert (job["apiVersion"], job["kind"]) == ("kubernetes.dask.org/v1", "DaskJob")
+    images = [c["image"] for c in job["spec"]["job"]["spec"]["containers"]]
+    images += [c["image"] for part in ("worker", "scheduler")
+               for c in job["spec"]["cluster"]["spec"][part]["spec"]["containers"]]
+    assert images and not any(i.endswith(":latest") or ":" not in i for i in images)
 
 
 # -- server-side limits ----------------------------------------------------------------------

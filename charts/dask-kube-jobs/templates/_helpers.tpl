@@ -38,7 +38,12 @@ app.kubernetes.io/part-of: dask-kube-jobs
 {{- end -}}
 {{- end -}}
 
+{{- /* "latest" is refused here rather than in values.schema.json: Helm's schema validator words a
+refused value as "'not' failed", this says what to do. */ -}}
 {{- define "dkj.image" -}}
+{{- if eq (toString .Values.image.tag) "latest" -}}
+{{- fail (printf "image.tag: \"latest\" is refused: a release must run the operator version it was tested with. Leave image.tag empty for the chart's appVersion (%s), or set an exact version or image.digest" .Chart.AppVersion) -}}
+{{- end -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
 {{- else -}}
