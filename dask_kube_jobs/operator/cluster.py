@@ -62,16 +62,22 @@ def startup_timeout(cluster: Obj | None) -> float:
     return float(value) if value else float(diagnosis.SCHEDULER_STARTUP_TIMEOUT)
 
 
-def refused_condition(cluster: Obj | None) -> Obj | None:
-    """The cluster's ``Failed`` condition when the API server refused one of its children for
-    its current spec (see ``failures``); None otherwise. A new spec (generation) clears it."""
-    if cluster is None:
+def _true_for_this_spec(obj: Obj | None, ctype: str) -> Obj | None:
+    """Condition ``ctype`` of ``obj`` if it is True and was written for its current spec
+    (generation); a new spec clears it."""
+    if obj is None:
         return None
-    cond = conditions.find_condition((cluster.get("status") or {}).get("conditions"), "Failed")
+    cond = conditions.find_condition((obj.get("status") or {}).get("conditions"), ctype)
     if cond and cond.get("status") == "True" and \
-            cond.get("observedGeneration") == cluster["metadata"].get("generation"):
+            cond.get("observedGeneration") == obj["metadata"].get("generation"):
         return cond
     return None
+
+
+def refused_condition(cluster: Obj | None) -> Obj | None:
+    """The cluster's ``Failed`` condition when the API server refused one of its children for
+    its current spec (see ``failures``); None otherwise."""
+    return _true_for_this_spec(cluster, "Failed")
 
 
 async def _refused(rt: Runtime, cluster: Obj, reason: str, message: str) -> float:
@@ -92,13 +98,7 @@ async def _refused(rt: Runtime, cluster: Obj, reason: str, message: str) -> floa
 
 def replica_failure(group: Obj | None) -> Obj | None:
     """A worker group's ``ReplicaFailure`` condition while it holds for the group's spec."""
-    if group is None:
-        return None
-    cond = conditions.find_condition((group.get("status") or {}).get("conditions"), "ReplicaFailure")
-    if cond and cond.get("status") == "True" and \
-            cond.get("observedGeneration") == group["metadata"].get("generation"):
-        return cond
-    return None
+    return _true_for_this_spec(group, "ReplicaFailure")
 
 
 def _scheduler_condition(scheduler: Obj | None, cluster: Obj) -> tuple[bool, str, str]:

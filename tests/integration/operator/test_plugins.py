@@ -8,7 +8,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +31,18 @@ def install_plugin(site: Path, module: str, source: str) -> None:
     (info / "entry_points.txt").write_text(f"[dask_operator_plugin]\n{module} = {module}\n")
 
 
+def wait_for_cluster(plane: LocalControlPlane, k: Kubectl, name: str,
+                     predicate: Callable[[dict[str, Any]], bool], timeout: float = 90) -> dict[str, Any]:
+    """The DaskCluster once ``predicate`` holds; else fail with the operator's log tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        obj = k("get", "daskcluster", name, "-o", "json").json()
+        if predicate(obj):
+            return obj
+        time.sleep(0.5)
+    raise AssertionError((plane.logs / "operator.log").read_text()[-3000:])
+
+
 def test_a_plugin_handler_runs_in_the_operator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = tmp_path / "site"
     site.mkdir()
@@ -43,14 +57,8 @@ def test_a_plugin_handler_runs_in_the_operator(tmp_path: Path, monkeypatch: pyte
     with LocalControlPlane(tmp_path / "kc.yaml", state_dir=tmp_path / "state") as plane:
         k = Kubectl(plane.kubeconfig, "default")
         k("apply", "-f", "-", input=json.dumps(daskcluster("plugged", workers=0)))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            labels = k("get", "daskcluster", "plugged", "-o", "json").json()["metadata"].get("labels", {})
-            if labels.get("plugin.example.com/seen") == "yes":
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError((plane.logs / "operator.log").read_text()[-3000:])
+        wait_for_cluster(plane, k, "plugged", lambda o: (o["metadata"].get("labels") or {}).get(
+            "plugin.example.com/seen") == "yes")
         log = (plane.logs / "operator.log").read_text()
         assert "loaded plugins: label_plugin" in log
 
@@ -78,14 +86,8 @@ def test_upstreams_plugin_does_not_bring_upstreams_controller(
     with LocalControlPlane(tmp_path / "kc.yaml", state_dir=tmp_path / "state") as plane:
         k = Kubectl(plane.kubeconfig, "default")
         k("apply", "-f", "-", input=json.dumps(daskcluster("single", workers=1)))
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            obj = k("get", "daskcluster", "single", "-o", "json").json()
-            if (obj.get("status") or {}).get("phase") == "Running":
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError((plane.logs / "operator.log").read_text()[-3000:])
+        obj = wait_for_cluster(plane, k, "single",
+                               lambda o: (o.get("status") or {}).get("phase") == "Running")
         # upstream's create handler would have labelled it; only our finalizer is on it
         assert "controller" not in (obj["metadata"].get("labels") or {})
         assert obj["metadata"].get("finalizers", []) in ([], ["kubernetes.dask.org/operator"])
