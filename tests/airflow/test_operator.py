@@ -119,6 +119,26 @@ def test_contradictory_arguments_are_refused_at_parse_time(kwargs: dict[str, Any
         DaskJobOperator(task_id="bad", **kwargs)
 
 
+def test_an_empty_image_is_an_error_naming_the_argument_not_the_default_image() -> None:
+    from dask_kube_jobs.spec import SpecError
+
+    with pytest.raises(SpecError, match="image"):
+        DaskJobOperator(task_id="e", script="print(1)", image="").build_manifest("e")
+
+
+@pytest.mark.parametrize("value", ["abc", "2.5", 2.5, [3]])
+def test_a_bad_worker_count_names_the_argument(value: Any) -> None:
+    from dask_kube_jobs.spec import SpecError
+
+    with pytest.raises(SpecError, match="n_workers"):
+        DaskJobOperator(task_id="w", script="print(1)", n_workers=value).build_manifest("w")
+
+
+def test_a_templated_worker_count_is_read_as_a_number() -> None:
+    manifest = DaskJobOperator(task_id="t", script="print(1)", n_workers="2").build_manifest("t")
+    assert manifest["spec"]["cluster"]["spec"]["worker"]["replicas"] == 2
+
+
 def test_the_deferrable_default_follows_airflow_config() -> None:
     assert DaskJobOperator(task_id="d", script="print(1)").deferrable is False
 

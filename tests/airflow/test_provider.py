@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from dask_kube_jobs.airflow_provider import get_provider_info
@@ -109,3 +110,15 @@ def test_identity_labels_are_valid_and_names_fit_a_scheduler_service() -> None:
     assert label_value("a" * 80) != label_value("a" * 81)
     assert TaskIdentity("d", "t", "r", try_number=1).key == \
         TaskIdentity("d", "t", "r", try_number=5).key
+
+
+def test_an_unknown_connection_id_raises_and_only_the_default_falls_back() -> None:
+    from airflow.exceptions import AirflowNotFoundException
+
+    from dask_kube_jobs.airflow_provider.hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook
+
+    with pytest.raises(AirflowNotFoundException):
+        DaskKubeJobsHook("no_such_connection").get_target()
+    # the default id with no connection defined: the ambient kubeconfig (a DAG needs none)
+    target = DaskKubeJobsHook(DEFAULT_CONN_ID).get_target()
+    assert target == type(target)()

@@ -112,13 +112,19 @@ class DaskKubeJobsHook(BaseHook):
         return {"hidden_fields": ["host", "schema", "login", "password", "port", "extra"],
                 "relabeling": {}}
 
+    def _ambient(self, exc: Exception) -> KubeTarget:
+        """No such connection: the default id falls back to the ambient kubeconfig (a DAG
+        needs no connection at all); any other id is a typo or a missing secret, raised as
+        Airflow raises it, never silently another cluster."""
+        if not _not_found(exc) or self.dask_kube_jobs_conn_id != DEFAULT_CONN_ID:
+            raise exc
+        return KubeTarget()
+
     def get_target(self) -> KubeTarget:
         try:
             conn = self.get_connection(self.dask_kube_jobs_conn_id)
         except Exception as exc:
-            if not _not_found(exc):
-                raise
-            return KubeTarget()
+            return self._ambient(exc)
         return target_from_extras(conn.extra_dejson)
 
     async def aget_target(self) -> KubeTarget:
@@ -128,9 +134,7 @@ class DaskKubeJobsHook(BaseHook):
             else:  # Airflow 2.11 has no async lookup: the sync one, off the event loop
                 conn = await asyncio.to_thread(self.get_connection, self.dask_kube_jobs_conn_id)
         except Exception as exc:
-            if not _not_found(exc):
-                raise
-            return KubeTarget()
+            return self._ambient(exc)
         return target_from_extras(conn.extra_dejson)
 
     def get_conn(self) -> Any:

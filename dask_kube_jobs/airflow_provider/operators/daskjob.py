@@ -47,7 +47,7 @@ from ...contract.times import parse_time
 from ...errors import DaskJobFailed, WaitTimeout
 from ...jobs._async import AsyncDaskJobHandle
 from ...jobs._manifest import check_job_manifest, load_job_manifest
-from ...spec import DEFAULT_IMAGE, make_job_spec
+from ...spec import DEFAULT_IMAGE, SpecError, make_job_spec
 from .._identity import TaskIdentity
 from .._jobwait import (
     dashboard_url,
@@ -80,6 +80,16 @@ def identity_of(context: Any) -> TaskIdentity:
     return TaskIdentity(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id,
                         map_index=-1 if map_index is None else int(map_index),
                         try_number=int(getattr(ti, "try_number", None) or 1))
+
+
+def templated_int(argument: str, value: Any) -> int:
+    """An integer argument that a template may have rendered as text ("3"); anything else is
+    a :class:`SpecError` naming the argument (``int("abc")`` would name nothing)."""
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(argument, f"must be a whole number, got {type(value).__name__} {value!r}")
+    return value
 
 
 class DaskJobOperator(BaseOperator):
@@ -174,12 +184,14 @@ class DaskJobOperator(BaseOperator):
             manifest["metadata"].pop("generateName", None)
             manifest["metadata"]["name"] = name
         else:
-            kwargs: dict[str, Any] = {"image": self.image or DEFAULT_IMAGE,
+            # None means "the default image"; an empty string (a template that rendered to
+            # nothing) is an error make_job_spec names, never silently the default.
+            kwargs: dict[str, Any] = {"image": DEFAULT_IMAGE if self.image is None else self.image,
                                       "command": self.command, "script": self.script,
                                       "resources": self.job_resources, "env": self.env,
                                       **(self.job_spec_kwargs or {})}
             if self.n_workers is not None:
-                kwargs["n_workers"] = int(self.n_workers)
+                kwargs["n_workers"] = templated_int("n_workers", self.n_workers)
             manifest = make_job_spec(name, **kwargs)
         check_job_manifest(manifest)
         return manifest
