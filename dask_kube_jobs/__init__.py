@@ -23,6 +23,7 @@ from .errors import (
     JobAlreadyExists,
     JobNotFound,
     KubeconfigError,
+    NamespaceNotFound,
     WaitTimeout,
 )
 from .result import ResultError, set_result
@@ -56,6 +57,7 @@ __all__ = [
     "JobNotFound",
     "JobStatus",
     "KubeconfigError",
+    "NamespaceNotFound",
     "ResultError",
     "SpecError",
     "WaitTimeout",

@@ -29,6 +29,7 @@ __all__ = [
     "JobAlreadyExists",
     "JobNotFound",
     "KubeconfigError",
+    "NamespaceNotFound",
     "WaitTimeout",
 ]
 
@@ -64,6 +65,16 @@ class CRDsNotInstalled(APIRequestError):
 
     hint = ("install the operator and its CRDs (helm install dask-kube-jobs "
             "charts/dask-kube-jobs), or use --local")
+
+
+class NamespaceNotFound(APIRequestError):
+    """The namespace a request names does not exist (not the same as missing CRDs)."""
+
+    def __init__(self, namespace: str, code: int, reason: str, *, status: Any = None) -> None:
+        super().__init__(code, reason, f'namespace "{namespace}" does not exist', status=status)
+        self.namespace = namespace
+        self.hint = (f"create it (kubectl create namespace {namespace}) or pass another "
+                     "--namespace")
 
 
 class JobNotFound(DaskKubeJobsError):

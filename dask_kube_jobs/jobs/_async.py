@@ -311,6 +311,10 @@ async def get_job(name: str, namespace: str | None = None, *,
 
     >>> job = await get_job("nightly-etl", namespace="data")    # doctest: +SKIP
     """
+    if not isinstance(name, str) or not name:
+        raise SpecError("name", f"must be the DaskJob's name (a non-empty string), got {name!r}")
+    if namespace is not None and (not isinstance(namespace, str) or not namespace):
+        raise SpecError("namespace", f"must be a namespace name or None, got {namespace!r}")
     client = await connect(kubeconfig)
     ns = namespace or default_namespace(client)
     with translate(name, ns):

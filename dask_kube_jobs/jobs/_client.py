@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 import weakref
 from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
@@ -27,6 +28,7 @@ from ..errors import (
     JobAlreadyExists,
     JobNotFound,
     KubeconfigError,
+    NamespaceNotFound,
 )
 from ..spec import SpecError
 
@@ -88,6 +90,8 @@ async def connect(kubeconfig: str | os.PathLike[str] | None = None) -> kube.Clie
     if client is None:
         try:
             api = await kr8s.asyncio.Api(bypass_factory=True, kubeconfig=path)
+        except NETWORK_ERRORS as exc:  # kr8s may ask the server already (its version)
+            raise unreachable(exc) from exc
         except (KeyError, OSError, ValueError) as exc:
             raise KubeconfigError(f"cannot load kubeconfig {path or '(in-cluster)'}: "
                                   f"{exc!r}") from exc
@@ -108,6 +112,9 @@ def translate(name: str | None, namespace: str, *, creating: bool = False) -> Ge
         yield
     except kube.APIError as exc:
         details = (exc.body or {}).get("details") or {} if isinstance(exc.body, dict) else {}
+        if isinstance(exc, kube.NotFound) and details.get("kind") == "namespaces":
+            raise NamespaceNotFound(details.get("name") or namespace, exc.code, exc.reason,
+                                    status=exc.body) from exc
         if isinstance(exc, kube.NotFound) and (creating or not details.get("name")):
             raise CRDsNotInstalled(exc.code, exc.reason, "the cluster has no DaskJob resource "
                                    "(the dask-kube-jobs CRDs are not installed)",
@@ -125,9 +132,39 @@ def translate(name: str | None, namespace: str, *, creating: bool = False) -> Ge
             error.hint = "check the kubeconfig's user has rights on daskjobs in this namespace"
         raise error from exc
     except NETWORK_ERRORS as exc:
-        error = KubeconfigError(f"cannot reach the Kubernetes API server: {exc!r}")
-        error.hint = "is the cluster running? (`dask-kube-jobs local status`)"
-        raise error from exc
+        raise unreachable(exc) from exc
+
+
+def _server_of(exc: BaseException) -> str:
+    """The URL a failed request went to (httpx keeps it on the error), or ''."""
+    try:
+        request = getattr(exc, "request", None)
+    except RuntimeError:  # httpx raises when the error carries no request
+        request = None
+    if request is None:
+        return ""
+    url = request.url
+    return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
+
+
+def unreachable(exc: BaseException) -> KubeconfigError:
+    """A network failure in words that name the server and, for TLS, what to check."""
+    server = _server_of(exc)
+    where = f" at {server}" if server else ""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        error = KubeconfigError(f"TLS with the Kubernetes API server{where} failed: "
+                                f"{getattr(cause, 'verify_message', None) or cause}")
+        error.hint = ("check the kubeconfig's certificate-authority(-data) for this cluster, "
+                      "or that the server is the one the kubeconfig means")
+        return error
+    error = KubeconfigError(f"cannot reach the Kubernetes API server{where}: "
+                            f"{type(exc).__name__}: {exc}")
+    error.hint = ("is the cluster running, and is this the kubeconfig you meant ($KUBECONFIG, "
+                  "--kubeconfig)? for the local one: `dask-kube-jobs local status`")
+    return error
 
 
 def is_transient(exc: BaseException) -> bool:

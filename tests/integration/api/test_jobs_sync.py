@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from dask_kube_jobs import (
     DaskJobHandle,
     JobAlreadyExists,
     JobNotFound,
+    NamespaceNotFound,
     SpecError,
     WaitTimeout,
     get_job,
@@ -206,6 +208,35 @@ def test_a_bad_manifest_is_refused_naming_the_field_before_sending(kubeconfig: s
                                                         "namespace": "other"}},
                namespace=namespace, kubeconfig=kubeconfig)
     assert list_jobs(namespace, kubeconfig=kubeconfig) == []
+
+
+def test_a_missing_namespace_is_said_as_such_not_as_missing_crds(kubeconfig: str) -> None:
+    with pytest.raises(NamespaceNotFound) as info:
+        submit(result_job("nowhere"), namespace="no-such-namespace", kubeconfig=kubeconfig)
+    assert info.value.namespace == "no-such-namespace"
+    assert 'namespace "no-such-namespace" does not exist' in str(info.value)
+    assert "kubectl create namespace no-such-namespace" in info.value.hint
+
+
+def test_a_server_whose_certificate_does_not_verify_says_tls(kubeconfig: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    config = yaml.safe_load(Path(kubeconfig).read_text())
+    for cluster in config["clusters"]:  # the system's CAs, not the local control plane's own
+        cluster["cluster"].pop("certificate-authority-data", None)
+        cluster["cluster"].pop("certificate-authority", None)
+    wrong = tmp_path / "wrong-ca.yaml"
+    wrong.write_text(yaml.safe_dump(config))
+    with pytest.raises(dask_kube_jobs.KubeconfigError) as info:
+        list_jobs(kubeconfig=str(wrong))
+    assert "TLS with the Kubernetes API server at https://127.0.0.1:" in str(info.value)
+    assert "certificate" in str(info.value) and "certificate-authority" in info.value.hint
+
+
+@pytest.mark.parametrize("name", [None, "", 42])
+def test_get_job_with_a_bad_name_says_which_argument(kubeconfig: str, name: object) -> None:
+    with pytest.raises(SpecError, match="name"):
+        get_job(name, kubeconfig=kubeconfig)  # type: ignore[arg-type]
 
 
 def test_submit_accepts_yaml_text_a_file_and_make_job_spec(kubeconfig: str, namespace: str,
