@@ -128,7 +128,11 @@ def translate(name: str | None, namespace: str, *, creating: bool = False) -> Ge
             field = causes[0].get("field") or "manifest"
             raise SpecError(field, f"rejected by the API server: {exc.message}") from exc
         error = APIRequestError(exc.code, exc.reason, exc.message, status=exc.body)
-        if isinstance(exc, kube.Unauthorized | kube.Forbidden):
+        if isinstance(exc, kube.Unauthorized):
+            error.hint = ("the API server refused the kubeconfig's credentials: they may have "
+                          "expired (refresh them, e.g. your cloud CLI's get-credentials) or be "
+                          "for another cluster (check the current context, or --kubeconfig)")
+        elif isinstance(exc, kube.Forbidden):
             error.hint = "check the kubeconfig's user has rights on daskjobs in this namespace"
         raise error from exc
     except NETWORK_ERRORS as exc:
