@@ -16,7 +16,7 @@ import ssl
 import weakref
 from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import kr8s
 import kr8s.asyncio
@@ -90,7 +90,9 @@ async def connect(kubeconfig: str | os.PathLike[str] | None = None) -> kube.Clie
     if client is None:
         try:
             api = await kr8s.asyncio.Api(bypass_factory=True, kubeconfig=path)
-        except NETWORK_ERRORS as exc:  # kr8s may ask the server already (its version)
+        except kr8s.ServerError as exc:  # kr8s asks the server its version already
+            raise translated(_from_kr8s(exc), None, "") from exc
+        except NETWORK_ERRORS as exc:
             raise unreachable(exc) from exc
         except (KeyError, OSError, ValueError) as exc:
             raise KubeconfigError(f"cannot load kubeconfig {path or '(in-cluster)'}: "
@@ -110,33 +112,49 @@ def translate(name: str | None, namespace: str, *, creating: bool = False) -> Ge
     """Turn the API's and the network's errors into our exceptions, by meaning."""
     try:
         yield
+    except kr8s.ServerError as exc:  # kr8s's own requests (its version check at connect)
+        raise translated(_from_kr8s(exc), name, namespace, creating=creating) from exc
     except kube.APIError as exc:
-        details = (exc.body or {}).get("details") or {} if isinstance(exc.body, dict) else {}
-        if isinstance(exc, kube.NotFound) and details.get("kind") == "namespaces":
-            raise NamespaceNotFound(details.get("name") or namespace, exc.code, exc.reason,
-                                    status=exc.body) from exc
-        if isinstance(exc, kube.NotFound) and (creating or not details.get("name")):
-            raise CRDsNotInstalled(exc.code, exc.reason, "the cluster has no DaskJob resource "
-                                   "(the dask-kube-jobs CRDs are not installed)",
-                                   status=exc.body) from exc
-        if isinstance(exc, kube.NotFound) and name:
-            raise JobNotFound(name, namespace) from exc
-        if isinstance(exc, kube.Conflict) and creating and name:
-            raise JobAlreadyExists(name, namespace) from exc
-        if isinstance(exc, kube.Invalid):
-            causes = details.get("causes") or [{}]
-            field = causes[0].get("field") or "manifest"
-            raise SpecError(field, f"rejected by the API server: {exc.message}") from exc
-        error = APIRequestError(exc.code, exc.reason, exc.message, status=exc.body)
-        if isinstance(exc, kube.Unauthorized):
-            error.hint = ("the API server refused the kubeconfig's credentials: they may have "
-                          "expired (refresh them, e.g. your cloud CLI's get-credentials) or be "
-                          "for another cluster (check the current context, or --kubeconfig)")
-        elif isinstance(exc, kube.Forbidden):
-            error.hint = "check the kubeconfig's user has rights on daskjobs in this namespace"
-        raise error from exc
+        raise translated(exc, name, namespace, creating=creating) from exc
     except NETWORK_ERRORS as exc:
         raise unreachable(exc) from exc
+
+
+def _from_kr8s(exc: kr8s.ServerError) -> kube.APIError:
+    response = getattr(exc, "response", None)
+    body: Any = None
+    if response is not None:
+        with contextlib.suppress(ValueError):
+            body = response.json()
+    return kube.api_error(response.status_code if response is not None else 0, body, str(exc))
+
+
+def translated(exc: kube.APIError, name: str | None, namespace: str, *,
+               creating: bool = False) -> Exception:
+    """Our exception for an API error answer, by what it means for a DaskJob."""
+    details = (exc.body or {}).get("details") or {} if isinstance(exc.body, dict) else {}
+    if isinstance(exc, kube.NotFound) and details.get("kind") == "namespaces":
+        return NamespaceNotFound(details.get("name") or namespace, exc.code, exc.reason,
+                                 status=exc.body)
+    if isinstance(exc, kube.NotFound) and (creating or not details.get("name")):
+        return CRDsNotInstalled(exc.code, exc.reason, "the cluster has no DaskJob resource "
+                                "(the dask-kube-jobs CRDs are not installed)", status=exc.body)
+    if isinstance(exc, kube.NotFound) and name:
+        return JobNotFound(name, namespace)
+    if isinstance(exc, kube.Conflict) and creating and name:
+        return JobAlreadyExists(name, namespace)
+    if isinstance(exc, kube.Invalid):
+        causes = details.get("causes") or [{}]
+        field = causes[0].get("field") or "manifest"
+        return SpecError(field, f"rejected by the API server: {exc.message}")
+    error = APIRequestError(exc.code, exc.reason, exc.message, status=exc.body)
+    if isinstance(exc, kube.Unauthorized):
+        error.hint = ("the API server refused the kubeconfig's credentials: they may have "
+                      "expired (refresh them, e.g. your cloud CLI's get-credentials) or be for "
+                      "another cluster (check the current context, or --kubeconfig)")
+    elif isinstance(exc, kube.Forbidden):
+        error.hint = "check the kubeconfig's user has rights on daskjobs in this namespace"
+    return error
 
 
 def _server_of(exc: BaseException) -> str:

@@ -233,6 +233,19 @@ def test_a_server_whose_certificate_does_not_verify_says_tls(kubeconfig: str, tm
     assert "certificate" in str(info.value) and "certificate-authority" in info.value.hint
 
 
+def test_refused_credentials_say_so_with_what_to_refresh(kubeconfig: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    config = yaml.safe_load(Path(kubeconfig).read_text())
+    for user in config["users"]:
+        user["user"] = {"token": "expired-or-made-up"}
+    wrong = tmp_path / "expired.yaml"
+    wrong.write_text(yaml.safe_dump(config))
+    with pytest.raises(dask_kube_jobs.APIRequestError) as info:
+        list_jobs(kubeconfig=str(wrong))
+    assert info.value.code == 401 and "credentials" in info.value.hint
+
+
 @pytest.mark.parametrize("name", [None, "", 42])
 def test_get_job_with_a_bad_name_says_which_argument(kubeconfig: str, name: object) -> None:
     with pytest.raises(SpecError, match="name"):
