@@ -27,6 +27,8 @@ from .apiserver.bootstrap_rbac import bootstrap_objects
 from .apiserver.core import APICore
 from .apiserver.proxy import install_proxies
 from .apiserver.server import APIServer
+from .apiserver.sqlite_backend import SQLiteBackend
+from .apiserver.store import Store
 from .readiness import Components
 from .state import StateDir
 from .supervisor import Supervisor
@@ -89,14 +91,21 @@ async def run(args: argparse.Namespace) -> None:
     state = StateDir(Path(args.state_dir))
     state.prepare()
     key = _load_key(state)
-    core = APICore()
+    # Minted kubeconfigs name the server's port: serve on the last one again unless told
+    # otherwise (or it has been taken meanwhile: then any free one, and the record says so).
+    wanted_port = args.port or state.previous_port() or 0
+    core = APICore(Store(backend=SQLiteBackend(state.objects)))
     authn = TokenAuthenticator(
         key, service_account_exists=lambda ns, name: core.store.get(("", "serviceaccounts"), ns, name) is not None)
     core.bootstrap(bootstrap_objects() + (_operator_crds() if not args.no_operator else []))
     server = APIServer(core, authn, bookmark_interval=args.bookmark_interval)
     install_proxies(server)
     ssl_ctx = None if args.insecure_http else _ssl_context(state)
-    runner, port = await server.start("127.0.0.1", args.port, ssl_ctx)
+    runner, port = await server.start("127.0.0.1", wanted_port, ssl_ctx,
+                                      or_any_port=not args.port)
+    if wanted_port and port != wanted_port:
+        log.warning("port %d, where this control plane served before, is taken: serving on %d; "
+                    "kubeconfigs written for the old port must be written again", wanted_port, port)
     scheme = "http" if ssl_ctx is None else "https"
     url = f"{scheme}://127.0.0.1:{port}"
     ca_pem = None if ssl_ctx is None else state.ca_cert.read_bytes()
@@ -111,6 +120,8 @@ async def run(args: argparse.Namespace) -> None:
         tasks.append(asyncio.create_task(run_controllers(str(state.admin_kubeconfig)), name="controllers"))
     published: dict[str, object] = {"pid": os.getpid(), "server": url, "port": port,
                                     "children": {}, "started": time.time()}
+    if wanted_port and port != wanted_port:
+        published["previous_port_taken"] = wanted_port
 
     def record(children: dict[str, int] | None = None, **fields: object) -> None:
         if children is not None:
@@ -159,6 +170,7 @@ async def run(args: argparse.Namespace) -> None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await runner.cleanup()
+        core.store.close()
         state.clear_endpoint()
 
 

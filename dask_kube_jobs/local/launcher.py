@@ -83,6 +83,8 @@ class LocalControlPlane:
         self.startup_timeout = startup_timeout
         self.extra_args = extra_args or []
         self.process: subprocess.Popen[bytes] | None = None
+        #: the running control plane's endpoint record (``daemon.py``), once ``start`` returned
+        self.endpoint: dict[str, Any] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
     def command(self) -> list[str]:
@@ -122,6 +124,7 @@ class LocalControlPlane:
                 # Ready for a user: the API server answers, a Node is Ready and the operator
                 # has synced (readiness.py), not merely the first of these.
                 if record.get("components_ready") and _probe(record["server"], self.state.ca_cert):
+                    self.endpoint = record
                     return self
             time.sleep(0.05)
         waiting = [name for name, st in ((record or {}).get("components") or {}).items()
