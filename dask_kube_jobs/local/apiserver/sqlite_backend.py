@@ -69,7 +69,7 @@ class SQLiteBackend:
         self._db = sqlite3.connect(path, isolation_level=None, timeout=1.0)
         try:
             self._open()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:  # locked, or not a database at all
             self._db.close()
             if "locked" in str(exc):
                 raise StoreUnavailable(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -40,8 +42,15 @@ def _finished(k: Kubectl, name: str, timeout: float = 240) -> dict[str, Any]:
     raise AssertionError(f"daskjob/{name} never finished: {json.dumps(last.get('status'))}")
 
 
-def test_down_then_up_keeps_jobs_results_rbac_and_minted_kubeconfigs(tmp_path: Path) -> None:
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "DKJ_TEST": "1"}
+def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The CLI's environment; this process shares its state root, to look at what it kept."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return {**os.environ, "DKJ_TEST": "1"}
+
+
+def test_down_then_up_keeps_jobs_results_rbac_and_minted_kubeconfigs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = _env(tmp_path, monkeypatch)
     kubeconfig = tmp_path / "kc.yaml"
     ann_kubeconfig = tmp_path / "ann.yaml"
     up = cli("local", "up", "--detach", "--kubeconfig", str(kubeconfig), env=env)
@@ -63,9 +72,14 @@ def test_down_then_up_keeps_jobs_results_rbac_and_minted_kubeconfigs(tmp_path: P
 
         down = cli("local", "down", "--kubeconfig", str(kubeconfig), env=env)
         assert down.returncode == 0 and "Stopped" in down.stdout, down.stderr
+        restarted = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         up = cli("local", "up", "--detach", "--kubeconfig", str(kubeconfig), env=env)
         assert up.returncode == 0, up.stderr
         assert f"up at {server}" in up.stdout and "note:" not in up.stdout
+        # ready means the kubelet is back, not that the Node kept from before said Ready
+        node = admin("get", "nodes", "-o", "json").json()["items"][0]
+        ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["status"] == "True" and ready["lastHeartbeatTime"] >= restarted
         assert kc.server_of(kc.read(kubeconfig)) == server
 
         # ann's kubeconfig, minted before the restart: same URL, same key, same RoleBinding
@@ -89,6 +103,7 @@ def test_down_then_up_keeps_jobs_results_rbac_and_minted_kubeconfigs(tmp_path: P
         cli("local", "down", "--kubeconfig", str(kubeconfig), env=env)
 
     state = StateDir(state_dir_for(kubeconfig))
+    assert state.objects.exists()
     purged = cli("local", "down", "--purge", "--kubeconfig", str(kubeconfig), env=env)
     assert purged.returncode == 0 and "Removed its state" in purged.stdout, purged.stdout
     assert not state.root.exists()
@@ -102,10 +117,9 @@ def test_down_then_up_keeps_jobs_results_rbac_and_minted_kubeconfigs(tmp_path: P
         cli("local", "down", "--purge", "--kubeconfig", str(kubeconfig), env=env)
 
 
-def test_up_says_so_when_its_previous_port_is_taken(tmp_path: Path) -> None:
-    import socket
-
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "DKJ_TEST": "1"}
+def test_up_says_so_when_its_previous_port_is_taken(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    env = _env(tmp_path, monkeypatch)
     kubeconfig = tmp_path / "kc.yaml"
     flags = ("--detach", "--no-operator", "--no-kubelet", "--kubeconfig", str(kubeconfig))
     up = cli("local", "up", *flags, env=env)
@@ -123,5 +137,30 @@ def test_up_says_so_when_its_previous_port_is_taken(tmp_path: Path) -> None:
             assert second != first
             assert f"port {port}, where it served before, is taken" in up.stdout, up.stdout
             assert "default" in Kubectl(str(kubeconfig))("get", "namespaces", "-o", "name").stdout
+    finally:
+        cli("local", "down", "--purge", "--kubeconfig", str(kubeconfig), env=env)
+
+
+def test_up_refuses_state_written_by_another_schema_and_says_how_to_wipe_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = _env(tmp_path, monkeypatch)
+    kubeconfig = tmp_path / "kc.yaml"
+    state = StateDir(state_dir_for(kubeconfig))
+    state.prepare()
+    db = sqlite3.connect(state.objects)
+    db.execute("CREATE TABLE objects (x TEXT)")
+    db.execute("PRAGMA user_version=99")
+    db.commit()
+    db.close()
+    flags = ("--detach", "--no-operator", "--no-kubelet", "--kubeconfig", str(kubeconfig))
+    up = cli("local", "up", *flags, env=env)
+    assert up.returncode == 1, up.stdout
+    assert "another version of dask-kube-jobs" in up.stderr
+    assert "local down --purge" in up.stderr
+    purged = cli("local", "down", "--purge", "--kubeconfig", str(kubeconfig), env=env)
+    assert "Removed its state" in purged.stdout and not state.root.exists()
+    up = cli("local", "up", *flags, env=env)
+    try:
+        assert up.returncode == 0, up.stderr
     finally:
         cli("local", "down", "--purge", "--kubeconfig", str(kubeconfig), env=env)
