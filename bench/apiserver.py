@@ -10,8 +10,9 @@ as it runs (every write committed to its SQLite file before the answer) and with
 ``--in-memory`` (no file), so the second ratio says what persistence costs. All three servers
 run in their own process, are driven by the same client code, and are measured in the same run.
 
-Figures: creates per second (ConfigMaps, 20 concurrent clients; the two local servers run at
-once and take turns, five rounds each, median round), latency of a full list at N objects, watch fan-out (events delivered per second to W watchers), and resident memory per
+Figures: creates per second (ConfigMaps, 20 concurrent clients), latency of a full list at N
+objects (for these two, the two local servers run at once and take turns, five rounds each,
+median round), watch fan-out (events delivered per second to W watchers), and resident memory per
 1,000 Pods.
 """
 
@@ -40,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dask_kube_jobs.local.launcher import LocalControlPlane  # noqa: E402
 
 CONCURRENCY = 20
-CREATE_ROUNDS = 5
+ROUNDS = 5
 
 
 # -- the floor: HTTP + JSON and nothing else ------------------------------------------------------
@@ -178,12 +179,13 @@ async def _ensure_ns(session: aiohttp.ClientSession, t: Target, ns: str) -> None
         await r.read()
 
 
-async def interleaved_creates(targets: list[Target], n: int) -> dict[str, float]:
-    """Creates per second of each target (``n`` ConfigMaps each), in rounds taken in turn, so
-    load that drifts during the run (a shared VM) weighs on every target alike; the median
-    round is the figure."""
+async def interleaved(targets: list[Target], n: int) -> dict[str, dict[str, float]]:
+    """Creates per second (``n`` ConfigMaps each) and the latency of listing them, for targets
+    that run at once, taking turns round by round: load that drifts during the run (a shared
+    VM) then weighs on every target alike. The median round is the figure."""
     rates: dict[str, list[float]] = {t.name: [] for t in targets}
-    bounds = [n * r // CREATE_ROUNDS for r in range(CREATE_ROUNDS + 1)]
+    lists: dict[str, list[float]] = {t.name: [] for t in targets}
+    bounds = [n * r // ROUNDS for r in range(ROUNDS + 1)]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         for t in targets:
             await _ensure_ns(session, t, "bench-create")
@@ -192,25 +194,30 @@ async def interleaved_creates(targets: list[Target], n: int) -> dict[str, float]
                 elapsed = await _create_many(session, t, "bench-create", "configmaps",
                                              [_cm(f"cm-{i}") for i in range(lo, hi)])
                 rates[t.name].append((hi - lo) / elapsed)
-    return {name: statistics.median(r) for name, r in rates.items()}
+        for _ in range(ROUNDS):
+            for t in targets:
+                lists[t.name].append(await _list_latency(session, t, "bench-create", "configmaps",
+                                                         repeat=1))
+    return {t.name: {"creates/s": statistics.median(rates[t.name]),
+                     f"list {n} (ms)": statistics.median(lists[t.name]) * 1000} for t in targets}
 
 
 async def measure(t: Target, args: argparse.Namespace,
-                  create_rate: float | None = None) -> dict[str, float]:
-    """Every figure of one target; ``create_rate`` if its creates were already measured (and
-    its ``bench-create`` filled) by ``interleaved_creates``."""
-    out: dict[str, float] = {}
+                  known: dict[str, float] | None = None) -> dict[str, float]:
+    """Every figure of one target; ``known``: the figures ``interleaved`` already measured
+    (which also filled its ``bench-create``)."""
+    out: dict[str, float] = dict(known or {})
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         for ns in ("bench-create", "bench-fanout", "bench-pods"):
             await _ensure_ns(session, t, ns)
         n = args.objects
-        if create_rate is None:
+        if not known:
             elapsed = await _create_many(session, t, "bench-create", "configmaps",
                                          [_cm(f"cm-{i}") for i in range(n)])
-            create_rate = n / elapsed
-        out["creates/s"] = create_rate
-        out[f"list {n} (ms)"] = await _list_latency(session, t, "bench-create", "configmaps") * 1000
+            out["creates/s"] = n / elapsed
+            out[f"list {n} (ms)"] = await _list_latency(session, t, "bench-create",
+                                                        "configmaps") * 1000
         out[f"fan-out events/s ({args.watchers} watchers)"] = await _fanout(
             session, t, "bench-fanout", args.watchers, args.events)
         before = _rss(t.pid)
@@ -240,9 +247,9 @@ def main() -> None:
             assert plane.process is not None
             ours.append(Target(label, plane.server, {"Authorization": f"Bearer {token}"}, ctx,
                                plane.process.pid))
-        rates = asyncio.run(interleaved_creates(ours, args.objects))
+        figures = asyncio.run(interleaved(ours, args.objects))
         for t in ours:
-            results[t.name] = asyncio.run(measure(t, args, rates[t.name]))
+            results[t.name] = asyncio.run(measure(t, args, figures[t.name]))
 
     port = _free_port()
     proc = multiprocessing.get_context("spawn").Process(target=_floor_server, args=(port,), daemon=True)
