@@ -52,6 +52,10 @@ def _local_up(args: argparse.Namespace) -> int:
         raise CLIError(str(exc), "check `dask-kube-jobs local status`") from exc
     print(f"Local control plane is up at {plane.server}")
     print(f"  kubeconfig: {plane.kubeconfig}")
+    taken = plane.endpoint.get("previous_port_taken")
+    if taken:
+        print(f"  note:       port {taken}, where it served before, is taken by another program; "
+              "kubeconfigs minted for that port must be minted again (`local kubeconfig`)")
     print(f"  try:        kubectl --kubeconfig {plane.kubeconfig} get nodes")
     if args.detach:
         print("  stop it:    dask-kube-jobs local down" +
@@ -77,10 +81,12 @@ def _local_down(args: argparse.Namespace) -> int:
     record = state.read_endpoint()
     if not record:
         print(f"No local control plane runs for {args.kubeconfig}.")
-        return 0
-    stop_process_group(int(record["pid"]), timeout=args.timeout)
-    state.clear_endpoint()
-    print(f"Stopped the local control plane (pid {record['pid']}).")
+    else:
+        stop_process_group(int(record["pid"]), timeout=args.timeout)
+        state.clear_endpoint()
+        print(f"Stopped the local control plane (pid {record['pid']}).")
+    if args.purge and state.purge():
+        print(f"Removed its state (objects, signing key, CA, logs): {state.root}")
     return 0
 
 
@@ -145,17 +151,30 @@ def _add_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     local = sub.add_parser("local", help="run a local Kubernetes-compatible control plane")
     lsub = local.add_subparsers(dest="local_command", required=True)
 
-    up = lsub.add_parser("up", help="start the API server, controllers, kubelet and operator")
+    up = lsub.add_parser(
+        "up", help="start the API server, controllers, kubelet and operator",
+        description="Start a local control plane for --kubeconfig. Objects kept from a previous "
+                    "`up` of the same kubeconfig are served again, on the same port if it is "
+                    "free (`local down --purge` starts afresh).")
     up.add_argument("--detach", "-d", action="store_true", help="return once it is ready")
     up.add_argument("--kubeconfig", default=_default_kubeconfig())
-    up.add_argument("--port", type=int, default=0, help="API server port (default: a free one)")
+    up.add_argument("--port", type=int, default=0,
+                    help="API server port (default: the previous one if free, else a free one)")
     up.add_argument("--no-operator", action="store_true", help="do not start the Dask operator")
     up.add_argument("--no-kubelet", action="store_true", help="do not start the process kubelet")
     up.set_defaults(func=_local_up)
 
-    down = lsub.add_parser("down", help="stop everything `local up` started")
+    down = lsub.add_parser(
+        "down", help="stop everything `local up` started (its objects are kept for the next `up`)",
+        description="Stop the control plane and every process it started. Its objects "
+                    "(namespaces, jobs and their results, RBAC), signing key, CA and port are "
+                    "kept in its state directory, so the next `local up` carries on where this "
+                    "one stopped and minted kubeconfigs keep working; --purge wipes them.")
     down.add_argument("--kubeconfig", default=_default_kubeconfig())
     down.add_argument("--timeout", type=float, default=30.0)
+    down.add_argument("--purge", action="store_true",
+                      help="also delete the state directory: every object, the signing key and "
+                           "the CA (kubeconfigs minted before stop working)")
     down.set_defaults(func=_local_down)
 
     st = lsub.add_parser("status", help="is a local control plane running?")

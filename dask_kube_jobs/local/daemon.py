@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import ssl
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from .apiserver.bootstrap_rbac import bootstrap_objects
 from .apiserver.core import APICore
 from .apiserver.proxy import install_proxies
 from .apiserver.server import APIServer
+from .apiserver.sqlite_backend import SQLiteBackend, StoreUnavailable
+from .apiserver.store import Store
 from .readiness import Components
 from .state import StateDir
 from .supervisor import Supervisor
@@ -68,6 +71,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _written_since_start(objects: list[dict], started_rv: int) -> list[dict]:
+    """The objects written since this server started: a Node kept from before a restart says
+    Ready for a kubelet that has not yet come back, so it must not count."""
+    return [o for o in objects if int(o["metadata"]["resourceVersion"]) > started_rv]
+
+
 def _operator_crds() -> list[dict]:
     """The Dask CRDs, installed with the operator as its Helm chart would install them."""
     try:
@@ -89,14 +98,21 @@ async def run(args: argparse.Namespace) -> None:
     state = StateDir(Path(args.state_dir))
     state.prepare()
     key = _load_key(state)
-    core = APICore()
+    # Minted kubeconfigs name the server's port: serve on the last one again unless told
+    # otherwise (or it has been taken meanwhile: then any free one, and the record says so).
+    wanted_port = args.port or state.previous_port() or 0
+    core = APICore(Store(backend=None if args.in_memory else SQLiteBackend(state.objects)))
     authn = TokenAuthenticator(
         key, service_account_exists=lambda ns, name: core.store.get(("", "serviceaccounts"), ns, name) is not None)
     core.bootstrap(bootstrap_objects() + (_operator_crds() if not args.no_operator else []))
     server = APIServer(core, authn, bookmark_interval=args.bookmark_interval)
     install_proxies(server)
     ssl_ctx = None if args.insecure_http else _ssl_context(state)
-    runner, port = await server.start("127.0.0.1", args.port, ssl_ctx)
+    runner, port = await server.start("127.0.0.1", wanted_port, ssl_ctx,
+                                      or_any_port=not args.port)
+    if wanted_port and port != wanted_port:
+        log.warning("port %d, where this control plane served before, is taken: serving on %d; "
+                    "kubeconfigs written for the old port must be written again", wanted_port, port)
     scheme = "http" if ssl_ctx is None else "https"
     url = f"{scheme}://127.0.0.1:{port}"
     ca_pem = None if ssl_ctx is None else state.ca_cert.read_bytes()
@@ -111,6 +127,8 @@ async def run(args: argparse.Namespace) -> None:
         tasks.append(asyncio.create_task(run_controllers(str(state.admin_kubeconfig)), name="controllers"))
     published: dict[str, object] = {"pid": os.getpid(), "server": url, "port": port,
                                     "children": {}, "started": time.time()}
+    if wanted_port and port != wanted_port:
+        published["previous_port_taken"] = wanted_port
 
     def record(children: dict[str, int] | None = None, **fields: object) -> None:
         if children is not None:
@@ -130,7 +148,8 @@ async def run(args: argparse.Namespace) -> None:
          "--readiness", operator_readyz])
     components = Components(
         supervisor, lambda fields: record(**fields),
-        nodes=(lambda: core.store.list(("", "nodes"))) if kubelet else None,
+        nodes=(lambda: _written_since_start(core.store.list(("", "nodes")), core.store.started_rv))
+        if kubelet else None,
         operator_readyz=operator_readyz if operator else None)
     record(supervisor.pids(), **components.record())
     tasks.append(asyncio.create_task(supervisor.watch(), name="supervisor"))
@@ -159,6 +178,7 @@ async def run(args: argparse.Namespace) -> None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await runner.cleanup()
+        core.store.close()
         state.clear_endpoint()
 
 
@@ -172,10 +192,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-controllers", action="store_true")
     parser.add_argument("--insecure-http", action="store_true")
     parser.add_argument("--bookmark-interval", type=float, default=15.0)
+    parser.add_argument("--in-memory", action="store_true",
+                        help="keep objects in memory only, nothing on disk (what the store costs: "
+                             "bench/apiserver.py)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("DKJ_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run(args))
+    try:
+        asyncio.run(run(args))
+    except StoreUnavailable as exc:
+        # The launcher shows the log's last line to whoever ran `local up`: make it this.
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -83,6 +83,8 @@ class LocalControlPlane:
         self.startup_timeout = startup_timeout
         self.extra_args = extra_args or []
         self.process: subprocess.Popen[bytes] | None = None
+        #: the running control plane's endpoint record (``daemon.py``), once ``start`` returned
+        self.endpoint: dict[str, Any] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
     def command(self) -> list[str]:
@@ -111,9 +113,11 @@ class LocalControlPlane:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                log_path = self.state.logs / "control-plane.log"
+                last = _last_line(log_path)
                 raise ControlPlaneError(
-                    f"the control plane exited with code {self.process.returncode}; see "
-                    f"{self.state.logs / 'control-plane.log'}")
+                    f"the control plane exited with code {self.process.returncode}"
+                    + (f" ({last})" if last else "") + f"; see {log_path}")
             record = self.state.read_endpoint()
             if record and record.get("pid") == self.process.pid:
                 if record.get("failed"):
@@ -122,6 +126,7 @@ class LocalControlPlane:
                 # Ready for a user: the API server answers, a Node is Ready and the operator
                 # has synced (readiness.py), not merely the first of these.
                 if record.get("components_ready") and _probe(record["server"], self.state.ca_cert):
+                    self.endpoint = record
                     return self
             time.sleep(0.05)
         waiting = [name for name, st in ((record or {}).get("components") or {}).items()
@@ -199,6 +204,17 @@ def stop_process_group(pid: int, timeout: float = 30.0) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
     return True
+
+
+def _last_line(path: Path) -> str:
+    """The last line a process wrote to its log: for a crash at start, the error itself."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
+            lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
 
 
 def _zombie(pid: int) -> bool:

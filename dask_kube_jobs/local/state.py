@@ -2,9 +2,11 @@
 
 One directory per control plane, named after its kubeconfig, so several can run side by side
 (each test session, each user) and ``local down --kubeconfig X`` finds the one ``up`` started.
-It holds the token-signing key (so ``local kubeconfig --user`` can mint identities offline), the
+It holds the API server's objects (``objects.db``, so ``local down`` + ``local up`` keeps
+them), the token-signing key (so ``local kubeconfig --user`` can mint identities offline), the
 CA and certificates, the endpoint record of the running process, component logs and the
-kubelet's per-Pod directories.
+kubelet's per-Pod directories. Keeping the key, the CA and the port across restarts is what
+keeps minted kubeconfigs working; ``local down --purge`` removes the whole directory.
 """
 
 from __future__ import annotations
@@ -12,9 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from . import kubeconfig
 
 
 def default_state_root() -> Path:
@@ -58,6 +66,26 @@ class StateDir:
     @property
     def admin_kubeconfig(self) -> Path:
         return self.root / "admin.kubeconfig"
+
+    @property
+    def objects(self) -> Path:
+        """The API server's SQLite file (``apiserver.sqlite_backend``)."""
+        return self.root / "objects.db"
+
+    def previous_port(self) -> int | None:
+        """The port the API server last served on, read from the admin kubeconfig it wrote."""
+        try:
+            return urlsplit(kubeconfig.server_of(kubeconfig.read(self.admin_kubeconfig))).port
+        except (OSError, ValueError, KeyError, IndexError, TypeError, StopIteration,
+                yaml.YAMLError):
+            return None
+
+    def purge(self) -> bool:
+        """Remove everything the control plane kept (objects, keys, CA, logs); True if any."""
+        if not self.root.exists():
+            return False
+        shutil.rmtree(self.root)
+        return True
 
     def prepare(self) -> None:
         for d in (self.root, self.pki, self.logs, self.kubelet):

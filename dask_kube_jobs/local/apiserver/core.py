@@ -78,7 +78,13 @@ class APICore:
 
     # -- set-up ----------------------------------------------------------------------------
     def bootstrap(self, extra_objects: list[Obj] = ()) -> None:  # type: ignore[assignment]
-        """Create what a fresh cluster has: the initial namespaces and default RBAC."""
+        """Create what a fresh cluster has: the initial namespaces and default RBAC. A store
+        that already holds objects (a restarted server) keeps them, and each one's strategy
+        takes back what it held (a CRD its served resource, a Service its cluster IP)."""
+        for key, obj in self.store.iter_all():
+            rtype = self.registry.get(*key)
+            if rtype is not None:
+                strategy_for(rtype).restored(self, obj)
         ns_type = self.registry.get(*NAMESPACE_KEY)
         assert ns_type is not None
         for name in INITIAL_NAMESPACES:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import json
 import logging
 import random
@@ -562,12 +563,22 @@ class APIServer:
 
     # -- running ----------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0,
-                    ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
+                    ssl_context: ssl.SSLContext | None = None, *,
+                    or_any_port: bool = False) -> tuple[web.AppRunner, int]:
+        """Serve on ``port`` (0: any free one); with ``or_any_port``, a port already taken
+        falls back to a free one instead of failing. Returns the runner and the bound port."""
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
                                shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if not (or_any_port and port and exc.errno == errno.EADDRINUSE):
+                await runner.cleanup()
+                raise
+            site = web.TCPSite(runner, host, 0, ssl_context=ssl_context, reuse_address=True)
+            await site.start()
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         bound = sockets[0].getsockname()[1] if sockets else port
         self.address = f"{host}:{bound}"

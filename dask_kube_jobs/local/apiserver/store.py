@@ -6,6 +6,12 @@ watch of any kind. Each resource keeps a bounded log of recent events: a watch f
 replays what came after N, and a watch from a version older than the log answers 410 Expired,
 which is what makes kr8s and kopf re-list.
 
+Given a ``SQLiteBackend`` (the local control plane always gives one), the store is write-through:
+every write reaches the file before memory changes or a watcher hears of it, and a new store
+starts from what the file holds. Reads never touch the file. A restarted store keeps no events
+from before its start (``started_rv``), so older watches get 410 Gone, as from a restarted
+kube-apiserver. Without a backend (unit tests) everything lives and dies in memory.
+
 Objects are plain dicts. The store owns what it holds: callers get the stored dict and must copy
 it before changing it (``copy.deepcopy``); writers hand over a finished object.
 """
@@ -18,6 +24,8 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from .sqlite_backend import SQLiteBackend
 
 Key = tuple[str, str]  # (group, plural)
 Obj = dict[str, Any]
@@ -84,14 +92,28 @@ class ResourceLog:
 
 
 class Store:
-    def __init__(self, *, event_window: int = 5000, watcher_queue: int = 100_000) -> None:
+    def __init__(self, *, event_window: int = 5000, watcher_queue: int = 100_000,
+                 backend: SQLiteBackend | None = None) -> None:
         self._rv = 0
         self._logs: dict[Key, ResourceLog] = {}
         self._watchers: dict[Key, set[Watcher]] = collections.defaultdict(set)
         self._window = event_window
         self._watcher_queue = watcher_queue
+        self._backend = backend
         #: the oldest version any log still knows about; a restart-free server starts at 0
         self.started_rv = 0
+        if backend is not None:
+            self._rv, stored = backend.load()
+            for key, obj in stored:
+                meta = obj["metadata"]
+                self._log(key).objects[(meta.get("namespace") or "", meta["name"])] = obj
+            self.started_rv = self._rv
+
+    def close(self) -> None:
+        """Let go of the backing file (the store must not be written to afterwards)."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
 
     # -- versions ---------------------------------------------------------------------------
     @property
@@ -143,6 +165,8 @@ class Store:
         ident = (meta.get("namespace") or "", meta["name"])
         log = self._log(key)
         etype = "MODIFIED" if ident in log.objects else "ADDED"
+        if self._backend is not None:
+            self._backend.put(key, ident, obj, self._rv)
         log.objects[ident] = obj
         event = Event(etype, int(meta["resourceVersion"]), obj, old)
         self._publish(key, log, event)
@@ -153,14 +177,18 @@ class Store:
         meta = obj["metadata"]
         ident = (meta.get("namespace") or "", meta["name"])
         log = self._log(key)
-        log.objects.pop(ident, None)
         final = {**obj, "metadata": {**meta, "resourceVersion": str(self.next_rv())}}
+        if self._backend is not None:
+            self._backend.delete(key, ident, self._rv)
+        log.objects.pop(ident, None)
         event = Event("DELETED", int(final["metadata"]["resourceVersion"]), final, obj)
         self._publish(key, log, event)
         return event
 
     def drop_resource(self, key: Key) -> list[Obj]:
         """Forget a whole resource (its CRD went away); returns what it held."""
+        if self._backend is not None:
+            self._backend.drop_resource(key, self._rv)
         log = self._logs.pop(key, None)
         for w in list(self._watchers.get(key, ())):
             w.queue.put_nowait(None)

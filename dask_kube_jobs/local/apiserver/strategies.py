@@ -101,6 +101,11 @@ class ServiceStrategy(Strategy):
     def after_delete(self, core: APICore, obj: Obj) -> None:
         core.ips.release((obj.get("spec") or {}).get("clusterIP"))
 
+    def restored(self, core: APICore, obj: Obj) -> None:
+        ip = (obj.get("spec") or {}).get("clusterIP")
+        if ip and ip != "None":
+            core.ips.reserve(ip)
+
 
 class CustomResourceDefinitionStrategy(Strategy):
     """A CRD serves its resource from the moment it is stored until its deletion completes."""
@@ -139,6 +144,10 @@ class CustomResourceDefinitionStrategy(Strategy):
     def after_write(self, core: APICore, obj: Obj) -> None:
         if obj["metadata"].get("deletionTimestamp"):
             return
+        core.registry.add(type_from_crd(obj))
+
+    def restored(self, core: APICore, obj: Obj) -> None:
+        # Terminating too: its resource is served until the clean-up has removed its objects.
         core.registry.add(type_from_crd(obj))
 
     def deletion_finalizers(self) -> tuple[str, ...]:

@@ -86,6 +86,9 @@ class Strategy:
     def after_write(self, core: APICore, obj: Obj) -> None:
         """React to ``obj`` having been stored by a create or an update."""
 
+    def restored(self, core: APICore, obj: Obj) -> None:
+        """Take back what ``obj`` held, on finding it in the store when the server starts."""
+
     # -- delete ---------------------------------------------------------------------------
     def delete(self, core: APICore, rtype: ResourceType, old: Obj,
                opts: DeleteOptions) -> Obj | None:
