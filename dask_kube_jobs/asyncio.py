@@ -15,6 +15,10 @@ follower that must start again resumes where it stopped with
 are retried with a bounded back-off; a user who may get but not watch DaskJobs is served by
 polling (``job.poll_interval``).
 
+``open_client(kubeconfig, context=..., namespace=..., in_cluster=...)`` is the one way the
+library turns a kubeconfig (a path or its content) into a client; ``from_name(..., client=)``
+reuses it, and whoever opened it closes it.
+
 >>> from dask_kube_jobs.asyncio import submit
 >>> job = await submit("examples/simple-job.yaml")            # doctest: +SKIP
 >>> (await job.wait(timeout=600)).phase                       # doctest: +SKIP
@@ -31,6 +35,7 @@ from .errors import (
     WaitTimeout,
 )
 from .jobs._async import AsyncDaskJobHandle, get_job, list_jobs, submit
+from .jobs._client import open_client
 from .jobs._logs import LogStream
 from .jobs._status import JobStatus
 
@@ -44,5 +49,6 @@ __all__ = [
     "WaitTimeout",
     "get_job",
     "list_jobs",
+    "open_client",
     "submit",
 ]

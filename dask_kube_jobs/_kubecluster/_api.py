@@ -110,17 +110,10 @@ async def delete_and_wait(client: Client, res: Resource, namespace: str, name: s
 async def pod_log(client: Client, pod: dict[str, Any], *, tail_lines: int | None = None) -> str:
     """The log of a Pod's first container through ``pods/log``, as text ('' if none yet)."""
     meta = pod["metadata"]
-    params: dict[str, Any] = {}
-    if tail_lines:
-        params["tailLines"] = tail_lines
-    path = PODS.path(meta["namespace"], meta["name"], "log")
-    async with client.api.call_api("GET", base="/api", version="v1",
-                                   url=path.removeprefix("/api/v1/"), params=params,
-                                   raise_for_status=False, timeout=30) as response:
-        await response.aread()
-        if response.is_error:
-            return ""
-        return response.text
+    try:
+        return await client.read_log(meta["namespace"], meta["name"], tail_lines=tail_lines)
+    except APIError:
+        return ""
 
 
 async def get_logs(client: Client, namespace: str, cluster: str, *, scheduler: bool = True,

@@ -39,7 +39,6 @@ import weakref
 from contextlib import suppress
 from typing import Any, ClassVar
 
-import kr8s.asyncio
 from distributed.core import Status, rpc
 from distributed.deploy import Cluster
 from distributed.utils import Logs, format_dashboard_link
@@ -47,7 +46,7 @@ from distributed.utils import Logs, format_dashboard_link
 from ..contract.api_resources import DASKAUTOSCALERS, DASKCLUSTERS, DASKWORKERGROUPS
 from ..contract.names import DASHBOARD_PORT, SCHEDULER_PORT, scheduler_name
 from ..contract.pods import pod_ready
-from ..kube import PODS, SERVICES, APIError, Client, Conflict
+from ..kube import PODS, SERVICES, APIError, Client, Conflict, default_namespace
 from ..spec import DEFAULT_IMAGE, make_cluster_spec, make_worker_spec
 from . import _api
 from ._network import Endpoint, Forwards, service_endpoint
@@ -84,8 +83,8 @@ class KubeCluster(Cluster):
 
     * ``name``: the DaskCluster's name; ``{user}``/``{uuid}`` are expanded. Default
       ``dask-{user}-{uuid}``; taken from ``custom_cluster_spec`` when that is given.
-    * ``namespace``: default the Pod's namespace when run in a Pod (unless ``kubeconfig`` is
-      given), else the kubeconfig context's namespace, else ``default``.
+    * ``namespace``: default the Pod's namespace when run in a Pod (unless ``kubeconfig`` or
+      ``context`` is given), else the kubeconfig context's namespace, else ``default``.
     * ``image``, ``n_workers`` (default 3), ``resources``, ``env`` (dict or list of EnvVar),
       ``worker_command`` (default ``dask worker``), ``scheduler_service_type`` (ClusterIP),
       ``idle_timeout`` (seconds; 0 = never), ``jupyter``: passed to
@@ -100,6 +99,8 @@ class KubeCluster(Cluster):
       name does not resolve here; True always; False never.
     * ``quiet``: no progress lines on stderr. ``kubeconfig``: a kubeconfig path (default:
       ``$KUBECONFIG``, ``~/.kube/config`` or the in-cluster ServiceAccount, as kr8s finds them).
+      ``context``: the kubeconfig context to use instead of its current one (an Airflow
+      connection's ``cluster_context``).
     * ``asynchronous``, ``loop``: as for every ``distributed`` cluster manager.
     """
 
@@ -115,7 +116,8 @@ class KubeCluster(Cluster):
                  create_mode: CreateMode | str | None = None, resource_timeout: float = 60,
                  idle_timeout: int = 0, port_forward_cluster_ip: bool | None = None,
                  jupyter: bool = False, quiet: bool = False, asynchronous: bool = False,
-                 loop: Any = None, kubeconfig: str | os.PathLike[str] | None = None) -> None:
+                 loop: Any = None, kubeconfig: str | os.PathLike[str] | None = None,
+                 context: str | None = None) -> None:
         self.create_mode = parse_create_mode(create_mode)
         if custom_cluster_spec is not None:
             manifest = load_cluster_spec(custom_cluster_spec)
@@ -144,6 +146,7 @@ class KubeCluster(Cluster):
         self.jupyter = jupyter
         self.created = False  # True once this object has created the DaskCluster
         self._kubeconfig = os.fspath(kubeconfig) if kubeconfig is not None else None
+        self._context = context
         self._client: Client | None = None
         self._forwards = Forwards()
         self._dashboard: Endpoint | None = None
@@ -170,11 +173,11 @@ class KubeCluster(Cluster):
     async def _start(self) -> None:
         self._progress = Progress(self.name, quiet=self.quiet)
         try:
-            api = await kr8s.asyncio.Api(bypass_factory=True, kubeconfig=self._kubeconfig)
-            self._client = Client(api, self._kubeconfig or "")
+            self._client = await Client.connect(self._kubeconfig, context=self._context)
             if self.namespace is None:
-                self.namespace = (None if self._kubeconfig else in_cluster_namespace()) \
-                    or api.namespace or "default"
+                self.namespace = (None if self._kubeconfig or self._context
+                                  else in_cluster_namespace()) \
+                    or default_namespace(self._client)
             existing = await self._get_cluster()
             if existing is not None and self.create_mode is CreateMode.CREATE_ONLY:
                 raise ClusterExistsError(

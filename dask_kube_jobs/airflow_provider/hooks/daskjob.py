@@ -137,7 +137,10 @@ class DaskKubeJobsHook(BaseHook):
         """A sync kr8s ``Api`` for the connection."""
         import kr8s
 
-        return kr8s.api(**_api_kwargs(self.get_target()))
+        kwargs = {key: value for key, value in _api_kwargs(self.get_target()).items() if value}
+        if kwargs.pop("in_cluster", False):
+            kwargs["serviceaccount"] = _SERVICE_ACCOUNT
+        return kr8s.api(**kwargs)
 
     async def aget_client(self) -> Any:
         """An async :class:`dask_kube_jobs.kube.Client` (close it with ``await client.close()``)."""
@@ -178,25 +181,18 @@ def _kubeconfig_file(target: KubeTarget) -> str | None:
 
 
 def _api_kwargs(target: KubeTarget) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"kubeconfig": _kubeconfig_file(target)}
-    if target.in_cluster:
-        kwargs["serviceaccount"] = _SERVICE_ACCOUNT
-    if target.cluster_context:
-        kwargs["context"] = target.cluster_context
-    if target.namespace:
-        kwargs["namespace"] = target.namespace
-    return kwargs
+    """The arguments of the library's connection function for ``target`` (the kubeconfig file
+    work is done here, so call it off the event loop)."""
+    return {"kubeconfig": _kubeconfig_file(target), "context": target.cluster_context,
+            "namespace": target.namespace, "in_cluster": target.in_cluster}
 
 
 async def connect(target: KubeTarget) -> Any:
-    """An async ``kube.Client`` for ``target``; the kubeconfig file work runs in a thread."""
-    import kr8s.asyncio
+    """An async client of its own for ``target`` (close it with ``await client.close()``);
+    the kubeconfig file work runs in a thread."""
+    from ...asyncio import open_client
 
-    from ... import kube
-
-    kwargs = await asyncio.to_thread(_api_kwargs, target)
-    api = await kr8s.asyncio.Api(bypass_factory=True, **kwargs)
-    return kube.Client(api, kwargs.get("kubeconfig") or "")
+    return await open_client(**await asyncio.to_thread(_api_kwargs, target))
 
 
 def default_namespace(target: KubeTarget, client: Any) -> str:

@@ -367,8 +367,8 @@ def connect_to_cluster(name: str, namespace: str | None = None, *,
     Use it in a task of a shared-cluster pipeline: ``Client(cluster)`` connects directly when
     the scheduler's in-cluster name resolves (the task runs in the Kubernetes cluster), else
     through a port-forward that lives as long as the handle. Closing it leaves the cluster
-    running (``shutdown_on_close=False``); the pipeline's delete task removes it.
-    ``cluster_context`` of the connection is not applied: the kubeconfig's current context is.
+    running (``shutdown_on_close=False``); the pipeline's delete task removes it. The
+    connection's ``cluster_context``, when set, is the kubeconfig context used.
 
     >>> with connect_to_cluster("shared", "data") as cluster, Client(cluster) as client:  # doctest: +SKIP
     ...     client.submit(sum, [1, 2]).result()
@@ -380,4 +380,5 @@ def connect_to_cluster(name: str, namespace: str | None = None, *,
     kubeconfig = _kubeconfig_file(target)
     kwargs.setdefault("quiet", True)
     return KubeCluster.from_name(name, namespace=namespace or target.namespace,
-                                 kubeconfig=kubeconfig, **kwargs)
+                                 kubeconfig=kubeconfig, context=target.cluster_context,
+                                 **kwargs)
