@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import (
     APIRequestError,
+    ClusterFailed,
     CRDsNotInstalled,
     DaskJobFailed,
     DaskKubeJobsError,
@@ -39,6 +40,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "APIRequestError",
     "ClusterExistsError",
+    "ClusterFailed",
     "ClusterNotFoundError",
     "ClusterStartupError",
     "CreateMode",

@@ -211,6 +211,20 @@ class Client:
             raise
         return True
 
+    async def delete_and_wait(self, res: Resource, namespace: str | None, name: str, *,
+                              uid: str | None = None, propagation: str = "Background",
+                              timeout: float = 120.0, poll: float = 0.5) -> bool:
+        """Delete, then read until the object (of ``uid``, when given) is gone; False if it was
+        already gone. Raises ``TimeoutError`` if it is still there after ``timeout`` seconds
+        (a finalizer or, with Foreground, a child that does not go)."""
+        deleted = await self.delete(res, namespace, name, propagation=propagation, uid=uid)
+        async with asyncio.timeout(timeout):
+            while True:
+                obj = await self.get(res, namespace, name)
+                if obj is None or (uid and obj["metadata"].get("uid") != uid):
+                    return deleted
+                await asyncio.sleep(poll)
+
     @contextlib.asynccontextmanager
     async def watch_stream(self, res: Resource, namespace: str | None, params: dict[str, Any]) -> Any:
         async with self._call("GET", res.path(namespace), params=params, stream=True,

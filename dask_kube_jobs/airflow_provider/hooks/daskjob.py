@@ -9,7 +9,8 @@ reached through an ingress. Extras are read both bare and with the old
 
 Resolution is split so that async code never blocks: :func:`target_from_extras` is pure,
 :meth:`DaskKubeJobsHook.get_target` / :meth:`~DaskKubeJobsHook.aget_target` fetch the connection
-(sync / async) and :func:`connect` builds the async client, doing its only file write (an
+(sync / async) and :func:`connect` builds the async client through the library's one
+connection function (``dask_kube_jobs.asyncio.open_client``), doing its only file write (an
 inline kubeconfig, kept 0600 in a private temp directory) in a thread. A trigger therefore
 carries only the connection id, never the credentials, in the trigger table.
 
@@ -95,7 +96,7 @@ class DaskKubeJobsHook(BaseHook):
 
     >>> hook = DaskKubeJobsHook()                                 # doctest: +SKIP
     >>> api = hook.get_conn()          # a sync kr8s Api
-    >>> client = await hook.aget_client()   # an async dask_kube_jobs.kube.Client
+    >>> client = await hook.aget_client()   # from dask_kube_jobs.asyncio.open_client
     """
 
     conn_name_attr = "dask_kube_jobs_conn_id"
@@ -143,7 +144,8 @@ class DaskKubeJobsHook(BaseHook):
         return kr8s.api(**kwargs)
 
     async def aget_client(self) -> Any:
-        """An async :class:`dask_kube_jobs.kube.Client` (close it with ``await client.close()``)."""
+        """An async client from :func:`dask_kube_jobs.asyncio.open_client`, for the job and
+        cluster API's ``client=`` (close it with ``await client.close()``)."""
         return await connect(await self.aget_target())
 
 
@@ -197,6 +199,6 @@ async def connect(target: KubeTarget) -> Any:
 
 def default_namespace(target: KubeTarget, client: Any) -> str:
     """The connection's namespace, else the kubeconfig context's, else ``default``."""
-    from ... import kube
+    from ...asyncio import default_namespace as client_namespace
 
-    return target.namespace or kube.default_namespace(client)
+    return target.namespace or client_namespace(client)
