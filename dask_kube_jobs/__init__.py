@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import (
     APIRequestError,
+    ClusterFailed,
     CRDsNotInstalled,
     DaskJobFailed,
     DaskKubeJobsError,
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "APIRequestError",
     "ClusterExistsError",
+    "ClusterFailed",
     "ClusterNotFoundError",
     "ClusterStartupError",
     "CreateMode",

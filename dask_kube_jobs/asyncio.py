@@ -1,4 +1,5 @@
-"""The async API: ``from dask_kube_jobs.asyncio import submit, get_job, list_jobs``.
+"""The async API: ``from dask_kube_jobs.asyncio import submit, get_job, list_jobs``, and the
+cluster API's ``create_cluster, get_cluster, list_clusters``.
 
 The same functions as ``dask_kube_jobs`` (which wraps these), as coroutines, for code that
 already runs an event loop: the operator, Airflow triggers, async services. Reads that need the
@@ -15,6 +16,10 @@ follower that must start again resumes where it stopped with
 are retried with a bounded back-off; a user who may get but not watch DaskJobs is served by
 polling (``job.poll_interval``).
 
+``open_client(kubeconfig, context=..., namespace=..., in_cluster=...)`` is the one way the
+library turns a kubeconfig (a path or its content) into a client; ``from_name(..., client=)``
+reuses it, and whoever opened it closes it.
+
 >>> from dask_kube_jobs.asyncio import submit
 >>> job = await submit("examples/simple-job.yaml")            # doctest: +SKIP
 >>> (await job.wait(timeout=600)).phase                       # doctest: +SKIP
@@ -24,25 +29,53 @@ polling (``job.poll_interval``).
 
 from __future__ import annotations
 
+from .clusters._async import AsyncDaskClusterHandle, create_cluster, get_cluster, list_clusters
+from .clusters._manifest import load_cluster_manifest
+from .clusters._status import ClusterStatus
 from .errors import (
+    ClusterExistsError,
+    ClusterFailed,
+    ClusterNotFoundError,
+    ClusterStartupError,
     DaskJobFailed,
     DaskKubeJobsError,
     JobNotFound,
     WaitTimeout,
 )
 from .jobs._async import AsyncDaskJobHandle, get_job, list_jobs, submit
+from .jobs._client import is_transient, open_client
 from .jobs._logs import LogStream
-from .jobs._status import JobStatus
+from .jobs._manifest import check_job_manifest, load_job_manifest
+from .jobs._status import JobStatus, dashboard_link
+from .jobs._watch import POLL_INTERVAL
+from .kube import default_namespace
 
 __all__ = [
+    "POLL_INTERVAL",
+    "AsyncDaskClusterHandle",
     "AsyncDaskJobHandle",
+    "ClusterExistsError",
+    "ClusterFailed",
+    "ClusterNotFoundError",
+    "ClusterStartupError",
+    "ClusterStatus",
     "DaskJobFailed",
     "DaskKubeJobsError",
     "JobNotFound",
     "JobStatus",
     "LogStream",
     "WaitTimeout",
+    "check_job_manifest",
+    "create_cluster",
+    "dashboard_link",
+    "default_namespace",
+    "get_cluster",
     "get_job",
+    "is_transient",
+    "list_clusters",
     "list_jobs",
+    "load_job_manifest",
+    "load_cluster_manifest",
+    "open_client",
     "submit",
 ]

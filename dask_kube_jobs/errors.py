@@ -24,10 +24,15 @@ from typing import Any
 __all__ = [
     "APIRequestError",
     "CRDsNotInstalled",
+    "ClusterExistsError",
+    "ClusterFailed",
+    "ClusterNotFoundError",
+    "ClusterStartupError",
     "DaskJobFailed",
     "DaskKubeJobsError",
     "JobAlreadyExists",
     "JobNotFound",
+    "KubeClusterError",
     "KubeconfigError",
     "NamespaceNotFound",
     "WaitTimeout",
@@ -153,3 +158,42 @@ class DaskJobFailed(DaskKubeJobsError):
 def _rebuild_failed(*args: Any) -> DaskJobFailed:
     exit_code, reason, message, log_tail, job, namespace = args
     return DaskJobFailed(exit_code, reason, message, log_tail, job, namespace=namespace)
+
+
+class KubeClusterError(DaskKubeJobsError):
+    """Base of the errors about a DaskCluster (the cluster API's and :class:`KubeCluster`'s)."""
+
+
+class ClusterExistsError(KubeClusterError):
+    """A DaskCluster of that name already exists (creating it, or ``create_mode=CREATE_ONLY``)."""
+
+    hint = "connect with KubeCluster.from_name(name), or choose another name"
+
+
+class ClusterNotFoundError(KubeClusterError):
+    """No DaskCluster of that name exists (or it was deleted while we were using it)."""
+
+    hint = "check the name and the namespace: kubectl get daskclusters -A"
+
+
+class ClusterStartupError(KubeClusterError, TimeoutError):
+    """The DaskCluster did not become usable in time: the operator never answered, or the
+    scheduler (or the workers asked for) never became ready. ``details`` holds what was
+    observed (the conditions' words, the scheduler Pod's log tail)."""
+
+    hint = "see kubectl describe daskcluster/pod, and the operator's log"
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message + (f"\n{details}" if details else ""))
+        self.details = details
+
+
+class ClusterFailed(KubeClusterError):
+    """The operator marked the DaskCluster ``Failed`` (a child refused for good): final.
+    ``status`` is its :class:`~dask_kube_jobs.clusters.ClusterStatus`."""
+
+    hint = "see kubectl describe daskcluster, fix the manifest and create it again"
+
+    def __init__(self, message: str, *, status: Any = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -11,14 +11,14 @@ The implementation is split by concern: ``_options`` (pure argument handling and
 (start-up display) and ``_cluster`` (the cluster manager itself).
 """
 
-from ._cluster import DEFAULT_ADAPT_MAXIMUM, KubeCluster
-from ._options import (
-                       ClusterExistsError,
-                       ClusterNotFoundError,
-                       ClusterStartupError,
-                       CreateMode,
-                       KubeClusterError,
+from ..errors import (
+    ClusterExistsError,
+    ClusterNotFoundError,
+    ClusterStartupError,
+    KubeClusterError,
 )
+from ._cluster import DEFAULT_ADAPT_MAXIMUM, KubeCluster
+from ._options import CreateMode
 
 __all__ = [
     "DEFAULT_ADAPT_MAXIMUM",

@@ -9,9 +9,7 @@ without kr8s's habit of re-authenticating on any 401/403 (see ``dask_kube_jobs/k
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import time
 from typing import Any
 
 from distributed.utils import Log, Logs
@@ -27,30 +25,13 @@ from ..contract.names import (
     scheduler_name,
 )
 from ..contract.objects import owner_reference
-from ..errors import APIRequestError, CRDsNotInstalled
-from ..kube import PODS, SERVICES, APIError, Client, Conflict, Forbidden, NotFound, Resource
+from ..kube import PODS, SERVICES, APIError, Client, Conflict, Resource
 
 __all__ = [
-    "autoscaler_body", "delete_and_wait", "get_logs", "pod_log", "upsert", "worker_group_body",
+    "autoscaler_body", "get_logs", "pod_log", "upsert", "worker_group_body",
 ]
 
 LOG_TAIL_LINES = 20
-
-
-def explain(exc: APIError, what: str) -> APIRequestError:
-    """An API error turned into the package's error, with a message saying what to do next."""
-    if isinstance(exc, NotFound) and "namespace" in exc.message.lower():
-        return APIRequestError(exc.code, exc.reason, f"{what}: {exc.message}; create the "
-                               "namespace or pass another namespace=", status=exc.body)
-    if isinstance(exc, NotFound):
-        return CRDsNotInstalled(exc.code, exc.reason, f"{what}: the DaskCluster resource type is "
-                                "not installed in this cluster", status=exc.body)
-    error = APIRequestError(exc.code, exc.reason, f"{what}: {exc.message}", status=exc.body)
-    if isinstance(exc, Forbidden):
-        error.hint = ("your account needs rights on daskclusters, daskworkergroups and "
-                      "daskautoscalers (kubernetes.dask.org) and get/list on pods, pods/log, "
-                      "pods/portforward and services in this namespace")
-    return error
 
 
 def autoscaler_body(cluster: dict[str, Any], name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -95,32 +76,13 @@ async def upsert(client: Client, res: Resource, namespace: str, body: dict[str, 
         await client.patch(res, namespace, body["metadata"]["name"], {"spec": body["spec"]})
 
 
-async def delete_and_wait(client: Client, res: Resource, namespace: str, name: str,
-                          timeout: float) -> bool:
-    """Delete (background cascade) and wait until the object is gone; False on timeout."""
-    await client.delete(res, namespace, name, propagation="Background")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await client.get(res, namespace, name) is None:
-            return True
-        await asyncio.sleep(0.5)
-    return False
-
-
 async def pod_log(client: Client, pod: dict[str, Any], *, tail_lines: int | None = None) -> str:
     """The log of a Pod's first container through ``pods/log``, as text ('' if none yet)."""
     meta = pod["metadata"]
-    params: dict[str, Any] = {}
-    if tail_lines:
-        params["tailLines"] = tail_lines
-    path = PODS.path(meta["namespace"], meta["name"], "log")
-    async with client.api.call_api("GET", base="/api", version="v1",
-                                   url=path.removeprefix("/api/v1/"), params=params,
-                                   raise_for_status=False, timeout=30) as response:
-        await response.aread()
-        if response.is_error:
-            return ""
-        return response.text
+    try:
+        return await client.read_log(meta["namespace"], meta["name"], tail_lines=tail_lines)
+    except APIError:
+        return ""
 
 
 async def get_logs(client: Client, namespace: str, cluster: str, *, scheduler: bool = True,

@@ -37,31 +37,34 @@ import re
 import time
 import weakref
 from contextlib import suppress
+from pathlib import Path
 from typing import Any, ClassVar
 
-import kr8s.asyncio
 from distributed.core import Status, rpc
 from distributed.deploy import Cluster
 from distributed.utils import Logs, format_dashboard_link
 
-from ..contract import cluster_status
-from ..contract.api_resources import DASKAUTOSCALERS, DASKCLUSTERS, DASKWORKERGROUPS
+from ..clusters._async import AsyncDaskClusterHandle, create_cluster, explain
+from ..clusters._manifest import load_cluster_manifest
+from ..clusters._status import ClusterStatus
+from ..contract.api_resources import DASKAUTOSCALERS, DASKWORKERGROUPS
 from ..contract.names import DASHBOARD_PORT, SCHEDULER_PORT, scheduler_name
 from ..contract.pods import pod_ready
-from ..kube import PODS, SERVICES, APIError, Client, Conflict
+from ..errors import (
+    ClusterExistsError,
+    ClusterNotFoundError,
+    ClusterStartupError,
+    KubeClusterError,
+)
+from ..kube import PODS, SERVICES, APIError, Client, default_namespace
 from ..spec import DEFAULT_IMAGE, make_cluster_spec, make_worker_spec
 from . import _api
 from ._network import Endpoint, Forwards, service_endpoint
 from ._options import (
     DEFAULT_NAME,
-    ClusterExistsError,
-    ClusterNotFoundError,
-    ClusterStartupError,
     CreateMode,
-    KubeClusterError,
     format_name,
     in_cluster_namespace,
-    load_cluster_spec,
     parse_create_mode,
 )
 from ._progress import Progress, describe_pod
@@ -85,8 +88,8 @@ class KubeCluster(Cluster):
 
     * ``name``: the DaskCluster's name; ``{user}``/``{uuid}`` are expanded. Default
       ``dask-{user}-{uuid}``; taken from ``custom_cluster_spec`` when that is given.
-    * ``namespace``: default the Pod's namespace when run in a Pod (unless ``kubeconfig`` is
-      given), else the kubeconfig context's namespace, else ``default``.
+    * ``namespace``: default the Pod's namespace when run in a Pod (unless ``kubeconfig`` or
+      ``context`` is given), else the kubeconfig context's namespace, else ``default``.
     * ``image``, ``n_workers`` (default 3), ``resources``, ``env`` (dict or list of EnvVar),
       ``worker_command`` (default ``dask worker``), ``scheduler_service_type`` (ClusterIP),
       ``idle_timeout`` (seconds; 0 = never), ``jupyter``: passed to
@@ -101,6 +104,8 @@ class KubeCluster(Cluster):
       name does not resolve here; True always; False never.
     * ``quiet``: no progress lines on stderr. ``kubeconfig``: a kubeconfig path (default:
       ``$KUBECONFIG``, ``~/.kube/config`` or the in-cluster ServiceAccount, as kr8s finds them).
+      ``context``: the kubeconfig context to use instead of its current one (an Airflow
+      connection's ``cluster_context``).
     * ``asynchronous``, ``loop``: as for every ``distributed`` cluster manager.
     """
 
@@ -116,10 +121,14 @@ class KubeCluster(Cluster):
                  create_mode: CreateMode | str | None = None, resource_timeout: float = 60,
                  idle_timeout: int = 0, port_forward_cluster_ip: bool | None = None,
                  jupyter: bool = False, quiet: bool = False, asynchronous: bool = False,
-                 loop: Any = None, kubeconfig: str | os.PathLike[str] | None = None) -> None:
+                 loop: Any = None, kubeconfig: str | os.PathLike[str] | None = None,
+                 context: str | None = None) -> None:
         self.create_mode = parse_create_mode(create_mode)
         if custom_cluster_spec is not None:
-            manifest = load_cluster_spec(custom_cluster_spec)
+            source = Path(custom_cluster_spec) if isinstance(custom_cluster_spec, str) \
+                else custom_cluster_spec
+            manifest = load_cluster_manifest(source, argument="custom_cluster_spec",
+                                             require_name=True)
             spec_name = manifest["metadata"]["name"]
             if name is not None and name != spec_name:
                 raise ValueError(f"name: {name!r} differs from custom_cluster_spec's "
@@ -145,6 +154,7 @@ class KubeCluster(Cluster):
         self.jupyter = jupyter
         self.created = False  # True once this object has created the DaskCluster
         self._kubeconfig = os.fspath(kubeconfig) if kubeconfig is not None else None
+        self._context = context
         self._client: Client | None = None
         self._forwards = Forwards()
         self._dashboard: Endpoint | None = None
@@ -171,11 +181,11 @@ class KubeCluster(Cluster):
     async def _start(self) -> None:
         self._progress = Progress(self.name, quiet=self.quiet)
         try:
-            api = await kr8s.asyncio.Api(bypass_factory=True, kubeconfig=self._kubeconfig)
-            self._client = Client(api, self._kubeconfig or "")
+            self._client = await Client.connect(self._kubeconfig, context=self._context)
             if self.namespace is None:
-                self.namespace = (None if self._kubeconfig else in_cluster_namespace()) \
-                    or api.namespace or "default"
+                self.namespace = (None if self._kubeconfig or self._context
+                                  else in_cluster_namespace()) \
+                    or default_namespace(self._client)
             existing = await self._get_cluster()
             if existing is not None and self.create_mode is CreateMode.CREATE_ONLY:
                 raise ClusterExistsError(
@@ -207,20 +217,34 @@ class KubeCluster(Cluster):
         body.setdefault("metadata", {})["namespace"] = self.namespace
         self._log(f"creating DaskCluster in namespace {self.namespace}")
         try:
-            await self._client.create(DASKCLUSTERS, self.namespace, body)
-        except APIError as exc:
-            if isinstance(exc, Conflict) and self.create_mode is CreateMode.CREATE_OR_CONNECT:
-                self._log("it was created meanwhile; connecting to it")  # a concurrent creator
-                return
-            raise _api.explain(exc, f"cannot create DaskCluster {self.name}") from exc
+            await create_cluster(body, namespace=self.namespace, client=self._client)
+        except ClusterExistsError:
+            if self.create_mode is not CreateMode.CREATE_OR_CONNECT:
+                raise
+            self._log("it was created meanwhile; connecting to it")  # a concurrent creator
+            return
         self.created = True
 
-    async def _get_cluster(self) -> dict[str, Any] | None:
+    def _handle(self) -> AsyncDaskClusterHandle:
+        """The cluster API's handle on this DaskCluster (no request)."""
         assert self._client is not None and self.namespace is not None
+        return AsyncDaskClusterHandle(self._client, {"metadata": {"name": self.name,
+                                                                  "namespace": self.namespace}})
+
+    async def _delete_and_wait(self) -> bool:
+        """Delete the DaskCluster (background cascade); False if it is still there after
+        ``DELETE_TIMEOUT``."""
         try:
-            return await self._client.get(DASKCLUSTERS, self.namespace, self.name)
-        except APIError as exc:
-            raise _api.explain(exc, f"cannot read DaskCluster {self.name}") from exc
+            await self._handle().delete(timeout=DELETE_TIMEOUT, propagation="Background")
+        except TimeoutError:
+            return False
+        return True
+
+    async def _get_cluster(self) -> dict[str, Any] | None:
+        try:
+            return await self._handle().refresh()
+        except ClusterNotFoundError:
+            return None
 
     async def _live_cluster(self) -> dict[str, Any]:
         cluster = await self._get_cluster()
@@ -244,11 +268,10 @@ class KubeCluster(Cluster):
             if cluster is None:
                 raise ClusterNotFoundError(f"DaskCluster {self.name} was deleted while "
                                            "starting")
-            phase = (cluster.get("status") or {}).get("phase")
-            if stage == "status" and phase:
+            st = ClusterStatus.from_cluster(cluster)
+            if stage == "status" and st.phase:
                 stage, deadline = "scheduler", time.monotonic() + self.resource_timeout
-            if stage == "scheduler" and service and (
-                    cluster_status.scheduler_ready(cluster.get("status")) or pod_ready(pod)):
+            if stage == "scheduler" and service and (st.running or pod_ready(pod)):
                 return
             if time.monotonic() > deadline:
                 raise await self._startup_error(stage, pod)
@@ -321,8 +344,7 @@ class KubeCluster(Cluster):
                 self._log(f"start-up failed ({type(exc).__name__}); deleting DaskCluster "
                           f"{self.name}")
                 with suppress(Exception):
-                    await _api.delete_and_wait(self._client, DASKCLUSTERS, self.namespace,
-                                               self.name, DELETE_TIMEOUT)
+                    await self._delete_and_wait()
                 self.created = False
         finally:
             self.shutdown_on_close = False
@@ -384,13 +406,7 @@ class KubeCluster(Cluster):
         client, ns = self._require()
         with suppress(APIError):
             await client.delete(DASKAUTOSCALERS, ns, self._autoscaler(group))
-        patch = {"spec": {"worker": {"replicas": n}}}
-        try:
-            if group == f"{self.name}-default":  # keep the cluster's own count in step
-                await client.patch(DASKCLUSTERS, ns, self.name, patch)
-            await client.patch(DASKWORKERGROUPS, ns, group, patch)
-        except APIError as exc:
-            raise _api.explain(exc, f"cannot scale worker group {group}") from exc
+        await self._handle().scale(n, group)
 
     def adapt(self, minimum: int | None = None, maximum: int | None = None, *,  # type: ignore[override]
               worker_group: str | None = None, interval: float | None = None,
@@ -426,7 +442,7 @@ class KubeCluster(Cluster):
         try:
             await _api.upsert(client, DASKAUTOSCALERS, ns, body)
         except APIError as exc:
-            raise _api.explain(exc, "cannot create the DaskAutoscaler") from exc
+            raise explain(exc, "cannot create the DaskAutoscaler") from exc
 
     def add_worker_group(self, name: str, n_workers: int = 3, image: str | None = None,
                          resources: dict[str, Any] | None = None,
@@ -459,7 +475,7 @@ class KubeCluster(Cluster):
         try:
             await client.create(DASKWORKERGROUPS, ns, body)
         except APIError as exc:
-            raise _api.explain(exc, f"cannot create worker group {group}") from exc
+            raise explain(exc, f"cannot create worker group {group}") from exc
 
     def delete_worker_group(self, name: str) -> Any:
         """Delete the worker group ``<cluster>-<name>`` (and its autoscaler, if any).
@@ -510,9 +526,7 @@ class KubeCluster(Cluster):
             try:
                 if self.shutdown_on_close and self._client is not None and self.namespace:
                     self._log(f"deleting DaskCluster {self.name}")
-                    if not await _api.delete_and_wait(self._client, DASKCLUSTERS,
-                                                      self.namespace, self.name,
-                                                      DELETE_TIMEOUT):
+                    if not await self._delete_and_wait():
                         log.warning("DaskCluster %s/%s is still being deleted after %.0fs",
                                     self.namespace, self.name, DELETE_TIMEOUT)
                     self.shutdown_on_close = False

@@ -13,31 +13,19 @@ an event loop or an API server.
 
 from __future__ import annotations
 
-import copy
 import getpass
 import os
 import re
 import uuid
-from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..contract.names import API_VERSION
-from ..errors import DaskKubeJobsError
-
 __all__ = [
     "SA_NAMESPACE_FILE",
-    "ClusterExistsError",
-    "ClusterNotFoundError",
-    "ClusterStartupError",
     "CreateMode",
-    "KubeClusterError",
     "format_name",
     "in_cluster_namespace",
-    "load_cluster_spec",
     "parse_create_mode",
 ]
 
@@ -46,34 +34,6 @@ SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespac
 
 #: Upstream's default cluster name pattern (``kubernetes.name`` in dask-kubernetes' config).
 DEFAULT_NAME = "dask-{user}-{uuid}"
-
-
-class KubeClusterError(DaskKubeJobsError):
-    """Base of the errors :class:`KubeCluster` raises about its DaskCluster."""
-
-
-class ClusterExistsError(KubeClusterError):
-    """``create_mode=CREATE_ONLY`` and a DaskCluster of that name already exists."""
-
-    hint = "connect with KubeCluster.from_name(name), or choose another name"
-
-
-class ClusterNotFoundError(KubeClusterError):
-    """``create_mode=CONNECT_ONLY`` (or ``from_name``) and no DaskCluster of that name exists."""
-
-    hint = "check the name and the namespace: kubectl get daskclusters -A"
-
-
-class ClusterStartupError(KubeClusterError, TimeoutError):
-    """The DaskCluster did not become usable within ``resource_timeout``: the operator never
-    answered, or the scheduler never became ready. ``details`` holds what was observed (the
-    scheduler Pod's log tail). A cluster we created has been deleted again."""
-
-    hint = "see kubectl describe daskcluster/pod, and the operator's log"
-
-    def __init__(self, message: str, details: str = "") -> None:
-        super().__init__(message + (f"\n{details}" if details else ""))
-        self.details = details
 
 
 class CreateMode(str, Enum):
@@ -133,33 +93,6 @@ def format_name(pattern: str, *, user: str | None = None) -> str:
     except (KeyError, IndexError, ValueError) as exc:
         raise ValueError(f"name: cannot expand {pattern!r}: {exc!r}") from exc
     return _slug(name)[:57].rstrip("-")
-
-
-def load_cluster_spec(spec: Any) -> dict[str, Any]:
-    """A deep copy of ``custom_cluster_spec``: a DaskCluster dict or the path of a YAML file."""
-    if isinstance(spec, (str, os.PathLike)):
-        path = Path(spec).expanduser()
-        try:
-            spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ValueError(f"custom_cluster_spec: cannot read {str(path)!r}: "
-                             f"{exc.strerror or exc}") from exc
-    if not isinstance(spec, Mapping):
-        raise ValueError("custom_cluster_spec: must be a DaskCluster manifest (dict) or the "
-                         f"path of a YAML file holding one, got {type(spec).__name__}")
-    spec = copy.deepcopy(dict(spec))
-    kind = spec.get("kind", "DaskCluster")
-    if kind != "DaskCluster":
-        raise ValueError(f"custom_cluster_spec: kind is {kind!r}, expected 'DaskCluster'")
-    name = (spec.get("metadata") or {}).get("name")
-    if not isinstance(name, str) or not name:
-        raise ValueError("custom_cluster_spec: metadata.name is required")
-    if not isinstance(spec.get("spec"), Mapping):
-        raise ValueError("custom_cluster_spec: a 'spec' with 'worker' and 'scheduler' is "
-                         "required")
-    spec.setdefault("apiVersion", API_VERSION)
-    spec.setdefault("kind", "DaskCluster")
-    return spec
 
 
 def in_cluster_namespace() -> str | None:

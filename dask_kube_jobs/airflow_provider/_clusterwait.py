@@ -26,13 +26,16 @@ import contextlib
 import time
 from typing import Any
 
-from .. import kube
-from ..contract import cluster_status
-from ..contract.api_resources import DASKCLUSTERS
+from ..asyncio import (
+    AsyncDaskClusterHandle,
+    ClusterExistsError,
+    ClusterNotFoundError,
+    ClusterStatus,
+    create_cluster,
+)
 from ._identity import LABEL_KEY, TaskIdentity
 
 Obj = dict[str, Any]
-DELETE_POLL = 0.5  # seconds between checks that a deleted cluster is gone
 
 
 def cluster_event(obj: Obj | None, *, namespace: str, name: str,
@@ -49,71 +52,55 @@ def cluster_event(obj: Obj | None, *, namespace: str, name: str,
     if obj is None:
         return {"status": "missing", "name": name, "namespace": namespace,
                 "message": f"DaskCluster {namespace}/{name} does not exist (yet)"}
-    status = obj.get("status") or {}
-    phase, ready = status.get("phase"), int(status.get("readyWorkers") or 0)
+    st = ClusterStatus.from_cluster(obj)
     event: Obj = {"name": name, "namespace": namespace, "uid": obj["metadata"].get("uid"),
-                  "phase": phase, "ready_workers": ready,
-                  "scheduler_address": status.get("schedulerAddress"),
-                  "dashboard_address": status.get("dashboardAddress")}
-    if phase == cluster_status.PHASE_FAILED:
-        reasons = "; ".join(c.get("message") or c.get("reason") or ""
-                            for c in status.get("conditions") or [] if c.get("status") == "True")
+                  "phase": st.phase, "ready_workers": st.ready_workers,
+                  "scheduler_address": st.scheduler_address,
+                  "dashboard_address": st.dashboard_address}
+    if st.failed:
         return {**event, "status": "failed",
-                "message": f"DaskCluster {namespace}/{name} failed: {reasons or 'see its events'}"}
-    if cluster_status.scheduler_ready(status) and ready >= min_ready_workers:
+                "message": f"DaskCluster {namespace}/{name} failed: "
+                           f"{st.problem() or 'see its events'}"}
+    if st.ready(min_ready_workers):
         return {**event, "status": "ready",
-                "message": f"DaskCluster {namespace}/{name} is running with {ready} ready "
-                           f"worker(s)"}
-    where = phase or "not reconciled yet"
-    if phase == cluster_status.PHASE_RUNNING and not cluster_status.scheduler_ready(status):
-        where += " (scheduler not ready yet)"
+                "message": f"DaskCluster {namespace}/{name} is running with "
+                           f"{st.ready_workers} ready worker(s)"}
     return {**event, "status": "waiting",
-            "message": f"DaskCluster {namespace}/{name} is {where} "
-                       f"with {ready}/{min_ready_workers} ready worker(s)"}
+            "message": f"DaskCluster {namespace}/{name} is {st.describe(min_ready_workers)}"}
 
 
-async def wait_for_cluster(client: kube.Client, *, namespace: str, name: str,
+async def wait_for_cluster(client: Any, *, namespace: str, name: str,
                            min_ready_workers: int = 0, deadline: float | None = None,
                            missing_ok: bool = True) -> Obj:
     """Wait until the cluster is ready or failed (or, unless ``missing_ok``, gone), or the
     ``deadline`` (epoch seconds) passes; returns one :func:`cluster_event` (``timeout`` when
-    the deadline passed). Watches one object through a list-then-watch informer.
+    the deadline passed). Watches the one object through the cluster API.
 
     >>> event = await wait_for_cluster(client, namespace="ns", name="shared")  # doctest: +SKIP
     >>> event["status"], event["scheduler_address"]
     ('ready', 'tcp://shared-scheduler.ns.svc.cluster.local:8786')
     """
-    changes: asyncio.Queue[Obj | None] = asyncio.Queue()
-    informer = kube.Informer(client, DASKCLUSTERS, namespace=namespace,
-                             field_selector=f"metadata.name={name}")
-    informer.on_change(lambda kind, obj, old: changes.put_nowait(
-        None if kind == "DELETED" else obj))
-    watcher = asyncio.create_task(informer.run(), name=f"watch-daskcluster-{name}")
+    handle = await AsyncDaskClusterHandle.from_name(name, namespace, client=client)
     remaining = None if deadline is None else max(0.0, deadline - time.time())
     last = cluster_event(None, namespace=namespace, name=name)
     try:
-        async with asyncio.timeout(remaining):
-            await informer.synced.wait()
-            obj = informer.get(namespace, name)
-            while True:
+        async with asyncio.timeout(remaining), \
+                contextlib.aclosing(handle.changes()) as changes:
+            async for obj in changes:
                 last = cluster_event(obj, namespace=namespace, name=name,
                                      min_ready_workers=min_ready_workers)
                 if last["status"] in ("ready", "failed") or (
                         last["status"] == "missing" and not missing_ok):
                     return last
-                obj = await changes.get()
     except TimeoutError:
         if deadline is not None and time.time() >= deadline - 0.001:
             return {**last, "status": "timeout",
                     "message": f"{last['message']}; gave up at the deadline"}
         raise
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+    raise AssertionError("the watch of a DaskCluster ended")  # pragma: no cover
 
 
-async def create_or_reuse_cluster(client: kube.Client, manifest: Obj, identity: TaskIdentity,
+async def create_or_reuse_cluster(client: Any, manifest: Obj, identity: TaskIdentity,
                                   *, namespace: str) -> tuple[Obj, bool]:
     """Create the cluster, labelled with the task's identity; returns ``(cluster, reused)``.
 
@@ -122,13 +109,17 @@ async def create_or_reuse_cluster(client: kube.Client, manifest: Obj, identity: 
     would let this DAG's teardown delete someone else's cluster.
     """
     name = manifest["metadata"]["name"]
-    body = {**manifest, "metadata": dict(manifest["metadata"])}
-    body["metadata"]["namespace"] = namespace
-    body["metadata"]["labels"] = {**(body["metadata"].get("labels") or {}),
-                                  **identity.labels()}
-    with contextlib.suppress(kube.Conflict):
-        return await client.create(DASKCLUSTERS, namespace, body), False
-    existing = await client.get(DASKCLUSTERS, namespace, name)
+    try:
+        created = await create_cluster(manifest, namespace=namespace, labels=identity.labels(),
+                                       client=client)
+        return created.raw, False
+    except ClusterExistsError:
+        pass
+    handle = await AsyncDaskClusterHandle.from_name(name, namespace, client=client)
+    try:
+        existing: Obj | None = await handle.refresh()
+    except ClusterNotFoundError:
+        existing = None
     if existing is None or existing["metadata"].get("deletionTimestamp"):
         raise RuntimeError(f"DaskCluster {namespace}/{name} is being deleted; retry once it "
                            "is gone")
@@ -140,14 +131,10 @@ async def create_or_reuse_cluster(client: kube.Client, manifest: Obj, identity: 
     return existing, True
 
 
-async def delete_cluster(client: kube.Client, *, namespace: str, name: str,
+async def delete_cluster(client: Any, *, namespace: str, name: str,
                          wait_timeout: float | None = None) -> bool:
-    """Delete the cluster (its Pods, Service and worker groups go with it); False if it was
-    already gone. With ``wait_timeout``, also wait that long for the object to disappear and
-    raise :class:`TimeoutError` if it does not."""
-    deleted = await client.delete(DASKCLUSTERS, namespace, name, propagation="Foreground")
-    if wait_timeout is not None:
-        async with asyncio.timeout(wait_timeout):
-            while await client.get(DASKCLUSTERS, namespace, name) is not None:
-                await asyncio.sleep(DELETE_POLL)
-    return deleted
+    """Delete the cluster (its Pods, Service and worker groups go with it, first: a foreground
+    delete); False if it was already gone. With ``wait_timeout``, also wait that long for the
+    object to disappear and raise :class:`TimeoutError` if it does not."""
+    handle = await AsyncDaskClusterHandle.from_name(name, namespace, client=client)
+    return await handle.delete(wait=wait_timeout is not None, timeout=wait_timeout or 0.0)

@@ -34,25 +34,29 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import kube
+from ..asyncio import (
+    POLL_INTERVAL,
+    AsyncDaskJobHandle,
+    ClusterNotFoundError,
+    JobStatus,
+    dashboard_link,
+    get_cluster,
+    get_job,
+    is_transient,
+    list_jobs,
+    submit,
+)
 from ..contract import names
-from ..contract.api_resources import DASKCLUSTERS, DASKJOBS
-from ..errors import APIRequestError, JobNotFound, KubeconfigError
-from ..jobs._async import AsyncDaskJobHandle
-from ..jobs._client import NETWORK_ERRORS, is_transient
-from ..jobs._status import JobStatus
+from ..errors import APIRequestError, JobAlreadyExists, JobNotFound, KubeconfigError
 from ._identity import TaskIdentity, try_of
 
 __all__ = ["dashboard_url", "delete_job", "is_terminal", "outcome",
-           "startup_problem", "submit_or_reattach", "wait_for_job"]
+           "submit_or_reattach", "wait_for_job"]
 
 Obj = dict[str, Any]
 LOG_GRACE = 10.0  # seconds to let a finished runner's log stream drain after the job ends
 LOG_RETRY = 0.5  # seconds before following the log again after a network error
-POLL_INTERVAL = 10.0  # seconds between GETs when watching is forbidden
 STARTUP_RECHECK = 5.0  # seconds before re-checking a startup the API could not confirm
-_STARTED_PHASES = ("Running", "Succeeded", "Failed")  # a runner Pod in these has started
-_BENIGN_WAITING = ("ContainerCreating", "PodInitializing")
 
 
 def is_terminal(job: Obj) -> bool:
@@ -75,7 +79,7 @@ def _event(status: str, namespace: str, name: str, message: str, **extra: Any) -
     return {"status": status, "name": name, "namespace": namespace, "message": message, **extra}
 
 
-async def submit_or_reattach(client: kube.Client, manifest: Obj, identity: TaskIdentity, *,
+async def submit_or_reattach(client: Any, manifest: Obj, identity: TaskIdentity, *,
                              namespace: str, name_prefix: str | None = None,
                              remembered: Obj | None = None) -> tuple[Obj, bool]:
     """Create the DaskJob of this task try, or find the one it must reattach to.
@@ -92,13 +96,16 @@ async def submit_or_reattach(client: kube.Client, manifest: Obj, identity: TaskI
     the winner's job.
     """
     if remembered and remembered.get("name") and remembered.get("uid"):
-        job = await client.get(DASKJOBS, remembered.get("namespace") or namespace,
-                               remembered["name"])
+        try:
+            job: Obj | None = (await get_job(remembered["name"], remembered.get("namespace")
+                                             or namespace, client=client)).raw
+        except JobNotFound:
+            job = None
         if job is not None and job["metadata"].get("uid") == remembered["uid"] and \
                 not job["metadata"].get("deletionTimestamp") and \
                 (not is_terminal(job) or try_of(job) == identity.try_number):
             return job, True
-    items, _ = await client.list(DASKJOBS, namespace, label_selector=identity.selector())
+    items = [h.raw for h in await list_jobs(namespace, identity.selector(), client=client)]
     items = [j for j in items if not j["metadata"].get("deletionTimestamp")]
     running = sorted((j for j in items if not is_terminal(j)), key=try_of)
     own = [j for j in items if try_of(j) == identity.try_number]
@@ -112,101 +119,43 @@ async def submit_or_reattach(client: kube.Client, manifest: Obj, identity: TaskI
     meta["name"] = identity.job_name(name_prefix)
     meta["namespace"] = namespace
     meta["labels"] = {**(meta.get("labels") or {}), **identity.labels()}
-    with contextlib.suppress(kube.Conflict):
-        return await client.create(DASKJOBS, namespace, body), False
-    job = await client.get(DASKJOBS, namespace, meta["name"])
-    if job is None:  # created and deleted in between: vanishingly rare, let the retry handle it
-        raise RuntimeError(f"DaskJob {meta['name']} vanished right after a 409 on create")
-    return job, True
+    with contextlib.suppress(JobAlreadyExists):
+        return (await submit(body, namespace=namespace, client=client)).raw, False
+    try:
+        return (await get_job(meta["name"], namespace, client=client)).raw, True
+    except JobNotFound:  # created and deleted in between: vanishingly rare, let the retry handle it
+        raise RuntimeError(f"DaskJob {meta['name']} vanished right after a 409 on "
+                           "create") from None
 
 
-async def dashboard_url(client: kube.Client, *, namespace: str, job: str, cluster: str | None,
+async def dashboard_url(client: Any, *, namespace: str, job: str, cluster: str | None,
                         template: str | None = None) -> str:
     """The Dask dashboard: the template when given, else the cluster's reported address, else
     the scheduler Service's in-cluster address (known before the cluster exists)."""
     cluster = cluster or job
-    if template:
-        return template.format(namespace=namespace, cluster=cluster, job=job,
-                               scheduler=names.scheduler_name(cluster),
-                               port=names.DASHBOARD_PORT)
-    obj = await client.get(DASKCLUSTERS, namespace, cluster)
-    address = ((obj or {}).get("status") or {}).get("dashboardAddress")
+    address = None
+    if not template:
+        with contextlib.suppress(ClusterNotFoundError):
+            address = (await get_cluster(cluster, namespace,
+                                         client=client)).last_status.dashboard_address
     # The scheduler Service's in-cluster address (the upstream naming the operator follows).
-    address = address or names.dashboard_address(cluster, namespace)
-    return address.rstrip("/") + "/status"
+    link = dashboard_link(job=job, namespace=namespace, cluster=cluster, template=template,
+                          address=address or names.dashboard_address(cluster, namespace))
+    assert link is not None  # an address is always given
+    return link
 
 
-def _handle(client: kube.Client, namespace: str, name: str, uid: str | None) -> AsyncDaskJobHandle:
+def _handle(client: Any, namespace: str, name: str, uid: str | None) -> AsyncDaskJobHandle:
     """A job handle from what a trigger carries (name, namespace, uid), without a request."""
     return AsyncDaskJobHandle.from_name(name, namespace, uid=uid, client=client)
 
 
-async def delete_job(client: kube.Client, *, namespace: str, name: str,
+async def delete_job(client: Any, *, namespace: str, name: str,
                      uid: str | None = None) -> bool:
     """Delete the job (its cluster and Pods go with it, in the background); False if it was
     already gone. The uid precondition keeps a stale caller from deleting a newer job of the
     same name."""
     return await _handle(client, namespace, name, uid).delete(wait=False)
-
-
-# -- startup ------------------------------------------------------------------------------------
-def _pod_problem(pod: Obj) -> str | None:
-    """Why a Pod has not started its containers, or None if nothing says so."""
-    status = pod.get("status") or {}
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-            return f"{cond.get('reason') or 'Unschedulable'}: {cond.get('message') or ''}".rstrip()
-    for cs in status.get("containerStatuses") or []:
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") and waiting["reason"] not in _BENIGN_WAITING:
-            return f"{waiting['reason']}: {waiting.get('message') or ''}".rstrip(": ")
-    return None
-
-
-async def startup_problem(client: kube.Client, job: Obj) -> str | None:
-    """None if the job's runner has started (or the job ended); else why it has not, from the
-    real state read now: the job's reason and conditions, its Pods' scheduling and container
-    states, and the Warning events of the job and its Pods.
-
-    A startup timer alone is not evidence (apache/airflow#40018: after a triggerer restart the
-    timer fired although the Pod was long running), hence the reads.
-    """
-    meta, st = job["metadata"], JobStatus.from_job(job)
-    if st.done:
-        return None
-    namespace = meta["namespace"]
-    if st.runner_pod:
-        try:
-            runner = await client.get(kube.PODS, namespace, st.runner_pod)
-        except kube.APIError:  # no right to read Pods: cannot tell, and never fire falsely
-            return None
-        if runner and (runner.get("status") or {}).get("phase") in _STARTED_PHASES:
-            return None
-    reasons = [f"the job is {st.phase or 'not yet seen by the operator'}"]
-    if st.reason:
-        reasons.append(f"{st.reason}: {st.message or ''}".rstrip(": "))
-    for cond in (job.get("status") or {}).get("conditions") or []:
-        if cond.get("status") == "False" and cond.get("reason"):
-            reasons.append(f"{cond['type']}={cond['reason']}: {cond.get('message') or ''}")
-    pods: dict[str, Obj] = {}
-    events: list[Obj] = []
-    with contextlib.suppress(kube.APIError):  # diagnosis is best effort: RBAC may hide these
-        for selector in (f"{names.LABEL_JOB}={meta['name']}",
-                         f"{names.LABEL_CLUSTER}={st.cluster_name or meta['name']}"):
-            items, _ = await client.list(kube.PODS, namespace, label_selector=selector)
-            pods.update((p["metadata"]["name"], p) for p in items)
-        events, _ = await client.list(kube.EVENTS, namespace, field_selector="type=Warning")
-    for pod_name, pod in sorted(pods.items()):
-        problem = _pod_problem(pod)
-        if problem:
-            reasons.append(f"Pod {pod_name}: {problem}")
-    involved = {meta["name"], *pods}
-    for event in events[-20:]:
-        obj = event.get("involvedObject") or {}
-        if obj.get("name") in involved:
-            reasons.append(f"event on {obj.get('kind')} {obj['name']}: {event.get('reason')}: "
-                           f"{event.get('message')}")
-    return "; ".join(dict.fromkeys(reasons))
 
 
 # -- waiting ------------------------------------------------------------------------------------
@@ -233,7 +182,7 @@ async def _follow_log(handle: AsyncDaskJobHandle, on_log: Callable[[str], None],
             stream = handle.logs(follow=True, skip=stream.position)
 
 
-async def wait_for_job(client: kube.Client, *, namespace: str, name: str,
+async def wait_for_job(client: Any, *, namespace: str, name: str,
                        uid: str | None = None, deadline: float | None = None,
                        startup_deadline: float | None = None,
                        on_log: Callable[[str], None] | None = None,
@@ -243,7 +192,7 @@ async def wait_for_job(client: kube.Client, *, namespace: str, name: str,
 
     Returns exactly one event (see :func:`outcome`; ``status`` is ``success``, ``failed``,
     ``deleted``, ``timeout`` or ``startup_timeout``). ``startup_deadline`` fires only if, when
-    it passes, :func:`startup_problem` finds the runner still not started; its ``message``
+    it passes, the job's ``startup_problem()`` finds the runner still not started; its ``message``
     says why. With ``on_log``, the runner's log lines are passed to it as they are written;
     ``notice`` gets the provider's own remarks (e.g. why it polls). API errors other than the
     retried ones propagate.
@@ -281,19 +230,18 @@ async def wait_for_job(client: kube.Client, *, namespace: str, name: str,
                 except TimeoutError:
                     assert startup_deadline is not None
                     try:
-                        job = await client.get(DASKJOBS, namespace, name)
-                        problem = None if job is None else await startup_problem(client, job)
-                    except (kube.APIError, *NETWORK_ERRORS) as exc:  # no evidence: look again
+                        problem = await handle.startup_problem()
+                    except JobNotFound:  # gone, or another job (uid) of that name
+                        return _event("deleted", namespace, name, f"DaskJob {name} is gone")
+                    except (APIRequestError, KubeconfigError) as exc:  # no evidence: look again
                         notice(f"Cannot check whether DaskJob {name} started ({exc!r}); "
                                f"checking again in {STARTUP_RECHECK:g}s")
                         startup_deadline = time.time() + STARTUP_RECHECK
                         continue
-                    if job is None or (uid and job["metadata"].get("uid") != uid):
-                        return _event("deleted", namespace, name, f"DaskJob {name} is gone")
                     if problem is None:
                         startup_deadline = None  # it started: no more startup checks
                         continue
-                    return {**outcome(job), "status": "startup_timeout", "message":
+                    return {**outcome(handle.raw), "status": "startup_timeout", "message":
                             f"DaskJob {name}'s runner did not start in time: {problem}"}
                 if isinstance(state, JobNotFound):
                     return _event("deleted", namespace, name, str(state))

@@ -32,18 +32,21 @@ from ..errors import DaskJobFailed, JobNotFound, WaitTimeout
 from ..kube import default_namespace
 from ..spec import SpecError
 from ._client import (
+    NETWORK_ERRORS,
     connect,
     find_kubeconfig,
     translate,
 )
 from ._logs import LogStream
 from ._manifest import check_job_manifest, load_job_manifest
+from ._startup import startup_problem
 from ._status import DASHBOARD_TEMPLATE_ENV, JobStatus, dashboard_link
 from ._watch import JobReader
 
 __all__ = ["AsyncDaskJobHandle", "get_job", "list_jobs", "submit"]
 
 Obj = dict[str, Any]
+DELETE_POLL = 0.2  # seconds between reads of a job being deleted
 
 
 # -- the handle ----------------------------------------------------------------------------------
@@ -249,6 +252,13 @@ class AsyncDaskJobHandle:
         """
         return LogStream(self._reader, follow=follow, container=container, skip=skip)
 
+    async def startup_problem(self) -> str | None:
+        """Why the job's runner has not started, read now (the job's reason and conditions,
+        its Pods' scheduling and container states, Warning Events), or None once it has
+        started or the job ended; best effort where RBAC hides Pods or Events."""
+        job = await self.refresh()
+        return await startup_problem(await self._reader.api(), job)
+
     # -- deleting --------------------------------------------------------------------------
     async def delete(self, wait: bool = True, timeout: float = 120.0) -> bool:
         """Delete the job and everything it owns (cluster, runner Pods); False if it was
@@ -259,41 +269,39 @@ class AsyncDaskJobHandle:
         True
         """
         client = await self._reader.api()
-        with translate(self.name, self.namespace):
-            deleted = await client.delete(DASKJOBS, self.namespace, self.name, uid=self.uid,
-                                          propagation="Foreground" if wait else "Background")
-        if not (deleted and wait):
-            return deleted
-        scope = asyncio.timeout(timeout)
+        if not wait:
+            with translate(self.name, self.namespace):
+                return await client.delete(DASKJOBS, self.namespace, self.name, uid=self.uid,
+                                           propagation="Background")
         try:
-            async with scope:
-                while True:
-                    with translate(self.name, self.namespace):
-                        job = await client.get(DASKJOBS, self.namespace, self.name)
-                    if job is None or (self.uid and job["metadata"].get("uid") != self.uid):
-                        return True
-                    await asyncio.sleep(0.2)
-        except TimeoutError:
-            if scope.expired():
-                raise WaitTimeout(self.name, self.namespace, timeout, "Terminating") from None
-            raise
+            return await client.delete_and_wait(
+                DASKJOBS, self.namespace, self.name, uid=self.uid, propagation="Foreground",
+                timeout=timeout, poll=DELETE_POLL)
+        except TimeoutError:  # the deadline (an OSError too: caught before translate sees it)
+            raise WaitTimeout(self.name, self.namespace, timeout, "Terminating") from None
+        except (kube.APIError, *NETWORK_ERRORS):
+            with translate(self.name, self.namespace):
+                raise
 
 
 # -- module functions ------------------------------------------------------------------------
 async def submit(spec: Any, *, namespace: str | None = None,
-                 kubeconfig: str | os.PathLike[str] | None = None) -> AsyncDaskJobHandle:
+                 kubeconfig: str | os.PathLike[str] | None = None,
+                 client: kube.Client | None = None) -> AsyncDaskJobHandle:
     """Create a DaskJob; returns its handle at once (``await handle.wait()`` to wait).
 
     ``spec`` is a manifest dict (e.g. from :func:`~dask_kube_jobs.make_job_spec`), the path
     of a YAML/JSON file, or YAML text. It is checked first: a mistake raises
     :class:`~dask_kube_jobs.SpecError` naming the field, before anything is sent. The namespace
-    is ``namespace``, else the manifest's, else the kubeconfig context's.
+    is ``namespace``, else the manifest's, else the kubeconfig context's. ``client`` reuses a
+    client from :func:`~dask_kube_jobs.asyncio.open_client` instead of ``kubeconfig``'s.
+    :class:`~dask_kube_jobs.JobAlreadyExists` if the name is taken.
 
     >>> job = await submit(make_job_spec("pi", script="print(3.14)"))    # doctest: +SKIP
     """
     manifest = load_job_manifest(spec)
     check_job_manifest(manifest)
-    client = await connect(kubeconfig)
+    client = client or await connect(kubeconfig)
     meta = manifest["metadata"]
     if namespace and meta.get("namespace") and meta["namespace"] != namespace:
         raise SpecError("metadata.namespace", f"is {meta['namespace']!r} but namespace="
@@ -306,7 +314,8 @@ async def submit(spec: Any, *, namespace: str | None = None,
 
 
 async def get_job(name: str, namespace: str | None = None, *,
-                  kubeconfig: str | os.PathLike[str] | None = None) -> AsyncDaskJobHandle:
+                  kubeconfig: str | os.PathLike[str] | None = None,
+                  client: kube.Client | None = None) -> AsyncDaskJobHandle:
     """Reattach to an existing DaskJob by name; raises :class:`JobNotFound`.
 
     >>> job = await get_job("nightly-etl", namespace="data")    # doctest: +SKIP
@@ -315,7 +324,7 @@ async def get_job(name: str, namespace: str | None = None, *,
         raise SpecError("name", f"must be the DaskJob's name (a non-empty string), got {name!r}")
     if namespace is not None and (not isinstance(namespace, str) or not namespace):
         raise SpecError("namespace", f"must be a namespace name or None, got {namespace!r}")
-    client = await connect(kubeconfig)
+    client = client or await connect(kubeconfig)
     ns = namespace or default_namespace(client)
     with translate(name, ns):
         job = await client.get(DASKJOBS, ns, name)
@@ -326,7 +335,8 @@ async def get_job(name: str, namespace: str | None = None, *,
 
 async def list_jobs(namespace: str | None = None, labels: Mapping[str, str] | str | None = None,
                     *, all_namespaces: bool = False,
-                    kubeconfig: str | os.PathLike[str] | None = None) -> list[AsyncDaskJobHandle]:
+                    kubeconfig: str | os.PathLike[str] | None = None,
+                    client: kube.Client | None = None) -> list[AsyncDaskJobHandle]:
     """The DaskJobs of a namespace (or all), optionally selected by labels, oldest first.
 
     ``labels`` is a mapping (all must match) or a selector string (``team=data,tier!=dev``).
@@ -334,7 +344,7 @@ async def list_jobs(namespace: str | None = None, labels: Mapping[str, str] | st
     >>> [j.name for j in await list_jobs(labels={"team": "data"})]      # doctest: +SKIP
     ['nightly-etl']
     """
-    client = await connect(kubeconfig)
+    client = client or await connect(kubeconfig)
     ns = None if all_namespaces else (namespace or default_namespace(client))
     selector = labels if isinstance(labels, str) or labels is None else \
         ",".join(f"{k}={v}" for k, v in labels.items())

@@ -14,12 +14,11 @@ import contextlib
 import os
 import ssl
 import weakref
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import kr8s
-import kr8s.asyncio
 
 from .. import kube
 from ..errors import (
@@ -33,7 +32,7 @@ from ..errors import (
 from ..spec import SpecError
 
 __all__ = ["NETWORK_ERRORS", "Backoff", "close_clients", "connect",
-           "find_kubeconfig", "is_transient", "retrying", "translate"]
+           "find_kubeconfig", "is_transient", "open_client", "retrying", "translate"]
 
 T = TypeVar("T")
 
@@ -82,22 +81,46 @@ def find_kubeconfig(kubeconfig: str | os.PathLike[str] | None = None) -> str | N
                           "~/.kube/config and the in-cluster service account)")
 
 
-async def connect(kubeconfig: str | os.PathLike[str] | None = None) -> kube.Client:
-    """A client for ``kubeconfig``, shared per event loop (a connection pool is per loop)."""
+async def open_client(kubeconfig: kube.Kubeconfig | None = None, *, context: str | None = None,
+                      namespace: str | None = None, in_cluster: bool = False) -> kube.Client:
+    """A new client of its own (the caller closes it: ``await client.close()``), for code that
+    manages its clients' lives, such as a cluster manager or an Airflow task.
+
+    ``kubeconfig`` is a path (found as :func:`find_kubeconfig` finds it) or a kubeconfig's
+    content as a mapping; ``context``, ``namespace`` and ``in_cluster`` are those of
+    :meth:`dask_kube_jobs.kube.Client.connect`. Raises :class:`KubeconfigError`.
+    """
+    if isinstance(kubeconfig, Mapping):
+        source: kube.Kubeconfig | None = kubeconfig
+    elif in_cluster and not kubeconfig:
+        source = None
+    else:
+        source = find_kubeconfig(kubeconfig)
+    try:
+        return await kube.Client.connect(source, context=context, namespace=namespace,
+                                         in_cluster=in_cluster or source is None)
+    except kr8s.ServerError as exc:  # kr8s asks the server its version already
+        raise translated(_from_kr8s(exc), None, "") from exc
+    except NETWORK_ERRORS as exc:
+        raise unreachable(exc) from exc
+    except (KeyError, OSError, ValueError) as exc:
+        where = "(inline)" if isinstance(source, Mapping) else source or "(in-cluster)"
+        raise KubeconfigError(f"cannot load kubeconfig {where}"
+                              + (f" (context {context})" if context else "")
+                              + f": {exc!r}") from exc
+
+
+async def connect(kubeconfig: str | os.PathLike[str] | None = None, *,
+                  context: str | None = None) -> kube.Client:
+    """A client for ``kubeconfig`` (and ``context``), shared per event loop (a connection pool
+    is per loop) and closed by :func:`close_clients`."""
     path = find_kubeconfig(kubeconfig)
     per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-    client = per_loop.get(path or "")
+    key = f"{path or ''}#{context or ''}"
+    client = per_loop.get(key)
     if client is None:
-        try:
-            api = await kr8s.asyncio.Api(bypass_factory=True, kubeconfig=path)
-        except kr8s.ServerError as exc:  # kr8s asks the server its version already
-            raise translated(_from_kr8s(exc), None, "") from exc
-        except NETWORK_ERRORS as exc:
-            raise unreachable(exc) from exc
-        except (KeyError, OSError, ValueError) as exc:
-            raise KubeconfigError(f"cannot load kubeconfig {path or '(in-cluster)'}: "
-                                  f"{exc!r}") from exc
-        client = per_loop.setdefault(path or "", kube.Client(api, path or ""))
+        client = per_loop.setdefault(key, await open_client(path, context=context,
+                                                            in_cluster=path is None))
     return client
 
 

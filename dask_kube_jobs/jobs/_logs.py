@@ -19,8 +19,6 @@ from collections.abc import AsyncIterator, Generator
 from functools import partial
 from typing import Any
 
-import httpx
-
 from .. import kube
 from ..contract.names import LABEL_ATTEMPT, LABEL_JOB
 from ..contract.pods import pod_active
@@ -70,14 +68,9 @@ async def log_lines(reader: JobReader, pod: str, container: str | None, *,
                     follow: bool) -> AsyncIterator[str]:
     """One Pod's log, line by line (raw errors: the follower tells transient ones apart)."""
     client = await reader.api()
-    params: dict[str, Any] = {"follow": "true" if follow else "false"}
-    if container:
-        params["container"] = container
-    timeout = httpx.Timeout(None, connect=kube.REQUEST_TIMEOUT)
-    async with client._call("GET", kube.PODS.path(reader.namespace, pod, "log"),
-                            params=params, stream=True, timeout=timeout) as resp:
-        async for line in resp.aiter_lines():
-            yield line
+    async for line in client.log_lines(reader.namespace, pod, container=container,
+                                       follow=follow):
+        yield line
 
 
 async def log_text(reader: JobReader, container: str | None) -> str:

@@ -67,14 +67,15 @@ class JobStatus:
 
 
 def dashboard_link(*, job: str, namespace: str, cluster: str | None,
-                   address: str | None) -> str | None:
-    """The Dask dashboard URL: from :data:`DASHBOARD_TEMPLATE_ENV` when set, else the
-    DaskCluster's ``status.dashboardAddress`` plus ``/status``; None if neither is known.
+                   address: str | None, template: str | None = None) -> str | None:
+    """The Dask dashboard URL: from ``template`` (else :data:`DASHBOARD_TEMPLATE_ENV`) when
+    set, else ``address`` (the DaskCluster's ``status.dashboardAddress``) plus ``/status``;
+    None if neither is known.
 
     >>> dashboard_link(job="j", namespace="ns", cluster="j", address="http://j-scheduler:8787")
     'http://j-scheduler:8787/status'
     """
-    template = os.environ.get(DASHBOARD_TEMPLATE_ENV)
+    template = template or os.environ.get(DASHBOARD_TEMPLATE_ENV)
     cluster = cluster or job
     if template:
         try:

@@ -258,6 +258,11 @@ class DaskJobHandle:
             return FollowedLog(stream)
         return run_sync(stream)
 
+    def startup_problem(self) -> str | None:
+        """Why the job's runner has not started, read now; None once it has (or the job
+        ended)."""
+        return run_sync(self._async.startup_problem())
+
     def delete(self, wait: bool = True, timeout: float = 120.0) -> bool:
         """Delete the job and what it owns; with ``wait``, return once it is gone."""
         return run_sync(self._async.delete(wait=wait, timeout=timeout))

@@ -6,8 +6,9 @@ The controllers are clients of the API server exactly as kube-controller-manager
 and watch over HTTP and write through the same REST paths ``kubectl`` uses. One concern a
 module:
 
-* ``client.py``: ``Client`` (raw JSON requests, a bounded number in flight, each with a
-  deadline) and ``default_namespace``;
+* ``client.py``: ``Client`` (``Client.connect``, the one way a kubeconfig becomes a client;
+  raw JSON requests, a bounded number in flight, each with a deadline; Pod logs) and
+  ``default_namespace``;
 * ``errors.py``: the API's refusals as exceptions by status (``NotFound``, ``Conflict``...);
 * ``watch.py``: the watch-line decoder and the list-then-watch iterator;
 * ``informer.py``: ``Informer``, a cache kept current by list-then-watch;
@@ -36,7 +37,14 @@ from ..contract.api_resources import (
     Resource,
 )
 from ..contract.objects import Obj
-from .client import MAX_IN_FLIGHT, REQUEST_TIMEOUT, Client, default_namespace
+from .client import (
+    MAX_IN_FLIGHT,
+    REQUEST_TIMEOUT,
+    SERVICE_ACCOUNT,
+    Client,
+    Kubeconfig,
+    default_namespace,
+)
 from .errors import (
     TRANSIENT_ERRORS,
     AlreadyExists,
@@ -64,9 +72,9 @@ from .workqueue import WorkQueue
 __all__ = [
     "CLUSTERROLES", "CONFIGMAPS", "CRDS", "DEPLOYMENTS", "ENDPOINTS", "EVENTS", "LEASES",
     "MAX_IN_FLIGHT", "NAMESPACES", "NETWORK_ERRORS", "NODES", "PODS", "REPLICASETS",
-    "REQUEST_TIMEOUT", "SERVICEACCOUNTS", "SERVICES", "TRANSIENT_ERRORS", "APIError",
+    "REQUEST_TIMEOUT", "SERVICEACCOUNTS", "SERVICE_ACCOUNT", "SERVICES", "TRANSIENT_ERRORS", "APIError",
     "AlreadyExists", "Backoff", "BadRequest", "Client", "Conflict", "EventRecorder", "Forbidden",
-    "Gone", "Handler", "Informer", "Invalid", "ListThenWatch", "MethodNotAllowed", "NotFound",
+    "Gone", "Handler", "Informer", "Invalid", "Kubeconfig", "ListThenWatch", "MethodNotAllowed", "NotFound",
     "Obj", "Relisted", "RequestTimeout", "Resource", "ServerError", "TooManyRequests",
     "Unauthorized", "WatchEvent", "WorkQueue", "api_error", "decode_event", "default_namespace",
     "exponential_delay", "is_transient", "namespace_terminating", "retrying", "run_informers",

@@ -26,14 +26,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
 import kr8s
 import kr8s.asyncio
 
-from ..contract.api_resources import Resource
+from ..contract.api_resources import PODS, Resource
 from ..contract.objects import Obj
 from .errors import Conflict, NotFound, RequestTimeout, api_error
 
@@ -42,6 +43,12 @@ REQUEST_TIMEOUT = 30.0
 # Requests in flight stay within the kept-alive ones (no connection churn, a short pool
 # queue); the other 80 connections are left to watch streams.
 MAX_IN_FLIGHT = 20
+#: Where a Pod's service account token and CA are mounted: the in-cluster credentials.
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+#: What a kubeconfig may be given as: a path (kr8s also takes ``a:b`` lists), or its content as
+#: a mapping (an Airflow connection's inline kubeconfig, a test's generated one).
+Kubeconfig = str | os.PathLike[str] | Mapping[str, Any]
 
 
 def _split(path: str) -> tuple[str, str, str]:
@@ -62,9 +69,40 @@ class Client:
         self._permits = asyncio.Semaphore(max_in_flight)
 
     @classmethod
-    async def connect(cls, kubeconfig: str) -> Client:
-        api = await kr8s.asyncio.Api(bypass_factory=True, kubeconfig=kubeconfig)
-        return cls(api, kubeconfig)
+    async def connect(cls, kubeconfig: Kubeconfig | None = None, *, context: str | None = None,
+                      namespace: str | None = None, in_cluster: bool = False,
+                      max_in_flight: int = MAX_IN_FLIGHT) -> Client:
+        """The one way a kubeconfig becomes a client, for every part of the package.
+
+        ``kubeconfig`` is a path or the kubeconfig's content; None lets kr8s look where kubectl
+        looks (``$KUBECONFIG``, ``~/.kube/config``) and then at the service account.
+        ``context`` picks a context other than the current one, ``namespace`` overrides the
+        context's (it is what :func:`default_namespace` answers), and ``in_cluster`` adds the
+        Pod's service account credentials as the fallback. Errors are kr8s's and the file
+        system's, raw: the library turns them into ``KubeconfigError``.
+        """
+        kwargs: dict[str, Any] = {"bypass_factory": True}
+        if isinstance(kubeconfig, Mapping):
+            kwargs["kubeconfig"] = dict(kubeconfig)
+        elif kubeconfig is not None:
+            kwargs["kubeconfig"] = os.fspath(kubeconfig)
+        if in_cluster:
+            kwargs["serviceaccount"] = SERVICE_ACCOUNT
+        if context:
+            kwargs["context"] = context
+        if namespace:
+            kwargs["namespace"] = namespace
+        api = await kr8s.asyncio.Api(**kwargs)
+        if context and not namespace:
+            # kr8s 0.20 takes the *current* context's namespace even when another context is
+            # chosen; kubectl takes the chosen one's.
+            with contextlib.suppress(AttributeError, KeyError, ValueError):
+                chosen = api.auth.kubeconfig.get_context(context).get("namespace")
+                if chosen:
+                    api.namespace = chosen
+        label = "" if kubeconfig is None or isinstance(kubeconfig, Mapping) \
+            else os.fspath(kubeconfig)
+        return cls(api, label, max_in_flight=max_in_flight)
 
     async def close(self) -> None:
         session = getattr(self.api, "_session", None)
@@ -173,6 +211,20 @@ class Client:
             raise
         return True
 
+    async def delete_and_wait(self, res: Resource, namespace: str | None, name: str, *,
+                              uid: str | None = None, propagation: str = "Background",
+                              timeout: float = 120.0, poll: float = 0.5) -> bool:
+        """Delete, then read until the object (of ``uid``, when given) is gone; False if it was
+        already gone. Raises ``TimeoutError`` if it is still there after ``timeout`` seconds
+        (a finalizer or, with Foreground, a child that does not go)."""
+        deleted = await self.delete(res, namespace, name, propagation=propagation, uid=uid)
+        async with asyncio.timeout(timeout):
+            while True:
+                obj = await self.get(res, namespace, name)
+                if obj is None or (uid and obj["metadata"].get("uid") != uid):
+                    return deleted
+                await asyncio.sleep(poll)
+
     @contextlib.asynccontextmanager
     async def watch_stream(self, res: Resource, namespace: str | None, params: dict[str, Any]) -> Any:
         async with self._call("GET", res.path(namespace), params=params, stream=True,
@@ -192,6 +244,50 @@ class Client:
             params["fieldSelector"] = field_selector
         async with self.watch_stream(res, namespace, params) as response:
             yield response.aiter_lines()
+
+    # -- Pod logs (the ``pods/log`` subresource) ----------------------------------------------
+    @staticmethod
+    def _log_params(container: str | None, tail_lines: int | None, previous: bool,
+                    follow: bool) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if container:
+            params["container"] = container
+        if tail_lines is not None:
+            params["tailLines"] = str(tail_lines)
+        if previous:
+            params["previous"] = "true"
+        if follow:
+            params["follow"] = "true"
+        return params
+
+    async def read_log(self, namespace: str, pod: str, *, container: str | None = None,
+                       tail_lines: int | None = None, previous: bool = False,
+                       timeout: float = REQUEST_TIMEOUT) -> str:
+        """A Pod's log as it is now, within the client's in-flight limit and a deadline of
+        ``timeout`` seconds. A container that has not started answers ``BadRequest``."""
+        params = self._log_params(container, tail_lines, previous, follow=False)
+        path = PODS.path(namespace, pod, "log")
+        async with self._permits:
+            try:
+                async with asyncio.timeout(timeout):
+                    async with self._call("GET", path, params=params,
+                                          timeout=timeout) as response:
+                        await response.aread()
+                        return response.text
+            except (TimeoutError, kr8s.APITimeoutError) as exc:
+                raise RequestTimeout(f"GET {path}: no complete answer within "
+                                     f"{timeout:g}s") from exc
+
+    async def log_lines(self, namespace: str, pod: str, *, container: str | None = None,
+                        follow: bool = False) -> AsyncIterator[str]:
+        """A Pod's log line by line; with ``follow``, until the container ends. A stream,
+        like a watch: it takes no permit and has no total deadline (connecting has one)."""
+        params = {"follow": "false", **self._log_params(container, None, False, follow)}
+        timeout = httpx.Timeout(None, connect=REQUEST_TIMEOUT)
+        async with self._call("GET", PODS.path(namespace, pod, "log"), params=params,
+                              stream=True, timeout=timeout) as response:
+            async for line in response.aiter_lines():
+                yield line
 
     async def discover(self) -> list[Resource]:
         """Every top-level resource of every group's preferred version, as discovery lists them."""

@@ -1,5 +1,9 @@
 """Why a scheduler or runner Pod is not doing its job, read from its status alone (pure).
 
+Why a Pod cannot start at all (``start_problem``: unschedulable, image or config errors) is
+read in the contract layer (``contract/pods.py``), because the Airflow provider's startup
+diagnosis reads it too; this module adds what only the operator decides on.
+
 The operator decides from these whether to wait, say why it waits, or end an attempt. Each
 answer carries the kubelet's or the scheduler's own words (a waiting reason and message, an
 exit code and a termination message, a PodScheduled condition), so a DaskJob's status says
@@ -9,16 +13,15 @@ what a user would otherwise dig out of ``kubectl describe pod``.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
-from ..contract.pods import pod_ready
+# IMAGE_ERRORS: operator/job.py reads it as diagnosis.IMAGE_ERRORS (it moved to the contract
+# layer with start_problem; job.py is being edited elsewhere, so its import is left for then).
+from ..contract.pods import IMAGE_ERRORS, Problem, pod_ready, start_problem  # noqa: F401
 from ..contract.times import parse_time
 
 Obj = dict[str, Any]
 
-IMAGE_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
-CONFIG_ERRORS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 #: A scheduler container restarted this often without becoming ready is failing, not starting.
 SCHEDULER_MAX_RESTARTS = 2
 #: Seconds a running scheduler may stay unready before its attempt fails (per cluster:
@@ -26,31 +29,9 @@ SCHEDULER_MAX_RESTARTS = 2
 SCHEDULER_STARTUP_TIMEOUT = 300
 
 
-@dataclass(frozen=True)
-class Problem:
-    reason: str
-    message: str
-    #: The container has restarted: its useful log is the previous instance's.
-    previous_log: bool = False
-
-
 def _age(stamp: str | None, now: dt.datetime) -> float:
     t = parse_time(stamp)
     return (now - t).total_seconds() if t else 0.0
-
-
-def start_problem(pod: Obj) -> Problem | None:
-    """Why a Pending Pod cannot start (unschedulable, image or config errors), or None."""
-    status = pod.get("status") or {}
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-            return Problem(cond.get("reason") or "Unschedulable",
-                           cond.get("message") or "the Pod cannot be scheduled")
-    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in IMAGE_ERRORS | CONFIG_ERRORS:
-            return Problem(waiting["reason"], waiting.get("message") or waiting["reason"])
-    return None
 
 
 def _termination(cs: Obj) -> Obj:

@@ -64,7 +64,7 @@ class Runtime:
 
     @classmethod
     async def start(cls, kubeconfig: str | None, namespaces: list[str] | None) -> Runtime:
-        client = await Client.connect(kubeconfig)  # type: ignore[arg-type]
+        client = await Client.connect(kubeconfig)
         rt = cls(client, EventRecorder(client, names.EVENT_COMPONENT), namespaces)
         for ns in namespaces or [None]:  # type: ignore[list-item]
             informer = Informer(client, PODS, namespace=ns, label_selector=names.LABEL_COMPONENT)
@@ -227,12 +227,9 @@ class Runtime:
         """The last lines a Pod's first container wrote (its previous instance's with
         ``previous``, for a crash-looping one), for a failed job's status; None if the log
         cannot be had (the node is gone, the Pod never started)."""
-        params = {"tailLines": str(lines), **({"previous": "true"} if previous else {})}
         try:
-            async with self.client.api.call_api(
-                    "GET", version="v1", url=f"pods/{pod}/log", namespace=namespace,
-                    params=params, timeout=10) as response:
-                text = response.text
+            text = await self.client.read_log(namespace, pod, tail_lines=lines,
+                                              previous=previous, timeout=10)
         except Exception as exc:  # best effort: a missing log must not block the verdict
             log.debug("no log for %s/%s: %s", namespace, pod, exc)
             return None

@@ -5,8 +5,10 @@ someone else's cluster, a connection from the host through ``connect_to_cluster`
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,8 @@ from dask_kube_jobs.airflow_provider.operators.daskcluster import (
 )
 from dask_kube_jobs.contract.api_resources import DASKCLUSTERS
 
+from ..kubeconfigs import PLANE_CONTEXT, two_context_kubeconfig
+from .conftest import CONN_ENV
 from .helpers import FakeTI
 
 pytestmark = pytest.mark.timeout(240)
@@ -187,6 +191,23 @@ def test_a_cluster_that_never_gets_ready_is_deleted_and_fails_the_task(
         create.execute({"ti": FakeTI(task_id="create")})
     obj = asyncio.run(get_cluster(local_control_plane, namespace, "too-few"))
     assert obj is None or obj["metadata"].get("deletionTimestamp")
+
+
+def test_the_connections_cluster_context_is_used_for_a_shared_cluster(
+        local_control_plane: Any, namespace: str, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    # The kubeconfig's current context leads nowhere; the connection names the working one.
+    config = two_context_kubeconfig(local_control_plane.kubeconfig, tmp_path / "config")
+    extra = {"kube_config_path": str(config), "cluster_context": PLANE_CONTEXT,
+             "namespace": namespace}
+    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "dask_kube_jobs", "extra": extra}))
+    info = CreateDaskClusterOperator(task_id="create", cluster_name="ctx", n_workers=1,
+                                     min_ready_workers=1).execute({"ti": FakeTI()})
+    assert info["name"] == "ctx" and info["ready_workers"] == 1
+    with connect_to_cluster("ctx", namespace) as cluster, Client(cluster) as client:
+        assert client.submit(sum, [1, 2, 3]).result(timeout=60) == 6
+    assert DeleteDaskClusterOperator(task_id="delete", cluster_name="ctx").execute(
+        {"ti": FakeTI()}) is True
 
 
 @pytest.mark.parametrize("kwargs, match", [

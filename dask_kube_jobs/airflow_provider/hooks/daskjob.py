@@ -9,7 +9,8 @@ reached through an ingress. Extras are read both bare and with the old
 
 Resolution is split so that async code never blocks: :func:`target_from_extras` is pure,
 :meth:`DaskKubeJobsHook.get_target` / :meth:`~DaskKubeJobsHook.aget_target` fetch the connection
-(sync / async) and :func:`connect` builds the async client, doing its only file write (an
+(sync / async) and :func:`connect` builds the async client through the library's one
+connection function (``dask_kube_jobs.asyncio.open_client``), doing its only file write (an
 inline kubeconfig, kept 0600 in a private temp directory) in a thread. A trigger therefore
 carries only the connection id, never the credentials, in the trigger table.
 
@@ -95,7 +96,7 @@ class DaskKubeJobsHook(BaseHook):
 
     >>> hook = DaskKubeJobsHook()                                 # doctest: +SKIP
     >>> api = hook.get_conn()          # a sync kr8s Api
-    >>> client = await hook.aget_client()   # an async dask_kube_jobs.kube.Client
+    >>> client = await hook.aget_client()   # from dask_kube_jobs.asyncio.open_client
     """
 
     conn_name_attr = "dask_kube_jobs_conn_id"
@@ -141,10 +142,14 @@ class DaskKubeJobsHook(BaseHook):
         """A sync kr8s ``Api`` for the connection."""
         import kr8s
 
-        return kr8s.api(**_api_kwargs(self.get_target()))
+        kwargs = {key: value for key, value in _api_kwargs(self.get_target()).items() if value}
+        if kwargs.pop("in_cluster", False):
+            kwargs["serviceaccount"] = _SERVICE_ACCOUNT
+        return kr8s.api(**kwargs)
 
     async def aget_client(self) -> Any:
-        """An async :class:`dask_kube_jobs.kube.Client` (close it with ``await client.close()``)."""
+        """An async client from :func:`dask_kube_jobs.asyncio.open_client`, for the job and
+        cluster API's ``client=`` (close it with ``await client.close()``)."""
         return await connect(await self.aget_target())
 
 
@@ -182,29 +187,22 @@ def _kubeconfig_file(target: KubeTarget) -> str | None:
 
 
 def _api_kwargs(target: KubeTarget) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"kubeconfig": _kubeconfig_file(target)}
-    if target.in_cluster:
-        kwargs["serviceaccount"] = _SERVICE_ACCOUNT
-    if target.cluster_context:
-        kwargs["context"] = target.cluster_context
-    if target.namespace:
-        kwargs["namespace"] = target.namespace
-    return kwargs
+    """The arguments of the library's connection function for ``target`` (the kubeconfig file
+    work is done here, so call it off the event loop)."""
+    return {"kubeconfig": _kubeconfig_file(target), "context": target.cluster_context,
+            "namespace": target.namespace, "in_cluster": target.in_cluster}
 
 
 async def connect(target: KubeTarget) -> Any:
-    """An async ``kube.Client`` for ``target``; the kubeconfig file work runs in a thread."""
-    import kr8s.asyncio
+    """An async client of its own for ``target`` (close it with ``await client.close()``);
+    the kubeconfig file work runs in a thread."""
+    from ...asyncio import open_client
 
-    from ... import kube
-
-    kwargs = await asyncio.to_thread(_api_kwargs, target)
-    api = await kr8s.asyncio.Api(bypass_factory=True, **kwargs)
-    return kube.Client(api, kwargs.get("kubeconfig") or "")
+    return await open_client(**await asyncio.to_thread(_api_kwargs, target))
 
 
 def default_namespace(target: KubeTarget, client: Any) -> str:
     """The connection's namespace, else the kubeconfig context's, else ``default``."""
-    from ... import kube
+    from ...asyncio import default_namespace as client_namespace
 
-    return target.namespace or kube.default_namespace(client)
+    return target.namespace or client_namespace(client)

@@ -27,18 +27,20 @@ decides). Once the cluster is ready it is handed over and a kill no longer delet
 from __future__ import annotations
 
 import asyncio
-import copy
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import yaml
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 
-from ...contract import cluster_status, names
-from ...contract.api_resources import DASKCLUSTERS
+from ...asyncio import (
+    AsyncDaskClusterHandle,
+    ClusterNotFoundError,
+    ClusterStatus,
+    load_cluster_manifest,
+)
+from ...contract import names
 from ...spec import DEFAULT_IMAGE, make_cluster_spec
 from .._clusterwait import create_or_reuse_cluster, delete_cluster, wait_for_cluster
 from .._identity import LABEL_KEY, TaskIdentity
@@ -71,50 +73,22 @@ class _KillTarget:
     async def delete(self) -> str:
         client = await connect(self.target)
         try:
-            uid = self.uid
-            if uid is None:
-                obj = await client.get(DASKCLUSTERS, self.namespace, self.name)
-                if obj is None:
+            handle = AsyncDaskClusterHandle(client, {"metadata": {
+                "name": self.name, "namespace": self.namespace, "uid": self.uid}})
+            if self.uid is None:
+                try:
+                    obj = await handle.refresh()
+                except ClusterNotFoundError:
                     return "was not created"
                 labels = obj["metadata"].get("labels") or {}
                 if labels.get(LABEL_KEY) != self.key:
                     return "kept (another task's cluster)"
-                if cluster_status.scheduler_ready(obj.get("status")):
+                if handle.last_status.running:
                     return "kept (already running: an earlier try made it)"
-                uid = obj["metadata"]["uid"]
-            deleted = await client.delete(DASKCLUSTERS, self.namespace, self.name,
-                                          propagation="Foreground", uid=uid)
+            deleted = await handle.delete(wait=False)
             return "deleted" if deleted else "was already gone"
         finally:
             await client.close()
-
-
-def load_cluster_manifest(source: Any) -> dict[str, Any]:
-    """A DaskCluster manifest from a dict, a ``.yaml``/``.yml``/``.json`` path or YAML text
-    (Airflow renders a templated file path into its text before ``execute``)."""
-    if isinstance(source, Mapping):
-        manifest: Any = copy.deepcopy(dict(source))
-    elif isinstance(source, str):
-        text = source
-        if "\n" not in source and source.strip().endswith((".yaml", ".yml", ".json")):
-            try:
-                text = Path(source.strip()).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ValueError(f"manifest: cannot read {source!r}: "
-                                 f"{exc.strerror or exc}") from exc
-        manifest = yaml.safe_load(text)
-    else:
-        raise ValueError(f"manifest: must be a DaskCluster dict, YAML text or a file path "
-                         f"(got {type(source).__name__})")
-    if not isinstance(manifest, dict) or manifest.get("kind", "DaskCluster") != "DaskCluster":
-        kind = manifest.get("kind") if isinstance(manifest, dict) else type(manifest).__name__
-        raise ValueError(f"manifest: must be a DaskCluster (got {kind!r})")
-    if not isinstance(manifest.get("spec"), dict):
-        raise ValueError("manifest: a 'spec' with 'scheduler' and 'worker' is required")
-    manifest.setdefault("apiVersion", names.API_VERSION)
-    manifest.setdefault("kind", "DaskCluster")
-    manifest["metadata"] = dict(manifest.get("metadata") or {})
-    return manifest
 
 
 class CreateDaskClusterOperator(BaseOperator):
@@ -236,7 +210,7 @@ class CreateDaskClusterOperator(BaseOperator):
             except ValueError as exc:
                 self._kill_target = None  # someone else's cluster: never ours to delete
                 raise AirflowException(str(exc)) from exc
-            if reused and cluster_status.scheduler_ready(cluster.get("status")):
+            if reused and ClusterStatus.from_cluster(cluster).running:
                 self._kill_target = None  # an earlier, successful try's: a kill keeps it
             else:
                 self._kill_target.uid = cluster["metadata"].get("uid")
@@ -368,8 +342,8 @@ def connect_to_cluster(name: str, namespace: str | None = None, *,
     Use it in a task of a shared-cluster pipeline: ``Client(cluster)`` connects directly when
     the scheduler's in-cluster name resolves (the task runs in the Kubernetes cluster), else
     through a port-forward that lives as long as the handle. Closing it leaves the cluster
-    running (``shutdown_on_close=False``); the pipeline's delete task removes it.
-    ``cluster_context`` of the connection is not applied: the kubeconfig's current context is.
+    running (``shutdown_on_close=False``); the pipeline's delete task removes it. The
+    connection's ``cluster_context``, when set, is the kubeconfig context used.
 
     >>> with connect_to_cluster("shared", "data") as cluster, Client(cluster) as client:  # doctest: +SKIP
     ...     client.submit(sum, [1, 2]).result()
@@ -381,4 +355,5 @@ def connect_to_cluster(name: str, namespace: str | None = None, *,
     kubeconfig = _kubeconfig_file(target)
     kwargs.setdefault("quiet", True)
     return KubeCluster.from_name(name, namespace=namespace or target.namespace,
-                                 kubeconfig=kubeconfig, **kwargs)
+                                 kubeconfig=kubeconfig, context=target.cluster_context,
+                                 **kwargs)

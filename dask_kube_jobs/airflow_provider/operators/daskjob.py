@@ -42,11 +42,9 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from ...contract.api_resources import DASKJOBS
+from ...asyncio import check_job_manifest, get_job, load_job_manifest
 from ...contract.times import parse_time
-from ...errors import DaskJobFailed, WaitTimeout
-from ...jobs._async import AsyncDaskJobHandle
-from ...jobs._manifest import check_job_manifest, load_job_manifest
+from ...errors import DaskJobFailed, JobNotFound, WaitTimeout
 from ...spec import DEFAULT_IMAGE, SpecError, make_job_spec
 from .._identity import TaskIdentity
 from .._jobwait import (
@@ -408,10 +406,12 @@ class DeleteDaskJobOperator(BaseOperator):
         client = await connect(target)
         try:
             namespace = str(self.namespace or default_namespace(target, client))
-            job = await client.get(DASKJOBS, namespace, name)
+            try:
+                handle = await get_job(name, namespace, client=client)
+            except JobNotFound:
+                handle = None
             deleted = False
-            if job is not None:
-                handle = AsyncDaskJobHandle(client, job)
+            if handle is not None:
                 try:
                     deleted = await handle.delete(wait=self.wait_for_deletion,
                                                   timeout=self.deletion_timeout)

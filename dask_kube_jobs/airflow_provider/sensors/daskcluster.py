@@ -29,7 +29,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from ...contract.api_resources import DASKCLUSTERS
+from ...asyncio import ClusterNotFoundError, get_cluster
 from .._clusterwait import cluster_event
 from ..hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook, connect, default_namespace
 from ..triggers.daskcluster import DaskClusterTrigger
@@ -84,7 +84,11 @@ class DaskClusterSensor(BaseSensorOperator):
         client = await connect(target)
         try:
             namespace = str(self.namespace or default_namespace(target, client))
-            obj = await client.get(DASKCLUSTERS, namespace, self._name())
+            try:
+                obj: dict[str, Any] | None = (await get_cluster(self._name(), namespace,
+                                                                client=client)).raw
+            except ClusterNotFoundError:
+                obj = None
         finally:
             await client.close()
         return cluster_event(obj, namespace=namespace, name=self._name(),

@@ -31,8 +31,8 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from ...contract.api_resources import DASKJOBS
-from ...errors import DaskJobFailed
+from ...asyncio import get_job
+from ...errors import DaskJobFailed, JobNotFound
 from .._jobwait import is_terminal, outcome
 from ..hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook, connect, default_namespace
 from ..triggers.daskjob import DaskJobTrigger
@@ -88,7 +88,10 @@ class DaskJobSensor(BaseSensorOperator):
         client = await connect(target)
         try:
             namespace = str(self.namespace or default_namespace(target, client))
-            return namespace, await client.get(DASKJOBS, namespace, self._name())
+            try:
+                return namespace, (await get_job(self._name(), namespace, client=client)).raw
+            except JobNotFound:
+                return namespace, None
         finally:
             await client.close()
 

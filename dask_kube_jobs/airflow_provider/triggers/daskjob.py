@@ -35,7 +35,8 @@ from typing import Any
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from .._jobwait import POLL_INTERVAL, delete_job, wait_for_job
+from ...asyncio import POLL_INTERVAL
+from .._jobwait import delete_job, wait_for_job
 from ..hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook, connect
 
 CANCEL_CLEANUP_TIMEOUT = 30.0  # seconds a cancelled run() spends reading the state and deleting

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from dask.distributed import Client
@@ -24,6 +25,8 @@ from dask_kube_jobs._kubecluster import (
     KubeCluster,
 )
 from dask_kube_jobs.local.testing import Kubectl
+
+from ...kubeconfigs import PLANE_CONTEXT, two_context_kubeconfig
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -279,3 +282,19 @@ def test_an_operator_that_never_answers_is_named_in_the_error_and_nothing_is_lef
                              "the dask-kube-jobs operator running"):
         KubeCluster(name="silent", n_workers=0, resource_timeout=2, **options)
     assert not exists(kubectl, "daskcluster", "silent")
+
+
+def test_a_context_other_than_the_current_one_is_the_one_used(
+        local_control_plane: Any, namespace: str, kubectl: Kubectl, tmp_path: Path) -> None:
+    config = two_context_kubeconfig(local_control_plane.kubeconfig, tmp_path / "config",
+                                    namespace=namespace)
+    # No namespace argument: the chosen context's namespace is the one used.
+    with KubeCluster(name="ctx", n_workers=0, kubeconfig=config, context=PLANE_CONTEXT,
+                     worker_command=WORKER, quiet=True) as cluster:
+        assert cluster.namespace == namespace
+        assert exists(kubectl, "daskcluster", "ctx")
+    assert not exists(kubectl, "daskcluster", "ctx")
+    # The kubeconfig's current context leads nowhere: without context= nothing is reached.
+    with pytest.raises(httpx.ConnectError):
+        KubeCluster(name="ctx", n_workers=0, kubeconfig=config, namespace=namespace,
+                    quiet=True, resource_timeout=5)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from dask_kube_jobs import make_cluster_spec
-from dask_kube_jobs._kubecluster import CreateMode
+from dask_kube_jobs._kubecluster import CreateMode, KubeCluster
 from dask_kube_jobs._kubecluster._api import autoscaler_body, worker_group_body
 from dask_kube_jobs._kubecluster._network import _container_port
-from dask_kube_jobs._kubecluster._options import format_name, load_cluster_spec, parse_create_mode
+from dask_kube_jobs._kubecluster._options import format_name, parse_create_mode
 from dask_kube_jobs._kubecluster._progress import describe_pod
 
 
@@ -33,17 +33,13 @@ def test_names_expand_user_and_uuid_into_a_dns_label() -> None:
     assert name.startswith("dask-jane-doe-") and len(name) == len("dask-jane-doe-") + 10
 
 
-def test_custom_cluster_spec_is_copied_and_checked(tmp_path: Path) -> None:
-    spec = make_cluster_spec(name="x", n_workers=1)
-    loaded = load_cluster_spec(spec)
-    loaded["spec"]["worker"]["replicas"] = 5
-    assert spec["spec"]["worker"]["replicas"] == 1  # the caller's dict is not changed
-    with pytest.raises(ValueError, match="metadata.name is required"):
-        load_cluster_spec({"spec": {}})
-    with pytest.raises(ValueError, match="cannot read"):
-        load_cluster_spec(str(tmp_path / "missing.yaml"))
-    with pytest.raises(ValueError, match="kind is 'DaskJob'"):
-        load_cluster_spec({"kind": "DaskJob", "metadata": {"name": "j"}, "spec": {}})
+def test_custom_cluster_spec_is_checked_before_any_request(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="custom_cluster_spec: metadata.name is required"):
+        KubeCluster(custom_cluster_spec={"spec": {}})
+    with pytest.raises(ValueError, match="custom_cluster_spec: cannot read"):
+        KubeCluster(custom_cluster_spec=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="custom_cluster_spec: must be a DaskCluster .got 'DaskJob'"):
+        KubeCluster(custom_cluster_spec={"kind": "DaskJob", "metadata": {"name": "j"}, "spec": {}})
 
 
 def test_pod_states_are_described_with_their_reason() -> None:
@@ -77,7 +73,7 @@ def test_a_named_target_port_is_resolved_on_the_pod() -> None:
 
 
 def test_api_errors_become_the_packages_errors_with_a_hint() -> None:
-    from dask_kube_jobs._kubecluster._api import explain
+    from dask_kube_jobs.clusters._async import explain
     from dask_kube_jobs.errors import CRDsNotInstalled, DaskKubeJobsError
     from dask_kube_jobs.kube import api_error
 
