@@ -86,7 +86,9 @@ class ClusterStatus:
 
     def describe(self, workers: int = 0) -> str:
         """One line: the phase, the ready workers against ``workers``, and :meth:`problem`."""
-        line = f"{self.phase or 'not reconciled yet'} with {self.ready_workers}/{workers} " \
-               "ready worker(s)"
+        phase = self.phase or "not reconciled yet"
+        if self.phase == RUNNING and not self.running:
+            phase += " (scheduler not ready yet)"  # upstream's Running: made, not yet ready
+        line = f"{phase} with {self.ready_workers}/{workers} ready worker(s)"
         problem = self.problem()
         return f"{line}; {problem}" if problem else line
