@@ -59,6 +59,11 @@ class StateDir:
     def admin_kubeconfig(self) -> Path:
         return self.root / "admin.kubeconfig"
 
+    @property
+    def node_kubeconfig(self) -> Path:
+        """The kubelet's credentials: a node identity, never admin."""
+        return self.root / "node.kubeconfig"
+
     def prepare(self) -> None:
         for d in (self.root, self.pki, self.logs, self.kubelet):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -104,7 +104,7 @@ def test_kubelet_killed_and_restarted_leaves_no_orphans(kplane: Plane, kk: Kubec
     restarted (counted) and finally deleted with nothing left behind."""
     node = f"restart-{uuid.uuid4().hex[:6]}"
     state = tmp_path / "state"
-    proc = start_kubelet(kplane.kubeconfig, state, node, tmp_path / "kubelet.log")
+    proc = start_kubelet(kplane.cp, state, node, tmp_path / "kubelet.log")
     try:
         wait_for(lambda: node_ready(kk, node), 30, "the second Node")
         marker = f"dkj-marker-{uuid.uuid4().hex[:8]}"
@@ -123,7 +123,7 @@ def test_kubelet_killed_and_restarted_leaves_no_orphans(kplane: Plane, kk: Kubec
         wait_for(lambda: not any("sleep 602" in " ".join(p.cmdline())
                                  for p in processes_with(marker)),
                  10, "the main process of a container to die with the kubelet")
-        proc = start_kubelet(kplane.kubeconfig, state, node, tmp_path / "kubelet.log")
+        proc = start_kubelet(kplane.cp, state, node, tmp_path / "kubelet.log")
         wait_for(lambda: status_of(kk, "survivor", "c").get("restartCount") == 1 and
                  "running" in status_of(kk, "survivor", "c").get("state", {}), 30,
                  "the Pod restarted by the new kubelet")
@@ -143,7 +143,7 @@ def test_kubelet_killed_and_restarted_leaves_no_orphans(kplane: Plane, kk: Kubec
 
 def test_kubelet_sigterm_stops_pod_processes(kplane: Plane, kk: Kubectl, tmp_path: Path) -> None:
     node = f"stop-{uuid.uuid4().hex[:6]}"
-    proc = start_kubelet(kplane.kubeconfig, tmp_path / "state", node, tmp_path / "kubelet.log")
+    proc = start_kubelet(kplane.cp, tmp_path / "state", node, tmp_path / "kubelet.log")
     marker = f"dkj-marker-{uuid.uuid4().hex[:8]}"
     try:
         wait_for(lambda: node_ready(kk, node), 30, "the Node")
@@ -166,7 +166,7 @@ def test_cleanup_after_a_killed_kubelet(kplane: Plane, kk: Kubectl, tmp_path: Pa
 
     node = f"gone-{uuid.uuid4().hex[:6]}"
     state = tmp_path / "state"
-    proc = start_kubelet(kplane.kubeconfig, state, node, tmp_path / "kubelet.log")
+    proc = start_kubelet(kplane.cp, state, node, tmp_path / "kubelet.log")
     marker = f"dkj-marker-{uuid.uuid4().hex[:8]}"
     try:
         wait_for(lambda: node_ready(kk, node), 30, "the Node")
@@ -181,3 +181,31 @@ def test_cleanup_after_a_killed_kubelet(kplane: Plane, kk: Kubectl, tmp_path: Pa
         stop_kubelet(proc)
         kk("delete", "pod", "orphan", "--grace-period=0", "--force", check=False)
         kk("delete", "node", node, check=False)
+
+
+def test_the_kubelet_runs_as_its_node_with_a_nodes_rights(kplane: Plane, kk: Kubectl) -> None:
+    """The kubelet's credentials are a node's: it reads what its Pods reference and changes only
+    its own Node and Pods; the API server refuses the rest in kube-apiserver's words."""
+    node = Kubectl(str(kplane.cp.state.root / "node-dkj-local-node.kubeconfig"))
+    out = node("get", "secrets", "-n", kk.namespace, check=False)
+    assert out.returncode != 0
+    assert ('User "system:node:dkj-local-node" cannot list resource "secrets" in API group ""'
+            in out.stderr), out.stderr
+    kk("create", "secret", "generic", "mine", "--from-literal=k=v")
+    out = node("get", "secret", "mine", "-n", kk.namespace, check=False)
+    assert "no relationship found between node 'dkj-local-node' and this object" in out.stderr
+    apply(kk, pod("reader", [{"name": "c", "command": ["sleep", "600"], "env": [
+        {"name": "K", "valueFrom": {"secretKeyRef": {"name": "mine", "key": "k"}}}]}]))
+    wait_for(lambda: status_of(kk, "reader").get("phase") == "Running", 30, "the Pod to run")
+    assert node("get", "secret", "mine", "-n", kk.namespace, "-o", "name").stdout.strip() \
+        == "secret/mine"
+    out = node("label", "node", "dkj-local-node", "x=y", "--overwrite", check=False)
+    assert out.returncode == 0, out.stderr
+    other = f"other-{uuid.uuid4().hex[:6]}"
+    apply(kk, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": other}})
+    out = node("patch", "node", other, "--type=merge", "-p",
+               '{"metadata":{"labels":{"x":"y"}}}', check=False)
+    assert (f'node "dkj-local-node" is not allowed to modify node "{other}"'
+            in out.stderr), out.stderr
+    kk("delete", "node", other)
+    kk("delete", "pod", "reader", "--wait=false")
