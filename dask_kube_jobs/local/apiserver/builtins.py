@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import crd_validation
+from .endpointsvalidation import validate_endpoints, validate_endpointslice
 from .errors import Cause
 from .selectors import label_selector_from_dict
 
@@ -371,6 +372,8 @@ VALIDATORS: dict[tuple[str, str], Callable[[Obj, Context], list[Cause]]] = {
     ("", "configmaps"): _validate_configmap,
     ("", "secrets"): _validate_configmap,
     ("apiextensions.k8s.io", "customresourcedefinitions"): _validate_crd,
+    ("", "endpoints"): validate_endpoints,
+    ("discovery.k8s.io", "endpointslices"): validate_endpointslice,
 }
 
 

@@ -408,6 +408,7 @@ class Kubelet:
         if (pod.get("spec") or {}).get("nodeName") != self.node_name or self._stopping.is_set():
             return
         uid = pod["metadata"]["uid"]
+        self.network.observe_pod(pod)
         worker = self.workers.get(uid)
         if worker is None:
             worker = self.workers[uid] = PodWorker(self, pod)
@@ -427,6 +428,7 @@ class Kubelet:
                 self.workers.pop(worker.uid, None)
 
     def _on_deleted(self, uid: str) -> None:
+        self.network.forget_pod(uid)
         worker = self.workers.get(uid)
         if worker is not None:
             worker.removed()
