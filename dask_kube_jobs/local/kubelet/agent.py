@@ -186,7 +186,10 @@ class Kubelet:
     async def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "pods").mkdir(exist_ok=True)
-        killed = await asyncio.to_thread(kill_leftovers, self.state_dir, self.cgroups)
+        # Containers whose monitor still runs are adopted by their Pod's worker; only what
+        # no monitor watches any more goes.
+        killed = await asyncio.to_thread(kill_leftovers, self.state_dir, self.cgroups,
+                                         keep_monitored=True)
         if killed:
             log.warning("killed %d processes left by a previous kubelet", killed)
         self.mount_mode = await asyncio.to_thread(detect_mode)
