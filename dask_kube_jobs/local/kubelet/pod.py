@@ -25,7 +25,14 @@ from ...kube import Conflict, NotFound
 from .container import ContainerProcess, ExitInfo, StartError, prepare_argv
 from .env import ContainerConfigError, command_line, container_env, process_env
 from .probes import ProbeLoop, Target, run_handler
-from .resources import memory_limit_bytes, read_records, record_process
+from .resources import (
+    kill_pids,
+    memory_limit_bytes,
+    monitored,
+    read_records,
+    record_process,
+    tree_pids,
+)
 from .status import Container, condition, pod_phase
 from .volumes import (
     PodPaths,
@@ -116,6 +123,9 @@ class PodWorker:
         monitor still runs (or left its exit status) is adopted by ``run``; one whose record is
         gone is reported as killed when the kubelet restarted."""
         records = read_records(self.paths.procs)
+        #: containers a previous kubelet started that are not the run the API shows (it died
+        #: before reporting them): they go, and the containers start as the Pod says
+        self._orphans = [r for r in records.values() if monitored(r)]
         phase = status.get("phase")
         if phase in ("Succeeded", "Failed"):
             self.final_phase = phase
@@ -140,6 +150,8 @@ class PodWorker:
             elif "running" in state and _matches(records.get(c.name), c):
                 c.adoptable = records[c.name]
                 c.state = state
+                if c.adoptable in self._orphans:
+                    self._orphans.remove(c.adoptable)
             elif "running" in state or c.last_state.get("terminated"):
                 c.exit = ExitInfo(137, "Error", "the container was stopped when the kubelet "
                                   "restarted", (state.get("running") or {}).get("startedAt", ""),
@@ -167,6 +179,11 @@ class PodWorker:
     def _adopt_running(self) -> None:
         """Watch again the containers a previous kubelet started (see ``_adopt``): their
         processes, logs, restart counts and start times go on as they were."""
+        for rec in self._orphans:
+            kill_pids([int(rec["shim"]), *tree_pids(int(rec.get("pid") or 0) or None,
+                                                    Path(rec["cgroup"]) if rec.get("cgroup")
+                                                    else None)], signal.SIGKILL)
+        self._orphans = []
         for c in self.containers:
             rec, c.adoptable = c.adoptable, None
             if rec is None:

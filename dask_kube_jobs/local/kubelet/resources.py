@@ -321,7 +321,7 @@ def read_records(record: Path) -> dict[str, dict[str, Any]]:
         return {}
 
 
-def _monitored(rec: dict[str, Any]) -> bool:
+def monitored(rec: dict[str, Any]) -> bool:
     """Whether a recorded container's monitor still runs (the container can be adopted)."""
     shim = int(rec.get("shim") or 0)
     try:
@@ -341,10 +341,10 @@ def kill_leftovers(state_dir: Path, cgroups: CgroupManager, *, keep_monitored: b
     for procs in (state_dir / "pods").glob("*/.dkj/procs.json"):
         with contextlib.suppress(OSError, ValueError):
             for rec in json.loads(procs.read_text()).values():
-                if keep_monitored and _monitored(rec):
+                if keep_monitored and monitored(rec):
                     kept.add(procs.parent.parent.name.rsplit("_", 1)[-1])
                     continue
-                pids += [int(rec["shim"])] if rec.get("shim") and _monitored(rec) else []
+                pids += [int(rec["shim"])] if rec.get("shim") and monitored(rec) else []
                 pid = int(rec.get("pid") or 0)
                 started = float(rec.get("started") or 0)
                 for p in session_pids(pid) if pid else []:
