@@ -24,12 +24,13 @@ from pathlib import Path
 
 from . import certs, kubeconfig
 from .apiserver.auth import TokenAuthenticator, new_key
-from .apiserver.bootstrap_rbac import bootstrap_objects
+from .apiserver.bootstrap_rbac import bootstrap_objects, node_proxier_binding
 from .apiserver.core import APICore
 from .apiserver.proxy import install_proxies
 from .apiserver.server import APIServer
 from .apiserver.sqlite_backend import SQLiteBackend, StoreUnavailable
 from .apiserver.store import Store
+from .identities import LOCAL_NODE, write_node_kubeconfig
 from .readiness import Components
 from .state import StateDir
 from .supervisor import Supervisor
@@ -104,7 +105,8 @@ async def run(args: argparse.Namespace) -> None:
     core = APICore(Store(backend=None if args.in_memory else SQLiteBackend(state.objects)))
     authn = TokenAuthenticator(
         key, service_account_exists=lambda ns, name: core.store.get(("", "serviceaccounts"), ns, name) is not None)
-    core.bootstrap(bootstrap_objects() + (_operator_crds() if not args.no_operator else []))
+    core.bootstrap(bootstrap_objects() + [node_proxier_binding(LOCAL_NODE)]
+                   + (_operator_crds() if not args.no_operator else []))
     server = APIServer(core, authn, bookmark_interval=args.bookmark_interval)
     install_proxies(server)
     ssl_ctx = None if args.insecure_http else _ssl_context(state)
@@ -119,6 +121,8 @@ async def run(args: argparse.Namespace) -> None:
     admin = kubeconfig.build(url, authn.mint_admin(), ca_pem=ca_pem)
     kubeconfig.write(state.admin_kubeconfig, admin)
     kubeconfig.write(Path(args.kubeconfig), admin)
+    # The kubelet runs as its Node, with the Node authorizer's rights and kube-proxy's.
+    write_node_kubeconfig(state, state.admin_kubeconfig, state.node_kubeconfig, LOCAL_NODE)
 
     tasks: list[asyncio.Task[None]] = []
     if not args.no_controllers and importlib.util.find_spec("dask_kube_jobs.local.controllers.manager"):
@@ -139,7 +143,8 @@ async def run(args: argparse.Namespace) -> None:
     supervisor = Supervisor(state.logs, on_change=record)
     kubelet = not args.no_kubelet and supervisor.add(
         "kubelet", "dask_kube_jobs.local.kubelet",
-        ["--kubeconfig", str(state.admin_kubeconfig), "--state-dir", str(state.kubelet)])
+        ["--kubeconfig", str(state.node_kubeconfig), "--node-name", LOCAL_NODE,
+         "--state-dir", str(state.kubelet)])
     operator_readyz = f"http://127.0.0.1:{_free_port()}/readyz"
     operator = not args.no_operator and supervisor.add(
         "operator", "dask_kube_jobs.operator",

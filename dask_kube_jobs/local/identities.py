@@ -11,7 +11,11 @@ from pathlib import Path
 
 from . import kubeconfig as kc
 from .apiserver.auth import TokenAuthenticator
+from .apiserver.bootstrap_rbac import NODE_PREFIX, NODES_GROUP
 from .state import StateDir
+
+#: The Node the local control plane's own kubelet registers.
+LOCAL_NODE = "dkj-local-node"
 
 
 def write_identity_kubeconfig(state: StateDir, admin_kubeconfig: Path, path: Path, *,
@@ -39,3 +43,13 @@ def write_identity_kubeconfig(state: StateDir, admin_kubeconfig: Path, path: Pat
     ca = state.ca_cert.read_bytes() if server.startswith("https") else None
     return kc.write(path, kc.build(server, token, ca_pem=ca, user=name, namespace=namespace,
                                    context=f"{name}@{kc.CLUSTER_NAME}"))
+
+
+def write_node_kubeconfig(state: StateDir, admin_kubeconfig: Path, path: Path,
+                          node_name: str = LOCAL_NODE) -> Path:
+    """A kubeconfig for the kubelet of ``node_name``: user ``system:node:<name>`` in
+    ``system:nodes``, whose rights come from the Node authorizer (plus whatever RBAC binds to
+    that user, such as ``node_proxier_binding``), as a kubelet's client certificate on a real
+    cluster."""
+    return write_identity_kubeconfig(state, admin_kubeconfig, path, user=NODE_PREFIX + node_name,
+                                     groups=(NODES_GROUP,))

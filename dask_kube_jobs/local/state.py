@@ -86,6 +86,9 @@ class StateDir:
             return False
         shutil.rmtree(self.root)
         return True
+    def node_kubeconfig(self) -> Path:
+        """The kubelet's credentials: a node identity, never admin."""
+        return self.root / "node.kubeconfig"
 
     def prepare(self) -> None:
         for d in (self.root, self.pki, self.logs, self.kubelet):

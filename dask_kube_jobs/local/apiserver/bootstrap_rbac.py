@@ -9,8 +9,10 @@ roles here carry the rules Kubernetes 1.32 ships (its bootstrap policy, as dumpe
 serve: a rule naming an unserved resource is harmless, and a trimmed role would show a
 different ``kubectl describe``.
 
-Only the roles that matter to a single-user control plane without nodes or controllers are
-kept; the ``system:node*``, ``system:kube-*`` and controller roles are left out. The
+Only the roles that matter to a single-user control plane are kept: of the node roles only
+``system:node-proxier`` (kube-proxy's, which the process kubelet also needs to resolve Services
+for its Pods: ``node_proxier_binding``); the ``system:kube-*`` and controller roles are left
+out. Nodes need no role of their own: the Node authorizer (``nodeauthz.py``) grants their rights. The
 ``admin``/``edit``/``view`` roles are returned with their aggregated rules already filled in,
 as the aggregation controller would have written them.
 """
@@ -30,6 +32,10 @@ AGGREGATE_TO = "rbac.authorization.k8s.io/aggregate-to-"
 READ = ("get", "list", "watch")
 WRITE = ("create", "delete", "deletecollection", "patch", "update")
 READ_WRITE = READ + WRITE
+
+#: A node's identity: user ``system:node:<name>`` in group ``system:nodes``.
+NODE_PREFIX = "system:node:"
+NODES_GROUP = "system:nodes"
 
 
 def rule(verbs: tuple[str, ...] | list[str], groups: list[str],
@@ -68,13 +74,30 @@ def _cluster_role(name: str, rules: list[dict[str, Any]], *, labels: dict[str, s
     return obj
 
 
-def _binding(name: str, groups: list[str], role: str | None = None) -> dict[str, Any]:
+def _binding(name: str, groups: list[str], role: str | None = None, *,
+             users: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
         "apiVersion": RBAC_API_VERSION, "kind": "ClusterRoleBinding", "metadata": _meta(name),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                     "name": role or name},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}
-                     for g in groups],
+                     for g in groups]
+        + [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": u} for u in users],
+    }
+
+
+def node_proxier_binding(node_name: str) -> dict[str, Any]:
+    """The ClusterRoleBinding that gives a node's kubelet kube-proxy's rights
+    (``system:node-proxier``), which its Pod network needs to read Services: what an
+    administrator applies, by hand or with this manifest, for the process kubelet to join a
+    cluster."""
+    return {
+        "apiVersion": RBAC_API_VERSION, "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"dkj-node-proxier:{node_name}"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "system:node-proxier"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                      "name": NODE_PREFIX + node_name}],
     }
 
 
@@ -173,6 +196,12 @@ def _cluster_roles() -> list[dict[str, Any]]:
             "/healthz", "/healthz/*", "/livez", "/livez/*", "/metrics", "/metrics/slis",
             "/readyz", "/readyz/*",
         ])]),
+        _cluster_role("system:node-proxier", [
+            rule(["list", "watch"], [""], ["endpoints", "services"]),
+            rule(READ, [""], ["nodes"]),
+            rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+            rule(["list", "watch"], ["discovery.k8s.io"], ["endpointslices"]),
+        ]),
         _cluster_role("system:public-info-viewer", [url_rule(["get"], _PUBLIC_URLS)]),
         _cluster_role("system:service-account-issuer-discovery", [
             url_rule(["get"], ["/.well-known/openid-configuration", "/openid/v1/jwks"]),
@@ -187,6 +216,7 @@ def _cluster_role_bindings() -> list[dict[str, Any]]:
         _binding("system:basic-user", ["system:authenticated"]),
         _binding("system:discovery", ["system:authenticated"]),
         _binding("system:monitoring", ["system:monitoring"]),
+        _binding("system:node-proxier", [], users=("system:kube-proxy",)),
         _binding("system:public-info-viewer", ["system:authenticated", "system:unauthenticated"]),
         _binding("system:service-account-issuer-discovery", ["system:serviceaccounts"]),
     ]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import corevalidation, crd_validation, podvalidation
+from .endpointsvalidation import validate_endpoints, validate_endpointslice
 from .errors import Cause
 from .selectors import label_selector_from_dict
 
@@ -293,6 +294,8 @@ VALIDATORS: dict[tuple[str, str], Callable[[Obj, Context], list[Cause]]] = {
     ("rbac.authorization.k8s.io", "clusterrolebindings"):
         corevalidation.validate_cluster_role_binding,
     ("apiextensions.k8s.io", "customresourcedefinitions"): _validate_crd,
+    ("", "endpoints"): validate_endpoints,
+    ("discovery.k8s.io", "endpointslices"): validate_endpointslice,
 }
 
 

@@ -24,10 +24,11 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import discovery, errors, fieldcheck, kubernetes_service, protobuf, tables
+from . import discovery, errors, fieldcheck, kubernetes_service, noderestriction, protobuf, tables
 from .auth import ANONYMOUS, TokenAuthenticator
 from .core import APICore, DeleteOptions, ListOptions
 from .fieldselectors import parse_field_selector
+from .nodeauthz import NodeAuthorizer
 from .openapi import OpenAPICache
 from .rbac import Attributes, Authorizer, UserInfo, user_from_review_spec
 from .registry import VIRTUAL_RESOURCES, ResourceType
@@ -103,6 +104,7 @@ class APIServer:
         self.core = core
         self.authn = authenticator
         self.authz = Authorizer(core.store)
+        self.node_authz = NodeAuthorizer(core.store)
         self.openapi = OpenAPICache(core.registry)
         self.counters: collections.Counter[tuple[str, str, str]] = collections.Counter()
         self.proxies: dict[str, ProxyHook] = {}
@@ -214,7 +216,14 @@ class APIServer:
         attrs = Attributes(verb=info.verb, group=info.group, resource=info.resource,
                            subresource=info.subresource, namespace=namespace,
                            name=name, resource_request=True)
+        # --authorization-mode=Node,RBAC: the Node authorizer decides first for nodes; what it
+        # has no opinion on (or denies) goes to RBAC, and a denial carries both reasons.
+        node_decision = self.node_authz.authorize(user, attrs)
+        if node_decision is not None and node_decision[0]:
+            return
         allowed, reason = self.authz.authorize(user, attrs)
+        if not allowed and node_decision is not None and node_decision[1]:
+            reason = node_decision[1] + (f", {reason}" if reason else "")
         if not allowed:
             raise errors.forbidden(user.name, info.verb, info.resource + (f"/{info.subresource}" if info.subresource else ""),
                                    info.group, info.namespace, info.name, reason)
@@ -377,6 +386,8 @@ class APIServer:
         self.counters[(info.verb, group, info.resource + (f"/{info.subresource}" if info.subresource else ""))] += 1
         self._authorize(request, info)
         core, q = self.core, request.query
+        if info.verb != "create":
+            self._admit_node(request, info, None)
         dry_run = q.get("dryRun") == "All"
         validation = fieldcheck.check_mode(q.get("fieldValidation"))
         manager = q.get("fieldManager") or _manager_from_agent(request.headers.get("User-Agent", ""))
@@ -401,6 +412,7 @@ class APIServer:
             return self._respond_object(request, rtype, version, obj)
         if info.verb == "create":
             body = await self._read_body(request)
+            self._admit_node(request, info, body)
             if info.subresource == "binding" and info.name is not None:
                 return _json(core.bind(ns or "", info.name, body), 201)
             if info.subresource == "eviction" and info.name is not None:
@@ -467,6 +479,12 @@ class APIServer:
                 if attempt >= exc.attempts:
                     raise
                 await asyncio.sleep(random.uniform(0.1, 0.2))
+    def _admit_node(self, request: web.Request, info: RequestInfo, body: Any) -> None:
+        """NodeRestriction admission (a no-op for callers that are not nodes)."""
+        store = self.core.store
+        noderestriction.admit(request[USER_KEY], info.verb, info.group, info.resource,
+                              info.subresource, info.namespace, info.name, body,
+                              lambda plural, ns, name: store.get(("", plural), ns, name))
 
     def _after_write(self, rtype: ResourceType) -> None:
         if rtype.group == RBAC_GROUP:

@@ -9,6 +9,13 @@ number on different Pods). As in Kubernetes, addresses with the same resolved po
 into one subset. The kubelet's DNS for Services, ``kubectl describe svc`` and the operator read
 this. Endpoints of a Service that goes are deleted; a Service without a selector is left alone
 (its Endpoints are the user's).
+
+Pods whose IP the API server refuses as an endpoint address (loopback, as every Pod of the
+process kubelet has; unspecified; link-local) are left out, with one Warning Event
+``AddressNotAllowed`` on the Service per Pod. kcm's controller writes what the Pod's status says,
+is refused and retries with back-off for as long as the Pod lives; leaving the address out
+writes what the server accepts instead, so nothing retries or loops, and Service resolution for
+such Pods is the kubelet's business (its Pod network reads Pods, not Endpoints).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from ...kube import (
     PODS,
     SERVICES,
     Client,
+    EventRecorder,
     Informer,
     NotFound,
     Obj,
@@ -31,6 +39,7 @@ from ...kube import (
     run_informers,
     wait_synced,
 )
+from .._special_ips import special_ip_problems
 
 log = logging.getLogger("dask_kube_jobs.local.controllers.endpoints")
 
@@ -59,8 +68,12 @@ def resolve_port(service_port: Obj, pod: Obj) -> int | None:
     return None
 
 
-def build_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
-    """``subsets`` for ``service``: addresses grouped by identical resolved ports (RepackSubsets)."""
+def build_subsets(service: Obj, pods: list[Obj],
+                  refused: list[tuple[Obj, str]] | None = None) -> list[Obj]:
+    """``subsets`` for ``service``: addresses grouped by identical resolved ports (RepackSubsets).
+
+    Pods whose IP may not be an endpoint address are left out and, with the reason, appended to
+    ``refused`` when it is given."""
     spec = service.get("spec") or {}
     publish_unready = bool(spec.get("publishNotReadyAddresses"))
     groups: dict[str, tuple[list[Obj], list[Obj], list[Obj]]] = {}
@@ -71,6 +84,11 @@ def build_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
         if not ip or not _selected(service, pod) or status.get("phase") in ("Succeeded", "Failed"):
             continue
         if pod["metadata"].get("deletionTimestamp") and not publish_unready:
+            continue
+        problems = special_ip_problems(ip)
+        if problems:
+            if refused is not None:
+                refused.append((pod, problems[0]))
             continue
         meta = pod["metadata"]
         address: Obj = {"ip": ip}
@@ -119,6 +137,8 @@ class EndpointsController:
         self.pods = Informer(client, PODS)
         self.endpoints = Informer(client, ENDPOINTS)
         self.queue = WorkQueue("endpoints")
+        self.recorder = EventRecorder(client, "endpoint-controller")
+        self._warned: set[tuple[str, str]] = set()  # (Service uid, Pod uid) already said
         self.services.on_change(lambda kind, svc, old: self.queue.add(
             (svc["metadata"]["namespace"], svc["metadata"]["name"])))
         # As kcm: only a deleted Endpoints is re-synced (recreated if its Service selects Pods);
@@ -150,7 +170,20 @@ class EndpointsController:
         spec = service.get("spec") or {}
         if not spec.get("selector"):
             return  # user-managed Endpoints
-        subsets = build_subsets(service, self.pods.items(namespace))
+        refused: list[tuple[Obj, str]] = []
+        subsets = build_subsets(service, self.pods.items(namespace), refused)
+        for pod, problem in refused:
+            said = (service["metadata"].get("uid") or "", pod["metadata"].get("uid") or "")
+            if said in self._warned:
+                continue
+            if len(self._warned) > 10000:
+                self._warned.clear()
+            self._warned.add(said)
+            ip = pod["status"]["podIP"]
+            await self.recorder.record(
+                service, "Warning", "AddressNotAllowed",
+                f'Pod {pod["metadata"]["name"]} is left out of the Endpoints: its IP "{ip}" '
+                f"{problem}, which the API server refuses in Endpoints")
         labels = dict(service["metadata"].get("labels") or {})
         if spec.get("clusterIP") == "None":
             labels[HEADLESS] = ""

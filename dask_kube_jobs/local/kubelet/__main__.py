@@ -15,6 +15,7 @@ import os
 import signal
 from pathlib import Path
 
+from ...kube import APIError
 from .agent import Kubelet
 
 
@@ -43,7 +44,13 @@ async def _run(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await kubelet.start()
+    try:
+        await kubelet.start()
+    except (RuntimeError, APIError) as exc:
+        # Said once, plainly (which request, which right), rather than as a traceback.
+        logging.getLogger("dask_kube_jobs.local.kubelet").error("kubelet cannot start: %s", exc)
+        await kubelet.stop(grace_cap=args.shutdown_grace)
+        raise SystemExit(1) from None
     logging.getLogger("dask_kube_jobs.local.kubelet").info(
         "kubelet %s running (state %s, kubelet port %d)", args.node_name, state_dir,
         kubelet.server_port)

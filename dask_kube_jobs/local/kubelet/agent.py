@@ -186,7 +186,10 @@ class Kubelet:
     async def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "pods").mkdir(exist_ok=True)
-        killed = await asyncio.to_thread(kill_leftovers, self.state_dir, self.cgroups)
+        # Containers whose monitor still runs are adopted by their Pod's worker; only what
+        # no monitor watches any more goes.
+        killed = await asyncio.to_thread(kill_leftovers, self.state_dir, self.cgroups,
+                                         keep_monitored=True)
         if killed:
             log.warning("killed %d processes left by a previous kubelet", killed)
         self.mount_mode = await asyncio.to_thread(detect_mode)
@@ -408,6 +411,7 @@ class Kubelet:
         if (pod.get("spec") or {}).get("nodeName") != self.node_name or self._stopping.is_set():
             return
         uid = pod["metadata"]["uid"]
+        self.network.observe_pod(pod)
         worker = self.workers.get(uid)
         if worker is None:
             worker = self.workers[uid] = PodWorker(self, pod)
@@ -427,6 +431,7 @@ class Kubelet:
                 self.workers.pop(worker.uid, None)
 
     def _on_deleted(self, uid: str) -> None:
+        self.network.forget_pod(uid)
         worker = self.workers.get(uid)
         if worker is not None:
             worker.removed()

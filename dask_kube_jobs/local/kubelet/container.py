@@ -1,26 +1,31 @@
-"""One container as a process tree of the current Python environment: start, log, wait, stop.
+"""One container as a process tree of the current Python environment: start, adopt, wait, stop.
 
-Each container is one process tree started through a short ``sh`` prologue (see
-``volumes.launch_script``): it joins the container's memory cgroup, sets up its mounts in a
-private mount namespace, changes to ``workingDir`` and ``exec``-s the program, so the container's
-pid is the program's pid. ``setpriv --pdeathsig KILL`` ties the program to the kubelet: if the
-kubelet is SIGKILLed its containers die with it, and the restarted kubelet kills whatever they
-left behind (recorded in ``procs.json`` and found through the cgroup and the session id).
+Each container runs under its own monitor (``conmon.py``, as containerd runs a shim per
+container), which the kubelet starts in a session of its own: the monitor starts the container,
+writes its pid, copies its output into CRI-format log files that the log server reads, and
+records its exit status in a file. The container's program starts through a short ``sh``
+prologue (see ``volumes.launch_script``): it joins the container's memory cgroup, sets up its
+mounts in a private mount namespace, changes to ``workingDir`` and ``exec``-s the program, so the
+container's pid is the program's pid.
 
-Every container is a session leader (``start_new_session``), so a signal can reach the whole
-tree; stragglers that left the session are still in the cgroup. Output goes through one reader
-task per stream into CRI-format log files that the log server reads. What a container means to
-its Pod (restarts, back-off, probes, status) is ``pod.py``'s business.
+Nothing ties a container to the kubelet's life: a kubelet killed by SIGKILL leaves its
+containers running and logging, and the next one re-adopts them (``ContainerProcess.adopt``)
+from the record the Pod keeps in ``procs.json``, watching the monitor through a pidfd and
+reading the exit status from its file, as a real kubelet finds its containers again through
+the container runtime. Every container is a session leader, so a signal can reach the whole
+tree; stragglers that left the session are still in the cgroup. What a container means to its
+Pod (restarts, back-off, probes, status) is ``pod.py``'s business.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
-import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +35,8 @@ from ...contract.times import fmt_time
 from .resources import CgroupManager, kill_pids, tree_pids, tree_rss
 from .volumes import Mount, PodPaths, launch_script, resolve_host
 
-MAX_LINE = 16 * 1024
+CONMON = Path(__file__).resolve().parent / "conmon.py"
 COMPAT = {"dask-scheduler": ["dask", "scheduler"], "dask-worker": ["dask", "worker"]}
-
-
-def cri_timestamp() -> str:
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
 class StartError(Exception):
@@ -115,16 +115,15 @@ class ContainerProcess:
         self.restart_count = restart_count
         self.memory_limit = memory_limit
         self.message_policy = message_policy
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._exited: asyncio.Future[int] | None = None
-        self._transports: list[asyncio.BaseTransport] = []
         self.pid: int | None = None
+        self.shim_pid: int | None = None
         self.started_at = ""
+        self._exited: asyncio.Future[int] | None = None
         self._oom_base = 0
         self._watchdog_oom = False
         self._tasks: list[asyncio.Task[None]] = []
         self._log = paths.logs(name) / f"{restart_count}.log"
-        self._log_fh: Any = None
+        self.run_dir = paths.private / "conmon" / name
 
     @property
     def log_path(self) -> Path:
@@ -150,84 +149,89 @@ class ContainerProcess:
         err = self.paths.start_error(self.name)
         err.parent.mkdir(parents=True, exist_ok=True)
         err.write_bytes(b"")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for f in ("pid", "exit"):
+            (self.run_dir / f).unlink(missing_ok=True)
         self._oom_base = CgroupManager.oom_kills(self.cgroup)
         script = launch_script(self.mounts, self.mode, cgroup=self.cgroup, workdir=self.workdir,
                                error_file=err)
         argv = ["/bin/sh", "-c", script, "dkj-container", *self.argv]
         if self.mode == "namespace":
             argv = ["unshare", "--mount", "--propagation", "private", "--", *argv]
-        if shutil.which("setpriv"):
-            argv = ["setpriv", "--pdeathsig", "KILL", "--", *argv]
-        self._log_fh = self._log.open("ab", buffering=0)
-        # Popen + pidfd rather than asyncio's subprocess: asyncio's wait() also waits for the
-        # pipes to close, which a daemonised grandchild holding stdout would delay forever.
+        argv = [sys.executable, "-I", str(CONMON), str(self.run_dir), str(self._log),
+                str(self.cgroup or ""), "--", *argv]
         try:
-            # Forked from the loop thread on purpose: the parent-death signal follows the
-            # forking thread, which must live as long as the kubelet.
-            self.proc = subprocess.Popen(  # noqa: ASYNC220 - a fork+exec is quick
-                argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, start_new_session=True, cwd="/")
+            shim = subprocess.Popen(  # noqa: ASYNC220 - a fork+exec is quick
+                argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True, cwd="/")
         except OSError as exc:
-            self._log_fh.close()
             raise StartError(f"failed to start container process: {exc}") from exc
-        self.pid = self.proc.pid
+        self.shim_pid = shim.pid
+        self._watch_shim(child=True)
+        deadline = time.monotonic() + 30
+        pid_file = self.run_dir / "pid"
+        while not pid_file.exists():
+            if self._exited is not None and self._exited.done() or time.monotonic() > deadline:
+                error = self._exit_record().get("error") or "the container monitor ended early"
+                raise StartError(f"failed to start container process: {error}")
+            await asyncio.sleep(0.01)
+        self.pid = int(pid_file.read_text())
         self.started_at = fmt_time()
+        self._start_watchdog()
+
+    def adopt(self, shim_pid: int, pid: int, started_at: str) -> bool:
+        """Take over a container a previous kubelet started (its monitor and program may
+        still run, or may have ended meanwhile: the exit file says how). False when there is
+        nothing to adopt (no record of how it ended either)."""
+        self.shim_pid, self.pid, self.started_at = shim_pid, pid, started_at
+        alive = _is_monitor(shim_pid, self.run_dir)
+        if not alive and not (self.run_dir / "exit").exists():
+            if not _alive(pid):
+                return False
+        self._oom_base = CgroupManager.oom_kills(self.cgroup)
+        self._watch_shim(child=False)
+        self._start_watchdog()
+        return True
+
+    def _exit_record(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads((self.run_dir / "exit").read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _watch_shim(self, *, child: bool) -> None:
+        """Resolve ``_exited`` with the container's status once its monitor has ended."""
         loop = asyncio.get_running_loop()
         self._exited = loop.create_future()
-        pidfd = os.pidfd_open(self.pid)
+        assert self.shim_pid is not None
 
-        def reap() -> None:
+        def ended() -> None:
+            if child:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(self.shim_pid, 0)  # type: ignore[arg-type]
+            code = self._exit_record().get("code")
+            if code is None:  # the monitor was killed: its container went with it or will
+                kill_pids(tree_pids(self.pid, self.cgroup), signal.SIGKILL)
+                code = -signal.SIGKILL
+            if self._exited is not None and not self._exited.done():
+                self._exited.set_result(int(code))
+
+        try:
+            pidfd = os.pidfd_open(self.shim_pid)
+        except ProcessLookupError:
+            loop.call_soon(ended)
+            return
+
+        def readable() -> None:
             loop.remove_reader(pidfd)
             os.close(pidfd)
-            _, status = os.waitpid(self.pid, 0)  # type: ignore[arg-type]
-            code = os.waitstatus_to_exitcode(status)
-            assert self.proc is not None
-            self.proc.returncode = code
-            if self._exited is not None and not self._exited.done():
-                self._exited.set_result(code)
+            ended()
 
-        loop.add_reader(pidfd, reap)
-        assert self.proc.stdout and self.proc.stderr
-        streams = []
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            reader = asyncio.StreamReader(limit=1 << 20)
-            transport, _ = await loop.connect_read_pipe(
-                lambda r=reader: asyncio.StreamReaderProtocol(r), pipe)  # type: ignore[misc]
-            self._transports.append(transport)
-            streams.append(reader)
-        self._tasks = [asyncio.create_task(self._pump(streams[0], b"stdout")),
-                       asyncio.create_task(self._pump(streams[1], b"stderr"))]
+        loop.add_reader(pidfd, readable)
+
+    def _start_watchdog(self) -> None:
         if self.memory_limit and self.cgroup is None:
             self._tasks.append(asyncio.create_task(self._watchdog()))
-
-    async def _pump(self, stream: asyncio.StreamReader, name: bytes) -> None:
-        buf = b""
-        while True:
-            chunk = await stream.read(65536)
-            if not chunk:
-                break
-            buf += chunk
-            out = []
-            while True:
-                nl = buf.find(b"\n")
-                if nl == -1:
-                    break
-                line, buf = buf[:nl], buf[nl + 1:]
-                while len(line) > MAX_LINE:
-                    out.append(self._line(name, b"P", line[:MAX_LINE]))
-                    line = line[MAX_LINE:]
-                out.append(self._line(name, b"F", line))
-            while len(buf) > MAX_LINE:
-                out.append(self._line(name, b"P", buf[:MAX_LINE]))
-                buf = buf[MAX_LINE:]
-            if out:
-                self._log_fh.write(b"".join(out))
-        if buf:
-            self._log_fh.write(self._line(name, b"F", buf))
-
-    @staticmethod
-    def _line(stream: bytes, tag: bytes, text: bytes) -> bytes:
-        return cri_timestamp().encode() + b" " + stream + b" " + tag + b" " + text + b"\n"
 
     async def _watchdog(self) -> None:
         assert self.memory_limit and self.pid
@@ -244,15 +248,11 @@ class ContainerProcess:
         # The program is gone; anything it left in its session or cgroup goes too (a
         # container's processes never outlive it).
         kill_pids(tree_pids(self.pid, self.cgroup), signal.SIGKILL)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*self._tasks[:2], return_exceptions=True), 5)
         for t in self._tasks:
             t.cancel()
-        for tr in self._transports:
-            tr.close()
-        self._log_fh.close()
+        self._log.parent.mkdir(parents=True, exist_ok=True)
         self._log.with_name(self._log.name + ".done").touch()
-        finished = fmt_time()
+        finished = self._exit_record().get("finishedAt") or fmt_time()
         sig = -code if code < 0 else None
         exit_code = 128 + sig if sig else code
         start_error = self.paths.start_error(self.name)
@@ -286,7 +286,26 @@ class ContainerProcess:
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
+        return self._exited is not None and not self._exited.done()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_monitor(pid: int, run_dir: Path) -> bool:
+    """Whether ``pid`` is still the monitor of ``run_dir`` (not a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return str(CONMON).encode() in cmdline and str(run_dir).encode() in cmdline
 
 
 def log_tail(path: Path, *, lines: int, limit: int) -> str:

@@ -5,8 +5,22 @@ kube-proxy. The process kubelet has neither, so it gives each Pod an address of 
 loopback network (Linux routes all of 127.0.0.0/8 to ``lo``; nothing here ever binds or
 connects outside it) and keeps a small JSON *service map* that the ``podnet/sitecustomize.py``
 shim reads inside every Pod process to resolve Service names to ready backends with the right
-target ports. The map is derived from Services and Endpoints watched through the API, exactly
-the objects kube-proxy reads, so this works against any conformant control plane.
+target ports.
+
+Why not Endpoints: a real API server refuses loopback addresses in Endpoints and EndpointSlices
+("may not be in the loopback range (127.0.0.0/8)"), so the endpoints controllers can never
+publish these Pods. The kubelet does not need them: it knows its own Pods (from its Pod watch:
+labels, address, readiness, container ports) and reads Services with kube-proxy's rights
+(``system:node-proxier``: list/watch Services cluster-wide). A Service's backends are the
+node's own ready Pods matching its selector, with ``targetPort`` resolved against each Pod's
+container ports, which is what the endpoints controller and kube-proxy would compute together.
+
+Limits: only Pods on this node are backends. A Pod on another node (another process kubelet, or
+a real node) is not reachable through a Service here; that would need a routable Pod address
+published in EndpointSlices (a real network, not loopback) and this map built from those
+slices. Services without a selector (hand-written Endpoints) have no backends; ExternalName
+Services are not served; a name without a ready backend resolves to the cluster IP, which
+leaves the machine, as on a node whose kube-proxy has no endpoints.
 
 Addresses are persisted in the state directory, so a kubelet that restarts gives running Pods
 the address they already have; released addresses are not handed out again at once (allocation
@@ -26,7 +40,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from ...kube import APIError, Backoff, ListThenWatch, Relisted
+from ...kube import APIError, Backoff, Forbidden, ListThenWatch, Relisted, api_error
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +91,20 @@ def with_shim(env: dict[str, str]) -> dict[str, str]:
 
 
 def build_service_map(services: dict[tuple[str, str], dict[str, Any]],
-                      endpoints: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+                      pods: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The map the shim reads: per ``ns/name``, the cluster IP and the ready backends.
 
-    Each backend lists, per Service port, the target port on that Pod, resolved the way
-    kube-proxy does it: Endpoints ports carry the *Service* port's name and the Pod's number
-    (named target ports differ per Pod), so the name joins the two.
+    Backends are this node's own Pods (``pods``, by uid) in the Service's namespace whose labels
+    match its selector and that are ready (or any Pod with an address when the Service publishes
+    not-ready addresses), as the endpoints controller would pick them. Each backend lists, per
+    Service port, the port on that Pod: ``targetPort`` as a number, or a named container port
+    of that Pod (named target ports differ per Pod; a Pod without the name is no backend for
+    that port, as it gets no endpoint port).
     """
     out: dict[str, Any] = {}
+    by_namespace: dict[str, list[dict[str, Any]]] = {}
+    for pod in pods.values():
+        by_namespace.setdefault(pod["metadata"].get("namespace") or "", []).append(pod)
     for (ns, name), svc in sorted(services.items()):
         spec = svc.get("spec") or {}
         if spec.get("type") == "ExternalName":
@@ -93,38 +113,56 @@ def build_service_map(services: dict[tuple[str, str], dict[str, Any]],
         if cluster_ip in ("", "None"):
             cluster_ip = None
         ports = [p for p in spec.get("ports") or [] if isinstance(p.get("port"), int)]
-        backends: dict[str, dict[str, Any]] = {}
-        for subset in (endpoints.get((ns, name)) or {}).get("subsets") or []:
-            ep_ports = {p.get("name") or "": p.get("port") for p in subset.get("ports") or []}
-            for addr in subset.get("addresses") or []:  # ready only; notReadyAddresses are not
-                ip = addr.get("ip")
-                if not ip:
-                    continue
-                entry = backends.setdefault(ip, {
-                    "ip": ip, "hostname": addr.get("hostname"),
-                    "pod": (addr.get("targetRef") or {}).get("name"), "ports": {}})
-                for sp in ports:
-                    entry["ports"][str(sp["port"])] = _target_port(sp, ports, ep_ports)
+        selector = spec.get("selector") or {}
+        backends: list[dict[str, Any]] = []
+        for pod in by_namespace.get(ns, []) if selector else []:
+            labels = pod["metadata"].get("labels") or {}
+            if any(labels.get(k) != v for k, v in selector.items()):
+                continue
+            if not _serves(pod, bool(spec.get("publishNotReadyAddresses"))):
+                continue
+            pod_spec = pod.get("spec") or {}
+            mapped = {str(sp["port"]): target for sp in ports
+                      if (target := _target_port(sp, pod_spec)) is not None}
+            if ports and not mapped:
+                continue
+            backends.append({
+                "ip": pod["status"]["podIP"],
+                "hostname": pod_spec.get("hostname") if pod_spec.get("subdomain") == name
+                else None,
+                "pod": pod["metadata"].get("name"), "ports": mapped})
         out[f"{ns}/{name}"] = {
             "clusterIP": cluster_ip,
             "portNames": {p["name"]: p["port"] for p in ports if p.get("name")},
-            "backends": sorted(backends.values(), key=lambda b: b["ip"]),
+            "backends": sorted(backends, key=lambda b: b["ip"]),
         }
     return {"version": 1, "clusterDomain": CLUSTER_DOMAIN, "services": out}
 
 
-def _target_port(sp: dict[str, Any], ports: list[dict[str, Any]], ep_ports: dict[str, Any]) -> int:
-    pname = sp.get("name") or ""
-    if isinstance(ep_ports.get(pname), int):
-        return int(ep_ports[pname])
-    if len(ports) == 1 and len(ep_ports) == 1:
-        only = next(iter(ep_ports.values()))
-        if isinstance(only, int):
-            return only
+def _serves(pod: dict[str, Any], not_ready_too: bool) -> bool:
+    """Whether a Pod is a Service backend: it has an address, is not ending or ended, and is
+    Ready (unless the Service publishes not-ready addresses)."""
+    status = pod.get("status") or {}
+    if not status.get("podIP") or pod["metadata"].get("deletionTimestamp"):
+        return False
+    if status.get("phase") in ("Succeeded", "Failed"):
+        return False
+    return not_ready_too or any(c.get("type") == "Ready" and c.get("status") == "True"
+                                for c in status.get("conditions") or [])
+
+
+def _target_port(sp: dict[str, Any], pod_spec: dict[str, Any]) -> int | None:
     target = sp.get("targetPort", sp["port"])
     if isinstance(target, int):
         return target
-    return int(target) if str(target).isdigit() else int(sp["port"])
+    if str(target).isdigit():
+        return int(target)
+    protocol = sp.get("protocol") or "TCP"
+    for c in pod_spec.get("containers") or []:
+        for cp in c.get("ports") or []:
+            if cp.get("name") == target and (cp.get("protocol") or "TCP") == protocol:
+                return int(cp["containerPort"])
+    return None
 
 
 class PodNetwork:
@@ -143,7 +181,8 @@ class PodNetwork:
         if previous is not None and previous not in self.network:
             self._ips, self._next = {}, 0  # our old subnet went to another kubelet meanwhile
         self._services: dict[tuple[str, str], dict[str, Any]] = {}
-        self._endpoints: dict[tuple[str, str], dict[str, Any]] = {}
+        self._pods: dict[str, dict[str, Any]] = {}
+        self._failure: APIError | None = None
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._written: str | None = None
@@ -215,19 +254,31 @@ class PodNetwork:
 
     # -- service map ---------------------------------------------------------------------------
     async def start(self, api: Any) -> None:
-        """List Services and Endpoints, write the map, then keep it current in the background."""
+        """List Services, write the map, then keep it current in the background.
+
+        Fails at once, naming the request and the missing right, when the API server refuses
+        the list (a node without the ``system:node-proxier`` binding), and after 30 s of other
+        failures with the last one.
+        """
         self.verify()
-        synced = [asyncio.Event(), asyncio.Event()]
+        synced, failed = asyncio.Event(), asyncio.Event()
         self._tasks = [
-            asyncio.create_task(self._sync(api, "services", self._services, synced[0]),
+            asyncio.create_task(self._sync(api, "services", self._services, synced, failed),
                                 name="podnet-services"),
-            asyncio.create_task(self._sync(api, "endpoints", self._endpoints, synced[1]),
-                                name="podnet-endpoints"),
             asyncio.create_task(self._writer(), name="podnet-writer"),
         ]
-        waiters = [asyncio.create_task(e.wait()) for e in synced]
+        waiters = [asyncio.create_task(synced.wait()), asyncio.create_task(failed.wait())]
         try:
-            await asyncio.wait_for(asyncio.gather(*waiters), timeout=30)
+            await asyncio.wait(waiters, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+            if not synced.is_set():
+                error = self._failure
+                if isinstance(error, Forbidden):
+                    raise RuntimeError(
+                        f"the Pod network must list and watch Services in all namespaces, and "
+                        f"the API server refused: {error}. Bind the ClusterRole "
+                        f"system:node-proxier to this kubelet's user (docs/local-control-plane.md)")
+                raise RuntimeError("could not list Services within 30 s"
+                                   + (f": {error}" if error else ""))
         except BaseException:
             await self.stop()
             raise
@@ -235,6 +286,18 @@ class PodNetwork:
             for w in waiters:
                 w.cancel()
         self._write_map()
+
+    # -- this node's Pods -----------------------------------------------------------------------
+    def observe_pod(self, pod: dict[str, Any]) -> None:
+        """A Pod bound to this node as the API last showed it (its status is the kubelet's)."""
+        uid = pod["metadata"]["uid"]
+        if self._pods.get(uid) != pod:
+            self._pods[uid] = pod
+            self._dirty.set()
+
+    def forget_pod(self, uid: str) -> None:
+        if self._pods.pop(uid, None) is not None:
+            self._dirty.set()
 
     async def stop(self) -> None:
         self.release_lease()
@@ -246,7 +309,7 @@ class PodNetwork:
                 await task
 
     def _write_map(self) -> None:
-        text = json.dumps(build_service_map(self._services, self._endpoints), sort_keys=True)
+        text = json.dumps(build_service_map(self._services, self._pods), sort_keys=True)
         if text != self._written:
             _atomic_write(self.map_file, text)
             self._written = text
@@ -262,14 +325,24 @@ class PodNetwork:
                 log.exception("could not write the service map %s", self.map_file)
 
     async def _sync(self, api: Any, resource: str, store: dict[tuple[str, str], dict[str, Any]],
-                    synced: asyncio.Event) -> None:
+                    synced: asyncio.Event, failed: asyncio.Event) -> None:
         """List then watch ``resource`` in all namespaces into ``store``. Any ERROR event (a
         410 or anything else) lists again at once; after other failures the watch resumes from
         the last version seen, and lists again once the pauses have grown to 5 s."""
 
         async def list_all() -> tuple[list[dict[str, Any]], str]:
-            async with api.call_api("GET", version="v1", url=resource) as resp:
-                body = resp.json()
+            try:
+                async with api.call_api("GET", version="v1", url=resource) as resp:
+                    body = resp.json()
+            except Exception as exc:
+                response = getattr(exc, "response", None)
+                if response is None:
+                    raise
+                self._failure = api_error(response.status_code, _json_or_none(response),
+                                          response.text[:200])
+                if not synced.is_set():
+                    failed.set()
+                raise self._failure from exc
             return list(body.get("items") or []), str(body["metadata"]["resourceVersion"])
 
         @contextlib.asynccontextmanager
@@ -308,6 +381,13 @@ class PodNetwork:
                 await asyncio.sleep(delay)
                 # resume where the watch stopped, until the pauses have grown to the bound
                 rv = None if delay * 2 >= backoff.most else stream.resource_version
+
+
+def _json_or_none(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str]:

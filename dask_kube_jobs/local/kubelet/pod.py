@@ -26,7 +26,14 @@ from .container import ContainerProcess, ExitInfo, StartError, prepare_argv
 from .env import ContainerConfigError, command_line, container_env, process_env
 from .imageref import invalid_image_message
 from .probes import ProbeLoop, Target, run_handler
-from .resources import memory_limit_bytes, record_process
+from .resources import (
+    kill_pids,
+    memory_limit_bytes,
+    monitored,
+    read_records,
+    record_process,
+    tree_pids,
+)
 from .status import Container, condition, pod_phase
 from .volumes import (
     PodPaths,
@@ -40,6 +47,12 @@ from .volumes import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _matches(record: dict[str, Any] | None, c: Container) -> bool:
+    """Whether a container record is the run the API last showed (same id, same restart)."""
+    return bool(record and record.get("shim") and record.get("containerID") == c.container_id
+                and record.get("restartCount") == c.restart_count)
 
 
 def backoff_base() -> float:
@@ -107,7 +120,13 @@ class PodWorker:
         return [*self.init, *self.apps]
 
     def _adopt(self, status: dict[str, Any]) -> None:
-        """Take over what a previous kubelet reported; its processes are gone (killed at start)."""
+        """Take over what a previous kubelet reported. A container it reported running whose
+        monitor still runs (or left its exit status) is adopted by ``run``; one whose record is
+        gone is reported as killed when the kubelet restarted."""
+        records = read_records(self.paths.procs)
+        #: containers a previous kubelet started that are not the run the API shows (it died
+        #: before reporting them): they go, and the containers start as the Pod says
+        self._orphans = [r for r in records.values() if monitored(r)]
         phase = status.get("phase")
         if phase in ("Succeeded", "Failed"):
             self.final_phase = phase
@@ -129,6 +148,11 @@ class PodWorker:
                                   t.get("message", ""), t.get("startedAt", ""),
                                   t.get("finishedAt", ""))
                 c.done = self.final_phase is not None or (c.init and c.exit.exit_code == 0)
+            elif "running" in state and _matches(records.get(c.name), c):
+                c.adoptable = records[c.name]
+                c.state = state
+                if c.adoptable in self._orphans:
+                    self._orphans.remove(c.adoptable)
             elif "running" in state or c.last_state.get("terminated"):
                 c.exit = ExitInfo(137, "Error", "the container was stopped when the kubelet "
                                   "restarted", (state.get("running") or {}).get("startedAt", ""),
@@ -139,6 +163,7 @@ class PodWorker:
     # -- main loop ----------------------------------------------------------------------------
     async def run(self) -> None:
         try:
+            self._adopt_running()
             if self.final_phase is None and not self.deleting:
                 await self._setup()
             while not self.deleting:
@@ -151,6 +176,36 @@ class PodWorker:
             await self._terminate()
         finally:
             await self._cleanup(final=self.deleting)
+
+    def _adopt_running(self) -> None:
+        """Watch again the containers a previous kubelet started (see ``_adopt``): their
+        processes, logs, restart counts and start times go on as they were."""
+        for rec in self._orphans:
+            kill_pids([int(rec["shim"]), *tree_pids(int(rec.get("pid") or 0) or None,
+                                                    Path(rec["cgroup"]) if rec.get("cgroup")
+                                                    else None)], signal.SIGKILL)
+        self._orphans = []
+        for c in self.containers:
+            rec, c.adoptable = c.adoptable, None
+            if rec is None:
+                continue
+            proc = ContainerProcess(
+                name=c.name, argv=[], env=dict(rec.get("env") or {}),
+                workdir=str(rec.get("workdir") or "/"), mounts=[], mode=self.k.mount_mode,
+                cgroup=Path(rec["cgroup"]) if rec.get("cgroup") else None, paths=self.paths,
+                restart_count=c.restart_count, memory_limit=memory_limit_bytes(c.spec),
+                message_policy=c.spec.get("terminationMessagePolicy") or "File")
+            started_at = str((c.state.get("running") or {}).get("startedAt") or "")
+            if not proc.adopt(int(rec["shim"]), int(rec["pid"]), started_at):
+                c.exit = ExitInfo(137, "Error", "the container was stopped when the kubelet "
+                                  "restarted", started_at, fmt_time(), signal.SIGKILL)
+                c.state = {"terminated": c.exit.state(c.container_id)}
+                continue
+            log.info("pod %s: adopted container %s (pid %s)", self.key, c.name, proc.pid)
+            c.proc, c.env, c.workdir = proc, proc.env, proc.workdir
+            c.waiter = asyncio.create_task(self._wait(c, proc))
+            c.started = True
+            self._after_startup(c)
 
     async def _sleep(self, deadline: float | None) -> None:
         now = time.monotonic()
@@ -325,9 +380,11 @@ class PodWorker:
             k.event(pod, "Warning", "Failed", f"Error: {exc}", c.field_path)
             self._on_exit(c, ExitInfo(127, "StartError", str(exc), stamp, stamp))
             return
-        record_process(self.paths.procs, c.name, proc.pid, proc.cgroup)
         c.proc = proc
         c.container_id = f"process://{proc.pid}"
+        record_process(self.paths.procs, c.name, proc.pid, proc.cgroup, shim=proc.shim_pid,
+                       runDir=str(proc.run_dir), containerID=c.container_id,
+                       restartCount=c.restart_count, env=c.env, workdir=c.workdir)
         c.state = {"running": {"startedAt": proc.started_at}}
         k.event(pod, "Normal", "Started", f"Started container {c.name}", c.field_path)
         c.waiter = asyncio.create_task(self._wait(c, proc))

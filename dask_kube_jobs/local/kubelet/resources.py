@@ -298,24 +298,53 @@ def tree_pids(pid: int | None, cgroup: Path | None) -> list[int]:
     return sorted(set(pids))
 
 
-def record_process(record: Path, name: str, pid: int | None, cgroup: Path | None) -> None:
-    """Remember a container's session and cgroup so a restarted kubelet can kill leftovers."""
+def record_process(record: Path, name: str, pid: int | None, cgroup: Path | None,
+                   **container: Any) -> None:
+    """Remember a container's session, cgroup and monitor (``container``: what a restarted
+    kubelet needs to adopt it) so a restarted kubelet can adopt it or kill what it left."""
     data: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         data = json.loads(record.read_text())
-    data[name] = {"pid": pid, "cgroup": str(cgroup) if cgroup else None, "started": time.time()}
+    data[name] = {"pid": pid, "cgroup": str(cgroup) if cgroup else None, "started": time.time(),
+                  **container}
     record.parent.mkdir(parents=True, exist_ok=True)
     tmp = record.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
     tmp.replace(record)
 
 
-def kill_leftovers(state_dir: Path, cgroups: CgroupManager) -> int:
-    """Kill every process a previous kubelet left behind (recorded sessions and cgroups)."""
+def read_records(record: Path) -> dict[str, dict[str, Any]]:
+    """The containers ``record_process`` remembered for one Pod, by name."""
+    try:
+        return dict(json.loads(record.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def monitored(rec: dict[str, Any]) -> bool:
+    """Whether a recorded container's monitor still runs (the container can be adopted)."""
+    shim = int(rec.get("shim") or 0)
+    try:
+        cmdline = Path(f"/proc/{shim}/cmdline").read_bytes() if shim else b""
+    except OSError:
+        return False
+    return b"conmon.py" in cmdline and str(rec.get("runDir") or "").encode() in cmdline
+
+
+def kill_leftovers(state_dir: Path, cgroups: CgroupManager, *, keep_monitored: bool = False) -> int:
+    """Kill every process a previous kubelet left behind (recorded sessions and cgroups).
+
+    With ``keep_monitored`` (a kubelet starting again), containers whose monitor still runs are
+    kept, with their Pod's cgroups, for the new kubelet to adopt."""
     pids: list[int] = []
+    kept: set[str] = set()
     for procs in (state_dir / "pods").glob("*/.dkj/procs.json"):
         with contextlib.suppress(OSError, ValueError):
             for rec in json.loads(procs.read_text()).values():
+                if keep_monitored and monitored(rec):
+                    kept.add(procs.parent.parent.name.rsplit("_", 1)[-1])
+                    continue
+                pids += [int(rec["shim"])] if rec.get("shim") and monitored(rec) else []
                 pid = int(rec.get("pid") or 0)
                 started = float(rec.get("started") or 0)
                 for p in session_pids(pid) if pid else []:
@@ -325,13 +354,15 @@ def kill_leftovers(state_dir: Path, cgroups: CgroupManager) -> int:
                 pids += CgroupManager.pids(Path(rec["cgroup"]) if rec.get("cgroup") else None)
     for uid in cgroups.all_pod_uids():
         assert cgroups.root is not None
-        pids += CgroupManager.pids(cgroups.root / uid)
+        if uid not in kept:
+            pids += CgroupManager.pids(cgroups.root / uid)
     kill_pids(pids, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(psutil.pid_exists(p) and not _zombie(p) for p in pids):
         time.sleep(0.05)
     for uid in cgroups.all_pod_uids():
-        cgroups.remove(uid)
+        if uid not in kept:
+            cgroups.remove(uid)
     return len(set(pids))
 
 

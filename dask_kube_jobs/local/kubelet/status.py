@@ -88,6 +88,8 @@ class Container:
     workdir: str = "/"
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     waiter: asyncio.Task[None] | None = None
+    #: the record of a container a previous kubelet left running, to adopt
+    adoptable: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:

@@ -127,6 +127,8 @@ class FakeKubelet:
         #: images whose Pods never become Ready (a broken rollout)
         self.broken_images: set[str] = set()
         self.not_ready: set[str] = set()
+        #: Pod name -> the IP to report (else one of 10.244.0.0/24)
+        self.ips: dict[str, str] = {}
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> FakeKubelet:
@@ -165,7 +167,8 @@ class FakeKubelet:
                             "lastProbeTime": None, "lastTransitionTime": stamp}
                            for t in ("Initialized", "Ready", "ContainersReady")]
             await self.client.patch(PODS, meta["namespace"], meta["name"], {"status": {
-                "phase": "Running", "podIP": status.get("podIP") or f"10.244.0.{next(_ips) % 250}",
+                "phase": "Running", "podIP": status.get("podIP") or self.ips.get(meta["name"])
+                or f"10.244.0.{next(_ips) % 250}",
                 "hostIP": "127.0.0.1", "startTime": status.get("startTime") or stamp,
                 "conditions": conditions}}, sub="status")
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 
 from dask_kube_jobs.contract.times import fmt_time
-from dask_kube_jobs.kube import CLUSTERROLES, ENDPOINTS, LEASES, NODES, PODS, SERVICES, Client
+from dask_kube_jobs.kube import (
+    CLUSTERROLES,
+    ENDPOINTS,
+    EVENTS,
+    LEASES,
+    NODES,
+    PODS,
+    SERVICES,
+    Client,
+)
 
 from .conftest import FakeKubelet, eventually, pod_manifest
 
@@ -63,6 +73,44 @@ async def test_endpoints_follow_pod_readiness_and_resolve_named_ports(
         await eventually(lambda: endpoints_with(2), what="c removed")
         await kubectl("delete", "service", "web")
         await eventually(lambda: _gone(client, ns), what="endpoints deleted with the service")
+
+
+async def test_pods_with_loopback_ips_are_left_out_once_said_and_nothing_loops(
+        client, controllers, ns, nodes):
+    """A real server refuses loopback endpoint addresses; the controller writes what it accepts
+    (the other Pods), says once per Pod why one is missing, and does not write again."""
+    node = (await nodes())["metadata"]["name"]
+    await client.create(SERVICES, ns, {"apiVersion": "v1", "kind": "Service",
+                                       "metadata": {"name": "web"},
+                                       "spec": {"selector": {"app": "web"}, "ports": [
+                                           {"name": "http", "port": 80, "targetPort": "http"}]}})
+    async with FakeKubelet(client, node) as kubelet:
+        kubelet.ips["lo"] = "127.244.9.9"
+        await client.create(PODS, ns, web_pod("lo", 8080))
+        await client.create(PODS, ns, web_pod("ok", 8080))
+
+        async def only_ok():
+            ep = await client.get(ENDPOINTS, ns, "web")
+            names = [a["targetRef"]["name"] for s in (ep or {}).get("subsets") or []
+                     for a in s.get("addresses") or []]
+            return ep if names == ["ok"] else None
+        ep = await eventually(only_ok, what="endpoints of the non-loopback Pod only")
+
+        async def warnings():
+            events, _ = await client.list(EVENTS, ns)
+            return [e for e in events if e.get("reason") == "AddressNotAllowed"]
+        [event] = await eventually(warnings, what="the AddressNotAllowed Event")
+        assert event["type"] == "Warning" and event["involvedObject"]["name"] == "web"
+        assert event["message"] == (
+            'Pod lo is left out of the Endpoints: its IP "127.244.9.9" may not be in the '
+            "loopback range (127.0.0.0/8, ::1/128), which the API server refuses in Endpoints")
+        # more syncs of the Service (a Pod change) neither repeat the Event nor rewrite Endpoints
+        kubelet.not_ready.add("lo")
+        await asyncio.sleep(2)
+        [again] = await warnings()
+        assert again.get("count", 1) == 1
+        assert (await client.get(ENDPOINTS, ns, "web"))["metadata"]["resourceVersion"] == \
+            ep["metadata"]["resourceVersion"]
 
 
 async def _gone(client: Client, ns: str) -> bool:

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 import psutil
 import pytest
 
+from dask_kube_jobs.local.apiserver.bootstrap_rbac import node_proxier_binding
+from dask_kube_jobs.local.identities import write_node_kubeconfig
 from dask_kube_jobs.local.launcher import LocalControlPlane
 from dask_kube_jobs.local.testing import Kubectl
 
@@ -31,8 +33,19 @@ NODE = "dkj-local-node"
 T = TypeVar("T")
 
 
-def start_kubelet(kubeconfig: str, state_dir: Path, node: str, log: Path,
+def node_kubeconfig(cp: LocalControlPlane, node: str) -> str:
+    """The credentials a kubelet of ``node`` runs with: its node identity, plus kube-proxy's
+    rights bound to it (as an administrator would), never admin."""
+    path = cp.state.root / f"node-{node}.kubeconfig"
+    write_node_kubeconfig(cp.state, Path(cp.kubeconfig), path, node)
+    Kubectl(cp.kubeconfig)("apply", "-f", "-", input=json.dumps(node_proxier_binding(node)))
+    return str(path)
+
+
+def start_kubelet(cp: LocalControlPlane, state_dir: Path, node: str, log: Path,
                   backoff: str = "1") -> subprocess.Popen[bytes]:
+    """A kubelet process for ``node``, running with that node's identity."""
+    kubeconfig = node_kubeconfig(cp, node)
     env = {**os.environ, "DKJ_KUBELET_BACKOFF_BASE": backoff}
     with open(log, "ab") as fh:
         return subprocess.Popen(
@@ -91,7 +104,7 @@ def kplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
                            operator=False)
     with cp:
         state = root / "kubelet"
-        proc = start_kubelet(cp.kubeconfig, state, NODE, root / "kubelet.log")
+        proc = start_kubelet(cp, state, NODE, root / "kubelet.log")
         try:
             wait_for(lambda: proc.poll() is None and node_ready(Kubectl(cp.kubeconfig), NODE),
                      30, "the kubelet's Node to be Ready")

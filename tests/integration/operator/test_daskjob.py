@@ -223,3 +223,43 @@ def test_a_name_too_long_for_the_scheduler_service_creates_nothing(kubectl: Kube
     assert f'The DaskJob "{name}" is invalid: <nil>: Invalid value: "object": metadata.name ' \
         "must start with a letter" in out.stderr and "at most 53 characters" in out.stderr
     assert kubectl("get", "daskjobs,daskclusters,pods", "-o", "name").stdout.strip() == ""
+
+
+SLOW_SUM = """
+    import time
+    from dask.distributed import Client
+    client = Client()
+    client.wait_for_workers(1)
+    print("connected", flush=True)
+    time.sleep(6)
+    total = client.submit(sum, range(101)).result()
+    print(f"total={total}", flush=True)
+"""
+
+
+def test_a_running_job_survives_a_killed_kubelet(local_control_plane, kubectl: Kubectl) -> None:
+    """kill -9 of the kubelet while the runner works: the supervisor restarts the kubelet, which
+    adopts the running containers (scheduler, worker, runner), and the job ends Successful with
+    its first attempt and no container restarted."""
+    import os
+    import signal
+
+    apply(kubectl, daskjob("steady", SLOW_SUM, workers=1))
+    job = wait_for(kubectl, "daskjob", "steady",
+                   lambda o: (o.get("status") or {}).get("jobStatus") == "Running")
+    runner = job["status"]["jobRunnerPodName"]
+    deadline = time.monotonic() + 60
+    while "connected" not in kubectl("logs", runner, check=False).stdout:
+        assert time.monotonic() < deadline, "the runner never connected"
+        time.sleep(0.3)
+    kubelet = int(local_control_plane.state.read_endpoint()["children"]["kubelet"])
+    os.kill(kubelet, signal.SIGKILL)
+    job = wait_for(kubectl, "daskjob", "steady", job_done)
+    status = job["status"]
+    assert status["jobStatus"] == "Successful" and status["attempts"] == 1, status
+    restarted = int(local_control_plane.state.read_endpoint()["children"]["kubelet"])
+    assert restarted != kubelet  # the supervisor did restart it
+    log = kubectl("logs", runner).stdout
+    assert "connected" in log and "total=5050" in log
+    pod = kubectl("get", "pod", runner, "-o", "json").json()
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0

@@ -32,18 +32,27 @@ from dask_kube_jobs.local.kubelet.network import (
 A, B, C = "127.244.250.1", "127.244.250.2", "127.244.250.3"
 
 
-def service(ns: str, name: str, ports: list[dict[str, Any]], cluster_ip: str = "127.96.250.1") -> dict[str, Any]:
+def service(ns: str, name: str, ports: list[dict[str, Any]], cluster_ip: str = "127.96.250.1",
+            selector: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
     return {"metadata": {"namespace": ns, "name": name},
-            "spec": {"clusterIP": cluster_ip, "ports": ports}}
+            "spec": {"clusterIP": cluster_ip, "ports": ports,
+                     "selector": selector if selector is not None else {"svc": name}, **spec}}
 
 
-def endpoints(ns: str, name: str, subsets: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"metadata": {"namespace": ns, "name": name}, "subsets": subsets}
+def backend(ns: str, name: str, ip: str, labels: dict[str, str],
+            ports: list[dict[str, Any]] = (), ready: bool = True, **spec: Any) -> dict[str, Any]:  # type: ignore[assignment]
+    """A Pod of this node as its kubelet last reported it."""
+    return {"metadata": {"namespace": ns, "name": name, "uid": f"uid-{ns}-{name}",
+                         "labels": labels},
+            "spec": {"containers": [{"name": "c", "ports": list(ports)}], **spec},
+            "status": {"phase": "Running", "podIP": ip,
+                       "conditions": [{"type": "Ready", "status": str(ready)}]}}
 
 
-def write_map(path: Path, services: list[dict[str, Any]], eps: list[dict[str, Any]]) -> None:
+def write_map(path: Path, services: list[dict[str, Any]], pods: list[dict[str, Any]]) -> None:
     key = lambda o: (o["metadata"]["namespace"], o["metadata"]["name"])  # noqa: E731
-    data = build_service_map({key(s): s for s in services}, {key(e): e for e in eps})
+    data = build_service_map({key(s): s for s in services},
+                             {p["metadata"]["uid"]: p for p in pods})
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
@@ -96,27 +105,46 @@ def test_process_env(net: PodNetwork) -> None:
     assert with_shim({"PYTHONPATH": "/x"})["PYTHONPATH"] == f"{PODNET_DIR}{os.pathsep}/x"
 
 
-def test_service_map_resolves_named_target_ports() -> None:
+def test_service_map_is_built_from_this_nodes_ready_pods() -> None:
+    web = {"app": "web"}
     svc = service("ns", "web", [{"name": "http", "port": 80, "targetPort": "web"},
-                                {"name": "metrics", "port": 9000, "targetPort": 9100}])
-    ep = endpoints("ns", "web", [
-        {"addresses": [{"ip": A, "targetRef": {"kind": "Pod", "name": "web-a"}}],
-         "notReadyAddresses": [{"ip": C}],
-         "ports": [{"name": "http", "port": 8080}, {"name": "metrics", "port": 9100}]},
-        {"addresses": [{"ip": B, "hostname": "web-b"}],
-         "ports": [{"name": "http", "port": 8081}, {"name": "metrics", "port": 9100}]},
-    ])
+                                {"name": "metrics", "port": 9000, "targetPort": 9100}],
+                  selector=web)
+    pods = [
+        backend("ns", "web-a", A, {**web, "extra": "x"}, [{"name": "web", "containerPort": 8080}]),
+        backend("ns", "web-b", B, web, [{"name": "web", "containerPort": 8081}],
+                hostname="web-b", subdomain="web"),
+        backend("ns", "web-c", C, web, [{"name": "web", "containerPort": 8082}], ready=False),
+        backend("ns", "web-udp", "127.244.250.5", web,
+                [{"name": "web", "containerPort": 53, "protocol": "UDP"}]),
+        backend("ns", "db", "127.244.250.4", {"app": "db"}, [{"name": "web", "containerPort": 1}]),
+        backend("other", "web-x", "127.244.250.6", web, [{"name": "web", "containerPort": 1}]),
+    ]
+    ending = backend("ns", "web-d", "127.244.250.7", web, [{"name": "web", "containerPort": 1}])
+    ending["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    done = backend("ns", "web-e", "127.244.250.8", web, [{"name": "web", "containerPort": 1}])
+    done["status"]["phase"] = "Succeeded"
     headless = service("ns", "hl", [{"port": 5000}], cluster_ip="None")
+    no_selector = service("ns", "manual", [{"port": 5000}], selector={})
     ext = {"metadata": {"namespace": "ns", "name": "ext"}, "spec": {"type": "ExternalName"}}
-    data = build_service_map({("ns", "web"): svc, ("ns", "hl"): headless, ("ns", "ext"): ext},
-                             {("ns", "web"): ep})["services"]
-    assert set(data) == {"ns/web", "ns/hl"}
+    not_ready_too = service("ns", "peers", [{"port": 7000}], selector=web,
+                            publishNotReadyAddresses=True)
+    data = build_service_map(
+        {("ns", "web"): svc, ("ns", "hl"): headless, ("ns", "ext"): ext,
+         ("ns", "manual"): no_selector, ("ns", "peers"): not_ready_too},
+        {p["metadata"]["uid"]: p for p in [*pods, ending, done]})["services"]
+    assert set(data) == {"ns/web", "ns/hl", "ns/manual", "ns/peers"}
     assert data["ns/web"]["portNames"] == {"http": 80, "metrics": 9000}
+    # the UDP-only Pod has no TCP port named "web": it serves only the numeric target port
     assert data["ns/web"]["backends"] == [
         {"ip": A, "hostname": None, "pod": "web-a", "ports": {"80": 8080, "9000": 9100}},
-        {"ip": B, "hostname": "web-b", "pod": None, "ports": {"80": 8081, "9000": 9100}},
+        {"ip": B, "hostname": "web-b", "pod": "web-b", "ports": {"80": 8081, "9000": 9100}},
+        {"ip": "127.244.250.5", "hostname": None, "pod": "web-udp", "ports": {"9000": 9100}},
     ]
     assert data["ns/hl"] == {"clusterIP": None, "portNames": {}, "backends": []}
+    assert data["ns/manual"]["backends"] == []
+    assert [b["pod"] for b in data["ns/peers"]["backends"]] == ["web-a", "web-b", "web-c",
+                                                               "web-udp"]
 
 
 # -- the shim in real processes -------------------------------------------------------------
@@ -212,13 +240,12 @@ def test_service_names_resolve_to_backend_and_target_port(net: PodNetwork) -> No
         service("team-a", "hl", [{"port": 5000, "targetPort": 5001}], cluster_ip="None"),
         service("team-a", "pending", [{"port": 80}], cluster_ip="127.96.250.3"),
     ], [
-        endpoints("team-a", "sched", [{"addresses": [{"ip": A}],
-                                       "ports": [{"name": "comm", "port": 18786},
-                                                 {"name": "dash", "port": 8788}]}]),
-        endpoints("team-b", "sched", [{"addresses": [{"ip": B}], "ports": [{"name": "comm", "port": 8786}]}]),
-        endpoints("team-a", "hl", [{"addresses": [{"ip": B, "hostname": "hl-0"}, {"ip": C}],
-                                    "ports": [{"port": 5001}]}]),
-        endpoints("team-a", "pending", [{"notReadyAddresses": [{"ip": C}], "ports": [{"port": 80}]}]),
+        backend("team-a", "sched", A, {"svc": "sched"}, [{"name": "tcp-comm",
+                                                          "containerPort": 18786}]),
+        backend("team-b", "sched", B, {"svc": "sched"}),
+        backend("team-a", "hl-0", B, {"svc": "hl"}, hostname="hl-0", subdomain="hl"),
+        backend("team-a", "hl-1", C, {"svc": "hl"}),
+        backend("team-a", "pending", C, {"svc": "pending"}, ready=False),
     ])
     out = run_in_pod(net, C, RESOLVE, ns="team-a")
     a = [[A, 18786]]
@@ -250,11 +277,11 @@ def test_map_changes_are_seen_and_short_names_follow_namespace(net: PodNetwork) 
         print(json.dumps([first, second]))
     """
     svc = service("team-b", "db", [{"port": 5432}])
-    write_map(net.map_file, [svc], [endpoints("team-b", "db", [{"addresses": [{"ip": A}], "ports": [{"port": 5432}]}])])
+    write_map(net.map_file, [svc], [backend("team-b", "db-0", A, {"svc": "db"})])
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=pod_env(net, C, "team-b"),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline() == "ready\n"  # type: ignore[union-attr]
-    write_map(net.map_file, [svc], [endpoints("team-b", "db", [{"addresses": [{"ip": B}], "ports": [{"port": 5432}]}])])
+    write_map(net.map_file, [svc], [backend("team-b", "db-1", B, {"svc": "db"})])
     out, _ = proc.communicate("go\n", timeout=30)
     assert json.loads(out.strip().splitlines()[-1]) == [[A, 5432], [B, 5432]]
 
@@ -306,8 +333,8 @@ def test_dask_scheduler_worker_and_client_across_pods(net: PodNetwork, tmp_path:
     # The Service exposes 8786 and the scheduler Pod listens on 18786: the port is mapped.
     write_map(net.map_file, [service("team-a", "dask-scheduler",
                                      [{"name": "tcp-comm", "port": 8786, "targetPort": "tcp-comm"}])],
-              [endpoints("team-a", "dask-scheduler", [{"addresses": [{"ip": A}],
-                                                        "ports": [{"name": "tcp-comm", "port": 18786}]}])])
+              [backend("team-a", "sched", A, {"svc": "dask-scheduler"},
+                       [{"name": "tcp-comm", "containerPort": 18786}])])
     address = "tcp://dask-scheduler.team-a.svc.cluster.local:8786"
     logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("scheduler", "worker")}  # noqa: SIM115
     sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "18786",
@@ -353,23 +380,41 @@ class FakeResponse:
 
 
 class FakeAPI:
-    """Lists and watches Services/Endpoints: scripted watch streams, then a held stream."""
+    """Lists and watches Services: one scripted listing per list call (the last one repeats),
+    scripted watch streams, then a held stream; ``refuse`` answers every list with a 403."""
 
     def __init__(self) -> None:
-        self.lists: dict[str, list[dict[str, Any]]] = {"services": [], "endpoints": []}
-        self.streams: dict[str, list[list[str]]] = {"services": [], "endpoints": []}
+        self.lists: list[list[dict[str, Any]]] = [[]]
+        self.streams: list[list[str]] = []
         self.calls: list[tuple[str, str | None]] = []
+        self.refuse = False
 
     @asynccontextmanager
     async def call_api(self, method: str, version: str, url: str, params: dict[str, str] | None = None,
                        stream: bool = False, timeout: Any = None):  # type: ignore[no-untyped-def]
         self.calls.append((url, (params or {}).get("resourceVersion")))
+        if self.refuse:
+            raise RefusedError(url)
         if not stream:
-            yield FakeResponse({"items": self.lists[url], "metadata": {"resourceVersion": "10"}})
-        elif self.streams[url]:
-            yield FakeResponse(lines=self.streams[url].pop(0))
+            items = self.lists.pop(0) if len(self.lists) > 1 else self.lists[0]
+            yield FakeResponse({"items": items, "metadata": {"resourceVersion": "10"}})
+        elif self.streams:
+            yield FakeResponse(lines=self.streams.pop(0))
         else:
             yield FakeResponse(hold=True)
+
+
+class RefusedError(Exception):
+    """What kr8s raises for an error answer: the response is attached."""
+
+    def __init__(self, resource: str) -> None:
+        super().__init__("403")
+        message = (f'{resource} is forbidden: User "system:node:n" cannot list resource '
+                   f'"{resource}" in API group "" at the cluster scope')
+        self.response = FakeResponse({"kind": "Status", "code": 403, "reason": "Forbidden",
+                                      "message": message})
+        self.response.status_code = 403  # type: ignore[attr-defined]
+        self.response.text = message  # type: ignore[attr-defined]
 
 
 def ev(kind: str, obj: dict[str, Any], rv: str) -> str:
@@ -378,32 +423,54 @@ def ev(kind: str, obj: dict[str, Any], rv: str) -> str:
     return json.dumps({"type": kind, "object": obj})
 
 
-async def test_start_lists_watches_and_relists(tmp_path: Path) -> None:
+async def wait_map(net: PodNetwork, predicate: Any) -> dict[str, Any]:
+    deadline = time.monotonic() + 5
+    while True:
+        data = json.loads(net.map_file.read_text())["services"]
+        if predicate(data) or time.monotonic() > deadline:
+            return data  # type: ignore[no-any-return]
+        await asyncio.sleep(0.02)
+
+
+async def test_start_lists_watches_relists_and_follows_the_nodes_pods(tmp_path: Path) -> None:
     api = FakeAPI()
     web = service("ns", "web", [{"port": 80}])
-    api.lists["services"] = [dict(web, metadata={"namespace": "ns", "name": "web", "resourceVersion": "3"})]
-    api.streams["endpoints"] = [[
-        ev("ADDED", endpoints("ns", "web", [{"addresses": [{"ip": A}], "ports": [{"port": 80}]}]), "11"),
-        json.dumps({"type": "BOOKMARK", "object": {"kind": "Endpoints", "metadata": {"resourceVersion": "12"}}}),
+    db = service("ns", "db", [{"port": 5432}])
+    api.lists = [[dict(web, metadata={"namespace": "ns", "name": "web", "resourceVersion": "3"})],
+                 [dict(db, metadata={"namespace": "ns", "name": "db", "resourceVersion": "15"})]]
+    api.streams = [[
+        ev("ADDED", db, "13"),
+        json.dumps({"type": "BOOKMARK", "object": {"kind": "Service", "metadata": {"resourceVersion": "14"}}}),
         json.dumps({"type": "ERROR", "object": {"kind": "Status", "code": 410}}),
     ]]
-    api.streams["services"] = [[ev("ADDED", service("ns", "db", [{"port": 5432}]), "13"),
-                                ev("DELETED", service("ns", "web", [{"port": 80}]), "14")]]
     net = PodNetwork(tmp_path)
     await net.start(api)
     try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            data = json.loads(net.map_file.read_text())["services"]
-            if set(data) == {"ns/db"} and ("endpoints", None) in api.calls[2:]:
-                break
-            await asyncio.sleep(0.02)
+        data = await wait_map(net, lambda d: set(d) == {"ns/db"})
         assert set(data) == {"ns/db"}
         # the 410 made it list again (resourceVersion None) rather than retry the stale watch
-        assert [c for c in api.calls if c[0] == "endpoints"][:3] == [("endpoints", None), ("endpoints", "10"),
-                                                                     ("endpoints", None)]
+        assert api.calls[:3] == [("services", None), ("services", "10"), ("services", None)]
+        pod = backend("ns", "db-0", A, {"svc": "db"})
+        net.observe_pod(pod)
+        data = await wait_map(net, lambda d: d["ns/db"]["backends"])
+        assert [b["ip"] for b in data["ns/db"]["backends"]] == [A]
+        net.forget_pod(pod["metadata"]["uid"])
+        data = await wait_map(net, lambda d: not d["ns/db"]["backends"])
+        assert data["ns/db"]["backends"] == []
     finally:
         await net.stop()
+
+
+async def test_start_says_which_right_is_missing(tmp_path: Path) -> None:
+    api = FakeAPI()
+    api.refuse = True
+    net = PodNetwork(tmp_path)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError) as err:
+        await net.start(api)
+    assert time.monotonic() - t0 < 10
+    text = str(err.value)
+    assert 'cannot list resource "services"' in text and "system:node-proxier" in text
 
 
 def test_two_kubelets_on_one_machine_never_share_pod_addresses(tmp_path: Path) -> None:
