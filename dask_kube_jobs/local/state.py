@@ -86,6 +86,8 @@ class StateDir:
             return False
         shutil.rmtree(self.root)
         return True
+
+    @property
     def node_kubeconfig(self) -> Path:
         """The kubelet's credentials: a node identity, never admin."""
         return self.root / "node.kubeconfig"
