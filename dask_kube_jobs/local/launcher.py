@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from . import kubeconfig as kc
+from ._processes import pid_alive
 from .readiness import describe_failure
 from .state import StateDir, state_dir_for
 
@@ -46,16 +47,6 @@ def _probe(server: str, ca: Path | None, timeout: float = 1.0) -> bool:
             return resp.status == 200
     except (urllib.error.URLError, OSError):
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class LocalControlPlane:
@@ -100,7 +91,7 @@ class LocalControlPlane:
 
     def start(self) -> LocalControlPlane:
         record = self.state.read_endpoint()
-        if record and _alive(int(record["pid"])):
+        if record and pid_alive(int(record["pid"])):
             raise ControlPlaneError(
                 f"a local control plane already runs for {self.kubeconfig} (pid {record['pid']}); "
                 "stop it with `dask-kube-jobs local down` or pass another --kubeconfig")
@@ -198,7 +189,7 @@ def stop_process_group(pid: int, timeout: float = 30.0) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid) or _zombie(pid):
+        if not pid_alive(pid) or _zombie(pid):
             break
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
@@ -229,7 +220,7 @@ def status(kubeconfig: Path) -> dict[str, Any] | None:
     """The endpoint record of the control plane started for ``kubeconfig``, if it runs."""
     state = StateDir(state_dir_for(kubeconfig))
     record = state.read_endpoint()
-    if not record or not _alive(int(record["pid"])):
+    if not record or not pid_alive(int(record["pid"])):
         return None
     record["ready"] = bool(record.get("components_ready")) and _probe(record["server"], state.ca_cert)
     record["state_dir"] = str(state.root)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ...contract.times import fmt_time
+from .._processes import pid_alive
 from .resources import CgroupManager, kill_pids, tree_pids, tree_rss
 from .volumes import Mount, PodPaths, launch_script, resolve_host
 
@@ -186,7 +187,7 @@ class ContainerProcess:
         self.shim_pid, self.pid, self.started_at = shim_pid, pid, started_at
         alive = _is_monitor(shim_pid, self.run_dir)
         if not alive and not (self.run_dir / "exit").exists():
-            if not _alive(pid):
+            if not pid_alive(pid):
                 return False
         self._oom_base = CgroupManager.oom_kills(self.cgroup)
         self._watch_shim(child=False)
@@ -287,16 +288,6 @@ class ContainerProcess:
     @property
     def running(self) -> bool:
         return self._exited is not None and not self._exited.done()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_monitor(pid: int, run_dir: Path) -> bool:
