@@ -48,6 +48,15 @@ class DaskKubeJobsError(Exception):
     hint: str = ""
 
 
+class CLIError(DaskKubeJobsError):
+    """A command of the CLI that cannot do what it was asked (not an error of the Python API,
+    hence not in ``__all__``): one line, and a hint on what to do."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 class KubeconfigError(DaskKubeJobsError):
     """No cluster to talk to: no kubeconfig found, or it cannot be read."""
 
