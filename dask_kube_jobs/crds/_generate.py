@@ -254,7 +254,18 @@ def _daskjob() -> Schema:
     status = _status("Observed state of the job, written by the operator.", {
         "jobStatus": _str("JobCreated, ClusterCreated, Running, Successful or Failed.",
                           nullable=True),
-        "clusterName": _str("Name of the DaskCluster created for the job."),
+        "clusterName": _str("Name of the DaskCluster created for the job (kept once the "
+                            "cluster is gone, as a record; activeCluster says whether it "
+                            "exists)."),
+        "activeCluster": _str("Name of the job's DaskCluster while it exists; cleared once "
+                              "the operator has deleted it (the job ended, or was "
+                              "suspended). The CLUSTER column of kubectl get.", nullable=True),
+        "completions": _str("Successful runners of the one the job needs, as batch/v1 Job's "
+                            "COMPLETIONS column prints it: 0/1, then 1/1 once Successful."),
+        "duration": _str("How long the job ran, from startTime to endTime, as kubectl prints "
+                         "durations (45s, 3m20s, 2h5m); written when the job ends. The "
+                         "DURATION column of kubectl get (empty while it runs: AGE says "
+                         "how long that has been)."),
         "jobRunnerPodName": _str("Name of the current (latest) runner Pod.", nullable=True),
         "startTime": _time("When the job started."),
         "endTime": _time("When the job became Successful or Failed."),
@@ -300,9 +311,12 @@ def _daskautoscaler() -> Schema:
         {"rule": "self.minimum <= self.maximum", "message": "minimum must not exceed maximum"}]
     status = _status("The autoscaler's last decision, written by the operator.", {
         "workerGroup": _str("The DaskWorkerGroup being scaled."),
-        "currentWorkers": _int("The group's size after the last decision.", minimum=0),
-        "desiredWorkers": _int("The scheduler's adaptive target at the last decision.",
-                               minimum=0),
+        "currentWorkers": _int("The group's size after the last decision: the scheduler's "
+                               "target within [minimum, maximum] and the operator's limits "
+                               "(the DESIRED column of kubectl get).", minimum=0),
+        "desiredWorkers": _int("The scheduler's adaptive target at the last decision, before "
+                               "minimum, maximum and limits apply (the TARGET column of "
+                               "kubectl get -o wide).", minimum=0),
         "lastDecision": _obj("The last decision and why it was made.", {
             "time": _time("When it was made."),
             "from": _int("Workers before.", minimum=0),
@@ -338,9 +352,12 @@ KINDS: dict[str, dict[str, Any]] = {
         "file": "daskcluster.yaml", "plural": "daskclusters",
         "shortNames": ["daskcluster", "dsk"], "schema": _daskcluster, "scale": _CLUSTER_SCALE,
         "columns": [
-            _column("Workers", ".spec.worker.replicas", "integer",
-                    "The number of desired worker Pods"),
-            _column("Ready", ".status.readyWorkers", "integer", "Ready worker Pods"),
+            # Both count the Pods of all the cluster's worker groups (spec.worker.replicas
+            # is the default group's alone).
+            _column("Workers", ".status.workers", "integer",
+                    "Worker Pods of all its worker groups"),
+            _column("Ready", ".status.readyWorkers", "integer",
+                    "Ready worker Pods of all its worker groups"),
             _column("Status", ".status.phase"),
             # Running is upstream's "scheduler made" (contract.cluster_status); this says ready.
             _column("Scheduler Ready", '.status.conditions[?(@.type=="SchedulerReady")].status',
@@ -365,9 +382,16 @@ KINDS: dict[str, dict[str, Any]] = {
         "schema": _daskjob, "scale": None,
         "columns": [
             _column("Status", ".status.jobStatus"),
-            _column("Cluster", ".status.clusterName"),
+            # Only while it exists: a finished job's deleted cluster is not listed.
+            _column("Cluster", ".status.activeCluster",
+                    description="The job's DaskCluster, while it exists"),
             _column("Runner", ".status.jobRunnerPodName"),
             _column("Number Of Workers", ".spec.cluster.spec.worker.replicas", "integer"),
+            # batch/v1 Job's last two columns before AGE.
+            _column("Completions", ".status.completions",
+                    description="Successful runners of the one needed (as batch/v1 Job)"),
+            _column("Duration", ".status.duration",
+                    description="From start to end, once the job has ended"),
             _column("Attempts", ".status.attempts", "integer", priority=1),
             _column("Exit Code", ".status.exitCode", "integer", priority=1),
             _column("Reason", ".status.reason", priority=1),
@@ -382,7 +406,12 @@ KINDS: dict[str, dict[str, Any]] = {
             _column("Worker Group", ".status.workerGroup", priority=1),
             _column("Minimum", ".spec.minimum", "integer"),
             _column("Maximum", ".spec.maximum", "integer"),
-            _column("Desired", ".status.desiredWorkers", "integer"),
+            # What the group was set to (the target within [minimum, maximum] and the
+            # limits), as an HPA's DESIRED; the scheduler's own target may be lower.
+            _column("Desired", ".status.currentWorkers", "integer",
+                    "Workers the autoscaler set the group to"),
+            _column("Target", ".status.desiredWorkers", "integer",
+                    "The scheduler's adaptive target", priority=1),
             _AGE,
         ],
     },

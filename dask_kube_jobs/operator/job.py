@@ -28,7 +28,7 @@ from typing import Any
 from ..contract import conditions, names
 from ..contract.api_resources import DASKCLUSTERS, DASKJOBS
 from ..contract.pods import pod_ready
-from ..contract.times import fmt_time, now, parse_time
+from ..contract.times import fmt_time, human_duration, now, parse_time
 from ..kube import PODS, Conflict, NotFound, exponential_delay
 from . import builders, diagnosis, limits
 from .cluster import create_if_missing, startup_timeout
@@ -91,6 +91,21 @@ def _waiting(status: Obj) -> bool:
     return str(status.get("message") or "").startswith("waiting: ")
 
 
+def printed_fields(status: Obj, fields: Obj) -> Obj:
+    """The COMPLETIONS and DURATION that ``kubectl get daskjob`` prints, as for a batch/v1 Job
+    (whose printer computes them; a CRD's columns can only show fields), derived from the phase
+    and end time being written so that no status write can leave them behind."""
+    out: Obj = {}
+    phase = fields.get("jobStatus")
+    if phase:
+        out["completions"] = "1/1" if phase == "Successful" else "0/1"
+    start = parse_time(fields.get("startTime") or status.get("startTime"))
+    end = parse_time(fields.get("endTime"))
+    if start and end:
+        out["duration"] = human_duration((end - start).total_seconds())
+    return out
+
+
 def _decode_result(message: str | None) -> Any:
     if not message:
         return None
@@ -117,6 +132,7 @@ class JobReconciler:
         phase = fields.get("jobStatus")
         if phase and ORDER[phase] < ORDER.get(self.status.get("jobStatus") or "", 0):
             fields.pop("jobStatus")
+        fields.update(printed_fields(self.status, fields))
         changed = {k: v for k, v in fields.items() if self.status.get(k) != v}
         if not changed:
             return
@@ -176,7 +192,8 @@ class JobReconciler:
             # scheduler, so the job ends and says who removed what.
             if not await self.has_live_cluster():
                 return await self.cluster_deleted()
-        await self.write(jobStatus="ClusterCreated", clusterName=self.cluster_name)
+        await self.write(jobStatus="ClusterCreated", clusterName=self.cluster_name,
+                         activeCluster=self.cluster_name)
         refused = self.rt.refused_clusters.get((self.ns, self.cluster_name))
         if refused is not None:  # a child of its cluster can never be made (cluster.py)
             return await self.fail(refused.get("reason") or "InvalidSpec",
@@ -421,18 +438,24 @@ class JobReconciler:
         phase = self.status.get("jobStatus")
         keep = phase == "Failed" and bool(self.spec.get("keepClusterOnFailure"))
         key = (self.ns, "DaskJob", self.name)
-        if not keep and self.rt.torn_down.get(key) != self.meta["uid"]:
+        # A kept cluster is looked at while status.activeCluster names it, so that one deleted
+        # by hand leaves kubectl get's CLUSTER column too.
+        if self.rt.torn_down.get(key) != self.meta["uid"] and \
+                (not keep or self.status.get("activeCluster")):
             cluster = await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
-            ours = cluster is not None and any(
-                r.get("uid") == self.meta["uid"] for r in cluster["metadata"].get("ownerReferences") or [])
+            found = (cluster or {}).get("metadata") or {}
+            ours = any(r.get("uid") == self.meta["uid"] for r in found.get("ownerReferences") or [])
+            going = bool(found.get("deletionTimestamp"))
             if not ours:
                 # Gone (or someone else's): the pod and job events of the teardown that wake
                 # this daemon need not ask again.
                 self.rt.torn_down[key] = self.meta["uid"]
-            elif cluster is not None and not cluster["metadata"].get("deletionTimestamp"):
+            elif not keep and not going:
                 await self.rt.client.delete(DASKCLUSTERS, self.ns, self.cluster_name,
-                                            uid=cluster["metadata"]["uid"], propagation="Background")
+                                            uid=found["uid"], propagation="Background")
                 await self.rt.event(self.job, "ClusterDeleted", f"deleted DaskCluster {self.cluster_name}")
+            if not (keep and ours and not going):
+                await self.write(activeCluster=None)
         ttl = self.spec.get("ttlSecondsAfterFinished")
         if ttl is None:
             return 3600.0
@@ -454,7 +477,7 @@ class JobReconciler:
             await self.rt.client.delete(DASKCLUSTERS, self.ns, self.cluster_name,
                                         uid=cluster["metadata"]["uid"])
         if self.status.get("clusterName"):
-            await self.write(clusterName=None)  # resuming makes a new cluster
+            await self.write(clusterName=None, activeCluster=None)  # resuming makes a new cluster
         if limits.is_admitted(self.status, started=_started(self.status)):
             # A suspended job runs nothing, so it gives its place back and is admitted again
             # (within the limits of that moment) when it resumes.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import functools
 import json
 import re
@@ -13,6 +14,9 @@ import yaml
 from dask_kube_jobs import crds, resources
 from dask_kube_jobs.crds import _generate, k8s_schemas
 from dask_kube_jobs.local.apiserver import crd_validation, objectmeta, structural
+from dask_kube_jobs.local.apiserver.registry import type_from_crd
+from dask_kube_jobs.local.apiserver.tables import to_table
+from dask_kube_jobs.operator import job
 
 KINDS = list(crds.CRD_FILES)
 
@@ -268,12 +272,79 @@ def test_printer_columns_point_at_declared_fields(kind):
         assert subschema(schema_of(kind), column["jsonPath"]) is not None, column
 
 
-def test_kubectl_get_daskjobs_shows_status_cluster_runner_and_age():
+def test_kubectl_get_daskjobs_shows_status_cluster_runner_completions_duration_and_age():
     columns = crds.load_crd("DaskJob")["spec"]["versions"][0]["additionalPrinterColumns"]
     shown = [(c["name"], c["jsonPath"]) for c in columns if not c.get("priority")]
-    assert shown[:3] == [("Status", ".status.jobStatus"), ("Cluster", ".status.clusterName"),
+    assert shown[:3] == [("Status", ".status.jobStatus"), ("Cluster", ".status.activeCluster"),
                          ("Runner", ".status.jobRunnerPodName")]
-    assert shown[-1] == ("Age", ".metadata.creationTimestamp")
+    # batch/v1 Job's last columns
+    assert shown[-3:] == [("Completions", ".status.completions"),
+                          ("Duration", ".status.duration"), ("Age", ".metadata.creationTimestamp")]
+
+
+NOW = dt.datetime(2025, 1, 1, 0, 10, tzinfo=dt.timezone.utc)
+
+
+def printed(kind: str, obj: dict, *, wide: bool = False) -> dict:
+    """What ``kubectl get`` prints for ``obj``: the local API server's Table of the real CRD."""
+    table = to_table(type_from_crd(crds.load_crd(kind)), [obj], version="v1", now=NOW)
+    cells = dict(zip([c["name"] for c in table["columnDefinitions"]], table["rows"][0]["cells"],
+                     strict=True))
+    wide_only = {c["name"] for c in table["columnDefinitions"] if c.get("priority")}
+    return {k: v for k, v in cells.items() if wide or k not in wide_only}
+
+
+def _obj(kind: str, spec: dict, status: dict) -> dict:
+    return {"apiVersion": "kubernetes.dask.org/v1", "kind": kind, "spec": spec, "status": status,
+            "metadata": {"name": "x", "namespace": "default",
+                         "creationTimestamp": "2025-01-01T00:00:00Z"}}
+
+
+def test_a_finished_daskjob_prints_completions_and_duration_but_not_its_deleted_cluster():
+    start = "2025-01-01T00:01:00Z"
+    running = {"jobStatus": "Running", "clusterName": "x", "activeCluster": "x",
+               "jobRunnerPodName": "x-runner-1", "startTime": start}
+    running.update(job.printed_fields({}, running))
+    spec = {"cluster": {"spec": {"worker": {"replicas": 2}}}}
+    assert printed("DaskJob", _obj("DaskJob", spec, running)) == {
+        "Name": "x", "Status": "Running", "Cluster": "x", "Runner": "x-runner-1",
+        "Number Of Workers": 2, "Completions": "0/1", "Duration": None, "Age": "10m"}
+    # the operator's last writes: Successful (end time), then the cluster torn down
+    done = {**running}
+    end = {"jobStatus": "Successful", "endTime": "2025-01-01T00:04:05Z"}
+    done.update(end, **job.printed_fields(done, end), activeCluster=None)
+    row = printed("DaskJob", _obj("DaskJob", spec, done))
+    assert (row["Status"], row["Cluster"], row["Completions"], row["Duration"]) == \
+        ("Successful", None, "1/1", "3m5s")
+    assert done["clusterName"] == "x"  # kept as the record (upstream's clients read it)
+
+
+def test_a_failed_daskjob_stays_at_zero_completions_and_a_job_never_started_has_no_duration():
+    assert job.printed_fields({"startTime": "2025-01-01T00:00:00Z"},
+                              {"jobStatus": "Failed", "endTime": "2025-01-01T02:00:00Z"}) == \
+        {"completions": "0/1", "duration": "120m"}
+    # refused before admission: no start time, so no duration
+    assert job.printed_fields({}, {"jobStatus": "Failed", "endTime": "2025-01-01T02:00:00Z"}) == \
+        {"completions": "0/1"}
+    assert job.printed_fields({"jobStatus": "Running"}, {"message": "waiting"}) == {}
+
+
+def test_daskcluster_workers_and_ready_count_the_pods_of_all_its_groups():
+    # the default group asks for 1 worker, an extra group for 2: 3 exist, 2 are ready
+    status = {"phase": "Running", "workers": 3, "readyWorkers": 2,
+              "conditions": [{"type": "SchedulerReady", "status": "True"}]}
+    row = printed("DaskCluster", _obj("DaskCluster", {"worker": {"replicas": 1}}, status))
+    assert (row["Workers"], row["Ready"], row["Status"], row["Scheduler Ready"]) == \
+        (3, 2, "Running", "True")
+
+
+def test_daskautoscaler_desired_is_what_the_group_was_set_to_not_the_raw_target():
+    # an idle scheduler asks for 0 workers; the group is held at its minimum of 1
+    status = {"workerGroup": "x-default", "desiredWorkers": 0, "currentWorkers": 1}
+    spec = {"cluster": "x", "minimum": 1, "maximum": 3}
+    row = printed("DaskAutoscaler", _obj("DaskAutoscaler", spec, status), wide=True)
+    assert (row["Minimum"], row["Maximum"], row["Desired"], row["Target"]) == (1, 3, 1, 0)
+    assert "Target" not in printed("DaskAutoscaler", _obj("DaskAutoscaler", spec, status))
 
 
 @pytest.mark.parametrize("kind", ["DaskCluster", "DaskWorkerGroup", "DaskJob",
@@ -326,7 +397,8 @@ def test_a_minimal_daskjob_gets_upstream_and_job_style_defaults():
 
 
 def test_daskjob_status_holds_upstream_and_our_fields():
-    status = {"jobStatus": "Failed", "clusterName": "j", "jobRunnerPodName": "j-runner-2",
+    status = {"jobStatus": "Failed", "clusterName": "j", "activeCluster": None,
+              "completions": "0/1", "duration": "1m", "jobRunnerPodName": "j-runner-2",
               "startTime": "2025-01-01T00:00:00Z", "endTime": "2025-01-01T00:01:00Z",
               "attempts": 2, "failed": 2, "exitCode": 137, "reason": "OOMKilled",
               "message": "the runner ran out of memory", "result": {"a": [1, "x"]},

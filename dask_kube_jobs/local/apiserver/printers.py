@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ...contract.times import parse_time
+from ...contract.times import human_duration, parse_time
 from . import errors
 from .selectors import format_labels, label_selector_from_dict
 
@@ -25,36 +25,6 @@ NAME_DOC = "Name must be unique within a namespace."
 AGE_DOC = "CreationTimestamp is the server time when this object was created."
 
 # -- time -----------------------------------------------------------------------------------
-
-
-def human_duration(seconds: float) -> str:
-    """A duration the way Kubernetes shows ages (``duration.HumanDuration``)."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        return f"{minutes}m" if s % 60 == 0 else f"{minutes}m{s % 60}s"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = s // 3600
-    if hours < 8:
-        return f"{hours}h" if minutes % 60 == 0 else f"{hours}h{minutes % 60}m"
-    if hours < 48:
-        return f"{hours}h"
-    days = hours // 24
-    if hours < 24 * 8:
-        return f"{days}d" if hours % 24 == 0 else f"{days}d{hours % 24}h"
-    if hours < 24 * 365 * 2:
-        return f"{days}d"
-    years = days // 365
-    if hours < 24 * 365 * 8:
-        return f"{years}y" if days % 365 == 0 else f"{years}y{days % 365}d"
-    return f"{years}y"
 
 
 def age(value: Any, now: dt.datetime) -> str:

@@ -15,7 +15,8 @@ from dask_kube_jobs.contract import cluster_status
 from dask_kube_jobs.local.testing import Kubectl
 
 from .jobs import cluster_spec
-from .test_daskjob import gone, wait_for
+from .operator_procs import eventually
+from .test_daskjob import gone, printed, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -135,6 +136,12 @@ def test_an_extra_worker_group_scales_on_its_own(kubectl: Kubectl) -> None:
     wait_workers(kubectl, "multi-default", 1)
     owner = kubectl("get", "daskworkergroup", "multi-highmem", "-o", "json").json()["metadata"]["ownerReferences"]
     assert owner[0]["kind"] == "DaskCluster" and owner[0]["name"] == "multi"
+
+    def both_groups_counted() -> bool:  # by WORKERS and READY alike
+        row = printed(kubectl, "daskcluster", "multi")
+        return (row["WORKERS"], row["READY"]) == ("3", "3")
+
+    eventually(both_groups_counted, 30, "kubectl get daskcluster: WORKERS 3, READY 3")
     kubectl("scale", "daskworkergroup", "multi-highmem", "--replicas=0")
     wait_workers(kubectl, "multi-highmem", 0)
     assert len(running_workers(kubectl, "multi-default")) == 1  # the other group is untouched
@@ -149,6 +156,9 @@ def test_autoscaler_scales_up_under_load_and_down_when_idle(kubectl: Kubectl) ->
                            "scaleUpCooldownSeconds": 1, "scaleDownStabilizationSeconds": 5}}
     kubectl("apply", "-f", "-", input=json.dumps(autoscaler))
     wait_workers(kubectl, "auto-default", 1)  # raised to the minimum
+    # an idle scheduler's target is 0; DESIRED is what the group is held at
+    eventually(lambda: printed(kubectl, "daskautoscaler", "auto")["DESIRED"] == "1", 30,
+               "DESIRED 1")
     load = textwrap.dedent("""
         import sys, time
         from dask.distributed import Client

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -30,6 +31,15 @@ def wait_for(kubectl: Kubectl, kind: str, name: str, predicate, timeout: float =
                 return last
         time.sleep(0.5)
     raise AssertionError(f"{kind}/{name} never matched; last seen: {json.dumps(last.get('status'), indent=1)}")
+
+
+def printed(kubectl: Kubectl, kind: str, name: str) -> dict[str, str]:
+    """The cells ``kubectl get <kind> <name>`` prints, by column header (headers such as
+    NUMBER OF WORKERS hold single spaces; kubectl pads columns with three)."""
+    header, row = kubectl("get", kind, name).stdout.splitlines()[:2]
+    columns = list(re.finditer(r"\S+(?: \S+)*", header))
+    ends = [c.start() for c in columns[1:]] + [len(row)]
+    return {c.group(): row[c.start():end].strip() for c, end in zip(columns, ends, strict=True)}
 
 
 def job_done(obj: dict[str, Any]) -> bool:
@@ -72,8 +82,12 @@ def test_successful_job_reports_and_tears_down(kubectl: Kubectl) -> None:
     assert gone(kubectl, "daskcluster", "adds")
     assert gone(kubectl, "pods", "adds-scheduler")
     assert kubectl("get", "pod", runner, "-o", "jsonpath={.status.phase}").stdout == "Succeeded"
-    row = kubectl("get", "daskjob", "adds").stdout.splitlines()[1].split()
-    assert row[:4] == ["adds", "Successful", "adds", runner]
+    row = printed(kubectl, "daskjob", "adds")
+    # its cluster is gone, so not listed (an empty cell, as kubectl shows a CRD's missing
+    # field); COMPLETIONS and DURATION as batch/v1 Job prints them
+    assert (row["STATUS"], row["CLUSTER"], row["RUNNER"], row["COMPLETIONS"]) == \
+        ("Successful", "", runner, "1/1"), row
+    assert re.fullmatch(r"\d+s|\d+m(\d+s)?", row["DURATION"]), row
     reasons = [e["reason"] for e in kubectl("get", "events", "--field-selector",
                                             "involvedObject.name=adds,involvedObject.kind=DaskJob",
                                             "-o", "json").json()["items"]]

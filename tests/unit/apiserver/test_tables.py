@@ -6,13 +6,9 @@ import datetime as dt
 
 import pytest
 
+from dask_kube_jobs.contract.times import human_duration
 from dask_kube_jobs.local.apiserver import errors, structural
-from dask_kube_jobs.local.apiserver.printers import (
-    age,
-    format_endpoints,
-    human_duration,
-    pod_status,
-)
+from dask_kube_jobs.local.apiserver.printers import age, format_endpoints, pod_status
 from dask_kube_jobs.local.apiserver.registry import BUILTIN_TYPES, Registry, type_from_crd
 from dask_kube_jobs.local.apiserver.tables import table_watch_event, to_table, wants_table
 
