@@ -79,7 +79,7 @@ def _written_since_start(objects: list[dict], started_rv: int) -> list[dict]:
 
 
 def _operator_crds() -> list[dict]:
-    """The Dask CRDs, installed with the operator as its Helm chart would install them."""
+    """The Dask CRDs, installed as the operator's Helm chart would install them."""
     try:
         from ..crds import load_crds
     except ImportError:
@@ -105,8 +105,9 @@ async def run(args: argparse.Namespace) -> None:
     core = APICore(Store(backend=None if args.in_memory else SQLiteBackend(state.objects)))
     authn = TokenAuthenticator(
         key, service_account_exists=lambda ns, name: core.store.get(("", "serviceaccounts"), ns, name) is not None)
-    core.bootstrap(bootstrap_objects() + [node_proxier_binding(LOCAL_NODE)]
-                   + (_operator_crds() if not args.no_operator else []))
+    # The CRDs come with or without the operator: one run from its image (`local up
+    # --no-operator`, docs/local-control-plane.md) needs them as much as ours does.
+    core.bootstrap(bootstrap_objects() + [node_proxier_binding(LOCAL_NODE)] + _operator_crds())
     server = APIServer(core, authn, bookmark_interval=args.bookmark_interval)
     install_proxies(server)
     ssl_ctx = None if args.insecure_http else _ssl_context(state)
@@ -120,7 +121,8 @@ async def run(args: argparse.Namespace) -> None:
     ca_pem = None if ssl_ctx is None else state.ca_cert.read_bytes()
     admin = kubeconfig.build(url, authn.mint_admin(), ca_pem=ca_pem)
     kubeconfig.write(state.admin_kubeconfig, admin)
-    kubeconfig.write(Path(args.kubeconfig), admin)
+    # Merged, not overwritten: --kubeconfig may name a file with other clusters in it.
+    kubeconfig.merge(Path(args.kubeconfig), admin, name=kubeconfig.CLUSTER_NAME, switch=True)
     # The kubelet runs as its Node, with the Node authorizer's rights and kube-proxy's.
     write_node_kubeconfig(state, state.admin_kubeconfig, state.node_kubeconfig, LOCAL_NODE)
 

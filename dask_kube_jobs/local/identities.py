@@ -21,7 +21,7 @@ LOCAL_NODE = "dkj-local-node"
 def write_identity_kubeconfig(state: StateDir, admin_kubeconfig: Path, path: Path, *,
                               user: str | None, groups: tuple[str, ...] = (),
                               service_account: str | None = None,
-                              namespace: str = "default") -> Path:
+                              namespace: str = "default", mode: int = 0o600) -> Path:
     if bool(user) == bool(service_account):
         raise ValueError("give exactly one of a user name or a service account (NAMESPACE/NAME)")
     if not state.key.exists():
@@ -42,7 +42,7 @@ def write_identity_kubeconfig(state: StateDir, admin_kubeconfig: Path, path: Pat
     server = kc.server_of(admin)
     ca = state.ca_cert.read_bytes() if server.startswith("https") else None
     return kc.write(path, kc.build(server, token, ca_pem=ca, user=name, namespace=namespace,
-                                   context=f"{name}@{kc.CLUSTER_NAME}"))
+                                   context=f"{name}@{kc.CLUSTER_NAME}"), mode=mode)
 
 
 def write_node_kubeconfig(state: StateDir, admin_kubeconfig: Path, path: Path,

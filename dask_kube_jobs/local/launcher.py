@@ -154,14 +154,15 @@ class LocalControlPlane:
 
     def mint_kubeconfig(self, path: str | os.PathLike[str], *, user: str | None = None,
                         groups: tuple[str, ...] = (), service_account: str | None = None,
-                        namespace: str = "default") -> str:
-        """Write a kubeconfig for another identity (a user with groups, or ``ns/name`` SA)."""
+                        namespace: str = "default", mode: int = 0o600) -> str:
+        """Write a kubeconfig for another identity (a user with groups, or ``ns/name`` SA),
+        with file mode ``mode`` (0o644 for a container running as another uid)."""
         from .identities import write_identity_kubeconfig
 
-        return str(write_identity_kubeconfig(self.state, Path(self.kubeconfig), Path(path),
+        return str(write_identity_kubeconfig(self.state, self.state.admin_kubeconfig, Path(path),
                                              user=user, groups=groups,
                                              service_account=service_account,
-                                             namespace=namespace))
+                                             namespace=namespace, mode=mode))
 
     def __enter__(self) -> LocalControlPlane:
         return self.start()

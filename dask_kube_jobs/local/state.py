@@ -4,8 +4,8 @@ One directory per control plane, named after its kubeconfig, so several can run 
 (each test session, each user) and ``local down --kubeconfig X`` finds the one ``up`` started.
 It holds the API server's objects (``objects.db``, so ``local down`` + ``local up`` keeps
 them), the token-signing key (so ``local kubeconfig --user`` can mint identities offline), the
-CA and certificates, the endpoint record of the running process, component logs and the
-kubelet's per-Pod directories. Keeping the key, the CA and the port across restarts is what
+CA and certificates, the endpoint record of the running process, what ``local up`` added to
+the user's kubeconfig, component logs and the kubelet's per-Pod directories. Keeping the key, the CA and the port across restarts is what
 keeps minted kubeconfigs working; ``local down --purge`` removes the whole directory.
 """
 
@@ -66,6 +66,12 @@ class StateDir:
     @property
     def admin_kubeconfig(self) -> Path:
         return self.root / "admin.kubeconfig"
+
+    @property
+    def kubectl_context(self) -> Path:
+        """What ``local up`` added to the user's kubeconfig, for ``local down`` to remove
+        (``kubectl_context.py``)."""
+        return self.root / "kubectl-context.json"
 
     @property
     def objects(self) -> Path:

@@ -45,7 +45,7 @@ def _finished(k: Kubectl, name: str, timeout: float = 240) -> dict[str, Any]:
 def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The CLI's environment; this process shares its state root, to look at what it kept."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    return {**os.environ, "DKJ_TEST": "1"}
+    return {**os.environ, "DKJ_TEST": "1", "KUBECONFIG": str(tmp_path / "user" / "config")}
 
 
 def test_down_then_up_keeps_jobs_results_rbac_and_minted_kubeconfigs(
