@@ -129,6 +129,9 @@ def test_up_says_so_when_its_previous_port_is_taken(tmp_path: Path,
         cli("local", "down", "--kubeconfig", str(kubeconfig), env=env)
         port = int(first.rsplit(":", 1)[1])
         with socket.socket() as squatter:
+            # As the API server binds (aiohttp sets SO_REUSEADDR): connections the server
+            # closed at shutdown may hold the port in TIME_WAIT for a minute.
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             squatter.bind(("127.0.0.1", port))
             squatter.listen()
             up = cli("local", "up", *flags, env=env)
