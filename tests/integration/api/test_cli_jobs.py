@@ -87,7 +87,7 @@ def test_ctrl_c_deletes_the_job_and_exits_130(kubeconfig: str, namespace: str,
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "deleted DaskJob" in err and "(interrupted)" in err
+    assert "deleted DaskJob" in err and "(interrupted by SIGINT)" in err
     # The CLI deletes without waiting; the job goes once the operator drops its finalizer.
     deadline = time.monotonic() + 30
     while kubectl("get", "daskjob", "cli-stop", "--ignore-not-found", "-o", "name") \
