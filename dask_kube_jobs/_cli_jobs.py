@@ -118,11 +118,13 @@ async def _pod_warnings(client: kube.Client, job: _async.AsyncDaskJobHandle,
                         progress: Progress) -> None:
     """Show the Warning Events of the job's Pods (FailedMount, FailedScheduling, BackOff...) as
     they come: whatever keeps a Pod from running says so there first, long before the job
-    fails. A Pod is the job's by its labels (the runner's job name, the cluster's name)."""
+    fails. A Pod is the job's by its labels (the runner's job name, the cluster's name), and an
+    Event is about that Pod only if their uids agree (a scheduler Pod of an earlier job of the
+    same name had the same name)."""
     ns = job.namespace
     selector = "involvedObject.kind=Pod,type=Warning"
     cluster = names.job_cluster_name(job.name)
-    known: dict[str, bool] = {}
+    known: dict[tuple[str, str], bool] = {}
 
     async def list_() -> tuple[list[dict[str, Any]], str]:
         return await client.list(kube.EVENTS, ns, field_selector=selector)
@@ -132,11 +134,13 @@ async def _pod_warnings(client: kube.Client, job: _async.AsyncDaskJobHandle,
                                   field_selector=selector)
 
     async def show(event: dict[str, Any]) -> None:
-        pod = str((event.get("involvedObject") or {}).get("name") or "")
-        if pod not in known:
-            found = await client.get(kube.PODS, ns, pod)
-            known[pod] = found is not None and _belongs_to(found, job.name, cluster)
-        if known[pod]:
+        target = event.get("involvedObject") or {}
+        key = (str(target.get("name") or ""), str(target.get("uid") or ""))
+        if key not in known:
+            found = await client.get(kube.PODS, ns, key[0])
+            known[key] = found is not None and _belongs_to(found, job.name, cluster) and \
+                key[1] in ("", found["metadata"].get("uid"))
+        if known[key]:
             progress.warning(event)
 
     async for change in kube.ListThenWatch(list_, watch):
@@ -214,11 +218,23 @@ async def _submit(args: argparse.Namespace, manifest: dict[str, Any],
         return await _async.submit(manifest, namespace=args.namespace, client=client)
 
 
-async def _apply_all(docs: list[dict[str, Any]], client: kube.Client, namespace: str,
-                     progress: Progress) -> None:
-    for doc in docs:
-        with translate(None, namespace):
-            progress.say(await apply(client, doc, namespace))
+async def _create_all(args: argparse.Namespace, run_file: RunFile, client: kube.Client,
+                      say: Callable[[str], None]) -> _async.AsyncDaskJobHandle:
+    """Apply the file's documents in order, the DaskJob among them; its handle."""
+    manifest = run_file.job
+    namespace = args.namespace or (manifest.get("metadata") or {}).get("namespace") or \
+        kube.default_namespace(client)
+
+    async def apply_all(docs: list[dict[str, Any]]) -> None:
+        for doc in docs:
+            with translate(None, namespace):
+                say(await apply(client, doc, namespace))
+
+    await apply_all(run_file.before)
+    job = await _submit(args, manifest, client)
+    say(f"submitted DaskJob {job.namespace}/{job.name}")
+    await apply_all(run_file.after)
+    return job
 
 
 async def _run_async(args: argparse.Namespace, run_file: RunFile, kubeconfig: str | None,
@@ -226,13 +242,7 @@ async def _run_async(args: argparse.Namespace, run_file: RunFile, kubeconfig: st
     job: _async.AsyncDaskJobHandle | None = None
     try:
         client = await _client(args, kubeconfig)
-        manifest = run_file.job
-        namespace = args.namespace or (manifest.get("metadata") or {}).get("namespace") or \
-            kube.default_namespace(client)
-        await _apply_all(run_file.before, client, namespace, progress)
-        job = await _submit(args, manifest, client)
-        progress.say(f"submitted DaskJob {job.namespace}/{job.name}")
-        await _apply_all(run_file.after, client, namespace, progress)
+        job = await _create_all(args, run_file, client, progress.say)
         return await _follow(job, progress, sys.stdout, args.timeout, client)
     except (asyncio.CancelledError, WaitTimeout) as exc:
         if job is not None and not args.keep:
@@ -253,10 +263,12 @@ async def _run_async(args: argparse.Namespace, run_file: RunFile, kubeconfig: st
 
 
 def _run_file(args: argparse.Namespace) -> RunFile:
-    """The documents ``run`` applies: the file's (checked before anything is sent), or the
-    DaskJob the flags build."""
+    """The documents ``run`` and ``submit`` apply: the file's (checked before anything is
+    sent), or the DaskJob the flags build."""
     if not args.file or args.image or args.script or getattr(args, "argv", None):
-        return RunFile([job_manifest(args)], 0)
+        manifest = job_manifest(args)
+        check_job_manifest(manifest)
+        return RunFile([manifest], 0)
     run_file = read_run_file(args.file)
     check_job_manifest(run_file.job)  # the file's own mistakes before --name/--workers' ones
     run_file.documents[run_file.job_index] = job_manifest(args, run_file.job)
@@ -323,17 +335,21 @@ def _call(args: argparse.Namespace,
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    manifest = job_manifest(args)
-    check_job_manifest(manifest)  # before connecting: a mistake needs no cluster to be told
+    run_file = _run_file(args)  # checked before connecting: a mistake needs no cluster
 
     async def go(client: kube.Client) -> int:
-        job = await _submit(args, manifest, client)
+        job = await _create_all(args, run_file, client, _applied)
         print(job.name)
         print(f"follow it with: dask-kube-jobs logs -f {job.name} -n {job.namespace}",
               file=sys.stderr)
         return 0
 
     return _call(args, go)
+
+
+def _applied(what: str) -> None:
+    if not what.startswith("submitted "):  # submit prints the job's name on stdout instead
+        print(what, file=sys.stderr)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -457,7 +473,9 @@ def add_job_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     run.set_defaults(func=cmd_run, takes_argv=True)
 
-    submit = sub.add_parser("submit", help="create a DaskJob and return (prints its name)")
+    submit = sub.add_parser("submit", help="create a DaskJob and return (prints its name)",
+                            description="Create the DaskJob (and, from FILE, the ConfigMaps and "
+                                        "Secrets beside it, as `run` does) and print its name.")
     _job_source(submit)
     _target(submit)
     submit.add_argument("--replace", action="store_true",

@@ -417,3 +417,19 @@ def test_shell_completion_answers_as_docs_cli_md_sets_it_up(tmp_path: Path) -> N
     subprocess.run([sys.executable, "-m", "dask_kube_jobs.cli"], env=env, check=True,
                    capture_output=True)
     assert answer.read_text().split() == ["list"]
+
+
+def test_the_live_line_runs_while_run_waits_and_is_gone_after() -> None:
+    from dask_kube_jobs import _cli_progress
+
+    out = io.StringIO()
+    progress = Progress(quiet=False, stream=out, live=True, colour=False)
+
+    async def wait_a_little() -> None:
+        with progress.live_line():
+            await asyncio.sleep(_cli_progress.LIVE_INTERVAL * 2.5)
+
+    asyncio.run(wait_a_little())
+    text = out.getvalue()
+    assert text.count("... waiting, ") >= 2  # redrawn in place
+    assert text.endswith("\r\x1b[2K")  # and erased at the end

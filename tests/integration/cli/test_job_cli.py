@@ -57,7 +57,14 @@ def test_the_documented_run_applies_the_configmap_then_follows_the_job(
     code = cli.main([*run_job, *target])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert json.loads(out.out.splitlines()[-1])["workers"] == 2  # the result, printed last
+    # stdout: only the runner's log, then the result it set (JSON)
+    log = out.out.splitlines()
+    assert len(log) == 4, log
+    assert log[0].startswith("connected to ") and " with 2 workers: " in log[0]
+    assert log[1].startswith(f"sum={2 * 4000 * 4000} ")
+    assert log[2] == "all workers took part; result recorded"
+    assert json.loads(log[3])["workers"] == 2
+    assert all(line.startswith("[") and "s] " in line for line in out.err.splitlines())
     progress = [line.split("] ", 1)[1] for line in out.err.splitlines()]
     assert progress[:2] == ["configmap/result-job-runner created",
                             f"submitted DaskJob {namespace}/result-job"], progress
