@@ -137,7 +137,8 @@ class Progress:
         if not self.live:
             return
         waited = time.monotonic() - self.changed
-        text = f"{self._stamp()} ... {self.last_line or 'waiting'}, {waited:.0f}s since"
+        state = f"still {self.last_line}" if self.last_line else "waiting"
+        text = f"{self._stamp()} ... {state}, for {waited:.0f}s"
         self.stream.write("\r\x1b[2K" + self._paint(text, "dim"))
         self.stream.flush()
         self._live_shown = True

@@ -107,6 +107,13 @@ async def open_client(kubeconfig: kube.Kubeconfig | None = None, *, context: str
         raise unreachable(exc) from exc
     except (KeyError, OSError, ValueError) as exc:
         where = "(inline)" if isinstance(source, Mapping) else source or "(in-cluster)"
+        known = kube.kubeconfig_contexts(source) if source is not None else []
+        if context and known and context not in known:
+            error = KubeconfigError(f"kubeconfig {where} has no context {context!r} (it has: "
+                                    f"{', '.join(known)})")
+            error.hint = ("choose one of those (--context in the CLI, context= in Python), or "
+                          "none for its current-context")
+            raise error from exc
         raise KubeconfigError(f"cannot load kubeconfig {where}"
                               + (f" (context {context})" if context else "")
                               + f": {exc!r}") from exc

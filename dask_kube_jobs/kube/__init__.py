@@ -44,6 +44,7 @@ from .client import (
     Client,
     Kubeconfig,
     default_namespace,
+    kubeconfig_contexts,
     kubeconfig_origin,
 )
 from .errors import (
@@ -80,7 +81,7 @@ __all__ = [
     "Gone", "Handler", "Informer", "Invalid", "Kubeconfig", "ListThenWatch", "MethodNotAllowed", "NotFound",
     "Obj", "Origin", "Relisted", "RequestTimeout", "Resource", "ServerError", "TooManyRequests",
     "Unauthorized", "WatchEvent", "WorkQueue", "api_error", "decode_event", "default_namespace",
-    "exponential_delay", "is_transient", "kubeconfig_origin", "namespace_terminating",
+    "exponential_delay", "is_transient", "kubeconfig_contexts", "kubeconfig_origin", "namespace_terminating",
     "origin_of", "retrying", "run_informers",
     "wait_synced",
 ]

@@ -67,24 +67,34 @@ def _kubeconfig_files(kubeconfig: str | os.PathLike[str] | None) -> list[str]:
     return listed or [os.path.expanduser("~/.kube/config")]
 
 
+def _load_kubeconfigs(kubeconfig: Kubeconfig | None) -> tuple[str, list[Mapping[str, Any]]]:
+    """The kubeconfig's label (its path or paths, or ``(inline)``) and its readable files."""
+    if isinstance(kubeconfig, Mapping):
+        return "(inline)", [kubeconfig]
+    configs: list[Mapping[str, Any]] = []
+    files = _kubeconfig_files(kubeconfig)
+    for file in files:
+        with contextlib.suppress(OSError, yaml.YAMLError):
+            with open(os.path.expanduser(file), encoding="utf-8") as fh:
+                loaded = yaml.safe_load(fh)
+            if isinstance(loaded, Mapping):
+                configs.append(loaded)
+    return os.pathsep.join(files), configs
+
+
+def kubeconfig_contexts(kubeconfig: Kubeconfig | None) -> list[str]:
+    """The names of a kubeconfig's contexts (of every file of a ``$KUBECONFIG`` list)."""
+    _, configs = _load_kubeconfigs(kubeconfig)
+    return [str(c["name"]) for config in configs for c in config.get("contexts") or ()
+            if isinstance(c, Mapping) and c.get("name")]
+
+
 def kubeconfig_origin(kubeconfig: Kubeconfig | None, *, context: str | None = None,
                       in_cluster: bool = False) -> Origin:
     """Which server, context and user a kubeconfig means (merged as kubectl merges a
     ``$KUBECONFIG`` list: the first file that sets a name wins). Read before connecting, so a
     connection that fails can still say what it tried; unreadable parts stay unknown."""
-    configs: list[Mapping[str, Any]] = []
-    label = "(inline)"
-    if isinstance(kubeconfig, Mapping):
-        configs = [kubeconfig]
-    else:
-        files = _kubeconfig_files(kubeconfig)
-        label = os.pathsep.join(files)
-        for file in files:
-            with contextlib.suppress(OSError, yaml.YAMLError):
-                with open(os.path.expanduser(file), encoding="utf-8") as fh:
-                    loaded = yaml.safe_load(fh)
-                if isinstance(loaded, Mapping):
-                    configs.append(loaded)
+    label, configs = _load_kubeconfigs(kubeconfig)
     if not configs and in_cluster:
         host = os.environ.get("KUBERNETES_SERVICE_HOST", "")
         port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")

@@ -297,9 +297,9 @@ def test_the_live_line_counts_since_the_last_change_and_is_cleared_before_a_line
     progress.update(JobStatus.from_job({"status": {"jobStatus": "Running",
                                                    "jobRunnerPodName": "r-1"}}))
     progress.draw_live()
-    assert out.getvalue().endswith("... Running (runner r-1), 0s since")
+    assert out.getvalue().endswith("... still Running (runner r-1), for 0s")
     progress.say("next")
-    tail = out.getvalue().split("0s since", 1)[1]
+    tail = out.getvalue().split("for 0s", 1)[1]
     assert tail.startswith("\r\x1b[2K[") and tail.endswith("] next\n")
 
 
@@ -431,5 +431,15 @@ def test_the_live_line_runs_while_run_waits_and_is_gone_after() -> None:
 
     asyncio.run(wait_a_little())
     text = out.getvalue()
-    assert text.count("... waiting, ") >= 2  # redrawn in place
+    assert text.count("... waiting, for ") >= 2  # redrawn in place
     assert text.endswith("\r\x1b[2K")  # and erased at the end
+
+
+def test_a_context_the_kubeconfig_lacks_is_named_with_the_ones_it_has(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kc = _kubeconfig(tmp_path / "kc.yaml", f"https://127.0.0.1:{_closed_port()}")
+    assert cli.main(["--context", "prod", "list", "--kubeconfig", str(kc)]) == 1
+    assert errors(capsys) == [
+        f"error: kubeconfig {kc} has no context 'prod' (it has: ctx, other)",
+        "hint: choose one of those (--context in the CLI, context= in Python), or none for its "
+        "current-context"]
