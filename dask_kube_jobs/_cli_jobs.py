@@ -2,17 +2,20 @@
 
 Kept apart from ``cli.py`` (which owns parsing, error display and the ``local`` commands) so
 each stays a readable size. Every command is a thin layer over the async job API
-(``dask_kube_jobs.jobs._async``), run with ``asyncio.run``: ``run`` needs two things at once -- the
-phase display on stderr and the runner's log on stdout -- and Ctrl-C must reach the code that
-deletes the job, which ``asyncio.run`` gives by cancelling the main task on SIGINT.
+(``dask_kube_jobs.jobs._async``), run in an event loop: ``run`` needs several things at once --
+the progress on stderr, the runner's log on stdout, the Pods' Warning Events -- and a stop
+signal must reach the code that deletes the job, which cancelling the main task gives.
 
 ``run`` is the README's main command::
 
     dask-kube-jobs run --local examples/simple-job.yaml
 
 It exits with the runner's exit code (0 on success; the failed runner's code, or 1 when there
-is none), 124 after ``--timeout``, 130 on Ctrl-C; stdout carries only the runner's log and, as
-its last line, the job's result as JSON (if the runner set one).
+is none), 124 after ``--timeout``, 128 + the signal's number on SIGINT (Ctrl-C), SIGTERM or
+SIGHUP (``_cli_signals.py``); stdout carries only the runner's log and, as its last line, the
+job's result as JSON (if the runner set one). The file ``run`` reads may carry the ConfigMaps
+and Secrets its Pods mount (``_cli_apply.py``); the progress on stderr is ``_cli_progress.py``'s,
+``status``' and ``list``'s formats ``_cli_output.py``'s.
 """
 
 from __future__ import annotations
@@ -23,18 +26,24 @@ import contextlib
 import json
 import re
 import secrets
+import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
+from . import _cli_output as output
+from . import kube
+from ._cli_apply import RunFile, apply, check_namespaces, read_run_file
+from ._cli_progress import Progress, is_tty
+from ._cli_signals import Interrupted, Stopper, exit_code, run_stoppable, signals_raise
+from .contract import names
 from .errors import DaskJobFailed, DaskKubeJobsError, JobAlreadyExists, WaitTimeout
 from .jobs import _async
-from .jobs._client import close_clients
-from .jobs._manifest import load_job_manifest
+from .jobs._client import NETWORK_ERRORS, close_clients, connect, translate
+from .jobs._manifest import check_job_manifest, load_job_manifest
 from .jobs._status import JobStatus
 from .spec import DEFAULT_IMAGE, SpecError, make_cluster_spec, make_job_spec
 
@@ -60,14 +69,16 @@ def _auto_name(hint: str) -> str:
     return f"{base}-{secrets.token_hex(3)}"
 
 
-def job_manifest(args: argparse.Namespace) -> dict[str, Any]:
-    """The DaskJob ``run``/``submit``/``gen job`` describe: from FILE, or built from flags."""
+def job_manifest(args: argparse.Namespace,
+                 loaded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The DaskJob ``run``/``submit``/``gen job`` describe: from FILE (or the DaskJob ``loaded``
+    from it), or built from flags."""
     command = list(getattr(args, "argv", None) or []) or None
     if args.file:
         if args.image or args.script or command:
             raise SpecError("FILE", "give a manifest FILE or --image/--script/-- command, "
                             "not both")
-        manifest = load_job_manifest(Path(args.file))
+        manifest = loaded if loaded is not None else load_job_manifest(Path(args.file))
         if getattr(args, "name", None):
             manifest.setdefault("metadata", {})["name"] = args.name
         if args.workers is not None:
@@ -89,56 +100,78 @@ def job_manifest(args: argparse.Namespace) -> dict[str, Any]:
                          ttl_seconds_after_finished=args.ttl)
 
 
-# -- progress --------------------------------------------------------------------------------------
-class Progress:
-    """One stderr line per phase change, with the time since submission; silent if quiet."""
-
-    def __init__(self, quiet: bool, stream: TextIO | None = None) -> None:
-        self.quiet = quiet
-        self.stream = stream or sys.stderr
-        self.start = time.monotonic()
-        self.last: tuple[Any, ...] = ()
-
-    def say(self, text: str) -> None:
-        if not self.quiet:
-            print(f"[{time.monotonic() - self.start:6.1f}s] {text}", file=self.stream, flush=True)
-
-    def update(self, st: JobStatus) -> None:
-        key = (st.phase, st.attempts, st.runner_pod, st.reason)
-        if key == self.last or not st.phase:
-            return
-        self.last = key
-        if st.phase == "JobCreated" and st.reason and st.message:
-            # held by the operator before it starts (e.g. a server-side limit): say why
-            self.say(f"JobCreated (waiting: {st.message})")
-            return
-        detail = {
-            "ClusterCreated": f"Dask cluster {st.cluster_name}",
-            "Running": f"runner {st.runner_pod}" + (f", attempt {st.attempts}"
-                                                     if st.attempts > 1 else ""),
-            "Successful": "exit code 0",
-            "Failed": ", ".join(str(x) for x in (st.reason, st.message) if x),
-        }.get(st.phase or "", "")
-        self.say(f"{st.phase}" + (f" ({detail})" if detail else ""))
-
-
 # -- run -------------------------------------------------------------------------------------------
-async def _stream_logs(job: _async.AsyncDaskJobHandle, out: TextIO) -> None:
+async def _stream_logs(job: _async.AsyncDaskJobHandle, out: TextIO,
+                       progress: Progress | None = None) -> None:
     async for line in job.logs(follow=True):
+        if progress is not None and is_tty(out):
+            progress.clear_live()
         print(line, file=out, flush=True)
 
 
+def _belongs_to(pod: dict[str, Any], job: str, cluster: str) -> bool:
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return labels.get(names.LABEL_JOB) == job or labels.get(names.LABEL_CLUSTER) == cluster
+
+
+async def _pod_warnings(client: kube.Client, job: _async.AsyncDaskJobHandle,
+                        progress: Progress) -> None:
+    """Show the Warning Events of the job's Pods (FailedMount, FailedScheduling, BackOff...) as
+    they come: whatever keeps a Pod from running says so there first, long before the job
+    fails. A Pod is the job's by its labels (the runner's job name, the cluster's name), and an
+    Event is about that Pod only if their uids agree (a scheduler Pod of an earlier job of the
+    same name had the same name)."""
+    ns = job.namespace
+    selector = "involvedObject.kind=Pod,type=Warning"
+    cluster = names.job_cluster_name(job.name)
+    known: dict[tuple[str, str], bool] = {}
+
+    async def list_() -> tuple[list[dict[str, Any]], str]:
+        return await client.list(kube.EVENTS, ns, field_selector=selector)
+
+    def watch(rv: str) -> Any:
+        return client.watch_lines(kube.EVENTS, ns, rv, timeout_seconds=300,
+                                  field_selector=selector)
+
+    async def show(event: dict[str, Any]) -> None:
+        target = event.get("involvedObject") or {}
+        key = (str(target.get("name") or ""), str(target.get("uid") or ""))
+        if key not in known:
+            found = await client.get(kube.PODS, ns, key[0])
+            known[key] = found is not None and _belongs_to(found, job.name, cluster) and \
+                key[1] in ("", found["metadata"].get("uid"))
+        if known[key]:
+            progress.warning(event)
+
+    async for change in kube.ListThenWatch(list_, watch):
+        if isinstance(change, kube.Relisted):
+            for item in change.items:
+                await show(item)
+        elif change.type in ("ADDED", "MODIFIED"):
+            await show(change.object)
+
+
+async def _watch_warnings(client: kube.Client, job: _async.AsyncDaskJobHandle,
+                          progress: Progress) -> None:
+    # Events are a help, not the job: a refused or broken event watch stays silent
+    with contextlib.suppress(kube.APIError, *NETWORK_ERRORS):
+        await _pod_warnings(client, job, progress)
+
+
 async def _follow(job: _async.AsyncDaskJobHandle, progress: Progress, out: TextIO,
-                  timeout: float | None) -> int:
-    logs = asyncio.create_task(_stream_logs(job, out), name="dask-kube-jobs-logs")
+                  timeout: float | None, client: kube.Client) -> int:
+    logs = asyncio.create_task(_stream_logs(job, out, progress), name="dask-kube-jobs-logs")
+    warnings = asyncio.create_task(_watch_warnings(client, job, progress),
+                                   name="dask-kube-jobs-events")
     try:
         final: JobStatus | None = None
         scope = asyncio.timeout(timeout)
         try:
-            async with scope:
-                async for st in job.watch():
-                    progress.update(st)
-                    final = st
+            with progress.live_line():
+                async with scope:
+                    async for st in job.watch():
+                        progress.update(st)
+                        final = st
         except TimeoutError:
             if scope.expired():
                 raise WaitTimeout(job.name, job.namespace, float(timeout or 0),
@@ -151,7 +184,10 @@ async def _follow(job: _async.AsyncDaskJobHandle, progress: Progress, out: TextI
         if final.phase == "Failed":
             exc = DaskJobFailed(final.exit_code, final.reason, final.message, final.log_tail,
                                 job.name, namespace=job.namespace, status=final)
-            print(f"error: {exc}", file=sys.stderr, flush=True)
+            if progress.quiet:  # else the last progress line already said it
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+            elif exc.hint:
+                print(f"hint: {exc.hint}", file=sys.stderr, flush=True)
             return final.exit_code or 1
         if final.result is not None:
             print(json.dumps(final.result), file=out, flush=True)
@@ -159,37 +195,64 @@ async def _follow(job: _async.AsyncDaskJobHandle, progress: Progress, out: TextI
     finally:
         # Ctrl-C must end the command promptly: the log stream gets a few seconds to close
         # its connections, never the power to hold the exit.
-        logs.cancel()
+        for task in (logs, warnings):
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait([logs], timeout=5)
+            await asyncio.wait([logs, warnings], timeout=5)
+
+
+async def _client(args: argparse.Namespace, kubeconfig: str | None = None) -> kube.Client:
+    """The client for --kubeconfig (or ``kubeconfig``) and --context."""
+    return await connect(kubeconfig or args.kubeconfig, context=getattr(args, "context", None))
 
 
 async def _submit(args: argparse.Namespace, manifest: dict[str, Any],
-                  kubeconfig: str | None) -> _async.AsyncDaskJobHandle:
+                  client: kube.Client) -> _async.AsyncDaskJobHandle:
     try:
-        return await _async.submit(manifest, namespace=args.namespace, kubeconfig=kubeconfig)
+        return await _async.submit(manifest, namespace=args.namespace, client=client)
     except JobAlreadyExists:
         if not getattr(args, "replace", False):
             raise
-        old = await _async.get_job(manifest["metadata"]["name"], args.namespace,
-                                   kubeconfig=kubeconfig)
+        old = await _async.get_job(manifest["metadata"]["name"], args.namespace, client=client)
         await old.delete(wait=True)
-        return await _async.submit(manifest, namespace=args.namespace, kubeconfig=kubeconfig)
+        return await _async.submit(manifest, namespace=args.namespace, client=client)
 
 
-async def _run_async(args: argparse.Namespace, manifest: dict[str, Any], kubeconfig: str | None,
-                     progress: Progress) -> int:
+async def _create_all(args: argparse.Namespace, run_file: RunFile, client: kube.Client,
+                      say: Callable[[str], None]) -> _async.AsyncDaskJobHandle:
+    """Apply the file's documents in order, the DaskJob among them; its handle."""
+    manifest = run_file.job
+    namespace = args.namespace or (manifest.get("metadata") or {}).get("namespace") or \
+        kube.default_namespace(client)
+
+    async def apply_all(docs: list[dict[str, Any]]) -> None:
+        for doc in docs:
+            with translate(None, namespace):
+                say(await apply(client, doc, namespace))
+
+    await apply_all(run_file.before)
+    job = await _submit(args, manifest, client)
+    say(f"submitted DaskJob {job.namespace}/{job.name}")
+    await apply_all(run_file.after)
+    return job
+
+
+async def _run_async(args: argparse.Namespace, run_file: RunFile, kubeconfig: str | None,
+                     progress: Progress, stopper: Stopper) -> int:
     job: _async.AsyncDaskJobHandle | None = None
     try:
-        job = await _submit(args, manifest, kubeconfig)
-        progress.say(f"submitted DaskJob {job.namespace}/{job.name}")
-        return await _follow(job, progress, sys.stdout, args.timeout)
+        client = await _client(args, kubeconfig)
+        job = await _create_all(args, run_file, client, progress.say)
+        return await _follow(job, progress, sys.stdout, args.timeout, client)
     except (asyncio.CancelledError, WaitTimeout) as exc:
         if job is not None and not args.keep:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(job.delete(wait=False), 10)
-            progress.say(f"deleted DaskJob {job.namespace}/{job.name}"
-                         + (" (interrupted)" if isinstance(exc, asyncio.CancelledError) else ""))
+            why = ""
+            if isinstance(exc, asyncio.CancelledError):
+                why = f" (interrupted by {signal.Signals(stopper.signum).name})" \
+                    if stopper.signum is not None else " (interrupted)"
+            progress.say(f"deleted DaskJob {job.namespace}/{job.name}{why}")
         if isinstance(exc, WaitTimeout):
             print(f"error: {exc}", file=sys.stderr, flush=True)
             return EXIT_TIMEOUT
@@ -199,150 +262,148 @@ async def _run_async(args: argparse.Namespace, manifest: dict[str, Any], kubecon
             await asyncio.wait_for(close_clients(), 5)
 
 
+def _run_file(args: argparse.Namespace) -> RunFile:
+    """The documents ``run`` and ``submit`` apply: the file's (checked before anything is
+    sent), or the DaskJob the flags build."""
+    if not args.file or args.image or args.script or getattr(args, "argv", None):
+        manifest = job_manifest(args)
+        check_job_manifest(manifest)
+        return RunFile([manifest], 0)
+    run_file = read_run_file(args.file)
+    check_job_manifest(run_file.job)  # the file's own mistakes before --name/--workers' ones
+    run_file.documents[run_file.job_index] = job_manifest(args, run_file.job)
+    check_namespaces(run_file.documents, args.namespace)
+    return run_file
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    manifest = job_manifest(args)
+    run_file = _run_file(args)
     progress = Progress(args.quiet)
     plane = None
     kubeconfig = args.kubeconfig
-    try:
-        if args.local:
-            if kubeconfig:
-                raise SpecError("--local", "starts its own control plane; drop --kubeconfig")
-            try:
-                from .local.launcher import ControlPlaneError, LocalControlPlane
-            except ImportError as exc:
-                error = DaskKubeJobsError(f"--local needs the local control plane, which is not "
-                                          f"installed ({exc.name} is missing)")
-                error.hint = "pip install 'dask-kube-jobs[local,operator]'"
-                raise error from exc
-
-            progress.say("starting a local control plane (API server, kubelet, operator)")
-            plane = LocalControlPlane()
-            try:
-                plane.start()
-            except ControlPlaneError as exc:
-                error = DaskKubeJobsError(f"the local control plane did not start: {exc}")
-                error.hint = "run with --debug, or try `dask-kube-jobs local up` to see why"
-                raise error from exc
-            kubeconfig = plane.kubeconfig
-            progress.say(f"local control plane ready at {plane.server}")
+    with signals_raise():
         try:
-            return asyncio.run(_run_async(args, manifest, kubeconfig, progress))
+            if args.local:
+                plane, kubeconfig = _start_local(args, progress)
+            return run_stoppable(lambda stopper: _run_async(args, run_file, kubeconfig,
+                                                            progress, stopper))
+        except Interrupted as exc:  # while the local control plane started or stopped
+            return exit_code(exc.signum)
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
-    finally:
-        if plane is not None:
-            progress.say("stopping the local control plane")
-            plane.stop()
+        finally:
+            if plane is not None:
+                progress.say("stopping the local control plane")
+                plane.stop()
+
+
+def _start_local(args: argparse.Namespace, progress: Progress) -> tuple[Any, str]:
+    if args.kubeconfig or getattr(args, "context", None):
+        raise SpecError("--local", "starts its own control plane; drop --kubeconfig/--context")
+    try:
+        from .local.launcher import ControlPlaneError, LocalControlPlane
+    except ImportError as exc:
+        error = DaskKubeJobsError(f"--local needs the local control plane, which is not "
+                                  f"installed ({exc.name} is missing)")
+        error.hint = "pip install 'dask-kube-jobs[local,operator]'"
+        raise error from exc
+
+    progress.say("starting a local control plane (API server, kubelet, operator)")
+    plane = LocalControlPlane()
+    try:
+        plane.start()
+    except ControlPlaneError as exc:
+        error = DaskKubeJobsError(f"the local control plane did not start: {exc}")
+        error.hint = "run with --debug, or try `dask-kube-jobs local up` to see why"
+        raise error from exc
+    progress.say(f"local control plane ready at {plane.server}")
+    return plane, plane.kubeconfig
 
 
 # -- the other job commands ------------------------------------------------------------------------
-def _call(coro_fn: Callable[[], Awaitable[int]]) -> int:
-    async def main() -> int:
+def _call(args: argparse.Namespace,
+          coro_fn: Callable[[kube.Client], Awaitable[int]]) -> int:
+    """Run a command with its client; a stop signal ends it with 128 + the signal's number."""
+    async def main(_stopper: Stopper) -> int:
         try:
-            return await coro_fn()
+            return await coro_fn(await _client(args))
         finally:
-            await close_clients()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(close_clients(), 5)
 
-    return asyncio.run(main())
+    return run_stoppable(main)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    manifest = job_manifest(args)
+    run_file = _run_file(args)  # checked before connecting: a mistake needs no cluster
 
-    async def go() -> int:
-        job = await _submit(args, manifest, args.kubeconfig)
+    async def go(client: kube.Client) -> int:
+        job = await _create_all(args, run_file, client, _applied)
         print(job.name)
         print(f"follow it with: dask-kube-jobs logs -f {job.name} -n {job.namespace}",
               file=sys.stderr)
         return 0
 
-    return _call(go)
+    return _call(args, go)
 
 
-def _age(stamp: str | None) -> str:
-    from .contract.times import now, parse_time
-
-    t = parse_time(stamp)
-    if t is None:
-        return "-"
-    s = int((now() - t).total_seconds())
-    return f"{s}s" if s < 120 else f"{s // 60}m" if s < 7200 else f"{s // 3600}h"
+def _applied(what: str) -> None:
+    if not what.startswith("submitted "):  # submit prints the job's name on stdout instead
+        print(what, file=sys.stderr)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        job = await _async.get_job(args.name, args.namespace, kubeconfig=args.kubeconfig)
+    async def go(client: kube.Client) -> int:
+        job = await _async.get_job(args.name, args.namespace, client=client)
         st = await job.status()
-        if args.output == "json":
-            print(json.dumps(st.raw, indent=2, sort_keys=True))
+        if args.output in ("json", "yaml"):
+            sys.stdout.write(output.structured(st.raw, args.output))
             return 0
         link = await job.dashboard_link() if not st.done else None
-        rows = [("Name", f"{job.namespace}/{job.name}"), ("Phase", st.phase or "Pending"),
-                ("Cluster", st.cluster_name), ("Runner", st.runner_pod),
-                ("Attempts", st.attempts or None), ("Exit code", st.exit_code),
-                ("Reason", st.reason), ("Message", st.message), ("Started", st.start_time),
-                ("Finished", st.end_time), ("Dashboard", link),
-                ("Result", None if st.result is None else json.dumps(st.result))]
-        for key, value in rows:
-            if value is not None:
-                print(f"{key + ':':11} {value}")
-        if st.phase == "Failed" and st.log_tail:
-            print("Log tail:")
-            for line in st.log_tail.rstrip("\n").splitlines():
-                print(f"  {line}")
+        sys.stdout.write(output.status_text(job.raw, st, wide=args.output == "wide",
+                                            dashboard=link))
         return 0
 
-    return _call(go)
+    return _call(args, go)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    async def go() -> int:
+    async def go(client: kube.Client) -> int:
         jobs = await _async.list_jobs(args.namespace, args.selector,
-                                      all_namespaces=args.all_namespaces,
-                                      kubeconfig=args.kubeconfig)
-        if not jobs:
+                                      all_namespaces=args.all_namespaces, client=client)
+        raws = [job.raw for job in jobs]
+        if args.output in ("json", "yaml"):
+            sys.stdout.write(output.structured(output.jobs_list(raws), args.output))
+        elif not jobs:
             print("No DaskJobs found.", file=sys.stderr)
-            return 0
-        rows = [(["NAMESPACE"] if args.all_namespaces else []) +
-                ["NAME", "PHASE", "ATTEMPTS", "EXIT", "AGE"]]
-        for job in jobs:
-            st = job.last_status
-            rows.append(([job.namespace] if args.all_namespaces else []) +
-                        [job.name, st.phase or "Pending", str(st.attempts),
-                         "-" if st.exit_code is None else str(st.exit_code),
-                         _age(job.raw["metadata"].get("creationTimestamp"))])
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for r in rows:
-            print("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        else:
+            sys.stdout.write(output.jobs_table(raws, all_namespaces=args.all_namespaces,
+                                               wide=args.output == "wide"))
         return 0
 
-    return _call(go)
+    return _call(args, go)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        job = await _async.get_job(args.name, args.namespace, kubeconfig=args.kubeconfig)
+    async def go(client: kube.Client) -> int:
+        job = await _async.get_job(args.name, args.namespace, client=client)
         if args.follow:
             await _stream_logs(job, sys.stdout)
         else:
             sys.stdout.write(await job.logs(container=args.container))
         return 0
 
-    try:
-        return _call(go)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    return _call(args, go)
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        job = await _async.get_job(args.name, args.namespace, kubeconfig=args.kubeconfig)
+    async def go(client: kube.Client) -> int:
+        job = await _async.get_job(args.name, args.namespace, client=client)
         await job.delete(wait=not args.no_wait, timeout=args.timeout)
         print(f"deleted DaskJob {job.namespace}/{job.name}")
         return 0
 
-    return _call(go)
+    return _call(args, go)
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
@@ -361,10 +422,16 @@ def cmd_gen(args: argparse.Namespace) -> int:
 
 
 # -- parsers ---------------------------------------------------------------------------------------
+CONTEXT_HELP = "the kubeconfig context to use (default: its current-context)"
+
+
 def _target(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
     p.add_argument("--kubeconfig", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster, then "
                         "the one `dask-kube-jobs local up` wrote)")
+    # also accepted before the command (the top-level parser's --context); SUPPRESS keeps a
+    # value given there when none is given here
+    p.add_argument("--context", default=argparse.SUPPRESS, help=CONTEXT_HELP)
 
 
 def _job_source(p: argparse.ArgumentParser, *, with_file: bool = True) -> None:
@@ -385,23 +452,30 @@ def add_job_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     """Register run, submit, status, list, logs, delete and gen on the top-level parser."""
     run = sub.add_parser(
         "run", help="submit a DaskJob, stream its log, exit with the runner's exit code",
-        description="Submit a DaskJob and follow it to the end: phase changes on stderr, the "
-                    "runner's log on stdout, then the result (JSON) if the runner set one. "
+        description="Submit a DaskJob and follow it to the end: its changes (and its Pods' "
+                    "Warning Events) on stderr, the runner's log on stdout, then the result "
+                    "(JSON) if the runner set one. FILE may also hold ConfigMaps and Secrets "
+                    "for the job's Pods: they are applied first, in the file's order. "
                     "Exit code: the runner's (0 on success; 1 if a failed job has none), 124 on "
-                    "--timeout, 130 on Ctrl-C. Ctrl-C and --timeout delete the job unless "
-                    "--keep. Command after `--`: dask-kube-jobs run --image IMG -- python x.py")
+                    "--timeout, 130 on Ctrl-C, 143 on SIGTERM, 129 on SIGHUP (128 + the "
+                    "signal's number). Ctrl-C, SIGTERM, SIGHUP and --timeout delete the job "
+                    "unless --keep. Command after `--`: "
+                    "dask-kube-jobs run --image IMG -- python x.py")
     _job_source(run)
     _target(run)
     run.add_argument("--local", action="store_true",
                      help="start a throw-away local control plane for this run")
     run.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds")
-    run.add_argument("--keep", action="store_true", help="do not delete the job on Ctrl-C/timeout")
+    run.add_argument("--keep", action="store_true",
+                     help="do not delete the job on Ctrl-C, SIGTERM, SIGHUP or --timeout")
     run.add_argument("--replace", action="store_true",
                      help="delete an existing job of the same name first")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     run.set_defaults(func=cmd_run, takes_argv=True)
 
-    submit = sub.add_parser("submit", help="create a DaskJob and return (prints its name)")
+    submit = sub.add_parser("submit", help="create a DaskJob and return (prints its name)",
+                            description="Create the DaskJob (and, from FILE, the ConfigMaps and "
+                                        "Secrets beside it, as `run` does) and print its name.")
     _job_source(submit)
     _target(submit)
     submit.add_argument("--replace", action="store_true",
@@ -410,13 +484,16 @@ def add_job_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
     status = sub.add_parser("status", help="show a DaskJob's status")
     status.add_argument("name", metavar="NAME")
-    status.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    status.add_argument("-o", "--output", choices=output.FORMATS, default="text",
+                        help="wide: more rows; json/yaml: the job's .status")
     _target(status)
     status.set_defaults(func=cmd_status)
 
     ls = sub.add_parser("list", help="list DaskJobs")
     ls.add_argument("-l", "--selector", help="label selector, e.g. team=data")
     ls.add_argument("-A", "--all-namespaces", action="store_true")
+    ls.add_argument("-o", "--output", choices=output.FORMATS, default="text",
+                    help="wide: more columns; json/yaml: the DaskJobs as a List")
     _target(ls)
     ls.set_defaults(func=cmd_list)
 

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's global completion looks for this line)
 """The ``dask-kube-jobs`` command.
 
 Errors are one line plus a hint, without a traceback unless ``--debug`` is given: the people who
@@ -10,11 +11,15 @@ Commands: ``run`` / ``submit`` / ``status`` / ``list`` / ``logs`` / ``delete`` /
 
     dask-kube-jobs run --local examples/simple-job.yaml
     dask-kube-jobs run --image ghcr.io/dask/dask:latest --workers 2 -- python -c "print(1)"
+
+Shell completion comes from argcomplete: ``eval "$(register-python-argcomplete dask-kube-jobs)"``
+in bash or zsh (``register-python-argcomplete --shell fish dask-kube-jobs | source`` in fish).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -27,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Run Dask batch work on Kubernetes.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    from ._cli_jobs import CONTEXT_HELP, add_job_commands
+
+    parser.add_argument("--context", help=CONTEXT_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
-    from ._cli_jobs import add_job_commands
     from ._cli_local import add_local_commands
 
     add_job_commands(sub)
@@ -63,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug = True
         argv.pop(0)
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions: answer, then exit
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     if argv and argv[0] == "operator":
         # everything after `operator` is the operator's own command line (its --help too)
         args = argparse.Namespace(debug=debug, func=lambda _: _operator(argv[1:]))
@@ -86,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:  # SIGTERM and SIGHUP too, as _cli_signals.Interrupted
+        return 128 + getattr(exc, "signum", 2)
     except Exception as exc:  # a bug or an unmapped failure: still one line, unless --debug
         if args.debug:
             raise

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import ssl
 import weakref
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import kr8s
 
 from .. import kube
@@ -105,6 +107,13 @@ async def open_client(kubeconfig: kube.Kubeconfig | None = None, *, context: str
         raise unreachable(exc) from exc
     except (KeyError, OSError, ValueError) as exc:
         where = "(inline)" if isinstance(source, Mapping) else source or "(in-cluster)"
+        known = kube.kubeconfig_contexts(source) if source is not None else []
+        if context and known and context not in known:
+            error = KubeconfigError(f"kubeconfig {where} has no context {context!r} (it has: "
+                                    f"{', '.join(known)})")
+            error.hint = ("choose one of those (--context in the CLI, context= in Python), or "
+                          "none for its current-context")
+            raise error from exc
         raise KubeconfigError(f"cannot load kubeconfig {where}"
                               + (f" (context {context})" if context else "")
                               + f": {exc!r}") from exc
@@ -149,7 +158,11 @@ def _from_kr8s(exc: kr8s.ServerError) -> kube.APIError:
     if response is not None:
         with contextlib.suppress(ValueError):
             body = response.json()
-    return kube.api_error(response.status_code if response is not None else 0, body, str(exc))
+    error = kube.api_error(response.status_code if response is not None else 0, body, str(exc))
+    origin = kube.origin_of(exc)
+    if origin is not None:
+        kube.errors.mark_origin(error, origin)
+    return error
 
 
 def translated(exc: kube.APIError, name: str | None, namespace: str, *,
@@ -170,11 +183,16 @@ def translated(exc: kube.APIError, name: str | None, namespace: str, *,
         causes = details.get("causes") or [{}]
         field = causes[0].get("field") or "manifest"
         return SpecError(field, f"rejected by the API server: {exc.message}")
-    error = APIRequestError(exc.code, exc.reason, exc.message, status=exc.body)
+    message = exc.message
+    origin = kube.origin_of(exc) or kube.Origin()
     if isinstance(exc, kube.Unauthorized):
-        error.hint = ("the API server refused the kubeconfig's credentials: they may have "
-                      "expired (refresh them, e.g. your cloud CLI's get-credentials) or be for "
-                      "another cluster (check the current context, or --kubeconfig)")
+        message = (f"the Kubernetes API server{_at(origin.server)} refused the credentials of "
+                   f"{_user(origin)}{_paren(origin.describe())}: {exc.message or 'Unauthorized'}")
+    error = APIRequestError(exc.code, exc.reason, message, status=exc.body)
+    if isinstance(exc, kube.Unauthorized):
+        error.hint = ("the credentials may have expired (refresh them, e.g. your cloud CLI's "
+                      "get-credentials) or be for another cluster (check --context, "
+                      "--kubeconfig, $KUBECONFIG)")
     elif isinstance(exc, kube.Forbidden):
         error.hint = "check the kubeconfig's user has rights on daskjobs in this namespace"
     return error
@@ -192,10 +210,40 @@ def _server_of(exc: BaseException) -> str:
     return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
 
 
+def _at(server: str) -> str:
+    return f" at {server}" if server else ""
+
+
+def _paren(text: str) -> str:
+    return f" ({text})" if text else ""
+
+
+def _user(origin: kube.Origin) -> str:
+    return f"user {origin.user}" if origin.user else "the kubeconfig's user"
+
+
+def _network_words(exc: BaseException) -> str:
+    """What went wrong on the network, in words (httpx's own, such as "All connection attempts
+    failed", say nothing a person can act on; the operating system's error under it does)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused (nothing listens there)"
+        if isinstance(cause, socket.gaierror):
+            return f"the host name does not resolve ({cause.strerror or cause})"
+        if isinstance(cause, (TimeoutError, httpx.TimeoutException)):
+            return "no answer in time"
+        if isinstance(cause, OSError) and cause.errno is not None and cause.strerror:
+            return cause.strerror[0].lower() + cause.strerror[1:]
+        cause = cause.__cause__ or cause.__context__
+    return f"{type(exc).__name__}: {exc}"
+
+
 def unreachable(exc: BaseException) -> KubeconfigError:
-    """A network failure in words that name the server and, for TLS, what to check."""
-    server = _server_of(exc)
-    where = f" at {server}" if server else ""
+    """A network failure in words that name the server, the kubeconfig and context the client
+    was made from, and, for TLS, what to check."""
+    origin = kube.origin_of(exc) or kube.Origin()
+    where = _at(_server_of(exc) or origin.server) + _paren(origin.describe())
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, ssl.SSLError):
         cause = cause.__cause__ or cause.__context__
@@ -206,9 +254,10 @@ def unreachable(exc: BaseException) -> KubeconfigError:
                       "or that the server is the one the kubeconfig means")
         return error
     error = KubeconfigError(f"cannot reach the Kubernetes API server{where}: "
-                            f"{type(exc).__name__}: {exc}")
-    error.hint = ("is the cluster running, and is this the kubeconfig you meant ($KUBECONFIG, "
-                  "--kubeconfig)? for the local one: `dask-kube-jobs local status`")
+                            f"{_network_words(exc)}")
+    error.hint = ("is the cluster running, and is that the kubeconfig and context you meant "
+                  "($KUBECONFIG, --kubeconfig, --context)? for the local one: "
+                  "`dask-kube-jobs local status`")
     return error
 
 

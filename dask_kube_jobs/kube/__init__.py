@@ -44,6 +44,8 @@ from .client import (
     Client,
     Kubeconfig,
     default_namespace,
+    kubeconfig_contexts,
+    kubeconfig_origin,
 )
 from .errors import (
     TRANSIENT_ERRORS,
@@ -56,12 +58,14 @@ from .errors import (
     Invalid,
     MethodNotAllowed,
     NotFound,
+    Origin,
     RequestTimeout,
     ServerError,
     TooManyRequests,
     Unauthorized,
     api_error,
     namespace_terminating,
+    origin_of,
 )
 from .events import EventRecorder
 from .informer import Handler, Informer, run_informers, wait_synced
@@ -75,8 +79,9 @@ __all__ = [
     "REQUEST_TIMEOUT", "SERVICEACCOUNTS", "SERVICE_ACCOUNT", "SERVICES", "TRANSIENT_ERRORS", "APIError",
     "AlreadyExists", "Backoff", "BadRequest", "Client", "Conflict", "EventRecorder", "Forbidden",
     "Gone", "Handler", "Informer", "Invalid", "Kubeconfig", "ListThenWatch", "MethodNotAllowed", "NotFound",
-    "Obj", "Relisted", "RequestTimeout", "Resource", "ServerError", "TooManyRequests",
+    "Obj", "Origin", "Relisted", "RequestTimeout", "Resource", "ServerError", "TooManyRequests",
     "Unauthorized", "WatchEvent", "WorkQueue", "api_error", "decode_event", "default_namespace",
-    "exponential_delay", "is_transient", "namespace_terminating", "retrying", "run_informers",
+    "exponential_delay", "is_transient", "kubeconfig_contexts", "kubeconfig_origin", "namespace_terminating",
+    "origin_of", "retrying", "run_informers",
     "wait_synced",
 ]

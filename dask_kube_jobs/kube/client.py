@@ -33,10 +33,11 @@ from typing import Any
 import httpx
 import kr8s
 import kr8s.asyncio
+import yaml
 
 from ..contract.api_resources import PODS, Resource
 from ..contract.objects import Obj
-from .errors import Conflict, NotFound, RequestTimeout, api_error
+from .errors import APIError, Conflict, NotFound, Origin, RequestTimeout, api_error, mark_origin
 
 REQUEST_TIMEOUT = 30.0
 # kr8s builds its httpx client with httpx's default limits: 100 connections, 20 kept alive.
@@ -59,13 +60,73 @@ def _split(path: str) -> tuple[str, str, str]:
     return "/apis", f"{parts[1]}/{parts[2]}", "/".join(parts[3:])
 
 
+def _kubeconfig_files(kubeconfig: str | os.PathLike[str] | None) -> list[str]:
+    if kubeconfig is not None:
+        return [f for f in os.fspath(kubeconfig).split(os.pathsep) if f]
+    listed = [f for f in os.environ.get("KUBECONFIG", "").split(os.pathsep) if f]
+    return listed or [os.path.expanduser("~/.kube/config")]
+
+
+def _load_kubeconfigs(kubeconfig: Kubeconfig | None) -> tuple[str, list[Mapping[str, Any]]]:
+    """The kubeconfig's label (its path or paths, or ``(inline)``) and its readable files."""
+    if isinstance(kubeconfig, Mapping):
+        return "(inline)", [kubeconfig]
+    configs: list[Mapping[str, Any]] = []
+    files = _kubeconfig_files(kubeconfig)
+    for file in files:
+        with contextlib.suppress(OSError, yaml.YAMLError):
+            with open(os.path.expanduser(file), encoding="utf-8") as fh:
+                loaded = yaml.safe_load(fh)
+            if isinstance(loaded, Mapping):
+                configs.append(loaded)
+    return os.pathsep.join(files), configs
+
+
+def kubeconfig_contexts(kubeconfig: Kubeconfig | None) -> list[str]:
+    """The names of a kubeconfig's contexts (of every file of a ``$KUBECONFIG`` list)."""
+    _, configs = _load_kubeconfigs(kubeconfig)
+    return [str(c["name"]) for config in configs for c in config.get("contexts") or ()
+            if isinstance(c, Mapping) and c.get("name")]
+
+
+def kubeconfig_origin(kubeconfig: Kubeconfig | None, *, context: str | None = None,
+                      in_cluster: bool = False) -> Origin:
+    """Which server, context and user a kubeconfig means (merged as kubectl merges a
+    ``$KUBECONFIG`` list: the first file that sets a name wins). Read before connecting, so a
+    connection that fails can still say what it tried; unreadable parts stay unknown."""
+    label, configs = _load_kubeconfigs(kubeconfig)
+    if not configs and in_cluster:
+        host = os.environ.get("KUBERNETES_SERVICE_HOST", "")
+        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        return Origin(f"https://{host}:{port}" if host else "", "(in-cluster)", "",
+                      "the Pod's service account")
+
+    def named(section: str, name: str | None) -> Mapping[str, Any]:
+        for config in configs:
+            for entry in config.get(section) or ():
+                if isinstance(entry, Mapping) and entry.get("name") == name:
+                    return entry.get(section[:-1]) or {}
+        return {}
+
+    chosen = context or next((str(c["current-context"]) for c in configs
+                              if c.get("current-context")), "")
+    ctx = named("contexts", chosen)
+    cluster = named("clusters", ctx.get("cluster"))
+    return Origin(str(cluster.get("server") or ""), label, chosen, str(ctx.get("user") or ""))
+
+
 class Client:
-    """Raw JSON requests over one kr8s ``Api`` (its own connection pool)."""
+    """Raw JSON requests over one kr8s ``Api`` (its own connection pool).
+
+    ``origin`` says where the requests go and as whom; every error a request raises carries it
+    (:func:`~dask_kube_jobs.kube.errors.origin_of`), so messages can name the kubeconfig,
+    context and user of the connection that failed."""
 
     def __init__(self, api: kr8s.asyncio.Api, kubeconfig: str, *,
-                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+                 max_in_flight: int = MAX_IN_FLIGHT, origin: Origin | None = None) -> None:
         self.api = api
         self.kubeconfig = kubeconfig
+        self.origin = origin or Origin(kubeconfig=kubeconfig)
         self._permits = asyncio.Semaphore(max_in_flight)
 
     @classmethod
@@ -92,7 +153,12 @@ class Client:
             kwargs["context"] = context
         if namespace:
             kwargs["namespace"] = namespace
-        api = await kr8s.asyncio.Api(**kwargs)
+        origin = kubeconfig_origin(kubeconfig, context=context, in_cluster=in_cluster)
+        try:
+            api = await kr8s.asyncio.Api(**kwargs)
+        except Exception as exc:  # kr8s asks the server its version: say where it went
+            mark_origin(exc, origin)
+            raise
         if context and not namespace:
             # kr8s 0.20 takes the *current* context's namespace even when another context is
             # chosen; kubectl takes the chosen one's.
@@ -102,7 +168,10 @@ class Client:
                     api.namespace = chosen
         label = "" if kubeconfig is None or isinstance(kubeconfig, Mapping) \
             else os.fspath(kubeconfig)
-        return cls(api, label, max_in_flight=max_in_flight)
+        with contextlib.suppress(AttributeError, TypeError):
+            origin = Origin(str(api.auth.server or origin.server), origin.kubeconfig,
+                            str(api.auth.active_context or origin.context), origin.user)
+        return cls(api, label, max_in_flight=max_in_flight, origin=origin)
 
     async def close(self) -> None:
         session = getattr(self.api, "_session", None)
@@ -117,18 +186,22 @@ class Client:
         # session (ReadError, "URL is missing a protocol"). A 403 such as "namespace is being
         # terminated" is an answer, not expired credentials, so errors are mapped here.
         base, version, url = _split(path)
-        async with self.api.call_api(method, base=base, version=version, url=url,
-                                     raise_for_status=False, **kwargs) as response:
-            if response.is_error:
-                await response.aread()
-                try:
-                    status = response.json()
-                except ValueError:
-                    status = {}
-                if not isinstance(status, dict):
-                    status = {}
-                raise api_error(response.status_code, status, response.text[:200])
-            yield response
+        try:
+            async with self.api.call_api(method, base=base, version=version, url=url,
+                                         raise_for_status=False, **kwargs) as response:
+                if response.is_error:
+                    await response.aread()
+                    try:
+                        status = response.json()
+                    except ValueError:
+                        status = {}
+                    if not isinstance(status, dict):
+                        status = {}
+                    raise api_error(response.status_code, status, response.text[:200])
+                yield response
+        except (APIError, httpx.HTTPError, kr8s.APITimeoutError, OSError) as exc:
+            mark_origin(exc, self.origin)
+            raise
 
     async def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                       body: Any = None, content_type: str | None = None) -> Obj:

@@ -9,6 +9,8 @@ HTTP answer and for a watch's ``ERROR`` event alike.
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -111,3 +113,46 @@ def namespace_terminating(exc: BaseException) -> bool:
         if isinstance(exc.body, dict) else []
     return "because it is being terminated" in exc.message or \
         any(isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request went and as whom: what a person needs to see to fix a refused or
+    unreachable connection (the kubeconfig and context they did not mean, an expired user).
+
+    ``kubeconfig`` is the file's path, ``"(inline)"`` for a kubeconfig given as a mapping, or
+    ``"(in-cluster)"``; empty strings are unknown."""
+
+    server: str = ""
+    kubeconfig: str = ""
+    context: str = ""
+    user: str = ""
+
+    def describe(self, *, user: bool = False) -> str:
+        """``kubeconfig ~/.kube/config, context prod`` (and ``, user alice`` with ``user``)."""
+        parts = [f"kubeconfig {self.kubeconfig}" if self.kubeconfig else "",
+                 f"context {self.context}" if self.context else "",
+                 f"user {self.user}" if user and self.user else ""]
+        return ", ".join(p for p in parts if p)
+
+
+def mark_origin(exc: BaseException, origin: Origin) -> None:
+    """Record on ``exc`` where the failed request went, unless a closer layer already did."""
+    if getattr(exc, "kube_origin", None) is None:
+        with contextlib.suppress(AttributeError):  # a few C exception types take none
+            exc.kube_origin = origin  # type: ignore[attr-defined]
+
+
+def origin_of(exc: BaseException) -> Origin | None:
+    """The :class:`Origin` :meth:`Client <dask_kube_jobs.kube.Client>` recorded on ``exc`` or on
+    one of its causes; None for errors that did not come from a request."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        origin = getattr(cause, "kube_origin", None)
+        if isinstance(origin, Origin):
+            return origin
+        cause = cause.__cause__ or cause.__context__
+    return None
+

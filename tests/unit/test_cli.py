@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from dask_kube_jobs import JobStatus, SpecError, cli, make_cluster_spec, make_job_spec
-from dask_kube_jobs._cli_jobs import Progress
+from dask_kube_jobs._cli_progress import Progress
 
 
 @pytest.fixture
@@ -147,7 +148,8 @@ def test_a_command_after_dashes_only_where_it_means_something(
 def test_run_local_refuses_a_kubeconfig(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", "--local", "--kubeconfig", "kc.yaml", "--", "true"]) == 1
-    assert errors(capsys)[0] == "error: --local: starts its own control plane; drop --kubeconfig"
+    assert errors(capsys)[0] == ("error: --local: starts its own control plane; drop "
+                                 "--kubeconfig/--context")
 
 
 def test_operator_gets_the_rest_of_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,3 +214,232 @@ def test_spec_and_result_errors_share_the_base_class() -> None:
 
     assert issubclass(SpecError, DaskKubeJobsError) and issubclass(SpecError, ValueError)
     assert issubclass(ResultError, DaskKubeJobsError)
+
+
+def _kubeconfig(path: Path, server: str, *, context: str = "ctx", user: str = "alice") -> Path:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": "c", "cluster": {"server": server}}],
+        "users": [{"name": user, "user": {"token": "t"}}, {"name": "bob", "user": {"token": "b"}}],
+        "contexts": [{"name": context, "context": {"cluster": "c", "user": user}},
+                     {"name": "other", "context": {"cluster": "c", "user": "bob"}}]}))
+    return path
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_unreachable_server_names_the_url_the_kubeconfig_and_the_context(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server = f"https://127.0.0.1:{_closed_port()}"
+    kc = _kubeconfig(tmp_path / "kc.yaml", server)
+    assert cli.main(["list", "--kubeconfig", str(kc), "--context", "other"]) == 1
+    lines = errors(capsys)
+    assert lines[0] == (f"error: cannot reach the Kubernetes API server at {server} "
+                        f"(kubeconfig {kc}, context other): connection refused "
+                        "(nothing listens there)")
+    assert "ConnectError" not in lines[0] and "All connection attempts" not in lines[0]
+    assert lines[1].startswith("hint: is the cluster running")
+
+
+def test_kubeconfig_origin_reads_a_kubeconfig_list_as_kubectl_merges_it(tmp_path: Path) -> None:
+    from dask_kube_jobs.kube import kubeconfig_origin
+
+    first = _kubeconfig(tmp_path / "a.yaml", "https://a:6443", context="one", user="ann")
+    second = _kubeconfig(tmp_path / "b.yaml", "https://b:6443", context="two", user="ben")
+    listed = f"{first}:{second}"
+    origin = kubeconfig_origin(listed)
+    assert (origin.server, origin.context, origin.user) == ("https://a:6443", "one", "ann")
+    assert kubeconfig_origin(listed, context="two").user == "ben"
+    assert origin.describe(user=True) == f"kubeconfig {listed}, context one, user ann"
+    assert kubeconfig_origin({"current-context": "x"}).describe() == "kubeconfig (inline), context x"
+    assert kubeconfig_origin(tmp_path / "missing.yaml").server == ""
+
+
+def test_progress_is_coloured_on_a_terminal_unless_no_color(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dask_kube_jobs._cli_progress import colour_wanted
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert colour_wanted(Terminal()) and not colour_wanted(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not colour_wanted(Terminal())
+    monkeypatch.setenv("NO_COLOR", "")  # empty: no-color.org says it does not count
+    assert colour_wanted(Terminal())
+    out = Terminal()
+    Progress(quiet=False, stream=out).update(JobStatus.from_job({"status": {
+        "jobStatus": "Failed", "reason": "Error"}}))
+    assert "\x1b[31mFailed (Error)\x1b[0m" in out.getvalue()
+
+
+def test_piped_progress_is_plain_and_has_no_live_line() -> None:
+    out = io.StringIO()
+    progress = Progress(quiet=False, stream=out)
+    assert not progress.live and not progress.colour
+    progress.draw_live()
+    progress.say("submitted")
+    assert "\x1b" not in out.getvalue() and out.getvalue().count("\n") == 1
+
+
+def test_the_live_line_counts_since_the_last_change_and_is_cleared_before_a_line() -> None:
+    out = io.StringIO()
+    progress = Progress(quiet=False, stream=out, live=True, colour=False)
+    progress.update(JobStatus.from_job({"status": {"jobStatus": "Running",
+                                                   "jobRunnerPodName": "r-1"}}))
+    progress.draw_live()
+    assert out.getvalue().endswith("... still Running (runner r-1), for 0s")
+    progress.say("next")
+    tail = out.getvalue().split("for 0s", 1)[1]
+    assert tail.startswith("\r\x1b[2K[") and tail.endswith("] next\n")
+
+
+def test_pod_warnings_are_printed_once_each() -> None:
+    out = io.StringIO()
+    progress = Progress(quiet=False, stream=out)
+    event = {"involvedObject": {"kind": "Pod", "name": "j-runner-abcde-1"}, "reason": "FailedMount",
+             "message": 'MountVolume.SetUp failed for volume "runner" : configmap "x" not found'}
+    for count in (1, 2, 3):
+        progress.warning({**event, "count": count, "message": f"{event['message']} ({count})"})
+    progress.warning({**event, "reason": "BackOff", "message": "Back-off restarting"})
+    progress.warning({**event, "reason": "Unhealthy",
+                      "message": "Readiness probe failed: connection refused"})
+    lines = [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
+    assert lines == ['Warning FailedMount pod/j-runner-abcde-1: MountVolume.SetUp failed for '
+                     'volume "runner" : configmap "x" not found (1)',
+                     "Warning BackOff pod/j-runner-abcde-1: Back-off restarting"]
+
+
+def test_run_refuses_a_file_with_kinds_it_does_not_apply_naming_them(
+        tmp_path: Path, no_cluster: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = make_job_spec("j", command=["true"], n_workers=1)
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r"}}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump_all([cm, role, job, {**job}]))
+    assert cli.main(["run", str(path)]) == 1
+    assert errors(capsys)[0] == (
+        f"error: FILE: {path}: `run` would not apply Role/r (document 2), DaskJob/j "
+        "(document 4); it applies one DaskJob and the ConfigMaps and Secrets beside it (apply "
+        "anything else with kubectl apply -f first, then run the DaskJob alone)")
+    path.write_text(yaml.safe_dump_all([{**cm, "metadata": {"name": "c", "namespace": "a"}}, job]))
+    assert cli.main(["run", str(path), "-n", "b"]) == 1
+    assert errors(capsys)[0].startswith("error: metadata.namespace: ConfigMap/c (document 1) is "
+                                        "for namespace 'a' but --namespace 'b' was given")
+
+
+def test_the_documents_run_applies_keep_the_files_order(tmp_path: Path) -> None:
+    from dask_kube_jobs._cli_apply import read_run_file
+
+    job = make_job_spec("j", command=["true"], n_workers=1)
+    docs = [{"apiVersion": "v1", "kind": kind, "metadata": {"name": name}}
+            for kind, name in (("ConfigMap", "a"), ("Secret", "b"))]
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump_all([docs[0], job, docs[1]]))
+    run_file = read_run_file(str(path))
+    assert (run_file.before, run_file.job, run_file.after) == ([docs[0]], job, [docs[1]])
+
+
+def test_context_is_global_and_per_command() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["--context", "a", "list"]).context == "a"
+    assert parser.parse_args(["list", "--context", "b"]).context == "b"
+    assert parser.parse_args(["--context", "a", "status", "x", "--context", "b"]).context == "b"
+    assert parser.parse_args(["list"]).context is None
+
+
+def test_status_and_list_formats() -> None:
+    from dask_kube_jobs import _cli_output as output
+
+    job = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskJob",
+           "metadata": {"name": "j", "namespace": "ns", "uid": "u-1",
+                        "creationTimestamp": "2020-01-01T00:00:00Z"},
+           "status": {"jobStatus": "Failed", "clusterName": "j", "jobRunnerPodName": "j-r-1",
+                      "attempts": 1, "exitCode": 3, "reason": "Error",
+                      "conditions": [{"type": "Failed", "status": "True", "reason": "Error"}]}}
+    st = JobStatus.from_job(job)
+    text = output.status_text(job, st)
+    assert text.splitlines()[:2] == ["Name:       ns/j", "Phase:      Failed"]
+    assert "UID" not in text
+    wide = output.status_text(job, st, wide=True)
+    assert "UID:" in wide and "Condition Failed: True (Error)" in wide
+    assert yaml.safe_load(output.structured(st.raw, "yaml")) == job["status"]
+    table = output.jobs_table([job], wide=True).splitlines()
+    assert table[0].split() == ["NAME", "PHASE", "ATTEMPTS", "EXIT", "AGE", "CLUSTER", "RUNNER",
+                                "REASON"]
+    assert table[1].split()[:4] + table[1].split()[5:] == ["j", "Failed", "1", "3", "j", "j-r-1",
+                                                          "Error"]
+    assert json.loads(output.structured(output.jobs_list([job]), "json"))["items"] == [job]
+
+
+@pytest.mark.parametrize(("signame", "code"), [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_a_signal_ends_a_command_with_128_plus_its_number(signame: str, code: int) -> None:
+    import os
+    import signal
+
+    from dask_kube_jobs._cli_signals import run_stoppable
+
+    signum = getattr(signal, signame)
+
+    async def main(stopper: object) -> int:
+        os.kill(os.getpid(), signum)
+        await asyncio.sleep(10)
+        return 0
+
+    before = signal.getsignal(signum)
+    assert run_stoppable(main) == code
+    assert signal.getsignal(signum) is before
+
+
+def test_shell_completion_answers_as_docs_cli_md_sets_it_up(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    assert 'eval "$(register-python-argcomplete dask-kube-jobs)"' in page
+    script = subprocess.run([str(Path(sys.executable).parent / "register-python-argcomplete"),
+                             "dask-kube-jobs"], capture_output=True, text=True, check=True)
+    assert "dask-kube-jobs" in script.stdout
+    answer = tmp_path / "completions"
+    line = "dask-kube-jobs li"
+    env = {**os.environ, "_ARGCOMPLETE": "1", "COMP_LINE": line, "COMP_POINT": str(len(line)),
+           "_ARGCOMPLETE_STDOUT_FILENAME": str(answer), "_ARGCOMPLETE_IFS": "\n"}
+    subprocess.run([sys.executable, "-m", "dask_kube_jobs.cli"], env=env, check=True,
+                   capture_output=True)
+    assert answer.read_text().split() == ["list"]
+
+
+def test_the_live_line_runs_while_run_waits_and_is_gone_after() -> None:
+    from dask_kube_jobs import _cli_progress
+
+    out = io.StringIO()
+    progress = Progress(quiet=False, stream=out, live=True, colour=False)
+
+    async def wait_a_little() -> None:
+        with progress.live_line():
+            await asyncio.sleep(_cli_progress.LIVE_INTERVAL * 2.5)
+
+    asyncio.run(wait_a_little())
+    text = out.getvalue()
+    assert text.count("... waiting, for ") >= 2  # redrawn in place
+    assert text.endswith("\r\x1b[2K")  # and erased at the end
+
+
+def test_a_context_the_kubeconfig_lacks_is_named_with_the_ones_it_has(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kc = _kubeconfig(tmp_path / "kc.yaml", f"https://127.0.0.1:{_closed_port()}")
+    assert cli.main(["--context", "prod", "list", "--kubeconfig", str(kc)]) == 1
+    assert errors(capsys) == [
+        f"error: kubeconfig {kc} has no context 'prod' (it has: ctx, other)",
+        "hint: choose one of those (--context in the CLI, context= in Python), or none for its "
+        "current-context"]
