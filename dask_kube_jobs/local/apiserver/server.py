@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -190,8 +191,8 @@ class APIServer:
         if not allowed and node_decision is not None and node_decision[1]:
             reason = node_decision[1] + (f", {reason}" if reason else "")
         if not allowed:
-            raise errors.forbidden(user.name, info.verb, info.resource + (f"/{info.subresource}" if info.subresource else ""),
-                                   info.group, info.namespace, info.name, reason)
+            raise errors.forbidden(user.name, info.verb, info.resource, info.group, info.namespace,
+                                   info.name, reason, subresource=info.subresource)
 
     # -- resources --------------------------------------------------------------------------
     async def _resource_legacy(self, request: web.Request) -> web.StreamResponse:
@@ -257,6 +258,10 @@ class APIServer:
         info, rtype = self._request_info(request, group, version, tail)
         self.counters[(info.verb, group, info.resource + (f"/{info.subresource}" if info.subresource else ""))] += 1
         self._authorize(request, info)
+        if info.subresource == "exec" and info.verb == "get":
+            # kubectl's WebSocket exec is a GET; as kube-apiserver with
+            # AuthorizePodWebsocketUpgradeCreatePermission, running a command also needs create.
+            self._authorize(request, dataclasses.replace(info, verb="create"))
         core, q = self.core, request.query
         if info.verb != "create":
             self._admit_node(request, info, None)
