@@ -9,17 +9,24 @@ context, and the refusals (RBAC, a container that is not the Pod's, one that is 
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
 import pty
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from dask_kube_jobs.local.kubelet.container import enter_argv
+from dask_kube_jobs.local.kubelet.podexec import ExecRequestError, exec_handler
+from dask_kube_jobs.local.kubelet.server import start_kubelet_server
 from dask_kube_jobs.local.testing import KUBECTL, Kubectl
 
 pytestmark = pytest.mark.kubectl
@@ -150,3 +157,96 @@ def test_exec_refuses_containers_that_are_not_there_or_not_running(box: Kubectl)
     assert waiting.stderr.strip() == 'error: unable to upgrade connection: container not found ("app")'
     init = run(box, "exec", "starting", "-c", "setup", "--", "echo", "in the init container")
     assert (init.returncode, init.stdout) == (0, "in the init container\n")
+
+
+# -- the kubelet's endpoint alone, with clients other than kubectl ------------------------------
+class _Here:
+    """A "container" that is this machine as it is: the command runs in ``workdir``."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        self.workdir = str(workdir)
+
+    def exec_argv(self, command: list[str]) -> list[str]:
+        return enter_argv(command, pid=None, workdir=self.workdir, namespace_mode=False)
+
+
+@pytest.fixture
+async def kubelet_url(tmp_path: Path) -> AsyncIterator[str]:
+    async def find(namespace: str, pod: str, container: str) -> _Here:
+        if container != "c":
+            raise ExecRequestError(500, f'container not found ("{container}")')
+        return _Here(tmp_path)
+
+    runner, port = await start_kubelet_server(tmp_path, exec_handler=exec_handler(find))
+    yield f"http://127.0.0.1:{port}/exec/ns/p/c"
+    await runner.cleanup()
+
+
+async def _collect(ws: aiohttp.ClientWebSocketResponse, *, text: bool = False,
+                   ) -> tuple[dict[int, bytes], dict[str, Any]]:
+    got: dict[int, bytes] = {}
+    async for msg in ws:
+        if text:
+            channel, data = int(msg.data[0]), base64.b64decode(msg.data[1:])
+        else:
+            channel, data = msg.data[0], msg.data[1:]
+        got[channel] = got.get(channel, b"") + data
+    return got, json.loads(got.pop(3))
+
+
+async def test_kubelet_exec_v5_ends_stdin_with_the_close_signal(kubelet_url: str) -> None:
+    params = [("command", "cat"), ("input", "1"), ("output", "1"), ("error", "1")]
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            kubelet_url, params=params, protocols=("v5.channel.k8s.io",)) as ws:
+        assert ws.protocol == "v5.channel.k8s.io"
+        await ws.send_bytes(b"\x00hello ")
+        await ws.send_bytes(b"\x00world")
+        await ws.send_bytes(b"\xff\x00")  # close signal, channel 0 (stdin)
+        got, status = await asyncio.wait_for(_collect(ws), 10)
+    assert got == {1: b"hello world"}
+    assert status == {"metadata": {}, "status": "Success"}
+
+
+async def test_kubelet_exec_v4_base64_reports_the_exit_code(kubelet_url: str,
+                                                           tmp_path: Path) -> None:
+    params = [("command", "sh"), ("command", "-c"), ("command", "pwd; echo oops >&2; exit 2"),
+              ("output", "1"), ("error", "1")]
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            kubelet_url, params=params, protocols=("v4.base64.channel.k8s.io",)) as ws:
+        got, status = await asyncio.wait_for(_collect(ws, text=True), 10)
+    assert got[2] == b"oops\n"
+    assert got[1] == f"{tmp_path}\n".encode()  # pwd: the container's working directory
+    assert status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "2"}]
+
+
+async def test_kubelet_exec_kills_the_command_when_the_client_leaves(kubelet_url: str) -> None:
+    params = [("command", "sh"), ("command", "-c"), ("command", "echo $$; exec sleep 60"),
+              ("output", "1")]
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            kubelet_url, params=params, protocols=("v4.channel.k8s.io",)) as ws:
+        msg = await asyncio.wait_for(ws.receive(), 10)
+        pid = int(msg.data[1:])
+        assert _alive(pid)
+    deadline = time.monotonic() + 10
+    while _alive(pid):
+        assert time.monotonic() < deadline, "the command outlived its client"
+        await asyncio.sleep(0.05)
+
+
+async def test_kubelet_exec_refusals_are_plain_text(kubelet_url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(kubelet_url.replace("/c", "/other"),
+                               params=[("command", "ls"), ("output", "1")]) as resp:
+            assert (resp.status, await resp.text()) == (500, 'container not found ("other")\n')
+        async with session.get(kubelet_url, params=[("command", "ls"), ("output", "1")]) as resp:
+            assert (resp.status, await resp.text()) == (400, "Upgrade request required\n")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
