@@ -129,22 +129,31 @@ def test_exec_with_a_terminal_gets_its_size(box: Kubectl) -> None:
 
 def test_exec_needs_create_on_pods_exec(box: Kubectl) -> None:
     """A user who may read Pods and even ``get`` pods/exec (enough for a WebSocket GET before
-    Kubernetes 1.35) is refused: exec needs ``create``, as kube-apiserver's message says."""
-    box("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-         "metadata": {"name": "peek"},
-         "rules": [{"apiGroups": [""], "resources": ["pods", "pods/exec"], "verbs": ["get"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": {"name": "peek"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "peek"},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "peeker"}]},
-    ]}))
+    Kubernetes 1.35) is refused: exec needs ``create``, as kube-apiserver's message says. One
+    with ``create`` only (the usual Role) gets in: kubectl falls back from the refused
+    WebSocket GET to SPDY's POST."""
+    def role(user: str, verbs: list[str]) -> list[dict[str, Any]]:
+        return [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+             "metadata": {"name": user},
+             "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+                       {"apiGroups": [""], "resources": ["pods/exec"], "verbs": verbs}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": user},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
+             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]},
+        ]
+
+    box("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                             "items": role("peeker", ["get"]) + role("runner", ["create"])}))
     for websockets in (True, False):
         result = run(box, "exec", "--as=peeker", "box", "--", "true", websockets=websockets)
         assert result.returncode == 1
         assert result.stderr.strip() == (
             f'Error from server (Forbidden): pods "box" is forbidden: User "peeker" cannot '
             f'create resource "pods/exec" in API group "" in the namespace "{box.namespace}"')
+    allowed = run(box, "exec", "--as=runner", "box", "--", "echo", "in")
+    assert (allowed.returncode, allowed.stdout) == (0, "in\n")
 
 
 def test_exec_refuses_containers_that_are_not_there_or_not_running(box: Kubectl) -> None:
