@@ -37,6 +37,7 @@ import select
 import signal
 import struct
 import termios
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -77,6 +78,8 @@ class ExecContext(Protocol):
     """A running container as exec needs it (``ContainerProcess`` is one)."""
 
     env: dict[str, str]
+    workdir: str
+    pid: int | None
 
     def exec_argv(self, command: list[str]) -> list[str]: ...
 
@@ -164,6 +167,41 @@ class ResizeDecoder:
 
 
 # -- the command ----------------------------------------------------------------------------------
+def missing_program(ctx: ExecContext, program: str) -> str:
+    """The runtime's refusal when ``program`` is not an executable file as the container sees
+    it (looked up on its PATH, through ``/proc/<pid>/root``: its mount namespace), else "".
+
+    Why check first: the command starts through a shell, whose own "not found" (exit code 127)
+    would pass for the program's; a runtime refuses to start the exec instead, and kubectl
+    prints that error and exits 1.
+    """
+    root = f"/proc/{ctx.pid}/root" if ctx.pid else ""
+    try:
+        os.stat(root + "/")
+    except OSError:
+        return ""  # gone, or not ours to look into: the runtime decides
+    if "/" in program:
+        candidates = [os.path.join(ctx.workdir, program)]
+    else:
+        candidates = [os.path.join(d, program) for d in ctx.env.get("PATH", "").split(":") if d]
+    present = False
+    for candidate in candidates:
+        path = root + os.path.normpath(candidate)
+        if os.path.isfile(path):
+            if os.access(path, os.X_OK):
+                return ""
+            present = True
+    if present:
+        reason = f'exec: "{program}": permission denied'
+    elif "/" in program:
+        reason = f'exec: "{program}": stat {program}: no such file or directory'
+    else:
+        reason = f'exec: "{program}": executable file not found in $PATH'
+    return (f'failed to exec in container: failed to start exec "{uuid.uuid4().hex}": OCI '
+            f"runtime exec failed: exec failed: unable to start container process: {reason}: "
+            "unknown")
+
+
 def _controlling_terminal() -> None:  # pragma: no cover - runs in the child between fork and exec
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
@@ -282,6 +320,9 @@ async def run_command(ctx: ExecContext, opts: ExecOptions, send: Send,
                       stdin: asyncio.StreamReader | None, resizes: asyncio.Queue[tuple[int, int]],
                       gone: asyncio.Event) -> dict[str, Any] | None:
     """Run the command, stream it to ``send``; its final ``Status``, or None if the client left."""
+    missing = await asyncio.to_thread(missing_program, ctx, opts.command[0])
+    if missing:
+        return exit_status(opts.command, None, missing)
     try:
         command = await _Command.start(ctx, opts)
     except OSError as exc:

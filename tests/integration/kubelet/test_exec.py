@@ -168,6 +168,16 @@ def test_exec_refuses_containers_that_are_not_there_or_not_running(box: Kubectl)
     assert (init.returncode, init.stdout) == (0, "in the init container\n")
 
 
+def test_exec_of_a_program_the_container_lacks_is_the_runtimes_error(box: Kubectl) -> None:
+    result = run(box, "exec", "box", "--", "no-such-program", "arg")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Internal error occurred: error executing command in "
+                                    "container: failed to exec in container: failed to start exec")
+    assert result.stderr.strip().endswith(
+        'exec failed: unable to start container process: exec: "no-such-program": '
+        "executable file not found in $PATH: unknown")
+
+
 # -- the kubelet's endpoint alone, with clients other than kubectl ------------------------------
 class _Here:
     """A "container" that is this machine as it is: the command runs in ``workdir``."""
@@ -175,6 +185,7 @@ class _Here:
     def __init__(self, workdir: Path) -> None:
         self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         self.workdir = str(workdir)
+        self.pid: int | None = None
 
     def exec_argv(self, command: list[str]) -> list[str]:
         return enter_argv(command, pid=None, workdir=self.workdir, namespace_mode=False)

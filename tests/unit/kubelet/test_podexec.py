@@ -20,6 +20,7 @@ from dask_kube_jobs.local.kubelet.podexec import (
     ExecRequestError,
     ResizeDecoder,
     exit_status,
+    missing_program,
 )
 
 
@@ -80,6 +81,33 @@ def test_entering_a_container_joins_its_mount_namespace_cgroup_and_directory(tmp
     assert argv[-3:] == ["dkj-exec", "cat", "f"]
     plain = enter_argv(["ls"], pid=1234, workdir="/", namespace_mode=False)
     assert plain[0] == "/bin/sh" and "cgroup.procs" not in plain[2]
+
+
+class _Context:
+    def __init__(self, workdir: Path) -> None:
+        self.env = {"PATH": "/nowhere:/bin"}
+        self.workdir = str(workdir)
+        self.pid: int | None = None
+
+    def exec_argv(self, command: list[str]) -> list[str]:
+        return command
+
+
+def test_a_program_the_container_lacks_is_refused_in_the_runtimes_words(tmp_path: Path) -> None:
+    ctx = _Context(tmp_path)
+    assert missing_program(ctx, "sh") == ""
+    assert missing_program(ctx, "/bin/sh") == ""
+    assert missing_program(ctx, "./run.sh").endswith(
+        'exec: "./run.sh": stat ./run.sh: no such file or directory: unknown')
+    script = tmp_path / "run.sh"
+    script.write_text("#!/bin/sh\n")
+    assert missing_program(ctx, "./run.sh").endswith('exec: "./run.sh": permission denied: unknown')
+    script.chmod(0o755)
+    assert missing_program(ctx, "./run.sh") == ""
+    refusal = missing_program(ctx, "no-such-program")
+    assert refusal.startswith('failed to exec in container: failed to start exec "')
+    assert refusal.endswith('unable to start container process: exec: "no-such-program": '
+                            "executable file not found in $PATH: unknown")
 
 
 POD = {"metadata": {"name": "p"},
