@@ -133,11 +133,14 @@ def unauthorized() -> APIError:
 
 
 def forbidden(user: str, verb: str, resource: str, group: str, namespace: str | None,
-              name: str | None = None, reason: str = "") -> APIError:
+              name: str | None = None, reason: str = "", subresource: str = "") -> APIError:
+    """RBAC's refusal; a subresource is named in the sentence (``pods/exec``), not before it
+    (``pods "p" is forbidden``), as kube-apiserver words it."""
     what = f'{resource}.{group}' if group else resource
     named = f' "{name}"' if name else ""
     where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
-    msg = f'{what}{named} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API group "{group}"{where}'
+    full = f"{resource}/{subresource}" if subresource else resource
+    msg = f'{what}{named} is forbidden: User "{user}" cannot {verb} resource "{full}" in API group "{group}"{where}'
     if reason:
         msg += f": {reason}"
     return APIError(403, "Forbidden", msg, kind=resource, name=name, group=group or None)

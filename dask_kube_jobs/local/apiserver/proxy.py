@@ -1,4 +1,5 @@
-"""``pods/log`` and ``pods/portforward``: the API server's proxying to the kubelet of a Pod's Node.
+"""``pods/log``, ``pods/portforward`` and ``pods/exec``: the API server's proxying to the kubelet of
+a Pod's Node.
 
 Why: on Kubernetes the API server owns neither logs nor Pod sockets; it authorizes the request,
 finds the Node (``spec.nodeName``), and proxies to that Node's kubelet at its ``InternalIP`` and
@@ -15,6 +16,12 @@ separate component that could serve any control plane, and makes ``kubectl logs 
   replayed to the kubelet's ``/portForward/<ns>/<pod>``, the kubelet's answer is relayed, and on
   a 101 both connections are spliced byte for byte. ``ports`` in the query becomes ``port``, as
   kube-apiserver rewrites ``PodPortForwardOptions`` for the kubelet.
+* ``exec``: the container is chosen and checked here with kube-apiserver's messages (``container
+  c is not valid for pod p``, ``pod p does not have a host assigned``), a request that is not an
+  upgrade is refused (``Upgrade request required``), and the upgrade goes to the kubelet's
+  ``/exec/<ns>/<pod>/<container>`` with the options as kube-apiserver passes them (``command``,
+  ``input``, ``output``, ``error``, ``tty``). What the kubelet refuses (``container not found``)
+  reaches the client as its text, which kubectl prints after ``unable to upgrade connection:``.
 
 TLS to the kubelet is not verified: the kubelet is on this machine, reached over loopback only
 (any other address is refused), and its serving certificate is self-issued. A real API server
@@ -60,6 +67,7 @@ def install_proxies(server: APIServer) -> None:
     kubelets = _Kubelets(server)
     server.proxies["log"] = functools.partial(_proxy_log, kubelets)
     server.proxies["portforward"] = functools.partial(_proxy_portforward, kubelets)
+    server.proxies["exec"] = functools.partial(_proxy_exec, kubelets)
 
 
 class _Kubelets:
@@ -261,6 +269,64 @@ async def _proxy_portforward(kubelets: _Kubelets, request: web.Request, pod: dic
     params = [("port" if k == "ports" else k, v) for k, v in request.query.items()
               if k in ("ports", "port")]
     path = f"/portForward/{quote(namespace, safe='')}/{quote(name, safe='')}"
+    return await _proxy_upgrade(kubelets, request, host, port, path, params)
+
+
+# -- exec -----------------------------------------------------------------------------------------
+#: PodExecOptions as the API takes them -> as kube-apiserver passes them to the kubelet
+EXEC_PARAMS = {"stdin": "input", "stdout": "output", "stderr": "error", "tty": "tty"}
+
+
+def exec_container(pod: dict[str, Any], container: str) -> str:
+    """The container an exec request means, or kube-apiserver's 400 (its streamLocation)."""
+    name = (pod.get("metadata") or {}).get("name", "")
+    spec = pod.get("spec") or {}
+    if not container:
+        regular = [str(c.get("name", "")) for c in spec.get("containers") or []]
+        if len(regular) == 1:
+            return regular[0]
+        if not regular:
+            raise errors.bad_request(f"a container name must be specified for pod {name}")
+        message = (f"a container name must be specified for pod {name}, "
+                   f"choose one of: [{' '.join(regular)}]")
+        init = [str(c.get("name", "")) for c in spec.get("initContainers") or []]
+        if init:
+            message += f" or one of the init containers: [{' '.join(init)}]"
+        raise errors.bad_request(message)
+    if container not in _container_names(spec):
+        raise errors.bad_request(f"container {container} is not valid for pod {name}")
+    return container
+
+
+async def _proxy_exec(kubelets: _Kubelets, request: web.Request, pod: dict[str, Any],
+                      verb: str) -> web.StreamResponse:
+    meta = pod.get("metadata") or {}
+    name, namespace = meta.get("name", ""), meta.get("namespace", "")
+    query = request.query
+    container = exec_container(pod, query.get("container", ""))
+    if not (pod.get("spec") or {}).get("nodeName"):
+        raise errors.bad_request(f"pod {name} does not have a host assigned")
+    if not _is_upgrade(request):
+        raise errors.bad_request("Upgrade request required")
+    host, port = kubelets.endpoint(pod, "")
+    params = [("command", c) for c in query.getall("command", [])]
+    params += [(EXEC_PARAMS[k], "1") for k in EXEC_PARAMS
+               if query.get(k, "").lower() in ("true", "1")]
+    path = (f"/exec/{quote(namespace, safe='')}/{quote(name, safe='')}/"
+            f"{quote(container, safe='')}")
+    return await _proxy_upgrade(kubelets, request, host, port, path, params)
+
+
+def _is_upgrade(request: web.Request) -> bool:
+    return ("upgrade" in request.headers.get("Connection", "").lower()
+            and bool(request.headers.get("Upgrade")))
+
+
+# -- the upgrade-aware proxy ----------------------------------------------------------------------
+async def _proxy_upgrade(kubelets: _Kubelets, request: web.Request, host: str, port: int,
+                         path: str, params: list[tuple[str, str]]) -> web.StreamResponse:
+    """Replay the client's upgrade request to the kubelet at ``path``; relay its answer, and
+    on a 101 splice the two connections byte for byte."""
     if params:
         path += "?" + urlencode(params)
     lines = [f"{request.method} {path} HTTP/1.1", f"Host: {host}:{port}"]

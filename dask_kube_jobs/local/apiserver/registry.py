@@ -142,7 +142,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _builtin("", "v1", "nodes", "Node", namespaced=False, short=["no"], status=True),
     _builtin("", "v1", "pods", "Pod", short=["po"], categories=["all"], status=True,
              extra={"binding": ("create",), "log": ("get",), "portforward": ("create", "get"),
-                    "eviction": ("create",)}),
+                    "exec": ("create", "get"), "eviction": ("create",)}),
     _builtin("", "v1", "secrets", "Secret"),
     _builtin("", "v1", "serviceaccounts", "ServiceAccount", short=["sa"],
              extra={"token": ("create",)}),

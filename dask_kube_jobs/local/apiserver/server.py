@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -24,29 +25,18 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import discovery, errors, fieldcheck, kubernetes_service, noderestriction, protobuf, tables
+from . import errors, fieldcheck, kubernetes_service, noderestriction, protobuf, tables
 from .auth import ANONYMOUS, TokenAuthenticator
 from .core import APICore, DeleteOptions, ListOptions
 from .fieldselectors import parse_field_selector
 from .nodeauthz import NodeAuthorizer
-from .openapi import OpenAPICache
+from .nonresource import NonResourceEndpoints, json_response
 from .rbac import Attributes, Authorizer, UserInfo, user_from_review_spec
 from .registry import VIRTUAL_RESOURCES, ResourceType
 from .selectors import parse_label_selector
 from .watch import WatchRequest, serve_watch, table_encoder
 
 log = logging.getLogger(__name__)
-
-def _proto_field(number: int, payload: bytes) -> bytes:
-    return bytes([number << 3 | 2, len(payload)]) + payload
-
-
-#: A gnostic OpenAPIv2 ``Document`` with swagger "2.0", an ``Info`` and empty ``Paths``.
-EMPTY_OPENAPI_V2_PROTOBUF = (
-    _proto_field(1, b"2.0")
-    + _proto_field(2, _proto_field(1, b"Kubernetes") + _proto_field(2, b"v1.32.0"))
-    + _proto_field(8, b"")
-)
 
 USER_KEY = web.RequestKey("user", UserInfo)
 
@@ -69,14 +59,9 @@ class RequestInfo:
     name: str | None
 
 
-def _json(body: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
-                        headers={"Content-Type": content_type})
-
-
 def _status_response(exc: errors.APIError) -> web.Response:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    resp = _json(exc.status(), exc.code)
+    resp = json_response(exc.status(), exc.code)
     if headers:
         resp.headers.update(headers)
     return resp
@@ -105,33 +90,14 @@ class APIServer:
         self.authn = authenticator
         self.authz = Authorizer(core.store)
         self.node_authz = NodeAuthorizer(core.store)
-        self.openapi = OpenAPICache(core.registry)
         self.counters: collections.Counter[tuple[str, str, str]] = collections.Counter()
         self.proxies: dict[str, ProxyHook] = {}
         self.bookmark_interval = bookmark_interval
         self.address = "127.0.0.1:6443"
         self.app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         r = self.app.router
-        r.add_get("/version", self._version)
-        r.add_get("/version/", self._version)
-        for probe in ("/healthz", "/livez", "/readyz"):
-            r.add_get(probe, self._health)
-            r.add_get(probe + "/{check:.*}", self._health)
-        r.add_get("/metrics", self._metrics)
-        r.add_get("/api", self._api)
-        r.add_get("/api/", self._api)
-        r.add_get("/apis", self._apis)
-        r.add_get("/apis/", self._apis)
-        r.add_get("/openapi/v2", self._openapi_v2)
-        r.add_get("/openapi/v3", self._openapi_v3_index)
-        r.add_get("/openapi/v3/{path:.*}", self._openapi_v3)
-        r.add_route("*", "/api/{version}", self._group_version_legacy)
-        r.add_route("*", "/api/{version}/", self._group_version_legacy)
+        NonResourceEndpoints(self).add_routes(r)
         r.add_route("*", "/api/{version}/{tail:.+}", self._resource_legacy)
-        r.add_get("/apis/{group}", self._group)
-        r.add_get("/apis/{group}/", self._group)
-        r.add_route("*", "/apis/{group}/{version}", self._group_version)
-        r.add_route("*", "/apis/{group}/{version}/", self._group_version)
         r.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._resource)
 
     # -- middleware -------------------------------------------------------------------------
@@ -198,7 +164,7 @@ class APIServer:
             groups = groups or ("system:serviceaccounts", f"system:serviceaccounts:{sa_ns}")
         return UserInfo(name=target, groups=tuple(dict.fromkeys([*groups, "system:authenticated"])))
 
-    def _authorize_path(self, request: web.Request) -> None:
+    def authorize_path(self, request: web.Request) -> None:
         user: UserInfo = request[USER_KEY]
         attrs = Attributes(verb=request.method.lower(), group="", resource="",
                            path=request.path, resource_request=False)
@@ -225,101 +191,8 @@ class APIServer:
         if not allowed and node_decision is not None and node_decision[1]:
             reason = node_decision[1] + (f", {reason}" if reason else "")
         if not allowed:
-            raise errors.forbidden(user.name, info.verb, info.resource + (f"/{info.subresource}" if info.subresource else ""),
-                                   info.group, info.namespace, info.name, reason)
-
-    # -- non-resource endpoints -------------------------------------------------------------
-    async def _version(self, request: web.Request) -> web.Response:
-        self.counters[("get", "", "/version")] += 1
-        return _json(discovery.version_info())
-
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        self._authorize_path(request)
-        lines = ["# HELP apiserver_request_total Requests served, by verb and resource.",
-                 "# TYPE apiserver_request_total counter"]
-        for (verb, group, resource), n in sorted(self.counters.items()):
-            lines.append(f'apiserver_request_total{{verb="{verb}",group="{group}",resource="{resource}"}} {n}')
-        lines.append(f"apiserver_watchers {self.core.store.watcher_count()}")
-        lines.append(f"apiserver_resource_version {self.core.store.resource_version}")
-        return web.Response(text="\n".join(lines) + "\n")
-
-    async def _api(self, request: web.Request) -> web.Response:
-        self._authorize_path(request)
-        self.counters[("get", "", "/api")] += 1
-        fmt = discovery.negotiate_discovery(request.headers.get("Accept"))
-        if fmt:
-            return _json(discovery.aggregated_discovery(self.core.registry, legacy=True, version=fmt),
-                         content_type=discovery.discovery_content_type(fmt))
-        return _json(discovery.api_versions(self.address))
-
-    async def _apis(self, request: web.Request) -> web.Response:
-        self._authorize_path(request)
-        self.counters[("get", "", "/apis")] += 1
-        fmt = discovery.negotiate_discovery(request.headers.get("Accept"))
-        if fmt:
-            return _json(discovery.aggregated_discovery(self.core.registry, legacy=False, version=fmt),
-                         content_type=discovery.discovery_content_type(fmt))
-        return _json(discovery.api_group_list(self.core.registry))
-
-    async def _group(self, request: web.Request) -> web.Response:
-        self._authorize_path(request)
-        doc = discovery.api_group(self.core.registry, request.match_info["group"])
-        if doc is None:
-            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
-        return _json(doc)
-
-    async def _group_version_legacy(self, request: web.Request) -> web.Response:
-        return await self._serve_group_version(request, "", request.match_info["version"])
-
-    async def _group_version(self, request: web.Request) -> web.Response:
-        return await self._serve_group_version(request, request.match_info["group"], request.match_info["version"])
-
-    async def _serve_group_version(self, request: web.Request, group: str, version: str) -> web.Response:
-        self._authorize_path(request)
-        self.counters[("get", group, "discovery")] += 1
-        if request.method != "GET":
-            raise errors.method_not_allowed(request.method, request.path)
-        doc = discovery.api_resource_list(self.core.registry, group, version)
-        if doc is None:
-            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
-        return _json(doc)
-
-    async def _openapi_v2(self, request: web.Request) -> web.Response:
-        self._authorize_path(request)
-        self.counters[("get", "", "/openapi/v2")] += 1
-        accept = request.headers.get("Accept", "")
-        if "protobuf" in accept and "json" not in accept:
-            # kubectl asks for v2, as protobuf only, when the v3 index lacks a manifest's group
-            # version (a kind nobody serves). An empty v2 document lets it go on to report the
-            # unknown kind itself ("no matches for kind"), as against a real cluster.
-            return web.Response(body=EMPTY_OPENAPI_V2_PROTOBUF,
-                                content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
-        doc = self.openapi.v2()
-        return self._cached(request, doc.body, doc.etag)
-
-    async def _openapi_v3_index(self, request: web.Request) -> web.Response:
-        self._authorize_path(request)
-        self.counters[("get", "", "/openapi/v3")] += 1
-        doc = self.openapi.v3_index()
-        return self._cached(request, doc.body, doc.etag)
-
-    async def _openapi_v3(self, request: web.Request) -> web.Response:
-        self._authorize_path(request)
-        self.counters[("get", "", "/openapi/v3")] += 1
-        doc = self.openapi.v3(request.match_info["path"])
-        if doc is None:
-            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
-        return self._cached(request, doc.body, doc.etag)
-
-    def _cached(self, request: web.Request, body: bytes, etag: str) -> web.Response:
-        quoted = etag if etag.startswith('"') else f'"{etag}"'
-        if request.headers.get("If-None-Match") == quoted:
-            return web.Response(status=304, headers={"ETag": quoted})
-        return web.Response(body=body, content_type="application/json",
-                            headers={"ETag": quoted, "Cache-Control": "no-cache, private"})
+            raise errors.forbidden(user.name, info.verb, info.resource, info.group, info.namespace,
+                                   info.name, reason, subresource=info.subresource)
 
     # -- resources --------------------------------------------------------------------------
     async def _resource_legacy(self, request: web.Request) -> web.StreamResponse:
@@ -385,6 +258,10 @@ class APIServer:
         info, rtype = self._request_info(request, group, version, tail)
         self.counters[(info.verb, group, info.resource + (f"/{info.subresource}" if info.subresource else ""))] += 1
         self._authorize(request, info)
+        if info.subresource == "exec" and info.verb == "get":
+            # kubectl's WebSocket exec is a GET; as kube-apiserver with
+            # AuthorizePodWebsocketUpgradeCreatePermission, running a command also needs create.
+            self._authorize(request, dataclasses.replace(info, verb="create"))
         core, q = self.core, request.query
         if info.verb != "create":
             self._admit_node(request, info, None)
@@ -407,63 +284,63 @@ class APIServer:
         if info.verb == "get":
             assert info.name is not None
             if info.subresource == "scale":
-                return _json(core.get_scale(rtype, version, ns, info.name))
+                return json_response(core.get_scale(rtype, version, ns, info.name))
             obj = core.get(rtype, version, ns, info.name)
             return self._respond_object(request, rtype, version, obj)
         if info.verb == "create":
             body = await self._read_body(request)
             self._admit_node(request, info, body)
             if info.subresource == "binding" and info.name is not None:
-                return _json(core.bind(ns or "", info.name, body), 201)
+                return json_response(core.bind(ns or "", info.name, body), 201)
             if info.subresource == "eviction" and info.name is not None:
-                return _json(core.delete(rtype, version, ns, info.name,
-                                         DeleteOptions.parse((body or {}).get("deleteOptions"), {})))
+                return json_response(core.delete(rtype, version, ns, info.name,
+                                                 DeleteOptions.parse((body or {}).get("deleteOptions"), {})))
             if info.subresource == "token" and info.name is not None:
-                return _json(self._token_request(ns or "", info.name, body), 201)
+                return json_response(self._token_request(ns or "", info.name, body), 201)
             if info.name is not None:
                 raise errors.method_not_allowed("create", f"{info.resource}/{info.name}")
             obj = await self._create(rtype, version, ns, body, dry_run=dry_run,
                                      manager=manager, field_validation=validation)
             self._after_write(rtype)
-            return _json(obj, 201)
+            return json_response(obj, 201)
         assert info.name is not None or info.verb == "deletecollection"
         if info.verb == "update":
             body = await self._read_body(request)
             if info.subresource == "scale":
-                return _json(core.update_scale(rtype, version, ns, info.name, body, dry_run=dry_run))  # type: ignore[arg-type]
+                return json_response(core.update_scale(rtype, version, ns, info.name, body, dry_run=dry_run))  # type: ignore[arg-type]
             if info.subresource == "finalize":
-                return _json(core.finalize_namespace(info.name, body))  # type: ignore[arg-type]
+                return json_response(core.finalize_namespace(info.name, body))  # type: ignore[arg-type]
             obj = core.update(rtype, version, ns, info.name, body,  # type: ignore[arg-type]
                               subresource=info.subresource, dry_run=dry_run, manager=manager,
                               field_validation=validation)
             self._after_write(rtype)
-            return _json(obj)
+            return json_response(obj)
         if info.verb == "patch":
             raw = await request.read()
             ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
             if info.subresource == "scale":
-                return _json(core.patch_scale(rtype, version, ns, info.name, ctype, raw, dry_run=dry_run))  # type: ignore[arg-type]
+                return json_response(core.patch_scale(rtype, version, ns, info.name, ctype, raw, dry_run=dry_run))  # type: ignore[arg-type]
             force = q.get("force") == "true"
             obj, created = core.patch(rtype, version, ns, info.name, ctype, raw,  # type: ignore[arg-type]
                                       subresource=info.subresource, dry_run=dry_run,
                                       manager=q.get("fieldManager") if ctype.startswith("application/apply-patch") else manager,
                                       force=force, field_validation=validation)
             self._after_write(rtype)
-            return _json(obj, 201 if created else 200)
+            return json_response(obj, 201 if created else 200)
         if info.verb == "delete":
             body = await self._read_body(request)
             opts = DeleteOptions.parse(body if isinstance(body, dict) else None, dict(q))
             opts.dry_run = opts.dry_run or dry_run
             obj = core.delete(rtype, version, ns, info.name, opts)  # type: ignore[arg-type]
             self._after_write(rtype)
-            return _json(obj)
+            return json_response(obj)
         if info.verb == "deletecollection":
             body = await self._read_body(request)
             opts = DeleteOptions.parse(body if isinstance(body, dict) else None, dict(q))
             opts.dry_run = opts.dry_run or dry_run
             result = core.delete_collection(rtype, version, ns, _list_options(q), opts)
             self._after_write(rtype)
-            return _json(result)
+            return json_response(result)
         raise errors.method_not_allowed(info.verb, info.resource)
 
     async def _create(self, rtype: ResourceType, version: str, ns: str | None, body: Any,
@@ -494,20 +371,20 @@ class APIServer:
                         obj: dict[str, Any]) -> web.Response:
         table_version = tables.wants_table(request.headers.get("Accept"))
         if table_version:
-            return _json(tables.to_table(rtype, [obj], version=version, table_version=table_version,
-                                         include_object=request.query.get("includeObject", "Metadata"),
-                                         list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")}))
-        return _json(obj)
+            return json_response(tables.to_table(rtype, [obj], version=version, table_version=table_version,
+                                                 include_object=request.query.get("includeObject", "Metadata"),
+                                                 list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")}))
+        return json_response(obj)
 
     def _respond_list(self, request: web.Request, rtype: ResourceType, version: str,
                       result: dict[str, Any]) -> web.Response:
         table_version = tables.wants_table(request.headers.get("Accept"))
         if table_version:
-            return _json(tables.to_table(rtype, result["items"], version=version,
-                                         table_version=table_version,
-                                         include_object=request.query.get("includeObject", "Metadata"),
-                                         list_meta=result["metadata"]))
-        return _json(result)
+            return json_response(tables.to_table(rtype, result["items"], version=version,
+                                                 table_version=table_version,
+                                                 include_object=request.query.get("includeObject", "Metadata"),
+                                                 list_meta=result["metadata"]))
+        return json_response(result)
 
     async def _watch(self, request: web.Request, rtype: ResourceType, version: str,
                      namespace: str | None) -> web.StreamResponse:
@@ -553,7 +430,7 @@ class APIServer:
             name = (body.get("metadata") or {}).get("name")
             if not name:
                 raise errors.invalid("Binding", "", [errors.Cause("metadata.name", "Required value", "FieldValueRequired")])
-            return _json(self.core.bind(info.namespace or "", name, body), 201)
+            return json_response(self.core.bind(info.namespace or "", name, body), 201)
         spec = body.get("spec") or {}
         out = {"kind": rtype.kind, "apiVersion": rtype.api_version(info.version),
                "metadata": {"creationTimestamp": None}, "spec": spec}
@@ -565,7 +442,7 @@ class APIServer:
             out["status"] = self.authz.rules_review(user, spec.get("namespace"))
         elif info.resource == "selfsubjectreviews":
             out["status"] = {"userInfo": {"username": user.name, "groups": list(user.groups)}}
-        return _json(out, 201)
+        return json_response(out, 201)
 
     def _token_request(self, namespace: str, name: str, body: Any) -> dict[str, Any]:
         sa_type = self.core.registry.get("", "serviceaccounts")

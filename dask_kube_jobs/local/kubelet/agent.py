@@ -33,6 +33,7 @@ from ...kube import APIError, Conflict, ListThenWatch, NotFound, Relisted, api_e
 from .. import certs
 from . import resources
 from .pod import PodWorker
+from .podexec import ExecContext, ExecRequestError, exec_handler
 from .resources import CgroupManager, cgroup_scope, kill_leftovers
 from .volumes import detect_mode
 
@@ -238,6 +239,8 @@ class Kubelet:
                 return await handle_port_forward(request, self.pod_ip_of)
 
             kwargs["port_forward_handler"] = handler
+        if "exec_handler" in inspect.signature(starter).parameters:
+            kwargs["exec_handler"] = exec_handler(self.exec_context)
         result = starter(self.state_dir, host="127.0.0.1", port=0, ssl_context=ctx, **kwargs)
         if inspect.isawaitable(result):
             result = await result
@@ -249,6 +252,18 @@ class Kubelet:
             if meta["namespace"] == namespace and meta["name"] == name and worker.pod_ip:
                 return str(worker.pod_ip)
         return None
+
+    async def exec_context(self, namespace: str, name: str, container: str) -> ExecContext:
+        """The running container ``kubectl exec`` means, or the kubelet's refusal in its words."""
+        for worker in self.workers.values():
+            meta = worker.pod["metadata"]
+            if meta["namespace"] != namespace or meta["name"] != name:
+                continue
+            for c in worker.containers:
+                if c.name == container and c.proc is not None and c.proc.running:
+                    return c.proc
+            raise ExecRequestError(500, f'container not found ("{container}")')
+        raise ExecRequestError(404, "pod does not exist")
 
     async def run(self) -> None:
         await self._stopping.wait()

@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,6 +99,28 @@ def prepare_argv(argv: list[str], env: dict[str, str], workdir: str, mounts: lis
     raise StartError(f'failed to create containerd task: failed to create shim task: OCI '
                      f'runtime create failed: unable to start container process: exec: "{prog}": '
                      f'executable file not found in $PATH: unknown')
+
+
+def enter_argv(command: list[str], *, pid: int | None, workdir: str, namespace_mode: bool,
+               cgroup: Path | None = None) -> list[str]:
+    """The argv that runs ``command`` beside a running container's program, in its context.
+
+    Why: ``kubectl exec`` and ``exec`` probes and hooks must see what the container sees, as
+    a runtime's exec joins the container: its mount namespace (``nsenter`` into the program's,
+    when the kubelet gives containers one), its working directory and, for ``kubectl exec``,
+    its memory cgroup, so the command counts against the container's limit and goes with it.
+    The caller passes the container's environment. Whatever else a container's launch sets up
+    for its program belongs here too, so every way into a container stays the same.
+    """
+    q = shlex.quote
+    lines = []
+    if cgroup is not None:
+        lines.append(f"echo $$ > {q(str(cgroup / 'cgroup.procs'))} || exit 126")
+    lines.append(f"cd {q(workdir)} 2>/dev/null; exec \"$@\"")
+    argv = ["/bin/sh", "-c", "\n".join(lines), "dkj-exec", *command]
+    if namespace_mode and pid and shutil.which("nsenter"):
+        argv = ["nsenter", "--target", str(pid), "--mount", "--", *argv]
+    return argv
 
 
 class ContainerProcess:
@@ -288,6 +312,11 @@ class ContainerProcess:
     @property
     def running(self) -> bool:
         return self._exited is not None and not self._exited.done()
+
+    def exec_argv(self, command: list[str]) -> list[str]:
+        """``command`` run inside this container (``kubectl exec``), see ``enter_argv``."""
+        return enter_argv(command, pid=self.pid, workdir=self.workdir,
+                          namespace_mode=self.mode == "namespace", cgroup=self.cgroup)
 
 
 def _is_monitor(pid: int, run_dir: Path) -> bool:

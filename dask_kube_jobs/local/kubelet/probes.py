@@ -5,7 +5,8 @@ A probe's result changes only after ``successThreshold`` consecutive successes o
 probe (if any) has succeeded. HTTP probes are written by hand on asyncio streams (a single
 ``GET`` with ``User-Agent: kube-probe/1.32``, any status in [200, 400) is success) so a probe
 never leaves client sessions behind. ``exec`` probes run the command with the container's
-environment and inside its mount namespace (``nsenter``), so they see its volumes as it does.
+environment and inside its mount namespace (``container.enter_argv``), so they see its volumes
+as it does.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
-import shutil
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from .container import enter_argv
 
 DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 10, "timeoutSeconds": 1,
             "successThreshold": 1, "failureThreshold": 3}
@@ -112,15 +114,13 @@ async def exec_command(spec: dict[str, Any], target: Target, timeout: float) -> 
     command = [str(c) for c in spec.get("command") or []]
     if not command:
         return False, "exec probe without a command"
-    argv = command
-    if target.namespace_mode and target.pid and shutil.which("nsenter"):
-        argv = ["nsenter", "--target", str(target.pid), "--mount", "--", "sh", "-c",
-                f"cd {shlex.quote(target.workdir)} 2>/dev/null; exec \"$@\"", "probe", *command]
+    argv = enter_argv(command, pid=target.pid, workdir=target.workdir,
+                      namespace_mode=target.namespace_mode)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, env=target.env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            cwd=None if target.namespace_mode else target.workdir, start_new_session=True)
+            start_new_session=True)
     except OSError as exc:
         return False, str(exc)
     try:

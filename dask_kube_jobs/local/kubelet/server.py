@@ -1,4 +1,4 @@
-"""The kubelet's own HTTPS endpoint: ``/healthz``, container logs and port-forward.
+"""The kubelet's own HTTPS endpoint: ``/healthz``, container logs, port-forward and exec.
 
 As on a real node, the API server reaches Pods' logs through the kubelet: ``pods/log`` is
 proxied to ``/containerLogs/<ns>/<pod>/<container>`` on the port the Node advertises in
@@ -252,7 +252,8 @@ async def _stream(path: Path, request: web.Request, resp: web.StreamResponse,
             await asyncio.sleep(POLL_INTERVAL)
 
 
-def make_app(state_dir: Path, port_forward_handler: Handler | None = None) -> web.Application:
+def make_app(state_dir: Path, port_forward_handler: Handler | None = None,
+             exec_handler: Handler | None = None) -> web.Application:
     state_dir = Path(state_dir)
 
     async def healthz(request: web.Request) -> web.Response:
@@ -282,17 +283,21 @@ def make_app(state_dir: Path, port_forward_handler: Handler | None = None) -> we
     if port_forward_handler is not None:
         app.router.add_route("*", "/portForward/{namespace}/{pod}", port_forward_handler)
         app.router.add_route("*", "/portForward/{namespace}/{pod}/{uid}", port_forward_handler)
+    if exec_handler is not None:
+        app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", exec_handler)
+        app.router.add_route("*", "/exec/{namespace}/{pod}/{uid}/{container}", exec_handler)
     return app
 
 
 async def start_kubelet_server(state_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
                                ssl_context: ssl.SSLContext | None = None,
                                port_forward_handler: Handler | None = None,
+                               exec_handler: Handler | None = None,
                                ) -> tuple[web.AppRunner, int]:
     """Serve the kubelet endpoint; returns the runner (``await runner.cleanup()``) and port."""
     if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
         raise ValueError(f"the kubelet serves on loopback only, not {host}")
-    runner = web.AppRunner(make_app(Path(state_dir), port_forward_handler),
+    runner = web.AppRunner(make_app(Path(state_dir), port_forward_handler, exec_handler),
                            access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
