@@ -55,8 +55,9 @@ def resolve_conn_id(owner: str, dask_kube_jobs_conn_id: str | None,
     """The connection id ``owner`` (a class name, for the messages) was given.
 
     ``conn_id`` is the argument's name in 0.1.0, kept working for one more release: it warns
-    with :class:`AirflowProviderDeprecationWarning`, which Airflow's DAG processor reports
-    against the DAG. Both names with different values is an error, never a silent choice.
+    with :class:`AirflowProviderDeprecationWarning`, the category Airflow's providers use for
+    what they will remove. Both names with different values is an error, never a silent
+    choice.
     """
     if conn_id is None:
         return dask_kube_jobs_conn_id or DEFAULT_CONN_ID
@@ -64,8 +65,7 @@ def resolve_conn_id(owner: str, dask_kube_jobs_conn_id: str | None,
         raise ValueError(f"{owner}: give dask_kube_jobs_conn_id= only (conn_id= is its old "
                          f"name), not both: got {dask_kube_jobs_conn_id!r} and {conn_id!r}")
     warnings.warn(f"{owner}: conn_id= is deprecated and will be removed in the release after "
-                  f"this one; pass "
-                  f"dask_kube_jobs_conn_id={conn_id!r} instead",
+                  f"this one; pass dask_kube_jobs_conn_id={conn_id!r} instead",
                   AirflowProviderDeprecationWarning, stacklevel=3)
     return conn_id
 
@@ -297,7 +297,7 @@ def _namespace_exists(api: Any, namespace: str) -> bool | None:
     except kr8s.NotFoundError:
         return False
     except kr8s.ServerError as exc:
-        if exc.response is not None and exc.response.status_code in (401, 403):
+        if exc.response is not None and exc.response.status_code == 403:
             return None
         raise
     return True
