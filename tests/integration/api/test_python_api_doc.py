@@ -88,7 +88,7 @@ def test_the_page_runs_top_to_bottom(kubeconfig: str, namespace: str, kubectl: K
     assert "refused before sending: name: 'Nightly_ETL' must consist of lower case" in failures
     assert f'DaskJob "no-such-job" not found in namespace "{namespace}"' in failures
     assert "hint: list the jobs with `dask-kube-jobs list`" in failures
-    assert "computed on the cluster: 1024" in cluster
+    assert "workers: 0" in cluster and "the scheduler computed: 1024" in cluster, cluster
     # the page cleans up after itself: both jobs deleted, the KubeCluster's cluster too
     left = kubectl("get", "daskjobs,daskclusters", "-o", "name").stdout.split()
     assert left == [], left
