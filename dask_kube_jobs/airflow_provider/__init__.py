@@ -9,6 +9,7 @@ reads provider metadata in every process, including ones that never run a DaskJo
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import Any
 
 __all__ = ["get_provider_info"]
@@ -22,6 +23,15 @@ def _field(label: str, kind: str, description: str, **schema: Any) -> dict[str, 
             "schema": {"type": [kind, "null"], **schema}}
 
 
+def doc_url(page: str) -> str:
+    """The address of ``docs/<page>`` in this project's documentation: the ``Documentation``
+    URL of the installed distribution's metadata (pyproject's ``[project.urls]``)."""
+    urls = importlib.metadata.metadata("dask-kube-jobs").get_all("Project-URL") or []
+    docs = next(url for label, _, url in (u.partition(", ") for u in urls)
+                if label == "Documentation")
+    return f"{docs.rstrip('/')}/{page}"
+
+
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata for Airflow's ProvidersManager (``airflow providers list``)."""
     return {
@@ -31,7 +41,7 @@ def get_provider_info() -> dict[str, Any]:
                        "Airflow, blocking or deferred.",
         "versions": ["0.1.0"],
         "integrations": [{"integration-name": _INTEGRATION, "tags": ["software"],
-                          "external-doc-url": "https://kubernetes.dask.org/"}],
+                          "external-doc-url": doc_url("airflow-provider.md")}],
         "operators": [{"integration-name": _INTEGRATION,
                        "python-modules": [f"{_PKG}.operators.daskjob",
                                           f"{_PKG}.operators.daskcluster"]}],
@@ -55,8 +65,8 @@ def get_provider_info() -> dict[str, Any]:
                                      "Use the Pod's service account", default=False),
                 "kube_config_path": _field("Kube config path", "string",
                                            "Path to a kubeconfig file"),
-                "kube_config": _field("Kube config (JSON format)", "string",
-                                      "The kubeconfig itself (YAML or JSON)"),
+                "kube_config": _field("Kube config (YAML or JSON)", "string",
+                                      "The kubeconfig itself, as YAML or JSON text"),
                 "cluster_context": _field("Cluster context", "string",
                                           "The kubeconfig context to use"),
                 "namespace": _field("Namespace", "string",

@@ -143,7 +143,7 @@ def daskjob_task(python_callable: Callable[..., Any] | None = None,
     """``@task.daskjob(...)``: the keyword arguments are DaskJobOperator's (``n_workers``,
     ``image``, ``resources``, ``env``, ``job_spec_kwargs``, ``deferrable``,
     ``on_finish_action``, ``follow_logs``, ``job_name``, ``namespace``,
-    ``conn_id``) plus every BaseOperator argument."""
+    ``dask_kube_jobs_conn_id``) plus every BaseOperator argument."""
     return task_decorator_factory(python_callable=python_callable,
                                   multiple_outputs=multiple_outputs,
                                   decorated_operator_class=DaskJobDecoratedOperator, **kwargs)

@@ -16,26 +16,58 @@ carries only the connection id, never the credentials, in the trigger table.
 
 No connection of that id at all is not an error: like ``kubectl``, we fall back to
 ``$KUBECONFIG``, ``~/.kube/config`` or the in-cluster service account.
+
+Every operator, sensor, trigger and the decorator name their connection argument after the
+hook's ``conn_name_attr``, ``dask_kube_jobs_conn_id``, as Airflow's providers do (a DAG that
+uses several providers then says which connection is whose). In 0.1.0 it was ``conn_id``:
+:func:`resolve_conn_id` still accepts that name for one more release, with a warning.
+
+:meth:`DaskKubeJobsHook.test_connection` is what Airflow's "Test" button calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.providers.common.compat.sdk import BaseHook
+
+from ...errors import DaskKubeJobsError
 
 DEFAULT_CONN_ID = "dask_kube_jobs_default"
 CONN_TYPE = "dask_kube_jobs"
 FIELDS = ("in_cluster", "kube_config_path", "kube_config", "cluster_context", "namespace",
           "disable_verify_ssl", "dashboard_url_template")
 _SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def resolve_conn_id(owner: str, dask_kube_jobs_conn_id: str | None,
+                    conn_id: str | None) -> str:
+    """The connection id ``owner`` (a class name, for the messages) was given.
+
+    ``conn_id`` is the argument's name in 0.1.0, kept working for one more release: it warns
+    with :class:`AirflowProviderDeprecationWarning`, the category Airflow's providers use for
+    what they will remove. Both names with different values is an error, never a silent
+    choice.
+    """
+    if conn_id is None:
+        return dask_kube_jobs_conn_id or DEFAULT_CONN_ID
+    if dask_kube_jobs_conn_id not in (None, DEFAULT_CONN_ID, conn_id):
+        raise ValueError(f"{owner}: give dask_kube_jobs_conn_id= only (conn_id= is its old "
+                         f"name), not both: got {dask_kube_jobs_conn_id!r} and {conn_id!r}")
+    warnings.warn(f"{owner}: conn_id= is deprecated and will be removed in the release after "
+                  f"this one; pass dask_kube_jobs_conn_id={conn_id!r} instead",
+                  AirflowProviderDeprecationWarning, stacklevel=3)
+    return conn_id
 
 
 @dataclass(frozen=True)
@@ -152,6 +184,29 @@ class DaskKubeJobsHook(BaseHook):
         cluster API's ``client=`` (close it with ``await client.close()``)."""
         return await connect(await self.aget_target())
 
+    def test_connection(self) -> tuple[bool, str]:
+        """Airflow's connection "Test" button (and ``Connection.test_connection()``): whether
+        this connection can run DaskJobs, and if not, why, in the words a user acts on.
+
+        It reaches the API server, lists the DaskJobs of the connection's namespace (which
+        proves the CRDs are installed and the user may read jobs there) and, since a list in
+        a namespace that does not exist is merely empty, reads the namespace itself when the
+        user may. Never raises: Airflow shows the message as it is.
+        """
+        try:
+            target = self.get_target()
+            namespace, jobs = _run(_list_jobs(target))
+            exists = _namespace_exists(self.get_conn(), namespace)
+        except Exception as exc:
+            return False, _failure(exc)
+        if exists is False:
+            return False, (f'namespace "{namespace}" does not exist (create it: kubectl create '
+                           f"namespace {namespace}, or set the connection's namespace)")
+        unchecked = "" if exists else (" (whether the namespace exists was not checked: the "
+                                       "user may not read namespaces)")
+        return True, (f'Connected: the API server serves DaskJobs, and namespace "{namespace}" '
+                      f"holds {jobs} of them{unchecked}")
+
 
 def _kubeconfig_file(target: KubeTarget) -> str | None:
     """The kubeconfig path to use, writing inline content or an ``insecure`` copy if needed."""
@@ -206,3 +261,50 @@ def default_namespace(target: KubeTarget, client: Any) -> str:
     from ...asyncio import default_namespace as client_namespace
 
     return target.namespace or client_namespace(client)
+
+
+def _run(coroutine: Any) -> Any:
+    """Run ``coroutine`` to the end from sync code, even from a thread whose event loop is
+    already running (a hook may be called from anywhere): then on a fresh loop in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+async def _list_jobs(target: KubeTarget) -> tuple[str, int]:
+    """The namespace the connection means, and how many DaskJobs it holds."""
+    from ...asyncio import list_jobs
+
+    client = await connect(target)
+    try:
+        namespace = default_namespace(target, client)
+        return namespace, len(await list_jobs(namespace, client=client))
+    finally:
+        await client.close()
+
+
+def _namespace_exists(api: Any, namespace: str) -> bool | None:
+    """Whether ``namespace`` exists; None when the user may not read it (namespaced rights,
+    as the chart's edit role grants, need not include that)."""
+    import kr8s
+    from kr8s.objects import Namespace
+
+    try:
+        Namespace.get(namespace, api=api)
+    except kr8s.NotFoundError:
+        return False
+    except kr8s.ServerError as exc:
+        if exc.response is not None and exc.response.status_code == 403:
+            return None
+        raise
+    return True
+
+
+def _failure(exc: Exception) -> str:
+    """What a failed test says: our errors carry their hint (what to do next)."""
+    hint = getattr(exc, "hint", "")
+    message = str(exc) if isinstance(exc, DaskKubeJobsError) else f"{type(exc).__name__}: {exc}"
+    return f"{message} ({hint})" if hint else message

@@ -51,6 +51,7 @@ from ..hooks.daskjob import (
     _kubeconfig_file,
     connect,
     default_namespace,
+    resolve_conn_id,
 )
 from ..links import DASHBOARD_XCOM_KEY, DaskDashboardLink
 from ..sensors.daskcluster import CLUSTER_XCOM_FIELDS
@@ -108,7 +109,9 @@ class CreateDaskClusterOperator(BaseOperator):
     :param startup_timeout: seconds to wait for that (default 600); on timeout or a
         ``Failed`` cluster the task fails, and the cluster is deleted unless an earlier try
         made it and it was already ready (then the pipeline's teardown decides).
-    :param conn_id: a ``dask_kube_jobs`` connection (default ``dask_kube_jobs_default``).
+    :param dask_kube_jobs_conn_id: a ``dask_kube_jobs`` connection (default
+        ``dask_kube_jobs_default``); ``conn_id``, its old name, still works for one
+        release, with a deprecation warning.
 
     Returns ``{"name", "namespace", "scheduler_address", "dashboard_address",
     "ready_workers"}`` and also pushes each under its own XCom key.
@@ -129,7 +132,8 @@ class CreateDaskClusterOperator(BaseOperator):
                  env: dict[str, Any] | list[dict[str, Any]] | None = None,
                  cluster_spec_kwargs: dict[str, Any] | None = None,
                  wait_for_ready: bool = True, min_ready_workers: int = 0,
-                 startup_timeout: float = 600.0, conn_id: str = DEFAULT_CONN_ID,
+                 startup_timeout: float = 600.0,
+                 dask_kube_jobs_conn_id: str = DEFAULT_CONN_ID, conn_id: str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         keywords = any(v is not None for v in (image, n_workers, resources, env,
@@ -154,7 +158,8 @@ class CreateDaskClusterOperator(BaseOperator):
         self.wait_for_ready = wait_for_ready
         self.min_ready_workers = min_ready_workers
         self.startup_timeout = float(startup_timeout)
-        self.conn_id = conn_id
+        self.dask_kube_jobs_conn_id = resolve_conn_id(type(self).__name__,
+                                                      dask_kube_jobs_conn_id, conn_id)
         self._kill_target: _KillTarget | None = None  # what on_kill deletes, while it should
 
     def build_manifest(self, identity: TaskIdentity) -> dict[str, Any]:
@@ -182,7 +187,7 @@ class CreateDaskClusterOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         identity = identity_of(context)
         manifest = self.build_manifest(identity)
-        target = DaskKubeJobsHook(self.conn_id).get_target()
+        target = DaskKubeJobsHook(self.dask_kube_jobs_conn_id).get_target()
         try:
             event = asyncio.run(self._create(target, manifest, identity))
         finally:
@@ -286,9 +291,9 @@ class DeleteDaskClusterOperator(BaseOperator):
     ui_color = "#f4a6a6"
 
     def __init__(self, *, cluster_name: str, namespace: str | None = None,
-                 conn_id: str = DEFAULT_CONN_ID, wait_for_deletion: bool = True,
-                 ignore_missing: bool = True, deletion_timeout: float = 300.0,
-                 **kwargs: Any) -> None:
+                 dask_kube_jobs_conn_id: str = DEFAULT_CONN_ID, conn_id: str | None = None,
+                 wait_for_deletion: bool = True, ignore_missing: bool = True,
+                 deletion_timeout: float = 300.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not isinstance(cluster_name, str) or not cluster_name.strip():
             raise ValueError("DeleteDaskClusterOperator: cluster_name= must be the DaskCluster's "
@@ -299,14 +304,15 @@ class DeleteDaskClusterOperator(BaseOperator):
                              f"(got {deletion_timeout!r})")
         self.cluster_name = cluster_name
         self.namespace = namespace
-        self.conn_id = conn_id
+        self.dask_kube_jobs_conn_id = resolve_conn_id(type(self).__name__,
+                                                      dask_kube_jobs_conn_id, conn_id)
         self.wait_for_deletion = wait_for_deletion
         self.ignore_missing = ignore_missing
         self.deletion_timeout = float(deletion_timeout)
 
     def execute(self, context: Any) -> bool:
         name = check_name("DeleteDaskClusterOperator", "cluster_name", self.cluster_name)
-        target = DaskKubeJobsHook(self.conn_id).get_target()
+        target = DaskKubeJobsHook(self.dask_kube_jobs_conn_id).get_target()
         return asyncio.run(self._delete(target, name))
 
     async def _delete(self, target: KubeTarget, name: str) -> bool:
@@ -336,14 +342,16 @@ class DeleteDaskClusterOperator(BaseOperator):
 
 
 def connect_to_cluster(name: str, namespace: str | None = None, *,
-                       conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> Any:
+                       dask_kube_jobs_conn_id: str = DEFAULT_CONN_ID,
+                       conn_id: str | None = None, **kwargs: Any) -> Any:
     """A ``KubeCluster`` handle on an existing DaskCluster, through the Airflow connection.
 
     Use it in a task of a shared-cluster pipeline: ``Client(cluster)`` connects directly when
     the scheduler's in-cluster name resolves (the task runs in the Kubernetes cluster), else
     through a port-forward that lives as long as the handle. Closing it leaves the cluster
     running (``shutdown_on_close=False``); the pipeline's delete task removes it. The
-    connection's ``cluster_context``, when set, is the kubeconfig context used.
+    connection's ``cluster_context``, when set, is the kubeconfig context used;
+    ``conn_id``, the old name of ``dask_kube_jobs_conn_id``, still works for one release.
 
     >>> with connect_to_cluster("shared", "data") as cluster, Client(cluster) as client:  # doctest: +SKIP
     ...     client.submit(sum, [1, 2]).result()
@@ -351,7 +359,8 @@ def connect_to_cluster(name: str, namespace: str | None = None, *,
     """
     from ... import KubeCluster
 
-    target = DaskKubeJobsHook(conn_id).get_target()
+    conn = resolve_conn_id("connect_to_cluster", dask_kube_jobs_conn_id, conn_id)
+    target = DaskKubeJobsHook(conn).get_target()
     kubeconfig = _kubeconfig_file(target)
     kwargs.setdefault("quiet", True)
     return KubeCluster.from_name(name, namespace=namespace or target.namespace,

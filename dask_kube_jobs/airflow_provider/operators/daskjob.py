@@ -61,6 +61,7 @@ from ..hooks.daskjob import (
     KubeTarget,
     connect,
     default_namespace,
+    resolve_conn_id,
 )
 from ..links import DASHBOARD_XCOM_KEY, DaskDashboardLink
 from ..triggers.daskjob import DaskJobTrigger
@@ -101,8 +102,9 @@ class DaskJobOperator(BaseOperator):
     :param job_name: prefix of the job's name (default: the manifest's name, else the task id);
         the name itself is made unique per task try.
     :param namespace: default: the connection's, else the manifest's, else the kubeconfig's.
-    :param conn_id: a ``dask_kube_jobs`` connection (default
-        ``dask_kube_jobs_default``; when absent, the ambient kubeconfig is used).
+    :param dask_kube_jobs_conn_id: a ``dask_kube_jobs`` connection (default
+        ``dask_kube_jobs_default``; when absent, the ambient kubeconfig is used);
+        ``conn_id``, its old name, still works for one release, with a deprecation warning.
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param on_finish_action: ``delete``, ``delete_succeeded`` (default) or ``keep``.
     :param follow_logs: stream the runner's log into the task log while waiting.
@@ -132,7 +134,7 @@ class DaskJobOperator(BaseOperator):
                  env: dict[str, Any] | list[dict[str, Any]] | None = None,
                  job_spec_kwargs: dict[str, Any] | None = None, job_name: str | None = None,
                  namespace: str | None = None,
-                 conn_id: str = DEFAULT_CONN_ID,
+                 dask_kube_jobs_conn_id: str = DEFAULT_CONN_ID, conn_id: str | None = None,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable",
                                                     fallback=False),
                  on_finish_action: str = "delete_succeeded", follow_logs: bool = True,
@@ -161,7 +163,8 @@ class DaskJobOperator(BaseOperator):
         self.job_spec_kwargs = job_spec_kwargs
         self.job_name = job_name
         self.namespace = namespace
-        self.conn_id = conn_id
+        self.dask_kube_jobs_conn_id = resolve_conn_id(type(self).__name__,
+                                                      dask_kube_jobs_conn_id, conn_id)
         self.deferrable = deferrable
         if startup_timeout is not None and not float(startup_timeout) > 0:
             raise ValueError(f"startup_timeout must be a number of seconds > 0, or None for no "
@@ -216,7 +219,7 @@ class DaskJobOperator(BaseOperator):
         identity = identity_of(context)
         deadline = time.time() + self.execution_timeout.total_seconds() \
             if self.execution_timeout else None
-        target = self._target = DaskKubeJobsHook(self.conn_id).get_target()
+        target = self._target = DaskKubeJobsHook(self.dask_kube_jobs_conn_id).get_target()
         with asyncio.Runner() as runner:
             client = runner.run(connect(target))
             try:
@@ -247,10 +250,10 @@ class DaskJobOperator(BaseOperator):
                 elif self.deferrable:
                     self.defer(
                         trigger=DaskJobTrigger(name=meta["name"], namespace=namespace,
-                                               conn_id=self.conn_id,
                                                uid=meta.get("uid"), deadline=deadline,
                                                startup_deadline=startup_deadline,
-                                               follow_logs=self.follow_logs),
+                                               follow_logs=self.follow_logs,
+                                               dask_kube_jobs_conn_id=self.dask_kube_jobs_conn_id),
                         method_name="execute_complete",
                         timeout=None if deadline is None else timedelta(
                             seconds=deadline - time.time() + TRIGGER_TIMEOUT_MARGIN))
@@ -275,7 +278,7 @@ class DaskJobOperator(BaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """Resumed after the trigger fired: the same ending as the blocking path."""
-        target = DaskKubeJobsHook(self.conn_id).get_target()
+        target = DaskKubeJobsHook(self.dask_kube_jobs_conn_id).get_target()
         self._job = (event.get("namespace"), event.get("name"), event.get("uid"))
         if event.get("log_tail"):
             self.log.info("Last lines of the runner's log (status.logTail):\n%s",
@@ -376,9 +379,9 @@ class DeleteDaskJobOperator(BaseOperator):
     ui_color = "#f4a6a6"
 
     def __init__(self, *, job_name: str, namespace: str | None = None,
-                 conn_id: str = DEFAULT_CONN_ID, wait_for_deletion: bool = True,
-                 ignore_missing: bool = True, deletion_timeout: float = 300.0,
-                 **kwargs: Any) -> None:
+                 dask_kube_jobs_conn_id: str = DEFAULT_CONN_ID, conn_id: str | None = None,
+                 wait_for_deletion: bool = True, ignore_missing: bool = True,
+                 deletion_timeout: float = 300.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if job_name is None or (isinstance(job_name, str) and not job_name.strip()):
             raise ValueError("DeleteDaskJobOperator: job_name= must be the DaskJob's name (or a "
@@ -389,7 +392,8 @@ class DeleteDaskJobOperator(BaseOperator):
                              f"(got {deletion_timeout!r})")
         self.job_name = job_name
         self.namespace = namespace
-        self.conn_id = conn_id
+        self.dask_kube_jobs_conn_id = resolve_conn_id(type(self).__name__,
+                                                      dask_kube_jobs_conn_id, conn_id)
         self.wait_for_deletion = wait_for_deletion
         self.ignore_missing = ignore_missing
         self.deletion_timeout = deletion_timeout
@@ -399,7 +403,7 @@ class DeleteDaskJobOperator(BaseOperator):
         if not name or name == "None":
             raise AirflowException(f"DeleteDaskJobOperator: job_name rendered to {name!r}; "
                                    "the task it pulls the name from pushed nothing?")
-        target = DaskKubeJobsHook(self.conn_id).get_target()
+        target = DaskKubeJobsHook(self.dask_kube_jobs_conn_id).get_target()
         return asyncio.run(self._delete(target, name))
 
     async def _delete(self, target: KubeTarget, name: str) -> bool:

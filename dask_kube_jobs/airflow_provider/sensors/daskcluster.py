@@ -31,7 +31,13 @@ from airflow.providers.common.compat.sdk import (
 
 from ...asyncio import ClusterNotFoundError, get_cluster
 from .._clusterwait import cluster_event
-from ..hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook, connect, default_namespace
+from ..hooks.daskjob import (
+    DEFAULT_CONN_ID,
+    DaskKubeJobsHook,
+    connect,
+    default_namespace,
+    resolve_conn_id,
+)
 from ..triggers.daskcluster import DaskClusterTrigger
 from .daskjob import TRIGGER_TIMEOUT_MARGIN, check_name
 
@@ -46,7 +52,9 @@ class DaskClusterSensor(BaseSensorOperator):
     :param namespace: templated; default the connection's, else the kubeconfig's.
     :param min_ready_workers: also wait for this many ready workers (default 0: the
         scheduler alone makes the cluster usable; workers join as they start).
-    :param conn_id: a ``dask_kube_jobs`` connection (default ``dask_kube_jobs_default``).
+    :param dask_kube_jobs_conn_id: a ``dask_kube_jobs`` connection (default
+        ``dask_kube_jobs_default``); ``conn_id``, its old name, still works for one
+        release, with a deprecation warning.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
 
     Returns ``{"name", "namespace", "scheduler_address", "dashboard_address",
@@ -59,7 +67,8 @@ class DaskClusterSensor(BaseSensorOperator):
     ui_color = "#fde3b8"
 
     def __init__(self, *, cluster_name: str, namespace: str | None = None,
-                 min_ready_workers: int = 0, conn_id: str = DEFAULT_CONN_ID,
+                 min_ready_workers: int = 0,
+                 dask_kube_jobs_conn_id: str = DEFAULT_CONN_ID, conn_id: str | None = None,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable",
                                                     fallback=False),
                  **kwargs: Any) -> None:
@@ -73,14 +82,15 @@ class DaskClusterSensor(BaseSensorOperator):
         self.cluster_name = cluster_name
         self.namespace = namespace
         self.min_ready_workers = min_ready_workers
-        self.conn_id = conn_id
+        self.dask_kube_jobs_conn_id = resolve_conn_id(type(self).__name__,
+                                                      dask_kube_jobs_conn_id, conn_id)
         self.deferrable = deferrable
 
     def _name(self) -> str:
         return check_name("DaskClusterSensor", "cluster_name", self.cluster_name)
 
     async def _read(self) -> dict[str, Any]:
-        target = await DaskKubeJobsHook(self.conn_id).aget_target()
+        target = await DaskKubeJobsHook(self.dask_kube_jobs_conn_id).aget_target()
         client = await connect(target)
         try:
             namespace = str(self.namespace or default_namespace(target, client))
@@ -112,7 +122,7 @@ class DaskClusterSensor(BaseSensorOperator):
             return done.xcom_value
         self.defer(
             trigger=DaskClusterTrigger(name=self._name(), namespace=namespace,
-                                       conn_id=self.conn_id,
+                                       dask_kube_jobs_conn_id=self.dask_kube_jobs_conn_id,
                                        min_ready_workers=self.min_ready_workers,
                                        deadline=time.time() + float(self.timeout)),
             method_name="execute_complete",

@@ -34,7 +34,13 @@ from airflow.providers.common.compat.sdk import (
 from ...asyncio import get_job
 from ...errors import DaskJobFailed, JobNotFound
 from .._jobwait import is_terminal, outcome
-from ..hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook, connect, default_namespace
+from ..hooks.daskjob import (
+    DEFAULT_CONN_ID,
+    DaskKubeJobsHook,
+    connect,
+    default_namespace,
+    resolve_conn_id,
+)
 from ..triggers.daskjob import DaskJobTrigger
 
 TRIGGER_TIMEOUT_MARGIN = 300.0  # seconds past our own deadline before Airflow's trigger timeout
@@ -56,7 +62,9 @@ class DaskJobSensor(BaseSensorOperator):
     :param job_name: the job's name (templated), typically
         ``"{{ ti.xcom_pull(task_ids='submit', key='job_name') }}"``.
     :param namespace: templated; default the connection's, else the kubeconfig's.
-    :param conn_id: a ``dask_kube_jobs`` connection (default ``dask_kube_jobs_default``).
+    :param dask_kube_jobs_conn_id: a ``dask_kube_jobs`` connection (default
+        ``dask_kube_jobs_default``); ``conn_id``, its old name, still works for one
+        release, with a deprecation warning.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``);
         otherwise ``mode`` (``poke`` or ``reschedule``) and ``poke_interval`` apply.
     :param follow_logs: while deferred, stream the runner's log into this task's log.
@@ -69,7 +77,7 @@ class DaskJobSensor(BaseSensorOperator):
     ui_color = "#fde3b8"
 
     def __init__(self, *, job_name: str, namespace: str | None = None,
-                 conn_id: str = DEFAULT_CONN_ID,
+                 dask_kube_jobs_conn_id: str = DEFAULT_CONN_ID, conn_id: str | None = None,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable",
                                                     fallback=False),
                  follow_logs: bool = True, **kwargs: Any) -> None:
@@ -79,12 +87,13 @@ class DaskJobSensor(BaseSensorOperator):
                              "template rendering to it)")
         self.job_name = job_name
         self.namespace = namespace
-        self.conn_id = conn_id
+        self.dask_kube_jobs_conn_id = resolve_conn_id(type(self).__name__,
+                                                      dask_kube_jobs_conn_id, conn_id)
         self.deferrable = deferrable
         self.follow_logs = follow_logs
 
     async def _read(self) -> tuple[str, dict[str, Any] | None]:
-        target = await DaskKubeJobsHook(self.conn_id).aget_target()
+        target = await DaskKubeJobsHook(self.dask_kube_jobs_conn_id).aget_target()
         client = await connect(target)
         try:
             namespace = str(self.namespace or default_namespace(target, client))
@@ -121,7 +130,8 @@ class DaskJobSensor(BaseSensorOperator):
         if done.is_done:
             return done.xcom_value
         self.defer(
-            trigger=DaskJobTrigger(name=self._name(), namespace=namespace, conn_id=self.conn_id,
+            trigger=DaskJobTrigger(name=self._name(), namespace=namespace,
+                                   dask_kube_jobs_conn_id=self.dask_kube_jobs_conn_id,
                                    deadline=time.time() + float(self.timeout),
                                    follow_logs=self.follow_logs, delete_on_kill=False),
             method_name="execute_complete",

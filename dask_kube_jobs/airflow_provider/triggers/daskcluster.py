@@ -17,26 +17,31 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from .._clusterwait import wait_for_cluster
-from ..hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook, connect
+from ..hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook, connect, resolve_conn_id
 
 
 class DaskClusterTrigger(BaseTrigger):
     """Fires once when the DaskCluster ``name`` in ``namespace`` is running with at least
     ``min_ready_workers`` ready workers, or has failed, or the ``deadline`` (seconds since the
-    epoch) passed. A missing cluster is waited for: something else may create it later."""
+    epoch) passed. A missing cluster is waited for: something else may create it later.
+    ``conn_id`` is the old name of ``dask_kube_jobs_conn_id`` (deprecated; trigger rows
+    serialized by 0.1.0 carry it)."""
 
-    def __init__(self, *, name: str, namespace: str, conn_id: str = DEFAULT_CONN_ID,
-                 min_ready_workers: int = 0, deadline: float | None = None) -> None:
+    def __init__(self, *, name: str, namespace: str,
+                 dask_kube_jobs_conn_id: str = DEFAULT_CONN_ID, min_ready_workers: int = 0,
+                 deadline: float | None = None, conn_id: str | None = None) -> None:
         super().__init__()
         self.name = name
         self.namespace = namespace
-        self.conn_id = conn_id
+        self.dask_kube_jobs_conn_id = resolve_conn_id(type(self).__name__,
+                                                      dask_kube_jobs_conn_id, conn_id)
         self.min_ready_workers = min_ready_workers
         self.deadline = deadline
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}", {
-            "name": self.name, "namespace": self.namespace, "conn_id": self.conn_id,
+            "name": self.name, "namespace": self.namespace,
+            "dask_kube_jobs_conn_id": self.dask_kube_jobs_conn_id,
             "min_ready_workers": self.min_ready_workers, "deadline": self.deadline,
         })
 
@@ -44,7 +49,8 @@ class DaskClusterTrigger(BaseTrigger):
         self.log.info("Waiting for DaskCluster %s/%s (at least %d ready workers)",
                       self.namespace, self.name, self.min_ready_workers)
         try:
-            client = await connect(await DaskKubeJobsHook(self.conn_id).aget_target())
+            hook = DaskKubeJobsHook(self.dask_kube_jobs_conn_id)
+            client = await connect(await hook.aget_target())
             try:
                 event = await wait_for_cluster(
                     client, namespace=self.namespace, name=self.name,

@@ -37,7 +37,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from ...asyncio import POLL_INTERVAL
 from .._jobwait import delete_job, wait_for_job
-from ..hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook, connect
+from ..hooks.daskjob import DEFAULT_CONN_ID, DaskKubeJobsHook, connect, resolve_conn_id
 
 CANCEL_CLEANUP_TIMEOUT = 30.0  # seconds a cancelled run() spends reading the state and deleting
 DEFERRED = "deferred"
@@ -55,17 +55,21 @@ class DaskJobTrigger(BaseTrigger):
     runner has not started by then -- checked against the real state when it passes;
     ``follow_logs`` streams the runner's log into the task log while deferred;
     ``delete_on_kill`` deletes the job when the user kills the deferred task;
-    ``poll_interval`` is the seconds between reads should RBAC forbid watching the job.
+    ``poll_interval`` is the seconds between reads should RBAC forbid watching the job;
+    ``conn_id`` is the old name of ``dask_kube_jobs_conn_id`` (deprecated; trigger rows
+    serialized by 0.1.0 carry it).
     """
 
-    def __init__(self, *, name: str, namespace: str, conn_id: str = DEFAULT_CONN_ID,
-                 uid: str | None = None, deadline: float | None = None,
-                 startup_deadline: float | None = None, follow_logs: bool = True,
-                 delete_on_kill: bool = True, poll_interval: float = POLL_INTERVAL) -> None:
+    def __init__(self, *, name: str, namespace: str,
+                 dask_kube_jobs_conn_id: str = DEFAULT_CONN_ID, uid: str | None = None,
+                 deadline: float | None = None, startup_deadline: float | None = None,
+                 follow_logs: bool = True, delete_on_kill: bool = True,
+                 poll_interval: float = POLL_INTERVAL, conn_id: str | None = None) -> None:
         super().__init__()
         self.name = name
         self.namespace = namespace
-        self.conn_id = conn_id
+        self.dask_kube_jobs_conn_id = resolve_conn_id(type(self).__name__,
+                                                      dask_kube_jobs_conn_id, conn_id)
         self.uid = uid
         self.deadline = deadline
         self.startup_deadline = startup_deadline
@@ -75,14 +79,16 @@ class DaskJobTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}", {
-            "name": self.name, "namespace": self.namespace, "conn_id": self.conn_id,
+            "name": self.name, "namespace": self.namespace,
+            "dask_kube_jobs_conn_id": self.dask_kube_jobs_conn_id,
             "uid": self.uid, "deadline": self.deadline,
             "startup_deadline": self.startup_deadline, "follow_logs": self.follow_logs,
             "delete_on_kill": self.delete_on_kill, "poll_interval": self.poll_interval,
         })
 
     async def _client(self) -> Any:
-        return await connect(await DaskKubeJobsHook(self.conn_id).aget_target())
+        hook = DaskKubeJobsHook(self.dask_kube_jobs_conn_id)
+        return await connect(await hook.aget_target())
 
     def _log_line(self, line: str) -> None:
         self.log.info("[%s] %s", self.name, line)
