@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -34,7 +35,8 @@ from typing import Any
 from ...contract.times import fmt_time
 from .._processes import pid_alive
 from .resources import CgroupManager, kill_pids, tree_pids, tree_rss
-from .volumes import Mount, PodPaths, launch_script, resolve_host
+from .sandbox import MASK_POINT, Confinement, mask_lines, plan_masks
+from .volumes import Mount, PodPaths, environment_paths, launch_script, resolve_host
 
 CONMON = Path(__file__).resolve().parent / "conmon.py"
 COMPAT = {"dask-scheduler": ["dask", "scheduler"], "dask-worker": ["dask", "worker"]}
@@ -104,7 +106,8 @@ class ContainerProcess:
 
     def __init__(self, *, name: str, argv: list[str], env: dict[str, str], workdir: str,
                  mounts: list[Mount], mode: str, cgroup: Path | None, paths: PodPaths,
-                 restart_count: int, memory_limit: int | None, message_policy: str) -> None:
+                 restart_count: int, memory_limit: int | None, message_policy: str,
+                 confinement: Confinement | None = None) -> None:
         self.name = name
         self.argv = argv
         self.env = env
@@ -116,6 +119,7 @@ class ContainerProcess:
         self.restart_count = restart_count
         self.memory_limit = memory_limit
         self.message_policy = message_policy
+        self.confinement = confinement
         self.pid: int | None = None
         self.shim_pid: int | None = None
         self.started_at = ""
@@ -147,6 +151,7 @@ class ContainerProcess:
         term = self.paths.termination(self.name)
         term.parent.mkdir(parents=True, exist_ok=True)
         term.write_bytes(b"")
+        term.chmod(0o666)  # written by the container's uid; seen by its Pod only
         err = self.paths.start_error(self.name)
         err.parent.mkdir(parents=True, exist_ok=True)
         err.write_bytes(b"")
@@ -154,8 +159,9 @@ class ContainerProcess:
         for f in ("pid", "exit"):
             (self.run_dir / f).unlink(missing_ok=True)
         self._oom_base = CgroupManager.oom_kills(self.cgroup)
+        masks, run_as = self._confine(err)
         script = launch_script(self.mounts, self.mode, cgroup=self.cgroup, workdir=self.workdir,
-                               error_file=err)
+                               error_file=err, masks=masks, run_as=run_as)
         argv = ["/bin/sh", "-c", script, "dkj-container", *self.argv]
         if self.mode == "namespace":
             argv = ["unshare", "--mount", "--propagation", "private", "--", *argv]
@@ -179,6 +185,27 @@ class ContainerProcess:
         self.pid = int(pid_file.read_text())
         self.started_at = fmt_time()
         self._start_watchdog()
+
+    def _confine(self, err: Path) -> tuple[list[str], list[str]]:
+        """The prologue's masks and the identity switch (``sandbox``), in namespace mode."""
+        conf = self.confinement
+        if conf is None or self.mode != "namespace":
+            return [], []
+        keep = [*conf.shown, *environment_paths(err), *(m.target for m in self.mounts),
+                self.workdir]
+        unprivileged = conf.identity is not None and conf.identity.uid != 0
+        plan = plan_masks(list(conf.hide), keep, searchable=unprivileged)
+        MASK_POINT.mkdir(mode=0o700, exist_ok=True)
+        run_as = conf.identity.setpriv() if conf.identity is not None else []
+        return mask_lines(plan, MASK_POINT, shlex.quote(str(err))), run_as
+
+    @property
+    def run_as(self) -> list[str]:
+        """The argv prefix that runs a command as this container's user (exec probes)."""
+        conf = self.confinement
+        if conf is None or conf.identity is None or self.mode != "namespace":
+            return []
+        return conf.identity.setpriv()
 
     def adopt(self, shim_pid: int, pid: int, started_at: str) -> bool:
         """Take over a container a previous kubelet started (its monitor and program may

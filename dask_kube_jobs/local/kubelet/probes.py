@@ -33,6 +33,8 @@ class Target:
     pid: int | None
     workdir: str
     namespace_mode: bool
+    #: argv prefix that runs a command as the container's user (``Identity.setpriv``)
+    run_as: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -115,7 +117,8 @@ async def exec_command(spec: dict[str, Any], target: Target, timeout: float) -> 
     argv = command
     if target.namespace_mode and target.pid and shutil.which("nsenter"):
         argv = ["nsenter", "--target", str(target.pid), "--mount", "--", "sh", "-c",
-                f"cd {shlex.quote(target.workdir)} 2>/dev/null; exec \"$@\"", "probe", *command]
+                f"cd {shlex.quote(target.workdir)} 2>/dev/null; exec \"$@\"", "probe",
+                *target.run_as, *command]
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, env=target.env, stdin=asyncio.subprocess.DEVNULL,

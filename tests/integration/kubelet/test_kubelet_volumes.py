@@ -83,6 +83,9 @@ def test_volumes_are_visible_at_their_mount_paths(kk: Kubectl) -> None:
                                "sh", "-c", "echo hello-from-init > /scratch/from-init"],
                                "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}],
                            volumes=volumes, restartPolicy="Never",
+                           # root, as the Dask image's default user: files of mode 0400 and
+                           # 0640 owned by root are readable (an unprivileged uid needs fsGroup)
+                           securityContext={"runAsUser": 0},
                            meta={"labels": {"app": "demo", "tier": "gold"}}))
     st = wait_phase(kk, "vols", ("Succeeded", "Failed"), 40)
     out = json.loads(logs(kk, "vols").strip().splitlines()[-1])
