@@ -8,13 +8,13 @@ tokens). When the kubelet runs as root (namespace mode, see ``volumes.py``) each
   ``runAsGroup`` (the container's over the Pod's), else a uid of its own Pod. A process
   kubelet has no image whose ``USER`` could name a default, so the default "image user" is a
   per-Pod uid in ``DEFAULT_UIDS`` (a range systemd reserves for container payloads, never a
-  real account), derived from the Pod's uid: Pods do not share a uid, so one Pod cannot signal,
-  trace or read ``/proc/<pid>/root`` of another. The group is the uid's own number unless
+  real account), derived from the Pod's uid: two Pods share one only by a hash collision in
+  2^24 values, so one Pod cannot signal, trace or read ``/proc/<pid>/root`` of another. The group is the uid's own number unless
   ``runAsGroup`` says otherwise; ``fsGroup`` and ``supplementalGroups`` are added as
-  supplementary groups. ``runAsNonRoot: true`` is therefore met by the default user and
-  refused, as a real kubelet refuses it, only for an explicit ``runAsUser: 0``. An explicit
-  ``runAsUser: 0`` is the host's root: it is not isolated at all (a Pod policy at the
-  "restricted" level forbids it).
+  supplementary groups. ``runAsNonRoot: true`` is therefore met by the default user. An
+  explicit ``runAsUser: 0`` would be the machine's root (nothing like a user namespace makes it
+  a container's own), which can read every credential: such a container is refused
+  (``CreateContainerConfigError``; with ``runAsNonRoot`` in the real kubelet's words).
 * **sees a masked file system** (``mask_lines``): in its private mount namespace, the kubelet's
   state directory is covered by an empty tmpfs in which only the Pod's own directory and the
   Service map are bound back, and every directory the container's uid could not search on the
@@ -108,11 +108,16 @@ def container_identity(pod: dict[str, Any], container: dict[str, Any]) -> Identi
 
     explicit = pick("runAsUser")
     uid = int(explicit) if explicit is not None else default_uid(pod["metadata"]["uid"])
+    meta = pod["metadata"]
     if uid == 0 and pick("runAsNonRoot"):
-        meta = pod["metadata"]
         raise ContainerConfigError(
             f'container\'s runAsUser breaks non-root policy (pod: "{meta["name"]}_'
             f'{meta["namespace"]}({meta["uid"]})", container: {container.get("name", "")})')
+    if uid == 0:
+        raise ContainerConfigError(
+            "runAsUser 0 would be this machine's root, not a container's: the process kubelet "
+            "runs no container as root (it could read the control plane's credentials); "
+            "leave runAsUser unset or choose another uid")
     group = pick("runAsGroup")
     gid = int(group) if group is not None else uid
     extra = [int(g) for g in psc.get("supplementalGroups") or []]
@@ -130,7 +135,10 @@ def fs_group(pod: dict[str, Any]) -> int | None:
 def give_to_group(root: Path, gid: int, *, writable: bool) -> None:
     """``fsGroup`` on a volume: group ownership and group access for everything in it, with
     set-group-id directories so new files join the group (what the kubelet does for emptyDir,
-    ConfigMap, Secret, downward API and projected volumes)."""
+    ConfigMap, Secret, downward API and projected volumes). Only root may give files away:
+    a kubelet that is not leaves them as they are (its containers are its own user)."""
+    if os.geteuid() != 0:
+        return
     for path in [root, *root.rglob("*")]:
         if path.is_symlink():
             continue

@@ -51,7 +51,7 @@ print(json.dumps(out))
 def _secrets(kplane: Plane, other_pid: int) -> list[str]:
     cp = kplane.cp.state
     files = [str(cp.admin_kubeconfig), str(cp.key), str(cp.pki / "ca.key"),
-             str(cp.node_kubeconfig), str(kplane.cp.kubeconfig),
+             str(cp.node_kubeconfig), str(cp.objects), str(kplane.cp.kubeconfig),
              str(kplane.state_dir / "pki" / "kubelet.key"), str(kplane.state_dir / "pki" / "ca.key")]
     kubelet = kplane.kubelet.pid
     out = [*files, f"/proc/{kubelet}/environ"]
@@ -71,7 +71,7 @@ def test_containers_run_as_their_users_and_cannot_read_credentials(kplane: Plane
     wait_phase(kk, "other", ("Running",), 20)
     other_pid = int(get(kk, "other")["status"]["containerStatuses"][0]["containerID"]
                     .removeprefix("process://"))
-    for path in _secrets(kplane, other_pid)[:4]:
+    for path in _secrets(kplane, other_pid)[:6]:
         assert os.path.exists(path), path  # the test looks at the right places
     env = [{"name": "SECRETS", "value": json.dumps(_secrets(kplane, other_pid))}]
     mounts = [{"name": "scratch", "mountPath": "/scratch"}]

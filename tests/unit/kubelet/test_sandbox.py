@@ -40,12 +40,13 @@ def test_container_settings_override_the_pods() -> None:
         "setpriv", "--reuid", "5", "--regid", "6", "--groups", "6,7", "--no-new-privs", "--"]
 
 
-def test_run_as_non_root_refuses_uid_zero_only() -> None:
+def test_no_container_runs_as_the_machines_root() -> None:
     assert container_identity(_pod(runAsNonRoot=True), {"name": "c"}).uid in DEFAULT_UIDS
     with pytest.raises(ContainerConfigError, match="runAsUser breaks non-root policy"):
         container_identity(_pod(runAsNonRoot=True), {"name": "c",
                                                      "securityContext": {"runAsUser": 0}})
-    assert container_identity(_pod(runAsUser=0), {"name": "c"}).uid == 0
+    with pytest.raises(ContainerConfigError, match="runs no container as root"):
+        container_identity(_pod(runAsUser=0), {"name": "c"})
 
 
 def test_masks_hide_the_state_and_open_unsearchable_ancestors(tmp_path: Path) -> None:
