@@ -5,7 +5,8 @@ container), which the kubelet starts in a session of its own: the monitor starts
 writes its pid, copies its output into CRI-format log files that the log server reads, and
 records its exit status in a file. The container's program starts through a short ``sh``
 prologue (see ``volumes.launch_script``): it joins the container's memory cgroup, sets up its
-mounts in a private mount namespace, changes to ``workingDir`` and ``exec``-s the program, so the
+mounts in a private mount namespace, masks what the container must not see, changes to
+``workingDir`` and ``exec``-s the program as the container's user (``sandbox.py``), so the
 container's pid is the program's pid.
 
 Nothing ties a container to the kubelet's life: a kubelet killed by SIGKILL leaves its

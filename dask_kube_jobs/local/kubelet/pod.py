@@ -182,13 +182,17 @@ class PodWorker:
             rec, c.adoptable = c.adoptable, None
             if rec is None:
                 continue
+            try:
+                confinement = self._confinement(c)
+            except ContainerConfigError:  # started by a kubelet that allowed it: as it is
+                confinement = None
             proc = ContainerProcess(
                 name=c.name, argv=[], env=dict(rec.get("env") or {}),
                 workdir=str(rec.get("workdir") or "/"), mounts=[], mode=self.k.mount_mode,
                 cgroup=Path(rec["cgroup"]) if rec.get("cgroup") else None, paths=self.paths,
                 restart_count=c.restart_count, memory_limit=memory_limit_bytes(c.spec),
                 message_policy=c.spec.get("terminationMessagePolicy") or "File",
-                confinement=self._confinement(c))
+                confinement=confinement)
             started_at = str((c.state.get("running") or {}).get("startedAt") or "")
             if not proc.adopt(int(rec["shim"]), int(rec["pid"]), started_at):
                 c.exit = ExitInfo(137, "Error", "the container was stopped when the kubelet "
