@@ -2,7 +2,9 @@
 
 Real kubeconfigs speak HTTPS and pin the cluster's CA; so do ours, so that clients exercise the
 same TLS paths they use against a real cluster. The CA signs the API server's certificate and
-the kubelet's serving certificate, all for loopback names only.
+the kubelet's serving certificate, all for loopback names only, and one client certificate:
+the API server's, which it presents to kubelets (kubeadm's ``apiserver-kubelet-client``); a
+kubelet trusts the cluster's CA for its callers, as ``--client-ca-file`` makes it.
 """
 
 from __future__ import annotations
@@ -92,7 +94,36 @@ def issue_serving_cert(ca: CertPair, directory: Path, name: str,
                        critical=False)
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
+    return _save(directory, name, key, cert)
+
+
+def _save(directory: Path, name: str, key: ec.EllipticCurvePrivateKey,
+          cert: x509.Certificate) -> CertPair:
     pair = CertPair(directory / f"{name}.crt", directory / f"{name}.key")
     _write(pair.key, _pem_key(key))
     _write(pair.cert, cert.public_bytes(serialization.Encoding.PEM))
     return pair
+
+
+def issue_client_cert(ca: CertPair, directory: Path, name: str,
+                      organizations: tuple[str, ...] = ()) -> CertPair:
+    """A client certificate (user ``name`` in groups ``organizations``) signed by the CA."""
+    ca_key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
+    key = _key()
+    now = dt.datetime.now(dt.timezone.utc)
+    subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    subject.append(x509.NameAttribute(NameOID.COMMON_NAME, name))
+    cert = (
+        x509.CertificateBuilder().subject_name(x509.Name(subject))
+        .issuer_name(ca_cert.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    return _save(directory, name, key, cert)

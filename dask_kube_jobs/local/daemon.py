@@ -103,13 +103,18 @@ async def run(args: argparse.Namespace) -> None:
     # otherwise (or it has been taken meanwhile: then any free one, and the record says so).
     wanted_port = args.port or state.previous_port() or 0
     core = APICore(Store(backend=None if args.in_memory else SQLiteBackend(state.objects)))
-    authn = TokenAuthenticator(
-        key, service_account_exists=lambda ns, name: core.store.get(("", "serviceaccounts"), ns, name) is not None)
+    def uid_of(resource: str, namespace: str, name: str) -> str | None:
+        obj = core.store.get(("", resource), namespace, name)
+        return None if obj is None else str(obj["metadata"]["uid"])
+
+    authn = TokenAuthenticator(key, uid_of=uid_of)
     # The CRDs come with or without the operator: one run from its image (`local up
     # --no-operator`, docs/local-control-plane.md) needs them as much as ours does.
     core.bootstrap(bootstrap_objects() + [node_proxier_binding(LOCAL_NODE)] + _operator_crds())
     server = APIServer(core, authn, bookmark_interval=args.bookmark_interval)
-    install_proxies(server)
+    client = certs.issue_client_cert(certs.ensure_ca(state.pki), state.pki,
+                                     "kube-apiserver-kubelet-client", ("system:masters",))
+    install_proxies(server, (client.cert, client.key))
     ssl_ctx = None if args.insecure_http else _ssl_context(state)
     runner, port = await server.start("127.0.0.1", wanted_port, ssl_ctx,
                                       or_any_port=not args.port)

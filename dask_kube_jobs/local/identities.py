@@ -2,7 +2,8 @@
 
 Least-privilege RBAC can only be tested as somebody who lacks privileges. Tokens are minted
 offline with the control plane's signing key, so this works whether or not the server runs; a
-ServiceAccount token is honoured only while that ServiceAccount exists.
+ServiceAccount token is honoured only while a ServiceAccount of that name exists (see
+``apiserver.auth``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def write_identity_kubeconfig(state: StateDir, admin_kubeconfig: Path, path: Pat
         raise ValueError("give exactly one of a user name or a service account (NAMESPACE/NAME)")
     if not state.key.exists():
         raise FileNotFoundError(f"no signing key in {state.root}: start the control plane first")
-    authn = TokenAuthenticator(state.key.read_bytes(), service_account_exists=lambda ns, n: True)
+    authn = TokenAuthenticator(state.key.read_bytes(), uid_of=lambda *_: None)  # minting only
     if service_account:
         sa_ns, sep, sa_name = service_account.partition("/")
         if not sep or not sa_ns or not sa_name:

@@ -24,9 +24,10 @@ separate component that could serve any control plane, and makes ``kubectl logs 
   reaches the client as its text, which kubectl prints after ``unable to upgrade connection:``.
 
 TLS to the kubelet is not verified: the kubelet is on this machine, reached over loopback only
-(any other address is refused), and its serving certificate is self-issued. A real API server
-would present a client certificate; our kubelet does not authenticate callers (see its server
-module). If the kubelet serves plain HTTP, that is detected once and used.
+(any other address is refused), and its serving certificate is self-issued. The API server
+presents its kubelet-client certificate, as kube-apiserver does with
+``--kubelet-client-certificate``: the kubelet answers nobody else (see its server module). If
+the kubelet serves plain HTTP, that is detected once and used.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import functools
 import ipaddress
 import logging
 import ssl
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -62,9 +64,10 @@ MAX_HEAD = 64 * 1024
 CHUNK = 64 * 1024
 
 
-def install_proxies(server: APIServer) -> None:
-    """Register the kubelet-backed Pod subresources on ``server.proxies``."""
-    kubelets = _Kubelets(server)
+def install_proxies(server: APIServer, client_cert: tuple[Path, Path] | None = None) -> None:
+    """Register the kubelet-backed Pod subresources on ``server.proxies``; ``client_cert``
+    (certificate, key) is what the API server presents to kubelets."""
+    kubelets = _Kubelets(server, client_cert)
     server.proxies["log"] = functools.partial(_proxy_log, kubelets)
     server.proxies["portforward"] = functools.partial(_proxy_portforward, kubelets)
     server.proxies["exec"] = functools.partial(_proxy_exec, kubelets)
@@ -73,12 +76,14 @@ def install_proxies(server: APIServer) -> None:
 class _Kubelets:
     """Where a Pod's kubelet listens, and whether it speaks TLS (probed once per endpoint)."""
 
-    def __init__(self, server: APIServer) -> None:
+    def __init__(self, server: APIServer, client_cert: tuple[Path, Path] | None) -> None:
         self.server = server
         self._tls: dict[tuple[str, int], bool] = {}
         self.ssl = ssl.create_default_context()
         self.ssl.check_hostname = False
         self.ssl.verify_mode = ssl.CERT_NONE  # loopback, same machine: see module docstring
+        if client_cert is not None:
+            self.ssl.load_cert_chain(*client_cert)
 
     def endpoint(self, pod: dict[str, Any], what: str) -> tuple[str, int]:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}

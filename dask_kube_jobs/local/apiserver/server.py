@@ -17,7 +17,6 @@ import json
 import logging
 import random
 import ssl
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from .nonresource import NonResourceEndpoints, json_response
 from .rbac import Attributes, Authorizer, UserInfo, user_from_review_spec
 from .registry import VIRTUAL_RESOURCES, ResourceType
 from .selectors import parse_label_selector
+from .tokenrequest import token_request
 from .watch import WatchRequest, serve_watch, table_encoder
 
 log = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ class APIServer:
                 return json_response(core.delete(rtype, version, ns, info.name,
                                                  DeleteOptions.parse((body or {}).get("deleteOptions"), {})))
             if info.subresource == "token" and info.name is not None:
-                return json_response(self._token_request(ns or "", info.name, body), 201)
+                return json_response(token_request(core, self.authn, ns or "", info.name, body), 201)
             if info.name is not None:
                 raise errors.method_not_allowed("create", f"{info.resource}/{info.name}")
             obj = await self._create(rtype, version, ns, body, dry_run=dry_run,
@@ -443,18 +443,6 @@ class APIServer:
         elif info.resource == "selfsubjectreviews":
             out["status"] = {"userInfo": {"username": user.name, "groups": list(user.groups)}}
         return json_response(out, 201)
-
-    def _token_request(self, namespace: str, name: str, body: Any) -> dict[str, Any]:
-        sa_type = self.core.registry.get("", "serviceaccounts")
-        assert sa_type is not None
-        sa = self.core.get(sa_type, "v1", namespace, name)
-        token = self.authn.mint_service_account(namespace, name, sa["metadata"]["uid"])
-        expiry = int(((body or {}).get("spec") or {}).get("expirationSeconds") or 3600)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + expiry))
-        return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": (body or {}).get("spec") or {},
-                "status": {"token": token, "expirationTimestamp": stamp}}
 
     # -- running ----------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0,

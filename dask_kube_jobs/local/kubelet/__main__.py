@@ -1,4 +1,5 @@
-"""``python -m dask_kube_jobs.local.kubelet --kubeconfig PATH [--node-name N] [--state-dir D]``.
+"""``python -m dask_kube_jobs.local.kubelet --kubeconfig PATH [--node-name N] [--state-dir D]
+[--client-ca-file CA]``.
 
 Runs the process kubelet against whatever control plane the kubeconfig names, until SIGTERM or
 SIGINT; then it stops every Pod's process tree (grace periods capped, so that a supervisor's
@@ -31,6 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--node-name", default=os.environ.get("DKJ_NODE_NAME", "dkj-local-node"))
     parser.add_argument("--state-dir", default=None,
                         help="where Pod files, logs and certificates live")
+    parser.add_argument("--client-ca-file", default=None,
+                        help="CA of the client certificates the kubelet's endpoints accept "
+                             "(default: the kubeconfig's cluster CA)")
     parser.add_argument("--shutdown-grace", type=float, default=5.0,
                         help="longest grace period given to Pods when the kubelet stops")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -39,7 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def _run(args: argparse.Namespace) -> None:
     state_dir = Path(args.state_dir) if args.state_dir else _default_state_dir(args.node_name)
-    kubelet = Kubelet(args.kubeconfig, state_dir=state_dir, node_name=args.node_name)
+    client_ca = Path(args.client_ca_file).read_bytes() if args.client_ca_file else None
+    kubelet = Kubelet(args.kubeconfig, state_dir=state_dir, node_name=args.node_name,
+                      client_ca=client_ca)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -35,6 +35,7 @@ from . import resources
 from .pod import PodWorker
 from .podexec import ExecContext, ExecRequestError, exec_handler
 from .resources import CgroupManager, cgroup_scope, kill_leftovers
+from .sandbox import can_switch_user
 from .volumes import detect_mode
 
 log = logging.getLogger("dask_kube_jobs.local.kubelet")
@@ -52,14 +53,20 @@ class Kubelet:
     """A node agent for one Node name; ``await start()``, ``await run()``, ``await stop()``."""
 
     def __init__(self, kubeconfig: str, *, state_dir: Path, node_name: str = "dkj-local-node",
-                 network: Any = None, server_start: Any = None) -> None:
+                 network: Any = None, server_start: Any = None,
+                 client_ca: bytes | None = None) -> None:
         self.kubeconfig = kubeconfig
+        #: the CA of the certificates callers of the kubelet's endpoints must present
+        #: (default: the cluster's, from the kubeconfig)
+        self.client_ca = client_ca
         self.state_dir = Path(state_dir)
         self.node_name = node_name
         self.network = network
         self._server_start = server_start
         self.api: Any = None
         self.mount_mode = "symlink"
+        #: whether containers run as their own users (``sandbox``): a root kubelet only
+        self.switch_user = False
         self.cgroups = CgroupManager(cgroup_scope(node_name, self.state_dir))
         self.workers: dict[str, Any] = {}
         self.server_port = 0
@@ -75,6 +82,8 @@ class Kubelet:
         self.api_server = ""
         self.ca_pem: bytes | None = None
         self._transitions: dict[str, tuple[str, str]] = {}
+        #: (Pod uid, account, expiration, audience) -> (token, monotonic time to renew it)
+        self._tokens: dict[tuple[str, str, int, str], tuple[str, float]] = {}
 
     # -- API helpers --------------------------------------------------------------------------
     async def request(self, method: str, path: str, *, body: Any = None,
@@ -111,8 +120,23 @@ class Kubelet:
         return list((out or {}).get("items") or [])
 
     async def token(self, pod: dict[str, Any], expiration: int = 3607, audience: str = "") -> str:
+        """A token of the Pod's ServiceAccount bound to the Pod: the one requested before
+        while it is younger than 80 % of its life (as the kubelet's token manager keeps
+        them), else a new one (``expiration`` 3607 s: Kubernetes' default for projected
+        tokens)."""
         meta = pod["metadata"]
         sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        key = (meta["uid"], sa, expiration, audience)
+        cached = self._tokens.get(key)
+        if cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
+        token = await self._request_token(meta, sa, expiration, audience)
+        self._tokens = {k: v for k, v in self._tokens.items() if time.monotonic() < v[1]}
+        self._tokens[key] = (token, time.monotonic() + 0.8 * expiration)
+        return token
+
+    async def _request_token(self, meta: dict[str, Any], sa: str, expiration: int,
+                             audience: str) -> str:
         spec: dict[str, Any] = {"expirationSeconds": expiration,
                                 "boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
                                                    "name": meta["name"], "uid": meta["uid"]}}
@@ -194,8 +218,13 @@ class Kubelet:
         if killed:
             log.warning("killed %d processes left by a previous kubelet", killed)
         self.mount_mode = await asyncio.to_thread(detect_mode)
-        log.info("mount mode %s, memory cgroups %s", self.mount_mode,
-                 "on" if self.cgroups.enabled else "off (RSS watchdog)")
+        self.switch_user = self.mount_mode == "namespace" and can_switch_user()
+        # Pods' files, the serving key and the PVCs are the kubelet's alone; a container
+        # sees only its own Pod's part (``sandbox``).
+        self.state_dir.chmod(0o700)
+        log.info("mount mode %s, memory cgroups %s, containers run as %s", self.mount_mode,
+                 "on" if self.cgroups.enabled else "off (RSS watchdog)",
+                 "their own users" if self.switch_user else "the kubelet's user")
         self.api = await kr8s.asyncio.api(kubeconfig=self.kubeconfig)
         self._read_kubeconfig()
         self.allocatable = resources.node_capacity(self.state_dir)
@@ -229,9 +258,20 @@ class Kubelet:
         pki = self.state_dir / "pki"
         ca = certs.ensure_ca(pki)
         pair = certs.issue_serving_cert(ca, pki, "kubelet", dns=("localhost", self.node_name))
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        # No system CAs: callers must hold a certificate of this cluster's CA (the API
+        # server's kubelet-client one), as with a real kubelet's --client-ca-file.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(pair.cert, pair.key)
         kwargs: dict[str, Any] = {}
+        client_ca = self.client_ca or self.ca_pem
+        if "client_auth" in inspect.signature(starter).parameters:
+            kwargs["client_auth"] = True
+            if client_ca:
+                ctx.load_verify_locations(cadata=client_ca.decode())
+                ctx.verify_mode = ssl.CERT_OPTIONAL  # /healthz answers anyone; the rest: 401
+            else:
+                log.warning("no cluster CA to verify callers with: the kubelet's endpoints "
+                            "answer only /healthz")
         if "port_forward_handler" in inspect.signature(starter).parameters:
             from .portforward import handle_port_forward
 

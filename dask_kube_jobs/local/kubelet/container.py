@@ -5,7 +5,8 @@ container), which the kubelet starts in a session of its own: the monitor starts
 writes its pid, copies its output into CRI-format log files that the log server reads, and
 records its exit status in a file. The container's program starts through a short ``sh``
 prologue (see ``volumes.launch_script``): it joins the container's memory cgroup, sets up its
-mounts in a private mount namespace, changes to ``workingDir`` and ``exec``-s the program, so the
+mounts in a private mount namespace, masks what the container must not see, changes to
+``workingDir`` and ``exec``-s the program as the container's user (``sandbox.py``), so the
 container's pid is the program's pid.
 
 Nothing ties a container to the kubelet's life: a kubelet killed by SIGKILL leaves its
@@ -29,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,8 @@ from typing import Any
 from ...contract.times import fmt_time
 from .._processes import pid_alive
 from .resources import CgroupManager, kill_pids, tree_pids, tree_rss
-from .volumes import Mount, PodPaths, launch_script, resolve_host
+from .sandbox import MASK_POINT, Confinement, mask_lines, plan_masks
+from .volumes import Mount, PodPaths, environment_paths, launch_script, resolve_host
 
 CONMON = Path(__file__).resolve().parent / "conmon.py"
 COMPAT = {"dask-scheduler": ["dask", "scheduler"], "dask-worker": ["dask", "worker"]}
@@ -102,13 +105,15 @@ def prepare_argv(argv: list[str], env: dict[str, str], workdir: str, mounts: lis
 
 
 def enter_argv(command: list[str], *, pid: int | None, workdir: str, namespace_mode: bool,
-               cgroup: Path | None = None) -> list[str]:
+               cgroup: Path | None = None, run_as: Sequence[str] = ()) -> list[str]:
     """The argv that runs ``command`` beside a running container's program, in its context.
 
     Why: ``kubectl exec`` and ``exec`` probes and hooks must see what the container sees, as
     a runtime's exec joins the container: its mount namespace (``nsenter`` into the program's,
     when the kubelet gives containers one), its working directory and, for ``kubectl exec``,
-    its memory cgroup, so the command counts against the container's limit and goes with it.
+    its memory cgroup, so the command counts against the container's limit and goes with it,
+    and its user (``run_as``, the ``Identity.setpriv`` prefix ``sandbox`` gives a confined
+    container), so a command entering a container never has more rights than its program.
     The caller passes the container's environment. Whatever else a container's launch sets up
     for its program belongs here too, so every way into a container stays the same.
     """
@@ -117,7 +122,7 @@ def enter_argv(command: list[str], *, pid: int | None, workdir: str, namespace_m
     if cgroup is not None:
         lines.append(f"echo $$ > {q(str(cgroup / 'cgroup.procs'))} || exit 126")
     lines.append(f"cd {q(workdir)} 2>/dev/null; exec \"$@\"")
-    argv = ["/bin/sh", "-c", "\n".join(lines), "dkj-exec", *command]
+    argv = ["/bin/sh", "-c", "\n".join(lines), "dkj-exec", *run_as, *command]
     if namespace_mode and pid and shutil.which("nsenter"):
         argv = ["nsenter", "--target", str(pid), "--mount", "--", *argv]
     return argv
@@ -128,7 +133,8 @@ class ContainerProcess:
 
     def __init__(self, *, name: str, argv: list[str], env: dict[str, str], workdir: str,
                  mounts: list[Mount], mode: str, cgroup: Path | None, paths: PodPaths,
-                 restart_count: int, memory_limit: int | None, message_policy: str) -> None:
+                 restart_count: int, memory_limit: int | None, message_policy: str,
+                 confinement: Confinement | None = None) -> None:
         self.name = name
         self.argv = argv
         self.env = env
@@ -140,6 +146,7 @@ class ContainerProcess:
         self.restart_count = restart_count
         self.memory_limit = memory_limit
         self.message_policy = message_policy
+        self.confinement = confinement
         self.pid: int | None = None
         self.shim_pid: int | None = None
         self.started_at = ""
@@ -171,6 +178,7 @@ class ContainerProcess:
         term = self.paths.termination(self.name)
         term.parent.mkdir(parents=True, exist_ok=True)
         term.write_bytes(b"")
+        term.chmod(0o666)  # written by the container's uid; seen by its Pod only
         err = self.paths.start_error(self.name)
         err.parent.mkdir(parents=True, exist_ok=True)
         err.write_bytes(b"")
@@ -178,8 +186,9 @@ class ContainerProcess:
         for f in ("pid", "exit"):
             (self.run_dir / f).unlink(missing_ok=True)
         self._oom_base = CgroupManager.oom_kills(self.cgroup)
+        masks, run_as = self._confine(err)
         script = launch_script(self.mounts, self.mode, cgroup=self.cgroup, workdir=self.workdir,
-                               error_file=err)
+                               error_file=err, masks=masks, run_as=run_as)
         argv = ["/bin/sh", "-c", script, "dkj-container", *self.argv]
         if self.mode == "namespace":
             argv = ["unshare", "--mount", "--propagation", "private", "--", *argv]
@@ -203,6 +212,27 @@ class ContainerProcess:
         self.pid = int(pid_file.read_text())
         self.started_at = fmt_time()
         self._start_watchdog()
+
+    def _confine(self, err: Path) -> tuple[list[str], list[str]]:
+        """The prologue's masks and the identity switch (``sandbox``), in namespace mode."""
+        conf = self.confinement
+        if conf is None or self.mode != "namespace":
+            return [], []
+        keep = [*conf.shown, *environment_paths(err), *(m.target for m in self.mounts),
+                self.workdir]
+        unprivileged = conf.identity is not None and conf.identity.uid != 0
+        plan = plan_masks(list(conf.hide), keep, searchable=unprivileged)
+        MASK_POINT.mkdir(mode=0o700, exist_ok=True)
+        run_as = conf.identity.setpriv() if conf.identity is not None else []
+        return mask_lines(plan, MASK_POINT, shlex.quote(str(err))), run_as
+
+    @property
+    def run_as(self) -> list[str]:
+        """The argv prefix that runs a command as this container's user (exec probes)."""
+        conf = self.confinement
+        if conf is None or conf.identity is None or self.mode != "namespace":
+            return []
+        return conf.identity.setpriv()
 
     def adopt(self, shim_pid: int, pid: int, started_at: str) -> bool:
         """Take over a container a previous kubelet started (its monitor and program may
@@ -316,7 +346,8 @@ class ContainerProcess:
     def exec_argv(self, command: list[str]) -> list[str]:
         """``command`` run inside this container (``kubectl exec``), see ``enter_argv``."""
         return enter_argv(command, pid=self.pid, workdir=self.workdir,
-                          namespace_mode=self.mode == "namespace", cgroup=self.cgroup)
+                          namespace_mode=self.mode == "namespace", cgroup=self.cgroup,
+                          run_as=self.run_as)
 
 
 def _is_monitor(pid: int, run_dir: Path) -> bool:

@@ -214,7 +214,7 @@ def python_bin_dir() -> str:
     return os.path.dirname(sys.executable)
 
 
-def process_env(container_vars: Mapping[str, str], *, hostname: str, home: str,
+def process_env(container_vars: Mapping[str, str], *, hostname: str, home: str, tmpdir: str,
                 extra: Mapping[str, str]) -> dict[str, str]:
     """The environment a container process starts with: a base, then the container's vars.
 
@@ -225,7 +225,8 @@ def process_env(container_vars: Mapping[str, str], *, hostname: str, home: str,
     bindir = python_bin_dir()
     system_path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     env = {k: v for k, v in os.environ.items() if k in _INHERITED or k.startswith("LC_")}
-    env.update({"PATH": f"{bindir}:{system_path}", "HOME": home, "HOSTNAME": hostname,
+    env.update({"PATH": f"{bindir}:{system_path}", "HOME": home, "TMPDIR": tmpdir,
+                "HOSTNAME": hostname,
                 "VIRTUAL_ENV": sys.prefix, "PYTHONUNBUFFERED": "1"})
     env.update(container_vars)
     parts = env["PATH"].split(":")

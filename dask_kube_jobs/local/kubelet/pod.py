@@ -34,13 +34,15 @@ from .resources import (
     record_process,
     tree_pids,
 )
-from .status import Container, condition, pod_phase
+from .sandbox import Confinement, confine
+from .status import Container, condition, go_duration, pod_phase
 from .volumes import (
     PodPaths,
     VolumeContext,
     VolumeError,
     container_mounts,
     link_mounts,
+    make_home,
     materialise,
     unlink_mounts,
     write_service_account,
@@ -57,15 +59,6 @@ def _matches(record: dict[str, Any] | None, c: Container) -> bool:
 
 def backoff_base() -> float:
     return float(os.environ.get("DKJ_KUBELET_BACKOFF_BASE", "10"))
-
-
-def go_duration(seconds: float) -> str:
-    """Format like Go's time.Duration (``10s``, ``1m20s``, ``5m0s``, ``500ms``)."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    minutes, secs = divmod(round(seconds, 3), 60)
-    text = f"{secs:g}s"
-    return f"{int(minutes)}m{text}" if minutes else text
 
 
 class PodWorker:
@@ -189,12 +182,17 @@ class PodWorker:
             rec, c.adoptable = c.adoptable, None
             if rec is None:
                 continue
+            try:
+                confinement = self._confinement(c)
+            except ContainerConfigError:  # started by a kubelet that allowed it: as it is
+                confinement = None
             proc = ContainerProcess(
                 name=c.name, argv=[], env=dict(rec.get("env") or {}),
                 workdir=str(rec.get("workdir") or "/"), mounts=[], mode=self.k.mount_mode,
                 cgroup=Path(rec["cgroup"]) if rec.get("cgroup") else None, paths=self.paths,
                 restart_count=c.restart_count, memory_limit=memory_limit_bytes(c.spec),
-                message_policy=c.spec.get("terminationMessagePolicy") or "File")
+                message_policy=c.spec.get("terminationMessagePolicy") or "File",
+                confinement=confinement)
             started_at = str((c.state.get("running") or {}).get("startedAt") or "")
             if not proc.adopt(int(rec["shim"]), int(rec["pid"]), started_at):
                 c.exit = ExitInfo(137, "Error", "the container was stopped when the kubelet "
@@ -218,15 +216,13 @@ class PodWorker:
         """The sandbox: an address, the ServiceAccount token and the volumes (retried)."""
         k, pod = self.k, self.pod
         self.pod_ip = k.network.allocate(self.uid)
-        self.paths.home.mkdir(parents=True, exist_ok=True)
+        make_home(self.paths)
         spec = pod.get("spec") or {}
         token_tries = 0
         while not self.deleting:
             try:
                 if spec.get("automountServiceAccountToken", True) and not self.sa_mounted:
-                    token = await k.token(pod)
-                    write_service_account(self.paths, token, k.ca_pem,
-                                          pod["metadata"]["namespace"], k.api_server)
+                    await self._write_token()
                     self.sa_mounted = True
                 self.volumes = await materialise(self._volume_context())
                 self.sandbox_ready = True
@@ -244,6 +240,11 @@ class PodWorker:
             await self._publish()
             await self._sleep(time.monotonic() + (0.5 if token_tries else 2.0))
 
+    async def _write_token(self) -> None:
+        k = self.k
+        write_service_account(self.paths, await k.token(self.pod), k.ca_pem,
+                              self.pod["metadata"]["namespace"], k.api_server)
+
     def _volume_context(self) -> VolumeContext:
         k = self.k
 
@@ -256,7 +257,9 @@ class PodWorker:
     async def _reconcile(self) -> float | None:
         now = time.monotonic()
         if self._refresh_at and now >= self._refresh_at or self._refresh_at == 0.0:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # tokens are renewed at 80 % of their life
+                if self.sa_mounted:
+                    await self._write_token()
                 await materialise(self._volume_context())
             self._refresh_at = now + 60
         ads = (self.pod.get("spec") or {}).get("activeDeadlineSeconds")
@@ -336,6 +339,7 @@ class PodWorker:
                                         services=await k.services(ns))
             mounts = container_mounts(c.spec, self.volumes, self.paths,
                                       sa_mounted=self.sa_mounted and k.mount_mode == "namespace")
+            confinement = self._confinement(c)
         except (ContainerConfigError, VolumeError) as exc:
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
             k.event(pod, "Warning", "Failed", f"Error: {exc}", c.field_path)
@@ -354,7 +358,8 @@ class PodWorker:
         extra = with_shim(extra)
         spec = pod.get("spec") or {}
         hostname = spec.get("hostname") or pod["metadata"]["name"]
-        c.env = process_env(vars_, hostname=hostname, home=str(self.paths.home), extra=extra)
+        c.env = process_env(vars_, hostname=hostname, home=str(self.paths.home),
+                            tmpdir=str(self.paths.tmp), extra=extra)
         c.workdir = c.spec.get("workingDir") or str(self.paths.home)
         image = c.spec.get("image", "")
         k.event(pod, "Normal", "Pulled",
@@ -372,7 +377,8 @@ class PodWorker:
                 name=c.name, argv=argv, env=c.env, workdir=c.workdir, mounts=mounts,
                 mode=k.mount_mode, cgroup=k.cgroups.create(self.uid, c.name, limit),
                 paths=self.paths, restart_count=c.restart_count, memory_limit=limit,
-                message_policy=c.spec.get("terminationMessagePolicy") or "File")
+                message_policy=c.spec.get("terminationMessagePolicy") or "File",
+                confinement=confinement)
             k.event(pod, "Normal", "Created", f"Created container: {c.name}", c.field_path)
             await proc.start()
         except StartError as exc:
@@ -422,7 +428,15 @@ class PodWorker:
 
     def _target(self, c: Container) -> Target:
         return Target(self.pod_ip, c.spec, c.env, c.proc.pid if c.proc else None, c.workdir,
-                      self.k.mount_mode == "namespace")
+                      self.k.mount_mode == "namespace", c.proc.run_as if c.proc else [])
+
+    def _confinement(self, c: Container) -> Confinement | None:
+        """Who ``c`` runs as and what it may see (``sandbox``); namespace mode only."""
+        if self.k.mount_mode != "namespace":
+            return None
+        return confine(self.pod, c.spec, switch_user=self.k.switch_user,
+                       state_dir=self.k.state_dir,
+                       shown=[str(self.paths.root), str(self.k.network.dir)])
 
     def _probe(self, c: Container, kind: str, spec: dict[str, Any]) -> None:
         def on_result(kind: str, ok: bool) -> None:

@@ -35,6 +35,8 @@ class Target:
     pid: int | None
     workdir: str
     namespace_mode: bool
+    #: argv prefix that runs a command as the container's user (``Identity.setpriv``)
+    run_as: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -115,7 +117,7 @@ async def exec_command(spec: dict[str, Any], target: Target, timeout: float) -> 
     if not command:
         return False, "exec probe without a command"
     argv = enter_argv(command, pid=target.pid, workdir=target.workdir,
-                      namespace_mode=target.namespace_mode)
+                      namespace_mode=target.namespace_mode, run_as=target.run_as)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, env=target.env, stdin=asyncio.subprocess.DEVNULL,

@@ -8,11 +8,13 @@ start, so ``previous`` is the file before the current one and ``follow`` ends on
 container's ``.done`` marker exists and its file is drained, which is when ``kubectl logs -f``
 ends on a real cluster.
 
-Security: the server binds loopback only and serves TLS when given a context; it does not
-authenticate callers (a real kubelet checks the API server's client certificate). Anyone on this
-machine who can reach the port can read logs of Pods, which is no more than the files in the
-state directory already allow. Errors are plain text with the kubelet's status codes and
-messages, which the API server turns into ``Status`` objects, as it does for a real kubelet.
+Security: the server binds loopback only and serves TLS when given a context. With
+``client_auth`` (what the kubelet runs with), every endpoint but ``/healthz`` answers only a
+caller that presented a client certificate the context verified (the cluster CA's: the API
+server's kubelet-client certificate), as a real kubelet with ``--client-ca-file`` and anonymous
+authentication off: anyone else on the machine gets 401, and no Pod's logs or ports. Errors are
+plain text with the kubelet's status codes and messages, which the API server turns into
+``Status`` objects, as it does for a real kubelet.
 """
 
 from __future__ import annotations
@@ -253,8 +255,17 @@ async def _stream(path: Path, request: web.Request, resp: web.StreamResponse,
 
 
 def make_app(state_dir: Path, port_forward_handler: Handler | None = None,
-             exec_handler: Handler | None = None) -> web.Application:
+             exec_handler: Handler | None = None, *,
+             client_auth: bool = False) -> web.Application:
     state_dir = Path(state_dir)
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path != "/healthz":
+            transport = request.transport
+            if transport is None or not transport.get_extra_info("peercert"):
+                return web.Response(status=401, text="Unauthorized")
+        return await handler(request)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -277,7 +288,7 @@ def make_app(state_dir: Path, port_forward_handler: Handler | None = None,
         await resp.write_eof()
         return resp
 
-    app = web.Application()
+    app = web.Application(middlewares=[authenticate] if client_auth else [])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     if port_forward_handler is not None:
@@ -293,11 +304,13 @@ async def start_kubelet_server(state_dir: Path, *, host: str = "127.0.0.1", port
                                ssl_context: ssl.SSLContext | None = None,
                                port_forward_handler: Handler | None = None,
                                exec_handler: Handler | None = None,
-                               ) -> tuple[web.AppRunner, int]:
-    """Serve the kubelet endpoint; returns the runner (``await runner.cleanup()``) and port."""
+                               client_auth: bool = False) -> tuple[web.AppRunner, int]:
+    """Serve the kubelet endpoint; returns the runner (``await runner.cleanup()``) and port.
+    ``client_auth``: only callers with a client certificate ``ssl_context`` verified."""
     if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
         raise ValueError(f"the kubelet serves on loopback only, not {host}")
-    runner = web.AppRunner(make_app(Path(state_dir), port_forward_handler, exec_handler),
+    runner = web.AppRunner(make_app(Path(state_dir), port_forward_handler, exec_handler,
+                                    client_auth=client_auth),
                            access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)

@@ -114,3 +114,12 @@ class Container:
         for t in self.tasks:
             t.cancel()
         self.tasks = []
+
+
+def go_duration(seconds: float) -> str:
+    """Format like Go's time.Duration (``10s``, ``1m20s``, ``5m0s``, ``500ms``)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    minutes, secs = divmod(round(seconds, 3), 60)
+    text = f"{secs:g}s"
+    return f"{int(minutes)}m{text}" if minutes else text

@@ -31,13 +31,14 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .env import field_ref, format_map
 from .resources import format_resource_field
+from .sandbox import fs_group, give_to_group
 
 SA_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 Fetch = Callable[[str, str, str], Awaitable["dict[str, Any] | None"]]
@@ -69,6 +70,11 @@ class PodPaths:
     @property
     def home(self) -> Path:
         return self.private / "home"
+
+    @property
+    def tmp(self) -> Path:
+        """The container's ``TMPDIR``: its own, since the host's ``/tmp`` is shared."""
+        return self.private / "tmp"
 
     @property
     def service_account(self) -> Path:
@@ -258,12 +264,25 @@ async def materialise(ctx: VolumeContext) -> dict[str, Path]:
         elif "persistentVolumeClaim" in vol:
             # A node-local directory per claim that outlives the Pod, like a local PV.
             target = ctx.pvc_root / ns / vol["persistentVolumeClaim"]["claimName"]
-            target.mkdir(parents=True, exist_ok=True)
+            if not target.exists():  # writable by the Pods' uids, as a fresh local volume
+                target.mkdir(parents=True)
+                target.chmod(0o777)
         else:
             kinds = [k for k in vol if k != "name"]
             raise VolumeError(f"volume type {kinds} is not supported by the process kubelet")
+        group = fs_group(pod)
+        if group is not None and "hostPath" not in vol and "persistentVolumeClaim" not in vol:
+            give_to_group(target, group, writable="emptyDir" in vol)
         out[name] = target
     return out
+
+
+def make_home(paths: PodPaths) -> None:
+    """The Pod's home and temporary directories, writable by any uid its containers run as
+    (only the Pod's own containers can see them: ``sandbox``), sticky as ``/tmp`` is."""
+    for d in (paths.home, paths.tmp):
+        d.mkdir(parents=True, exist_ok=True)
+        d.chmod(0o1777)
 
 
 async def _projected(ctx: VolumeContext, spec: dict[str, Any]) -> dict[str, tuple[bytes, int]]:
@@ -321,7 +340,7 @@ def write_service_account(paths: PodPaths, token: str, ca_pem: bytes | None, nam
     tmp = paths.kubeconfig.with_suffix(".tmp")
     tmp.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    tmp.chmod(0o600)
+    tmp.chmod(0o644)  # for the container's uid; no other Pod can see it (``sandbox``)
     tmp.replace(paths.kubeconfig)
 
 
@@ -399,17 +418,22 @@ def _relative_under(path: str, ancestor: str) -> str | None:
     return None
 
 
-def kept_paths(error_file: Path) -> list[str]:
-    """What must stay visible to every container whatever it mounts: the Python environment
-    the Pod's "image" is (prefixes, import path) and the kubelet's state (Pod home, kubeconfig,
-    start-error file). Nested entries are dropped: keeping a parent keeps them."""
+def environment_paths(error_file: Path) -> list[str]:
+    """What every container needs whatever it mounts (real paths, sorted): the Python
+    environment the Pod's "image" is (prefixes, import path) and the kubelet's state (Pod
+    home, kubeconfig, start-error file)."""
     state = next((p.parent for p in error_file.parents if p.name == "pods"), error_file.parent)
     # this package's own tree too: with an editable install it is not on sys.path
     package_home = str(Path(__file__).resolve().parents[3])
     candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(state), package_home}
     candidates.update(p for p in sys.path if p and os.path.isabs(p) and os.path.isdir(p))
+    return sorted({os.path.realpath(c) for c in candidates})
+
+
+def kept_paths(error_file: Path) -> list[str]:
+    """``environment_paths`` without nested entries: keeping a parent keeps them."""
     out: list[str] = []
-    for path in sorted(os.path.realpath(c) for c in candidates):
+    for path in environment_paths(error_file):
         if path != "/" and not any(_relative_under(path, kept) is not None or path == kept
                                    for kept in out):
             out.append(path)
@@ -417,8 +441,10 @@ def kept_paths(error_file: Path) -> list[str]:
 
 
 def launch_script(mounts: list[Mount], mode: str, *, cgroup: Path | None, workdir: str,
-                  error_file: Path) -> str:
-    """The ``sh`` prologue that joins the cgroup, mounts, changes directory and execs."""
+                  error_file: Path, masks: Sequence[str] = (), run_as: Sequence[str] = ()) -> str:
+    """The ``sh`` prologue that joins the cgroup, mounts, masks what the container must not
+    see (``masks``: ``sandbox.mask_lines``), changes directory and execs the program, through
+    ``run_as`` (``Identity.setpriv``) when it drops to another user."""
     q = shlex.quote
     err = q(str(error_file))
     lines = []
@@ -448,6 +474,7 @@ def launch_script(mounts: list[Mount], mode: str, *, cgroup: Path | None, workdi
         for m in mounts:
             if m.read_only:
                 lines.append(f"mount -o remount,bind,ro {q(m.target)} 2>>{err} || exit 128")
+        lines.extend(masks)
     lines.append(f"mkdir -p {q(workdir)} 2>>{err} && cd {q(workdir)} 2>>{err} || exit 128")
-    lines.append('exec "$@"')
+    lines.append(" ".join(["exec", *map(q, run_as), '"$@"']))
     return "\n".join(lines)

@@ -69,6 +69,7 @@ def test_graceful_deletion_runs_sigterm_handler(kk: Kubectl, tmp_path: Path) -> 
     marker = f"dkj-marker-{uuid.uuid4().hex[:8]}"
     out = tmp_path / "out"
     out.mkdir()
+    out.chmod(0o777)  # a hostPath keeps the host's modes: open to the container's own uid
     apply(kk, pod("graceful", [{"name": "c", "command": ["python", "-c", HANDLER],
                                 "env": [{"name": "DKJ_TEST_MARKER", "value": marker}],
                                 "volumeMounts": [{"name": "out", "mountPath": "/out"}]}],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -83,6 +84,9 @@ def test_volumes_are_visible_at_their_mount_paths(kk: Kubectl) -> None:
                                "sh", "-c", "echo hello-from-init > /scratch/from-init"],
                                "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}],
                            volumes=volumes, restartPolicy="Never",
+                           # the container's uid reads root's files of mode 0640 and 0400
+                           # through fsGroup, which adds group read (0400 becomes 0440)
+                           securityContext={"fsGroup": 4000},
                            meta={"labels": {"app": "demo", "tier": "gold"}}))
     st = wait_phase(kk, "vols", ("Succeeded", "Failed"), 40)
     out = json.loads(logs(kk, "vols").strip().splitlines()[-1])
@@ -90,7 +94,9 @@ def test_volumes_are_visible_at_their_mount_paths(kk: Kubectl) -> None:
     assert out["cm"] == "blue" and out["ro"] is True
     assert out["cm_items"] == ["renamed.txt"] and out["renamed"] == "L"
     assert out["renamed_mode"] == "0o640"
-    assert out["secret"] == "s3cr3t" and out["secret_mode"] == "0o400"
+    # a root kubelet applies fsGroup (0400 + group read); one that is not cannot
+    assert out["secret"] == "s3cr3t"
+    assert out["secret_mode"] == ("0o440" if os.geteuid() == 0 else "0o400")
     assert out["sub"] == "blue"
     assert out["labels"] == 'app="demo"\ntier="gold"'
     assert out["name"] == "vols" and out["cpu"] == "500"

@@ -238,7 +238,7 @@ async def test_server_accepts_protobuf_bodies_and_answers_json() -> None:
     from dask_kube_jobs.local.apiserver.server import APIServer
 
     core = APICore()
-    authn = TokenAuthenticator(b"k" * 32, service_account_exists=lambda ns, name: True)
+    authn = TokenAuthenticator(b"k" * 32, uid_of=lambda *_: None)
     core.bootstrap(bootstrap_objects())
     server = APIServer(core, authn)
     headers = {"Authorization": f"Bearer {authn.mint_admin()}",

@@ -22,9 +22,8 @@ from dask_kube_jobs.local.kubelet.env import (
     process_env,
     service_env,
 )
-from dask_kube_jobs.local.kubelet.pod import go_duration
 from dask_kube_jobs.local.kubelet.resources import format_resource_field
-from dask_kube_jobs.local.kubelet.status import pod_phase
+from dask_kube_jobs.local.kubelet.status import go_duration, pod_phase
 from dask_kube_jobs.local.kubelet.volumes import (
     Mount,
     PodPaths,
@@ -122,12 +121,12 @@ async def test_service_links_can_be_disabled() -> None:
 
 
 def test_process_env_base_and_pythonpath() -> None:
-    env = process_env({"PYTHONPATH": "/user", "FOO": "1"}, hostname="h", home="/home/p",
+    env = process_env({"PYTHONPATH": "/user", "FOO": "1"}, hostname="h", home="/home/p", tmpdir="/t",
                       extra={"PYTHONPATH": "/shim", "KUBECONFIG": "/k"})
     assert env["PYTHONPATH"] == "/shim:/user"
     assert env["HOME"] == "/home/p" and env["HOSTNAME"] == "h" and env["KUBECONFIG"] == "/k"
     assert "KUBERNETES_SERVICE_HOST" not in env
-    env = process_env({"PATH": "/only"}, hostname="h", home="/", extra={})
+    env = process_env({"PATH": "/only"}, hostname="h", home="/", tmpdir="/t", extra={})
     assert env["PATH"].endswith(":/only") and env["PATH"] != "/only"
 
 
