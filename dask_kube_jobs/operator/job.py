@@ -30,9 +30,9 @@ from ..contract.api_resources import DASKCLUSTERS, DASKJOBS
 from ..contract.pods import pod_ready
 from ..contract.times import fmt_time, now, parse_time
 from ..kube import PODS, Conflict, NotFound, exponential_delay
-from . import builders, diagnosis, limits
+from . import builders, diagnosis, limits, pod_policy
 from .cluster import create_if_missing, startup_timeout
-from .failures import ChildRefused
+from .failures import REASON_POLICY, ChildRefused
 from .runtime import Runtime
 
 Obj = dict[str, Any]
@@ -235,8 +235,7 @@ class JobReconciler:
                                       previous=problem.previous_log)
         return await self.fail(problem.reason, problem.message, log_tail=tail, failed=failures)
 
-    async def admission_problems(self) -> list[limits.Violation]:
-        lim = await limits.limits_for(self.rt.client, self.rt.events, self.ns, fresh=True)
+    async def admission_problems(self, lim: limits.Limits) -> list[limits.Violation]:
         if not lim.any:
             return []
         problem = limits.config_problem(lim)
@@ -272,7 +271,11 @@ class JobReconciler:
         like a Pod waiting for room on a node. Its deadline does not run while it waits
         (``startTime`` is set on admission). Nothing is created for it meanwhile.
         """
-        found = await self.admission_problems()
+        lim = await limits.limits_for(self.rt.client, self.rt.events, self.ns, fresh=True)
+        broken = [] if lim.error else pod_policy.check_job_spec(lim.pod_policy, self.spec)
+        if broken:  # waiting cannot make it acceptable: refused before anything is made
+            return await self.fail(REASON_POLICY, pod_policy.summary(broken))
+        found = await self.admission_problems(lim)
         previous = limits.refused_message(self.status)
         if found:
             message = limits.summary(found)
