@@ -30,7 +30,7 @@ from ..contract.api_resources import DASKCLUSTERS, DASKJOBS
 from ..contract.pods import pod_ready
 from ..contract.times import fmt_time, now, parse_time
 from ..kube import PODS, Conflict, NotFound, exponential_delay
-from . import builders, diagnosis, limits, pod_policy
+from . import builders, cluster_ref, diagnosis, limits, pod_policy
 from .cluster import create_if_missing, startup_timeout
 from .failures import REASON_POLICY, ChildRefused
 from .runtime import Runtime
@@ -110,7 +110,7 @@ class JobReconciler:
         self.ns, self.name = self.meta["namespace"], self.meta["name"]
         self.spec = job.get("spec") or {}
         self.status: Obj = dict(job.get("status") or {})
-        self.cluster_name = names.job_cluster_name(self.name)
+        self.cluster_name = builders.cluster_of_job(job)
 
     async def write(self, **fields: Any) -> None:
         """Merge ``fields`` into status; a phase never moves backwards."""
@@ -161,6 +161,8 @@ class JobReconciler:
         if deadline is not None and _seconds_since(self.status.get("startTime")) >= int(deadline):
             return await self.fail("DeadlineExceeded",
                                    f"the job ran longer than activeDeadlineSeconds ({deadline}s)")
+        if cluster_ref.ref_name(self.spec):  # an existing cluster: waited for, never made
+            return await cluster_ref.reconcile(self)
 
         scheduler = self.rt.pod(self.ns, names.scheduler_name(self.cluster_name))
         if not _started(self.status) or not self.status.get("clusterName"):
@@ -452,7 +454,8 @@ class JobReconciler:
         if runner:
             await self.rt.client.delete(PODS, self.ns, runner)
             await self.write(jobRunnerPodName=None)  # resuming starts a fresh attempt
-        cluster = await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
+        borrowed = cluster_ref.ref_name(self.spec) is not None  # not the job's to remove
+        cluster = None if borrowed else await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
         if cluster is not None:
             await self.rt.client.delete(DASKCLUSTERS, self.ns, self.cluster_name,
                                         uid=cluster["metadata"]["uid"])
