@@ -7,8 +7,8 @@ only a cluster the job owns, and a borrowed one is not owned). Its runner gets t
 cluster's scheduler address like any runner (``builders.cluster_of_job``).
 
 Before a runner starts, the cluster must exist and its scheduler be ready. Until then the job
-says why in ``status.message`` (its cluster missing, or its scheduler's own ``SchedulerReady``
-words), and after the cluster's ``schedulerStartupTimeoutSeconds`` (default 300 s; counted
+says why in ``status.reason`` and ``status.message`` (its cluster missing, or its scheduler's
+own ``SchedulerReady`` words), and after the cluster's ``schedulerStartupTimeoutSeconds`` (default 300 s; counted
 from the job's start, since the job cannot know when a cluster it did not make began) it
 fails with ``ClusterNotFound`` or ``ClusterNotReady``. A runner already running is not
 stopped by its cluster's troubles: it fails by itself if it loses its scheduler, and within
@@ -68,8 +68,8 @@ async def wait_for_cluster(job: JobReconciler) -> float | None:
     scheduler = rt.pod(ns, names.scheduler_name(name)) if live else None
     if scheduler is not None and pod_ready(scheduler) and not scheduler["metadata"].get("deletionTimestamp"):
         fields: Obj = {"jobStatus": "ClusterCreated", "clusterName": name}
-        if str(job.status.get("message") or "").startswith("waiting: "):
-            fields["message"] = None
+        if job.status.get("reason") in (REASON_NOT_FOUND, REASON_NOT_READY):
+            fields.update(reason=None, message=None)  # said while it waited, gone with the cause
         await job.write(**fields)
         return None
     if not live:
@@ -86,7 +86,7 @@ async def wait_for_cluster(job: JobReconciler) -> float | None:
             f"schedulerStartupTimeoutSeconds, {timeout:g}s); the cluster is left as it is"))
     note = f"waiting: {why}"
     if job.status.get("message") != note or job.status.get("clusterName") != name:
-        await job.write(clusterName=name, message=note)
+        await job.write(clusterName=name, reason=reason, message=note)
     return POLL_SECONDS
 
 

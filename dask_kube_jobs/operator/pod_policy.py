@@ -80,7 +80,7 @@ class PodPolicy:
         if key in self.where:
             return f"set by the operator's administrator ({self.where[key]})"
         return (f"the operator's default; an administrator sets podPolicy.{key} in the "
-                "operator's limits ConfigMap (the chart's values.limits)")
+                "operator's limits ConfigMap, the chart's values.limits")
 
 
 DEFAULT_POLICY = PodPolicy()
@@ -296,7 +296,7 @@ def check_pod_spec(policy: PodPolicy, spec: Mapping[str, Any] | None, path: str,
             f"(allowedServiceAccounts, {policy.set_by('allowedServiceAccounts')})")))
     for fpath, problem in check_level(policy.level, spec, path, annotations):
         found.append(PolicyViolation(fpath, (
-            f"{fpath}: {problem} is {_level_rule(policy.level)} (level, {policy.set_by('level')})")))
+            f"{fpath}: {problem}; {_level_rule(policy.level)} ({policy.set_by('level')})")))
     for rule in policy.forbidden_fields:
         for fpath in _forbidden(spec, rule, path):
             found.append(PolicyViolation(fpath, (

@@ -29,8 +29,8 @@ def test_a_hostpath_runner_is_refused_before_any_pod_exists(kubectl: Kubectl, na
     obj = wait_for(kubectl, "daskjob", "nodefiles", job_done, timeout=30)
     status = obj["status"]
     assert (status["jobStatus"], status["reason"]) == ("Failed", "PolicyViolation")
-    assert "spec.job.spec.volumes[0].hostPath: a hostPath volume mounts the node's files is not " \
-           "allowed at the baseline Pod Security Standards level" in status["message"]
+    assert "spec.job.spec.volumes[0].hostPath: a hostPath volume mounts the node's files; not " \
+           "allowed at the baseline Pod Security Standards level (the operator's default" in status["message"]
     assert "before any Pod was created" in status["message"]
     warnings = [e["message"] for e in events_of(kubectl, "DaskJob", "nodefiles") if e["type"] == "Warning"]
     assert any(m.startswith("PolicyViolation: ") and "hostPath" in m for m in warnings), warnings
