@@ -71,3 +71,24 @@ def test_the_runner_of_a_job_on_an_existing_cluster_gets_that_scheduler() -> Non
     assert builders.cluster_of_job(job) == "warm"
     del job["spec"]["clusterRef"]
     assert builders.cluster_of_job(job) == "step"  # a job's own cluster bears its name
+
+
+@pytest.mark.parametrize("status,words", [
+    pytest.param({"phase": "Running", "conditions": [
+        {"type": "SchedulerReady", "status": "False", "reason": "SchedulerFailed",
+         "message": "the scheduler Pod ended: exit 7"}]},
+        "is not ready: SchedulerFailed: the scheduler Pod ended: exit 7", id="scheduler-words"),
+    pytest.param({}, "is not ready: its phase is not set yet", id="new"),
+    pytest.param({"phase": "Pending", "conditions": [
+        {"type": "Admitted", "status": "False", "reason": "LimitExceeded", "message": "too big"}]},
+        "its phase is Pending (LimitExceeded: too big)", id="held-by-limits"),
+    pytest.param({"phase": "Failed", "conditions": [
+        {"type": "Failed", "status": "True", "reason": "PolicyViolation", "message": "hostPath"}]},
+        "its phase is Failed (PolicyViolation: hostPath)", id="refused"),
+])
+def test_a_job_waiting_for_an_existing_cluster_says_why_in_the_clusters_words(status: dict, words: str) -> None:
+    from dask_kube_jobs.operator.cluster_ref import _why_not_ready
+
+    why = _why_not_ready({"metadata": {"name": "warm"}, "status": status}, "warm")
+    assert why.startswith("the scheduler of DaskCluster warm (spec.clusterRef) is not ready: ")
+    assert words in why, why
