@@ -352,6 +352,11 @@ class JobReconciler:
         return RESYNC
 
     async def start_attempt(self, attempt: int, *, recreate: bool = False) -> float:
+        # The spec may have been edited since admission: every runner is checked as it is made.
+        lim = await limits.limits_for(self.rt.client, self.rt.events, self.ns)
+        broken = [] if lim.error else pod_policy.check_job_spec(lim.pod_policy, {"job": self.spec.get("job")})
+        if broken:
+            return await self.fail(REASON_POLICY, pod_policy.summary(broken))
         pod = builders.runner_pod(self.job, attempt)
         name = pod["metadata"]["name"]
         self.rt.expect((self.ns, "DaskJob", self.name), [name])
