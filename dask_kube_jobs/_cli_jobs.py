@@ -43,7 +43,7 @@ from .contract import names
 from .errors import DaskJobFailed, DaskKubeJobsError, JobAlreadyExists, WaitTimeout
 from .jobs import _async
 from .jobs._client import NETWORK_ERRORS, close_clients, connect, translate
-from .jobs._manifest import check_job_manifest, load_job_manifest
+from .jobs._manifest import check_job_manifest, load_job_manifest, with_cluster_ref
 from .jobs._status import JobStatus
 from .spec import DEFAULT_IMAGE, SpecError, make_cluster_spec, make_job_spec
 
@@ -74,6 +74,10 @@ def job_manifest(args: argparse.Namespace,
     """The DaskJob ``run``/``submit``/``gen job`` describe: from FILE (or the DaskJob ``loaded``
     from it), or built from flags."""
     command = list(getattr(args, "argv", None) or []) or None
+    cluster = getattr(args, "cluster", None)
+    if cluster is not None and args.workers is not None:
+        raise SpecError("--workers", "sizes a cluster made for the job; with --cluster the job "
+                        "uses that cluster's workers")
     if args.file:
         if args.image or args.script or command:
             raise SpecError("FILE", "give a manifest FILE or --image/--script/-- command, "
@@ -87,7 +91,7 @@ def job_manifest(args: argparse.Namespace,
             if not isinstance(worker, dict):
                 raise SpecError("--workers", "the manifest has no spec.cluster.spec.worker")
             worker["replicas"] = args.workers
-        return manifest
+        return with_cluster_ref(manifest, cluster) if cluster is not None else manifest
     if not args.script and not command:
         raise SpecError("FILE", "give a manifest FILE, --script PATH, or --image IMAGE -- "
                         "COMMAND...")
@@ -97,7 +101,7 @@ def job_manifest(args: argparse.Namespace,
                          script=args.script, n_workers=3 if args.workers is None else args.workers,
                          env=_env(args.env), backoff_limit=args.backoff_limit,
                          active_deadline_seconds=args.deadline,
-                         ttl_seconds_after_finished=args.ttl)
+                         ttl_seconds_after_finished=args.ttl, cluster_ref=cluster)
 
 
 # -- run -------------------------------------------------------------------------------------------
@@ -441,6 +445,9 @@ def _job_source(p: argparse.ArgumentParser, *, with_file: bool = True) -> None:
     p.add_argument("--script", metavar="PATH", help="a Python script for the runner to run")
     p.add_argument("--name", help="the job's name (default: from the manifest, or generated)")
     p.add_argument("--workers", type=int, metavar="N", help="number of Dask workers")
+    p.add_argument("--cluster", metavar="NAME",
+                   help="run on this existing DaskCluster (spec.clusterRef) instead of a cluster "
+                        "made for the job; it keeps running when the job ends")
     p.add_argument("--env", action="append", metavar="NAME=VALUE",
                    help="an environment variable for all Pods (repeatable)")
     p.add_argument("--backoff-limit", type=int, metavar="N", help="retries of a failed runner")

@@ -45,7 +45,7 @@ from .errors import (
 from .jobs._async import AsyncDaskJobHandle, get_job, list_jobs, submit
 from .jobs._client import is_transient, open_client
 from .jobs._logs import LogStream
-from .jobs._manifest import check_job_manifest, load_job_manifest
+from .jobs._manifest import check_job_manifest, load_job_manifest, with_cluster_ref
 from .jobs._status import JobStatus, dashboard_link
 from .jobs._watch import POLL_INTERVAL
 from .kube import default_namespace
@@ -78,4 +78,5 @@ __all__ = [
     "load_cluster_manifest",
     "open_client",
     "submit",
+    "with_cluster_ref",
 ]

@@ -437,7 +437,8 @@ def make_job_spec(name: str, *, image: str = DEFAULT_IMAGE,
                   keep_cluster_on_failure: bool | None = None,
                   cluster_metadata: dict[str, Any] | None = None,
                   labels: dict[str, str] | None = None,
-                  annotations: dict[str, str] | None = None) -> dict[str, Any]:
+                  annotations: dict[str, str] | None = None,
+                  cluster_ref: str | None = None) -> dict[str, Any]:
     """A complete DaskJob manifest: a cluster plus a runner running ``command`` or ``script``.
 
     ``resources`` apply to the scheduler and workers, ``runner_resources`` to the runner;
@@ -445,7 +446,10 @@ def make_job_spec(name: str, *, image: str = DEFAULT_IMAGE,
     as in a batch/v1 Job (``backoffLimit``, ``activeDeadlineSeconds``,
     ``ttlSecondsAfterFinished``, ``suspend``) plus ``keepClusterOnFailure``; None leaves the
     CRD's default. ``cluster_metadata`` ({'labels': ..., 'annotations': ...}) goes on the
-    DaskCluster, ``labels``/``annotations`` on the DaskJob itself.
+    DaskCluster, ``labels``/``annotations`` on the DaskJob itself. ``cluster_ref`` runs the
+    runner on that existing DaskCluster (``spec.clusterRef``) instead: no cluster is made, so
+    the cluster's own arguments (``n_workers``, ``resources``, ``worker_command``, ...) are
+    not used, and ``cluster_metadata`` or ``keep_cluster_on_failure`` is an error.
 
     >>> job = make_job_spec("sum", script="import dask; print(1 + 1)", n_workers=2)
     >>> job["spec"]["job"]["spec"]["containers"][0]["args"][:2]
@@ -456,14 +460,21 @@ def make_job_spec(name: str, *, image: str = DEFAULT_IMAGE,
     env_list = _check_env(env) or []
     runner = _container("job", _check_image("image", image), args, env_list + script_env,
                         _check_resources(runner_resources, "runner_resources"))
-    spec: dict[str, Any] = {
-        "job": {"spec": {"restartPolicy": "Never", "containers": [runner]}},
-        "cluster": {"spec": _cluster_body(name, image, n_workers, resources, env,
-                                          worker_command, scheduler_service_type,
-                                          idle_timeout, False)},
-    }
+    spec: dict[str, Any] = {"job": {"spec": {"restartPolicy": "Never", "containers": [runner]}}}
+    if cluster_ref is not None:
+        _check_name("cluster_ref", cluster_ref)
+        for argument, value in (("cluster_metadata", cluster_metadata),
+                                ("keep_cluster_on_failure", keep_cluster_on_failure)):
+            if value is not None:
+                raise SpecError(argument, "is for a cluster made for the job; with cluster_ref "
+                                          "the job makes none")
+        spec["clusterRef"] = {"name": cluster_ref}
+    else:
+        spec["cluster"] = {"spec": _cluster_body(name, image, n_workers, resources, env,
+                                                 worker_command, scheduler_service_type,
+                                                 idle_timeout, False)}
     meta = _check_metadata("cluster_metadata", cluster_metadata)
-    if meta:
+    if meta and cluster_ref is None:
         spec["cluster"]["metadata"] = meta
     for field, argument, value, minimum in (
             ("backoffLimit", "backoff_limit", backoff_limit, 0),

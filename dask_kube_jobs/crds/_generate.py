@@ -225,13 +225,24 @@ def _daskjob() -> Schema:
                    "metadata": _meta("each runner Pod"),
                    "spec": _pod_spec("the runner"),
                }, required=["spec"])
-    cluster = _obj("The DaskCluster created for the job.", {
+    cluster = _obj("The DaskCluster created for the job (and deleted when it ends). Exactly one "
+                   "of cluster and clusterRef is set.", {
         "metadata": _meta("the DaskCluster"),
         "spec": _cluster_spec(),
     }, required=["spec"])
-    spec = _obj("A Dask batch job: a DaskCluster plus a runner Pod run to completion.", {
+    cluster_ref = _obj("An existing DaskCluster in the job's namespace to run the runner "
+                       "against, instead of a cluster of its own: nothing is created for it and "
+                       "it keeps running when the job ends. The job waits (status.message says "
+                       "why) while the cluster is missing or its scheduler is not ready, and "
+                       "fails after that cluster's schedulerStartupTimeoutSeconds (default "
+                       "300). Exactly one of cluster and clusterRef is set.", {
+        "name": _str("Name of the DaskCluster."),
+    }, required=["name"])
+    spec = _obj("A Dask batch job: a runner Pod run to completion against a DaskCluster, made "
+                "for the job (cluster) or existing (clusterRef).", {
         "job": job,
         "cluster": cluster,
+        "clusterRef": cluster_ref,
         "backoffLimit": _int("Runner attempts that may fail before the job is Failed (as in "
                              "batch/v1 Job, but default 0: no retry). Each retry starts a new runner Pod "
                              "after an exponential back-off; the cluster is kept meanwhile.",
@@ -250,13 +261,17 @@ def _daskjob() -> Schema:
                                       "debugging; it is deleted with the DaskJob (or by "
                                       "ttlSecondsAfterFinished). A Successful job always "
                                       "deletes its cluster.", default=False),
-    }, required=["job", "cluster"])
+    }, required=["job"])
+    spec["x-kubernetes-validations"] = [
+        {"rule": "has(self.cluster) != has(self.clusterRef)",
+         "message": "set exactly one of spec.cluster (a cluster made for the job) and "
+                    "spec.clusterRef (an existing DaskCluster)"}]
     status = _status("Observed state of the job, written by the operator.", {
         "jobStatus": _str("JobCreated, ClusterCreated, Running, Successful or Failed.",
                           nullable=True),
-        "clusterName": _str("Name of the DaskCluster created for the job (kept once the "
-                            "cluster is gone, as a record; activeCluster says whether it "
-                            "exists)."),
+        "clusterName": _str("Name of the DaskCluster the job runs on: the one created for it "
+                            "(kept once that cluster is gone, as a record; activeCluster says "
+                            "whether it exists), or the one spec.clusterRef names."),
         "activeCluster": _str("Name of the job's DaskCluster while it exists; cleared once "
                               "the operator has deleted it (the job ended, or was "
                               "suspended). The CLUSTER column of kubectl get.", nullable=True),

@@ -38,7 +38,7 @@ from ._client import (
     translate,
 )
 from ._logs import LogStream
-from ._manifest import check_job_manifest, load_job_manifest
+from ._manifest import check_job_manifest, load_job_manifest, with_cluster_ref
 from ._startup import startup_problem
 from ._status import DASHBOARD_TEMPLATE_ENV, JobStatus, dashboard_link
 from ._watch import JobReader
@@ -287,7 +287,8 @@ class AsyncDaskJobHandle:
 # -- module functions ------------------------------------------------------------------------
 async def submit(spec: Any, *, namespace: str | None = None,
                  kubeconfig: str | os.PathLike[str] | None = None,
-                 client: kube.Client | None = None) -> AsyncDaskJobHandle:
+                 client: kube.Client | None = None,
+                 cluster: str | None = None) -> AsyncDaskJobHandle:
     """Create a DaskJob; returns its handle at once (``await handle.wait()`` to wait).
 
     ``spec`` is a manifest dict (e.g. from :func:`~dask_kube_jobs.make_job_spec`), the path
@@ -295,11 +296,15 @@ async def submit(spec: Any, *, namespace: str | None = None,
     :class:`~dask_kube_jobs.SpecError` naming the field, before anything is sent. The namespace
     is ``namespace``, else the manifest's, else the kubeconfig context's. ``client`` reuses a
     client from :func:`~dask_kube_jobs.asyncio.open_client` instead of ``kubeconfig``'s.
-    :class:`~dask_kube_jobs.JobAlreadyExists` if the name is taken.
+    ``cluster`` names an existing DaskCluster to run on (``spec.clusterRef``) in place of the
+    manifest's own cluster, which is then not made. :class:`~dask_kube_jobs.JobAlreadyExists`
+    if the name is taken.
 
     >>> job = await submit(make_job_spec("pi", script="print(3.14)"))    # doctest: +SKIP
     """
     manifest = load_job_manifest(spec)
+    if cluster is not None:
+        manifest = with_cluster_ref(manifest, cluster)
     check_job_manifest(manifest)
     client = client or await connect(kubeconfig)
     meta = manifest["metadata"]

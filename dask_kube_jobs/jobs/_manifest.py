@@ -102,6 +102,47 @@ def _check_containers(pod_spec: Any, path: str) -> None:
                 raise SpecError(f"{where}.{key}", "must be a list of strings")
 
 
+def _check_cluster(spec: Mapping[str, Any]) -> None:
+    cluster = _need(spec.get("cluster"), "spec.cluster", dict,
+                    "a mapping with a DaskCluster spec (or set spec.clusterRef to use an existing one)")
+    cspec = _need(cluster.get("spec"), "spec.cluster.spec", dict, "a DaskCluster spec")
+    for part in ("scheduler", "worker"):
+        block = _need(cspec.get(part), f"spec.cluster.spec.{part}", dict, "a mapping")
+        _check_containers(block.get("spec"), f"spec.cluster.spec.{part}.spec")
+    replicas = cspec["worker"].get("replicas")
+    if replicas is not None and (not isinstance(replicas, int) or isinstance(replicas, bool)
+                                 or replicas < 0):
+        raise SpecError("spec.cluster.spec.worker.replicas",
+                        f"must be a whole number >= 0 (got {replicas!r})")
+
+
+def _check_cluster_ref(spec: Mapping[str, Any]) -> None:
+    if "cluster" in spec:
+        raise SpecError("spec.clusterRef", "and spec.cluster are both set; set exactly one: "
+                                           "spec.cluster makes a cluster for the job, "
+                                           "spec.clusterRef names an existing DaskCluster")
+    ref = _need(spec.get("clusterRef"), "spec.clusterRef", dict, "a mapping {name: <DaskCluster>}")
+    name = _need(ref.get("name"), "spec.clusterRef.name", str, "the name of a DaskCluster")
+    problem = cluster_name_problem(name)
+    if problem:
+        raise SpecError("spec.clusterRef.name", problem.removeprefix("metadata.name "))
+
+
+def with_cluster_ref(manifest: Mapping[str, Any], cluster: str) -> dict[str, Any]:
+    """A copy of a DaskJob manifest that runs on the existing DaskCluster ``cluster``
+    (``spec.clusterRef``) instead of a cluster of its own (``spec.cluster`` is dropped).
+
+    >>> with_cluster_ref({"spec": {"job": {}, "cluster": {}}}, "shared")["spec"]
+    {'job': {}, 'clusterRef': {'name': 'shared'}}
+    """
+    out = _copy(manifest)
+    spec = out.get("spec") if isinstance(out.get("spec"), dict) else {}
+    spec.pop("cluster", None)
+    spec["clusterRef"] = {"name": cluster}
+    out["spec"] = spec
+    return out
+
+
 def check_job_manifest(manifest: Mapping[str, Any]) -> None:
     """Raise :class:`SpecError` naming the first field a DaskJob manifest gets wrong.
 
@@ -131,16 +172,10 @@ def check_job_manifest(manifest: Mapping[str, Any]) -> None:
     spec = _need(manifest.get("spec"), "spec", dict, "a mapping")
     job = _need(spec.get("job"), "spec.job", dict, "a mapping with the runner's Pod spec")
     _check_containers(job.get("spec"), "spec.job.spec")
-    cluster = _need(spec.get("cluster"), "spec.cluster", dict, "a mapping with a DaskCluster spec")
-    cspec = _need(cluster.get("spec"), "spec.cluster.spec", dict, "a DaskCluster spec")
-    for part in ("scheduler", "worker"):
-        block = _need(cspec.get(part), f"spec.cluster.spec.{part}", dict, "a mapping")
-        _check_containers(block.get("spec"), f"spec.cluster.spec.{part}.spec")
-    replicas = cspec["worker"].get("replicas")
-    if replicas is not None and (not isinstance(replicas, int) or isinstance(replicas, bool)
-                                 or replicas < 0):
-        raise SpecError("spec.cluster.spec.worker.replicas",
-                        f"must be a whole number >= 0 (got {replicas!r})")
+    if "clusterRef" in spec:
+        _check_cluster_ref(spec)
+    else:
+        _check_cluster(spec)
     for key, minimum in (("backoffLimit", 0), ("activeDeadlineSeconds", 1),
                          ("ttlSecondsAfterFinished", 0)):
         value = spec.get(key)

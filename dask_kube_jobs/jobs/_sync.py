@@ -290,14 +290,17 @@ class FollowedLog(Iterator[str]):
 
 
 def submit(spec: Any, *, namespace: str | None = None,
-           kubeconfig: str | os.PathLike[str] | None = None) -> DaskJobHandle:
+           kubeconfig: str | os.PathLike[str] | None = None,
+           cluster: str | None = None) -> DaskJobHandle:
     """Create a DaskJob from a manifest dict, a YAML/JSON file path or YAML text.
 
     The manifest is checked first (:class:`~dask_kube_jobs.SpecError` names the field).
+    ``cluster`` runs it on that existing DaskCluster instead of a cluster of its own.
 
     >>> job = submit("examples/simple-job.yaml", namespace="default")   # doctest: +SKIP
     """
-    return DaskJobHandle(run_sync(async_face.submit(spec, namespace=namespace, kubeconfig=kubeconfig)))
+    return DaskJobHandle(run_sync(async_face.submit(spec, namespace=namespace, kubeconfig=kubeconfig,
+                                                    cluster=cluster)))
 
 
 def get_job(name: str, namespace: str | None = None, *,

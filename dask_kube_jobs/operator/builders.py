@@ -117,6 +117,13 @@ def worker_pod(group: Obj, token: str) -> Obj:
             "spec": pod_spec}
 
 
+def cluster_of_job(job: Obj) -> str:
+    """The DaskCluster a job's runner connects to: the existing one its ``spec.clusterRef``
+    names, or the one made for it."""
+    ref = ((job.get("spec") or {}).get("clusterRef") or {}).get("name")
+    return ref or names.job_cluster_name(job["metadata"]["name"])
+
+
 def job_cluster(job: Obj) -> Obj:
     name = names.job_cluster_name(job["metadata"]["name"])
     cluster = (job.get("spec") or {}).get("cluster") or {}
@@ -130,7 +137,7 @@ def job_cluster(job: Obj) -> Obj:
 def runner_pod(job: Obj, attempt: int) -> Obj:
     meta = job["metadata"]
     namespace = meta["namespace"]
-    cluster = names.job_cluster_name(meta["name"])
+    cluster = cluster_of_job(job)
     runner = ((job.get("spec") or {}).get("job") or {})
     name = names.runner_name(meta["name"], meta["uid"], attempt)
     labels = {**cluster_labels(cluster, names.COMPONENT_RUNNER),

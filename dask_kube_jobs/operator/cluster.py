@@ -19,8 +19,8 @@ from ..contract.api_resources import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS, R
 from ..contract.objects import owner_reference
 from ..contract.pods import pod_active, pod_ready
 from ..kube import PODS, SERVICES, APIError, Conflict
-from . import builders, diagnosis, limits, scheduler_comm
-from .failures import ChildRefused
+from . import builders, diagnosis, limits, pod_policy, scheduler_comm
+from .failures import REASON_POLICY, ChildRefused
 from .runtime import Runtime
 
 Obj = dict[str, Any]
@@ -152,12 +152,11 @@ def worker_replicas(group: Obj) -> int:
     return int((((group.get("spec") or {}).get("worker") or {}).get("replicas")) or 0)
 
 
-async def admission_problems(rt: Runtime, cluster: Obj) -> list[limits.Violation]:
-    """Why ``cluster`` may not start now (empty: it may). Reads the limits and, only when a
+async def admission_problems(rt: Runtime, cluster: Obj, lim: limits.Limits) -> list[limits.Violation]:
+    """Why ``cluster`` may not start now under ``lim`` (empty: it may). Reads, only when a
     limit needs them, the namespace's clusters and the cluster's other worker groups."""
     meta = cluster["metadata"]
     ns, name = meta["namespace"], meta["name"]
-    lim = await limits.limits_for(rt.client, rt.events, ns, fresh=True)
     if not lim.any:
         return []
     problem = limits.config_problem(lim)
@@ -196,10 +195,16 @@ async def admit(rt: Runtime, cluster: Obj) -> float | None:
 
     Nothing is created for a refused cluster and its spec is left as written: it waits, with
     an ``Admitted=False`` condition and a Warning Event, and is looked at again in seconds.
+    A spec that breaks the Pod policy is refused for good instead (``Failed``, reason
+    ``PolicyViolation``), until its spec changes: waiting cannot make it acceptable.
     """
     meta = cluster["metadata"]
     status = cluster.get("status") or {}
-    found = await admission_problems(rt, cluster)
+    lim = await limits.limits_for(rt.client, rt.events, meta["namespace"], fresh=True)
+    broken = [] if lim.error else pod_policy.check_cluster_spec(lim.pod_policy, cluster.get("spec"))
+    if broken:
+        return await _refused(rt, cluster, REASON_POLICY, pod_policy.summary(broken))
+    found = await admission_problems(rt, cluster, lim)
     previous = limits.refused_message(status)
     if found:
         message = limits.summary(found)

@@ -22,6 +22,9 @@ from ..kube import APIError, BadRequest, Forbidden, Invalid, namespace_terminati
 REASON_INVALID = "InvalidSpec"
 REASON_FORBIDDEN = "Forbidden"
 REASON_TOO_LARGE = "TooLarge"
+#: The operator's own Pod policy (pod_policy.py) refuses the spec: terminal, like InvalidSpec,
+#: but decided before any request, so nothing at all was created.
+REASON_POLICY = "PolicyViolation"
 _REQUEST_ENTITY_TOO_LARGE = 413  # no class of its own in kube.errors: rare, and only here
 
 

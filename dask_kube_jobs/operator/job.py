@@ -30,9 +30,9 @@ from ..contract.api_resources import DASKCLUSTERS, DASKJOBS
 from ..contract.pods import pod_ready
 from ..contract.times import fmt_time, human_duration, now, parse_time
 from ..kube import PODS, Conflict, NotFound, exponential_delay
-from . import builders, diagnosis, limits
+from . import builders, cluster_ref, diagnosis, limits, pod_policy
 from .cluster import create_if_missing, startup_timeout
-from .failures import ChildRefused
+from .failures import REASON_POLICY, ChildRefused
 from .runtime import Runtime
 
 Obj = dict[str, Any]
@@ -125,7 +125,7 @@ class JobReconciler:
         self.ns, self.name = self.meta["namespace"], self.meta["name"]
         self.spec = job.get("spec") or {}
         self.status: Obj = dict(job.get("status") or {})
-        self.cluster_name = names.job_cluster_name(self.name)
+        self.cluster_name = builders.cluster_of_job(job)
 
     async def write(self, **fields: Any) -> None:
         """Merge ``fields`` into status; a phase never moves backwards."""
@@ -177,6 +177,8 @@ class JobReconciler:
         if deadline is not None and _seconds_since(self.status.get("startTime")) >= int(deadline):
             return await self.fail("DeadlineExceeded",
                                    f"the job ran longer than activeDeadlineSeconds ({deadline}s)")
+        if cluster_ref.ref_name(self.spec):  # an existing cluster: waited for, never made
+            return await cluster_ref.reconcile(self)
 
         scheduler = self.rt.pod(self.ns, names.scheduler_name(self.cluster_name))
         if not _started(self.status) or not self.status.get("clusterName"):
@@ -252,8 +254,7 @@ class JobReconciler:
                                       previous=problem.previous_log)
         return await self.fail(problem.reason, problem.message, log_tail=tail, failed=failures)
 
-    async def admission_problems(self) -> list[limits.Violation]:
-        lim = await limits.limits_for(self.rt.client, self.rt.events, self.ns, fresh=True)
+    async def admission_problems(self, lim: limits.Limits) -> list[limits.Violation]:
         if not lim.any:
             return []
         problem = limits.config_problem(lim)
@@ -289,7 +290,11 @@ class JobReconciler:
         like a Pod waiting for room on a node. Its deadline does not run while it waits
         (``startTime`` is set on admission). Nothing is created for it meanwhile.
         """
-        found = await self.admission_problems()
+        lim = await limits.limits_for(self.rt.client, self.rt.events, self.ns, fresh=True)
+        broken = [] if lim.error else pod_policy.check_job_spec(lim.pod_policy, self.spec)
+        if broken:  # waiting cannot make it acceptable: refused before anything is made
+            return await self.fail(REASON_POLICY, pod_policy.summary(broken))
+        found = await self.admission_problems(lim)
         previous = limits.refused_message(self.status)
         if found:
             message = limits.summary(found)
@@ -364,6 +369,11 @@ class JobReconciler:
         return RESYNC
 
     async def start_attempt(self, attempt: int, *, recreate: bool = False) -> float:
+        # The spec may have been edited since admission: every runner is checked as it is made.
+        lim = await limits.limits_for(self.rt.client, self.rt.events, self.ns)
+        broken = [] if lim.error else pod_policy.check_job_spec(lim.pod_policy, {"job": self.spec.get("job")})
+        if broken:
+            return await self.fail(REASON_POLICY, pod_policy.summary(broken))
         pod = builders.runner_pod(self.job, attempt)
         name = pod["metadata"]["name"]
         self.rt.expect((self.ns, "DaskJob", self.name), [name])
@@ -472,7 +482,8 @@ class JobReconciler:
         if runner:
             await self.rt.client.delete(PODS, self.ns, runner)
             await self.write(jobRunnerPodName=None)  # resuming starts a fresh attempt
-        cluster = await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
+        borrowed = cluster_ref.ref_name(self.spec) is not None  # not the job's to remove
+        cluster = None if borrowed else await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
         if cluster is not None:
             await self.rt.client.delete(DASKCLUSTERS, self.ns, self.cluster_name,
                                         uid=cluster["metadata"]["uid"])

@@ -33,6 +33,7 @@ import yaml
 
 from ..contract.quantity import parse_quantity
 from ..kube import CONFIGMAPS, Client, EventRecorder, Forbidden, Unauthorized
+from . import pod_policy
 
 log = logging.getLogger("dask_kube_jobs.operator.limits")
 
@@ -72,7 +73,7 @@ def default_max_workers() -> int | None:
 
 
 _COUNT_KEYS = ("maxWorkersPerCluster", "maxClustersPerNamespace", "maxJobsPerNamespace")
-_KEYS = (*_COUNT_KEYS, "resources", "allowedImages")
+_KEYS = (*_COUNT_KEYS, "resources", "allowedImages", "podPolicy")
 
 
 class LimitsConfigError(ValueError):
@@ -135,6 +136,8 @@ class Limits:
     allowed_images: tuple[str, ...] | None = None
     keys: Mapping[str, str] = field(default_factory=dict)
     source: str = ""
+    #: What the operator refuses in any Pod it creates (pod_policy.py); always in force.
+    pod_policy: pod_policy.PodPolicy = pod_policy.DEFAULT_POLICY
     #: Set when the configuration is unreadable and no valid one was ever read: admit nothing.
     error: str | None = None
 
@@ -180,16 +183,17 @@ class Policy:
         override = self.namespaces.get(namespace) or {}
         for key, value in override.items():
             where = f"namespaces.{namespace}.{key}"
-            if key == "resources" and value is not None:
-                resources = dict(merged.get("resources") or {})
-                resources.update(value)
-                merged["resources"] = resources
-                keys.update({f"resources.{r}": f"{where}.{r}" for r in value})
+            if key in ("resources", "podPolicy") and value is not None:
+                section = dict(merged.get(key) or {})
+                section.update(value)
+                merged[key] = section
+                keys.update({f"{key}.{r}": f"{where}.{r}" for r in value})
             else:
                 merged[key] = value
                 keys[key] = where
-        for name in (merged.get("resources") or {}):
-            keys.setdefault(f"resources.{name}", f"resources.{name}")
+        for section in ("resources", "podPolicy"):
+            for name in (merged.get(section) or {}):
+                keys.setdefault(f"{section}.{name}", f"{section}.{name}")
         resources = {name: _range(spec) for name, spec in (merged.get("resources") or {}).items()
                      if spec is not None}
         images = merged.get("allowedImages")
@@ -202,7 +206,9 @@ class Policy:
             max_jobs_per_namespace=merged.get("maxJobsPerNamespace"),
             resources={k: v for k, v in resources.items() if v.min is not None or v.max is not None},
             allowed_images=tuple(images) if images is not None else None,
-            keys=keys, source=self.source)
+            keys=keys, source=self.source, pod_policy=pod_policy.from_section(
+                merged.get("podPolicy"), {k: f"{self.source}, key {DATA_KEY}, field {keys[f'podPolicy.{k}']}"
+                                          for k in pod_policy.KEYS if f"podPolicy.{k}" in keys}))
 
 
 def _range(spec: Mapping[str, Any]) -> Range:
@@ -241,6 +247,11 @@ def _check_section(section: Any, where: str, *, top: bool) -> dict[str, Any]:
             out[key] = list(value)
         elif key == "resources":
             out[key] = _check_resources(value, path)
+        elif key == "podPolicy":
+            try:
+                out[key] = pod_policy.check_section(value)
+            except pod_policy.PodPolicyError as exc:
+                raise LimitsConfigError(f"{path}.{exc.field}".rstrip("."), exc.problem) from None
         elif key == "namespaces":
             if not isinstance(value, dict):
                 raise LimitsConfigError(path, "must map namespace names to limits")

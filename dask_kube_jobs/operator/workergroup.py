@@ -18,9 +18,9 @@ from ..contract import conditions, names
 from ..contract.api_resources import DASKCLUSTERS, DASKWORKERGROUPS
 from ..contract.pods import pod_active, pod_ready
 from ..kube import PODS
-from . import builders, diagnosis, limits, scheduler_comm
+from . import builders, diagnosis, limits, pod_policy, scheduler_comm
 from .cluster import adopt, create_if_missing, replica_failure, worker_replicas
-from .failures import ChildRefused
+from .failures import REASON_POLICY, ChildRefused
 from .runtime import Runtime
 
 Obj = dict[str, Any]
@@ -72,6 +72,8 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     refused = replica_failure(group)  # the API server refuses this spec's Pods: make none
     if settled:
         if len(active) < desired and refused is None:
+            refused = await _policy_refusal(rt, group)
+        if len(active) < desired and refused is None:
             allowed, held = await _within_limits(rt, group, cluster, active, desired)
             if held is not None:  # confirm against the latest file before holding anything back
                 allowed, held = await _within_limits(rt, group, cluster, active, desired, fresh=True)
@@ -113,6 +115,20 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     if blocked:
         return 2.0
     return limits.RECHECK_SECONDS if held else RESYNC
+
+
+async def _policy_refusal(rt: Runtime, group: Obj) -> Obj | None:
+    """The group's worker Pods break the operator's Pod policy: refused as the API server's
+    refusals are (``ReplicaFailure`` until the spec changes), but before any request."""
+    meta = group["metadata"]
+    lim = await limits.limits_for(rt.client, rt.events, meta["namespace"])
+    broken = pod_policy.check_worker_group_spec(lim.pod_policy, group.get("spec"))
+    if not broken:
+        return None
+    message = pod_policy.summary(broken)
+    await rt.event(group, REASON_POLICY, message, warning=True)
+    rt.trigger(meta["namespace"], "DaskCluster", (group.get("spec") or {}).get("cluster") or "")
+    return {"reason": REASON_POLICY, "message": message}
 
 
 def workers_ready_condition(conds: list[Obj] | None, active: list[Obj], desired: int,

@@ -314,6 +314,7 @@ def test_the_notes_stand_alone_with_a_daskjob_inline() -> None:
 LIMITS = {"maxWorkersPerCluster": 50, "maxJobsPerNamespace": 0,
           "resources": {"cpu": {"max": "4"}, "memory": {"min": "128Mi", "max": "16Gi"}},
           "allowedImages": ["ghcr.io/dask/"],
+          "podPolicy": {"level": "restricted", "allowedServiceAccounts": ["dask-runner"]},
           "namespaces": {"team-a": {"maxWorkersPerCluster": 200, "allowedImages": None}}}
 
 
@@ -343,6 +344,7 @@ def test_limits_become_the_configmap_the_operator_reads_and_may_read_by_name_onl
     assert (team_a.max_workers_per_cluster, other.max_workers_per_cluster) == (200, 50)
     assert other.max_jobs_per_namespace == 0 and other.allowed_images == ("ghcr.io/dask/",)
     assert team_a.allowed_images is None and other.resources["memory"].max == 16 * 2**30
+    assert (team_a.pod_policy.level, other.pod_policy.service_accounts) == ("restricted", ("dask-runner",))
     reader = next(r for r in of_kind(objs, "Role") if r["metadata"]["name"] == f"{FULLNAME}-limits-reader")
     assert reader["metadata"]["namespace"] == RELEASE_NAMESPACE
     assert rules_of(reader) == [{"apiGroups": [""], "resources": ["configmaps"],
@@ -358,6 +360,7 @@ def test_limits_become_the_configmap_the_operator_reads_and_may_read_by_name_onl
     pytest.param({"resources": {"memory": {"max": "lots"}}}, "/limits/resources/memory/max", id="bad-quantity"),
     pytest.param({"resources": {"cpu": {"maximum": "4"}}}, "/limits/resources/cpu", id="bad-range-key"),
     pytest.param({"allowedImages": "ghcr.io/dask/"}, "/limits/allowedImages", id="images-not-a-list"),
+    pytest.param({"podPolicy": {"level": "strict"}}, "/limits/podPolicy/level", id="bad-policy-level"),
     pytest.param({"namespaces": {"a": {"maxJobsPerNamespace": "x"}}},
                  "/limits/namespaces/a/maxJobsPerNamespace", id="bad-override"),
 ])

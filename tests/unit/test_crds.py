@@ -546,3 +546,27 @@ def test_the_three_pod_specs_of_a_daskjob_are_identical():
         return {k: v for k, v in copy.deepcopy(s).items() if k != "description"}
 
     assert body(runner) == body(worker) == body(scheduler) == body(pod_spec_schema())
+
+
+@pytest.mark.parametrize("has_cluster,has_ref,ok", [
+    pytest.param(True, False, True, id="own-cluster"),
+    pytest.param(False, True, True, id="existing-cluster"),
+    pytest.param(True, True, False, id="both"),
+    pytest.param(False, False, False, id="neither"),
+])
+def test_a_daskjob_names_exactly_one_of_cluster_and_cluster_ref(has_cluster, has_ref, ok):
+    from dask_kube_jobs.local.apiserver import celrules
+
+    spec: dict = {"job": {"spec": {"containers": [{"name": "job", "image": "x"}]}}}
+    if has_cluster:
+        spec["cluster"] = {"spec": yaml.safe_load(SEED_000)["spec"]}
+    if has_ref:
+        spec["clusterRef"] = {"name": "shared"}
+    job = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskJob",
+           "metadata": {"name": "j", "namespace": "default"}, "spec": spec}
+    stored = accepted(job, "DaskJob")
+    assert stored["spec"].get("clusterRef") == spec.get("clusterRef")  # kept, not pruned
+    causes = celrules.validate(stored, None, schema_of("DaskJob"))
+    assert (causes == []) is ok, causes
+    if not ok:
+        assert "exactly one of spec.cluster" in causes[0].message

@@ -42,7 +42,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from ...asyncio import check_job_manifest, get_job, load_job_manifest
+from ...asyncio import check_job_manifest, get_job, load_job_manifest, with_cluster_ref
 from ...contract.times import parse_time
 from ...errors import DaskJobFailed, JobNotFound, WaitTimeout
 from ...spec import DEFAULT_IMAGE, SpecError, make_job_spec
@@ -99,6 +99,10 @@ class DaskJobOperator(BaseOperator):
     :func:`dask_kube_jobs.make_job_spec`: ``image``, ``command`` or ``script``, ``n_workers``,
     ``resources``, ``env``, and anything else through ``job_spec_kwargs``.
 
+    :param cluster_ref: the name of an existing DaskCluster to run the runner on (the job's
+        ``spec.clusterRef``) instead of a cluster made for the job: a warm cluster shared by
+        several tasks, which the job leaves running. It replaces a manifest's ``spec.cluster``.
+
     :param job_name: prefix of the job's name (default: the manifest's name, else the task id);
         the name itself is made unique per task try.
     :param namespace: default: the connection's, else the manifest's, else the kubeconfig's.
@@ -121,7 +125,7 @@ class DaskJobOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("manifest", "job_name", "namespace", "image", "command",
-                                      "script", "env", "job_spec_kwargs")
+                                      "script", "env", "job_spec_kwargs", "cluster_ref")
     template_ext: Sequence[str] = (".yaml", ".yml", ".json")
     template_fields_renderers = {"manifest": "yaml", "script": "py", "env": "json",
                                  "job_spec_kwargs": "json"}
@@ -139,7 +143,7 @@ class DaskJobOperator(BaseOperator):
                                                     fallback=False),
                  on_finish_action: str = "delete_succeeded", follow_logs: bool = True,
                  wait_for_completion: bool = True, startup_timeout: float | None = None,
-                 **kwargs: Any) -> None:
+                 cluster_ref: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         keywords = any(v is not None for v in (image, command, script, n_workers, resources,
                                                 env, job_spec_kwargs))
@@ -149,6 +153,9 @@ class DaskJobOperator(BaseOperator):
         if manifest is None and command is None and script is None:
             raise ValueError("DaskJobOperator: give manifest=, or command= or script= for the "
                              "runner")
+        if cluster_ref is not None and (n_workers is not None or resources is not None):
+            raise ValueError("DaskJobOperator: n_workers and resources size a cluster made for "
+                             "the job; with cluster_ref the job uses that cluster as it is")
         if on_finish_action not in ON_FINISH_ACTIONS:
             raise ValueError(f"on_finish_action must be one of {ON_FINISH_ACTIONS} "
                              f"(got {on_finish_action!r})")
@@ -161,6 +168,7 @@ class DaskJobOperator(BaseOperator):
         self.job_resources = resources
         self.env = env
         self.job_spec_kwargs = job_spec_kwargs
+        self.cluster_ref = cluster_ref
         self.job_name = job_name
         self.namespace = namespace
         self.dask_kube_jobs_conn_id = resolve_conn_id(type(self).__name__,
@@ -184,6 +192,8 @@ class DaskJobOperator(BaseOperator):
             manifest.setdefault("metadata", {})
             manifest["metadata"].pop("generateName", None)
             manifest["metadata"]["name"] = name
+            if self.cluster_ref:
+                manifest = with_cluster_ref(manifest, str(self.cluster_ref))
         else:
             # None means "the default image"; an empty string (a template that rendered to
             # nothing) is an error make_job_spec names, never silently the default.
@@ -193,6 +203,8 @@ class DaskJobOperator(BaseOperator):
                                       **(self.job_spec_kwargs or {})}
             if self.n_workers is not None:
                 kwargs["n_workers"] = templated_int("n_workers", self.n_workers)
+            if self.cluster_ref:
+                kwargs["cluster_ref"] = str(self.cluster_ref)
             manifest = make_job_spec(name, **kwargs)
         check_job_manifest(manifest)
         return manifest

@@ -342,3 +342,27 @@ def test_result_job_runs_runner_py(kubectl: Kubectl, cleanup: Callable[[str], No
     assert sum(result["chunks"].values()) == 16
     assert all(name.startswith("result-job-default-") for name in result["chunks"])
     assert gone(kubectl, "daskcluster", "result-job")
+
+
+# -- 8. a DaskJob on an existing cluster (spec.clusterRef) ------------------------------------------
+def test_job_on_shared_cluster(kubectl: Kubectl, cleanup: Callable[[str], None]) -> None:
+    cluster_doc, job_doc = load("job-on-shared-cluster.yaml")
+    assert job_doc["spec"]["clusterRef"] == {"name": cluster_doc["metadata"]["name"]}
+    assert "cluster" not in job_doc["spec"]
+    cleanup("job-on-shared-cluster.yaml")
+    apply_file(kubectl, "job-on-shared-cluster.yaml")  # the job may start waiting for its cluster
+    job = wait_for(kubectl, "daskjob", "sum-on-shared", job_done, timeout=180)
+    status = job["status"]
+    log = kubectl("logs", status["jobRunnerPodName"]).stdout
+    assert status["jobStatus"] == "Successful", (status, log)
+    assert status["clusterName"] == "shared"
+    ns = kubectl("get", "daskjob", "sum-on-shared", "-o", "jsonpath={.metadata.namespace}").stdout
+    assert f"sum=5050 on tcp://shared-scheduler.{ns}.svc.cluster.local:8786" in log, log
+    # nothing was made for the job, and the job's end removed nothing of the shared cluster
+    assert kubectl("get", "daskclusters", "-o", "name").stdout.split() == \
+        ["daskcluster.kubernetes.dask.org/shared"]
+    cluster = kubectl("get", "daskcluster", "shared", "-o", "json").json()
+    assert cluster_status.scheduler_ready(cluster["status"]) and not cluster["metadata"].get("deletionTimestamp")
+    assert cluster["status"]["readyWorkers"] == 1
+    reasons = [e["reason"] for e in events(kubectl, **{"involvedObject.name": "sum-on-shared"})]
+    assert "ClusterCreated" not in reasons and "ClusterDeleted" not in reasons, reasons

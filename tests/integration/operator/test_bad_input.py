@@ -125,7 +125,13 @@ def cases() -> list[tuple[str, str, Obj, Callable[[Obj], bool]]]:
             check = expect.get(manifest["kind"])
             if check is None:
                 continue
-            if mutation == "scheduler-crash" and needs_gpu(cluster_spec_of(manifest)["scheduler"]):
+            if "clusterRef" in manifest["spec"]:
+                # A job on an existing cluster has no cluster to break; its cluster is another
+                # documented manifest, mutated on its own. Alone here, it waits for that cluster.
+                if mutation != "runner-image":
+                    continue
+                check = job_waits("ClusterNotFound", "(spec.clusterRef) does not exist")
+            elif mutation == "scheduler-crash" and needs_gpu(cluster_spec_of(manifest)["scheduler"]):
                 continue  # its scheduler never starts on a machine without a GPU
             obj = copy.deepcopy(manifest)
             mutate(obj)
