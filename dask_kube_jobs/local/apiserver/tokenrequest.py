@@ -6,6 +6,13 @@ minutes and 2^32 seconds; a ``boundObjectRef`` to a Pod must name an existing Po
 when the answer's ``expirationTimestamp`` says (``auth.TokenAuthenticator`` checks all three).
 The kubelet requests one for each Pod's ``kube-api-access`` files and projected
 ``serviceAccountToken`` volumes, and requests a new one before 80 % of its life has passed.
+
+One exception, kube-apiserver's default (``--service-account-extend-token-expiration=true``):
+a Pod-bound request for exactly 3607 seconds, which is what a kubelet asks for the
+``kube-api-access`` volume every Pod gets, is answered with a token that holds for a year while
+the answer still says 3607 s, so the kubelet renews it on schedule. Clients that read their
+token file once and keep it (older client libraries) then keep working past the hour on a real
+cluster; a stricter local server would fail long Dask jobs that real clusters run.
 """
 
 from __future__ import annotations
@@ -21,6 +28,10 @@ GROUP = "authentication.k8s.io"
 DEFAULT_SECONDS = 3600
 MIN_SECONDS = 600
 MAX_SECONDS = 1 << 32
+#: the kubelet's request for the default ``kube-api-access`` volume (``WarnOnlyBoundTokenExpirationSeconds``)
+KUBELET_DEFAULT_SECONDS = 3607
+#: how long such a token really holds (kube-apiserver's ``ExpirationExtensionSeconds``, a year)
+EXTENDED_SECONDS = 365 * 24 * 60 * 60
 
 
 def _expiration(spec: dict[str, Any], name: str) -> int:
@@ -63,9 +74,11 @@ def token_request(core: APICore, authn: TokenAuthenticator, namespace: str, name
     sa = core.get(sa_type, "v1", namespace, name)
     seconds = _expiration(spec, name)
     pod = _bound_pod(core, namespace, name, spec.get("boundObjectRef"))
-    expires = int(time.time()) + seconds
-    token = authn.mint_service_account(namespace, name, sa["metadata"]["uid"], expires=expires,
-                                       pod=pod)
+    now = int(time.time())
+    expires = now + seconds
+    extended = pod is not None and seconds == KUBELET_DEFAULT_SECONDS
+    token = authn.mint_service_account(namespace, name, sa["metadata"]["uid"], pod=pod,
+                                       expires=now + EXTENDED_SECONDS if extended else expires)
     spec["expirationSeconds"] = seconds
     return {"kind": "TokenRequest", "apiVersion": f"{GROUP}/v1",
             "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},

@@ -75,3 +75,33 @@ async def test_token_request_binds_the_token_to_the_account_and_pod() -> None:
         assert (await client.delete(f"{base}/serviceaccounts/sa", headers=admin)).status == 200
         assert (await client.post(f"{base}/serviceaccounts", json=sa, headers=admin)).status == 201
         assert (await client.get("/api", headers=as_sa)).status == 401
+
+
+def test_the_kubelets_default_pod_token_holds_a_year_but_says_3607_seconds() -> None:
+    """kube-apiserver's --service-account-extend-token-expiration (on by default)."""
+    import time
+
+    from dask_kube_jobs.local.apiserver.tokenrequest import token_request
+
+    core = APICore()
+    now = [time.time()]
+    uids: dict[tuple[str, str, str], str] = {}
+    authn = TokenAuthenticator(KEY, uid_of=lambda *key: uids.get(key), clock=lambda: now[0])
+    core.bootstrap(bootstrap_objects())
+    sa_type, pod_type = core.registry.get("", "serviceaccounts"), core.registry.get("", "pods")
+    assert sa_type is not None and pod_type is not None
+    sa = core.create(sa_type, "v1", "default", {"metadata": {"name": "sa"}})
+    pod = core.create(pod_type, "v1", "default", {"metadata": {"name": "p"}, "spec": {
+        "serviceAccountName": "sa", "containers": [{"name": "c", "image": "x"}]}})
+    uids[("serviceaccounts", "default", "sa")] = sa["metadata"]["uid"]
+    uids[("pods", "default", "p")] = pod["metadata"]["uid"]
+    ref = {"kind": "Pod", "apiVersion": "v1", "name": "p", "uid": pod["metadata"]["uid"]}
+    answers = {s: token_request(core, authn, "default", "sa",
+                                {"spec": {"expirationSeconds": s, "boundObjectRef": ref}})
+               for s in (3607, 3600)}
+    for seconds, answer in answers.items():
+        stamp = time.strptime(answer["status"]["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
+        assert abs(time.mktime(stamp) - time.mktime(time.gmtime(now[0])) - seconds) < 5
+    now[0] += 30 * 24 * 3600  # a month later
+    assert authn.authenticate(answers[3607]["status"]["token"]) is not None
+    assert authn.authenticate(answers[3600]["status"]["token"]) is None
