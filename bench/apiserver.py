@@ -13,7 +13,7 @@ run in their own process, are driven by the same client code, and are measured i
 Figures: creates per second (ConfigMaps, 20 concurrent clients), latency of a full list at N
 objects (for these two, the two local servers run at once and take turns, five rounds each,
 median round), watch fan-out (events delivered per second to W watchers), and resident memory per
-1,000 Pods (median of three rounds of 1,000).
+1,000 Pods (median of three rounds of 1,000, measured first on each server).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from dask_kube_jobs.local.launcher import LocalControlPlane  # noqa: E402
 CONCURRENCY = 20
 ROUNDS = 5
 MEMORY_ROUNDS = 3
+MEMORY = "MiB per 1,000 Pods"
 
 
 # -- the floor: HTTP + JSON and nothing else ------------------------------------------------------
@@ -172,18 +173,21 @@ def _rss(pid: int) -> int:
     return int(psutil.Process(pid).memory_info().rss)
 
 
-async def _pod_memory(session: aiohttp.ClientSession, t: Target) -> float:
-    """MiB of resident memory per 1,000 Pods: the median growth over three rounds of 1,000.
+async def pod_memory(t: Target) -> float:
+    """MiB of resident memory per 1,000 Pods: the median growth over three rounds of 1,000,
+    measured first, while the server has freed next to nothing.
 
-    One round alone mostly measures the allocator: memory the fan-out just freed is reused
-    before the process grows (the floor's single round read 0.5 MiB, when its dicts of 1,000
-    posted Pods take 2.5), so the first round is a warm-up and the median weighs it out."""
+    Measured after the other figures, it read the allocator instead: the memory that the big
+    lists and the fan-out had freed took the Pods in without the process growing (the floor
+    read 0.5 MiB, when 1,000 posted Pods take it 2.5 MiB measured first)."""
     rounds = []
-    for r in range(MEMORY_ROUNDS):
-        before = _rss(t.pid)
-        await _create_many(session, t, "bench-pods", "pods",
-                           [_pod(f"p-{r}-{i}") for i in range(1000)])
-        rounds.append((_rss(t.pid) - before) / 2**20)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        await _ensure_ns(session, t, "bench-pods")
+        for r in range(MEMORY_ROUNDS):
+            before = _rss(t.pid)
+            await _create_many(session, t, "bench-pods", "pods",
+                               [_pod(f"p-{r}-{i}") for i in range(1000)])
+            rounds.append((_rss(t.pid) - before) / 2**20)
     return statistics.median(rounds)
 
 
@@ -231,7 +235,7 @@ async def measure(t: Target, args: argparse.Namespace,
     out: dict[str, float] = dict(known or {})
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        for ns in ("bench-create", "bench-fanout", "bench-pods"):
+        for ns in ("bench-create", "bench-fanout"):
             await _ensure_ns(session, t, ns)
         n = args.objects
         if not known:
@@ -242,7 +246,6 @@ async def measure(t: Target, args: argparse.Namespace,
                                                         "configmaps") * 1000
         out[f"fan-out events/s ({args.watchers} watchers)"] = await _fanout(
             session, t, "bench-fanout", args.watchers, args.events)
-        out["MiB per 1,000 Pods"] = await _pod_memory(session, t)
     return out
 
 
@@ -267,9 +270,11 @@ def main() -> None:
             assert plane.process is not None
             ours.append(Target(label, plane.server, {"Authorization": f"Bearer {token}"}, ctx,
                                plane.process.pid))
+        memory = {t.name: asyncio.run(pod_memory(t)) for t in ours}
         figures = asyncio.run(interleaved(ours, args.objects))
         for t in ours:
             results[t.name] = asyncio.run(measure(t, args, figures[t.name]))
+            results[t.name][MEMORY] = memory[t.name]
 
     port = _free_port()
     proc = multiprocessing.get_context("spawn").Process(target=_floor_server, args=(port,), daemon=True)
@@ -283,7 +288,9 @@ def main() -> None:
                 time.sleep(0.05)
         assert proc.pid is not None
         floor = Target("floor", f"http://127.0.0.1:{port}", {}, None, proc.pid)
+        floor_memory = asyncio.run(pod_memory(floor))
         results["floor"] = asyncio.run(measure(floor, args))
+        results["floor"][MEMORY] = floor_memory
     finally:
         proc.terminate()
         proc.join(5)
