@@ -67,6 +67,10 @@ class WatchRequest:
         )
 
 
+#: The start of an event line, before the object's stored JSON.
+_PREFIXES = {t: b'{"type":"' + t.encode() + b'","object":' for t in ("ADDED", "MODIFIED", "DELETED")}
+
+
 def _line(etype: str, obj: Obj) -> bytes:
     return json.dumps({"type": etype, "object": obj}, separators=(",", ":")).encode() + b"\n"
 
@@ -122,8 +126,7 @@ async def serve_watch(store: Store, req: WatchRequest, write: Writer) -> None:
                 obj["apiVersion"] = api_version
                 await write(req.encode(etype, obj))
             else:
-                await write(b'{"type":"' + etype.encode() + b'","object":'
-                            + entry.json_as(api_version, kind) + b"}\n")
+                await write(b"".join((_PREFIXES[etype], entry.json_as(api_version, kind), b"}\n")))
 
         for entry in initial:
             await emit("ADDED", entry)
