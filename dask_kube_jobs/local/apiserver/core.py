@@ -10,23 +10,22 @@ garbage-collector controller: this layer only marks owners (``foregroundDeletion
 finalizers) the way the apiserver does.
 
 Everything is synchronous and runs on the server's event loop: the in-memory store is the
-single writer, so a read-modify-write needs no lock as long as it does not await.
+single writer, so a read-modify-write needs no lock as long as it does not await. What the store
+hands out is decoded afresh for each read, so this layer owns every dict it works on.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
-import json
 import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from . import apply, builtins, errors, objectmeta, patch, structural
-from .fieldselectors import parse_field_selector
+from . import apply, builtins, errors, listing, objectmeta, patch, structural
+from .listing import ListOptions
 from .registry import Registry, ResourceType
-from .selectors import parse_label_selector, selector_to_string
+from .selectors import selector_to_string
 from .stamps import later, now
 from .store import Obj, Store
 from .strategies import strategy_for
@@ -35,14 +34,6 @@ NAMESPACE_KEY = ("", "namespaces")
 POD_KEY = ("", "pods")
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what kube-apiserver uses for generateName
-
-
-@dataclass
-class ListOptions:
-    label_selector: str = ""
-    field_selector: str = ""
-    limit: int = 0
-    continue_token: str = ""
 
 
 @dataclass
@@ -88,7 +79,7 @@ class APICore:
         ns_type = self.registry.get(*NAMESPACE_KEY)
         assert ns_type is not None
         for name in INITIAL_NAMESPACES:
-            if self.store.get(NAMESPACE_KEY, None, name) is None:
+            if not self.store.contains(NAMESPACE_KEY, None, name):
                 self.create(ns_type, "v1", None, {"metadata": {"name": name}})
         for obj in extra_objects:
             group, _, version = obj["apiVersion"].rpartition("/")
@@ -96,7 +87,7 @@ class APICore:
             if rtype is None:
                 continue
             ns = obj["metadata"].get("namespace")
-            if self.store.get(rtype.key, ns, obj["metadata"]["name"]) is None:
+            if not self.store.contains(rtype.key, ns, obj["metadata"]["name"]):
                 self.create(rtype, version, ns, copy.deepcopy(obj))
 
     # -- helpers ----------------------------------------------------------------------------
@@ -113,14 +104,6 @@ class APICore:
         out["apiVersion"] = rtype.api_version(version)
         out["kind"] = rtype.kind
         return out
-
-    def _view(self, rtype: ResourceType, version: str | None, obj: Obj) -> Obj:
-        """A read-only view for serializing: shares nested data with the store, so no caller
-        may change it (writes go through ``_out``, which copies)."""
-        api_version = rtype.api_version(version)
-        if obj.get("apiVersion") == api_version and obj.get("kind") == rtype.kind:
-            return obj
-        return {**obj, "apiVersion": api_version, "kind": rtype.kind}
 
     def _stored(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj:
         obj = self.store.get(rtype.key, namespace if rtype.namespaced else None, name)
@@ -175,41 +158,20 @@ class APICore:
 
     # -- reads ------------------------------------------------------------------------------
     def get(self, rtype: ResourceType, version: str, namespace: str | None, name: str) -> Obj:
-        """The stored object as a read-only view (copy it before changing anything)."""
-        return self._view(rtype, version, self._stored(rtype, namespace, name))
+        """The stored object as seen at ``version``: a fresh dict, the caller's to change."""
+        obj = self._stored(rtype, namespace, name)
+        obj["apiVersion"], obj["kind"] = rtype.api_version(version), rtype.kind
+        return obj
 
     def list(self, rtype: ResourceType, version: str, namespace: str | None,
              opts: ListOptions) -> Obj:
-        labels = parse_label_selector(opts.label_selector)
-        fields = parse_field_selector(opts.field_selector, group=rtype.group, plural=rtype.plural)
-        start = ""
-        list_rv = str(self.store.resource_version)
-        if opts.continue_token:
-            try:
-                token = json.loads(base64.urlsafe_b64decode(opts.continue_token.encode()))
-                start, list_rv = token["start"], token["rv"]
-            except Exception as exc:
-                raise errors.bad_request(f"continue key is not valid: {exc}") from exc
-        items: list[Obj] = []
-        more = ""
-        for obj in self.store.list(rtype.key, namespace if rtype.namespaced else None):
-            meta = obj["metadata"]
-            ident = f'{meta.get("namespace", "")}/{meta["name"]}'
-            if start and ident <= start:
-                continue
-            if not labels.matches(meta.get("labels") or {}) or not fields.matches(obj):
-                continue
-            if opts.limit and len(items) >= opts.limit:
-                last = items[-1]["metadata"]
-                token = {"start": f'{last.get("namespace", "")}/{last["name"]}', "rv": list_rv}
-                more = base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
-                break
-            items.append(self._view(rtype, version, obj))
-        list_meta: Obj = {"resourceVersion": list_rv}
-        if more:
-            list_meta["continue"] = more
-        return {"kind": rtype.list_kind, "apiVersion": rtype.api_version(version),
-                "metadata": list_meta, "items": items}
+        """A list as a dict (for Table rows and deletecollection); HTTP lists use ``list_json``."""
+        return listing.as_dict(rtype, version, listing.select(self.store, rtype, namespace, opts))
+
+    def list_json(self, rtype: ResourceType, version: str, namespace: str | None,
+                  opts: ListOptions) -> bytes:
+        """A list's JSON body, built from the objects' stored JSON without encoding them again."""
+        return listing.as_json(rtype, version, listing.select(self.store, rtype, namespace, opts))
 
     # -- writes -----------------------------------------------------------------------------
     def create(self, rtype: ResourceType, version: str, namespace: str | None, body: Any, *,
@@ -239,7 +201,7 @@ class APICore:
         self._prepare(rtype, version, obj, None, field_validation)
         meta = obj["metadata"]  # defaulting and pruning may have rebuilt the object
         name = meta["name"]
-        if self.store.get(rtype.key, namespace, name) is not None:
+        if self.store.contains(rtype.key, namespace, name):
             raise errors.already_exists(rtype.plural, name, rtype.group)
         strategy = strategy_for(rtype)
         strategy.before_create(self, obj)
@@ -261,7 +223,7 @@ class APICore:
     def _generate_name(self, rtype: ResourceType, namespace: str | None, prefix: str) -> str:
         for _ in range(16):
             name = prefix + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
-            if self.store.get(rtype.key, namespace, name) is None:
+            if not self.store.contains(rtype.key, namespace, name):
                 return name
         raise errors.APIError(500, "ServerTimeout", "could not generate a unique name; retry")
 
@@ -338,7 +300,7 @@ class APICore:
             self.finish_delete(rtype, new)
             return self._out(rtype, version, new)
         new["metadata"]["resourceVersion"] = str(self.store.next_rv())
-        self.store.put(rtype.key, new, old=old)
+        self.store.put(rtype.key, new)
         strategy.after_write(self, new)
         return self._out(rtype, version, new)
 
@@ -444,7 +406,7 @@ class APICore:
                            "lastTransitionTime": now()})
         new.setdefault("status", {})["conditions"] = conditions
         new["metadata"]["resourceVersion"] = str(self.store.next_rv())
-        self.store.put(rtype.key, new, old=old)
+        self.store.put(rtype.key, new)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
     # -- delete -----------------------------------------------------------------------------
@@ -482,7 +444,7 @@ class APICore:
                 return self._out(rtype, version, new)
             strategy.mark_terminating(new)
             nmeta["resourceVersion"] = str(self.store.next_rv())
-            self.store.put(rtype.key, new, old=old)
+            self.store.put(rtype.key, new)
             return self._out(rtype, version, new)
         if opts.dry_run:
             return self._out(rtype, version, old)
@@ -501,7 +463,7 @@ class APICore:
             self.finish_delete(rtype, new)
             return self._out(rtype, "v1", new)
         new["metadata"]["resourceVersion"] = str(self.store.next_rv())
-        self.store.put(rtype.key, new, old=old)
+        self.store.put(rtype.key, new)
         return self._out(rtype, "v1", new)
 
     def finish_delete(self, rtype: ResourceType, obj: Obj) -> None:

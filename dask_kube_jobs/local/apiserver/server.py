@@ -15,7 +15,6 @@ import dataclasses
 import errno
 import json
 import logging
-import random
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,16 +24,16 @@ import yaml
 from aiohttp import web
 
 from . import errors, fieldcheck, kubernetes_service, noderestriction, protobuf, tables
+from .admission import create_admitted
 from .auth import ANONYMOUS, TokenAuthenticator
-from .core import APICore, DeleteOptions, ListOptions
-from .fieldselectors import parse_field_selector
+from .core import APICore, DeleteOptions
+from .listing import ListOptions
 from .nodeauthz import NodeAuthorizer
 from .nonresource import NonResourceEndpoints, json_response
 from .rbac import Attributes, Authorizer, UserInfo, user_from_review_spec
 from .registry import VIRTUAL_RESOURCES, ResourceType
-from .selectors import parse_label_selector
 from .tokenrequest import token_request
-from .watch import WatchRequest, serve_watch, table_encoder
+from .watch import WatchRequest, serve_watch
 
 log = logging.getLogger(__name__)
 
@@ -279,8 +278,7 @@ class APIServer:
         if info.verb == "watch":
             return await self._watch(request, rtype, version, ns)
         if info.verb == "list":
-            result = core.list(rtype, version, ns, _list_options(q))
-            return self._respond_list(request, rtype, version, result)
+            return self._respond_list(request, rtype, version, ns, ListOptions.from_query(q))
         if info.verb == "get":
             assert info.name is not None
             if info.subresource == "scale":
@@ -299,8 +297,8 @@ class APIServer:
                 return json_response(token_request(core, self.authn, ns or "", info.name, body), 201)
             if info.name is not None:
                 raise errors.method_not_allowed("create", f"{info.resource}/{info.name}")
-            obj = await self._create(rtype, version, ns, body, dry_run=dry_run,
-                                     manager=manager, field_validation=validation)
+            obj = await create_admitted(core, rtype, version, ns, body, dry_run=dry_run,
+                                        manager=manager, field_validation=validation)
             self._after_write(rtype)
             return json_response(obj, 201)
         assert info.name is not None or info.verb == "deletecollection"
@@ -338,24 +336,11 @@ class APIServer:
             body = await self._read_body(request)
             opts = DeleteOptions.parse(body if isinstance(body, dict) else None, dict(q))
             opts.dry_run = opts.dry_run or dry_run
-            result = core.delete_collection(rtype, version, ns, _list_options(q), opts)
+            result = core.delete_collection(rtype, version, ns, ListOptions.from_query(q), opts)
             self._after_write(rtype)
             return json_response(result)
         raise errors.method_not_allowed(info.verb, info.resource)
 
-    async def _create(self, rtype: ResourceType, version: str, ns: str | None, body: Any,
-                      **options: Any) -> dict[str, Any]:
-        """``core.create``, tried again every 100-200 ms while an admission refusal may be
-        lifted (``errors.AdmissionRefused``); the loop stays free for the controller that does."""
-        attempt = 0
-        while True:
-            try:
-                return self.core.create(rtype, version, ns, body, **options)
-            except errors.AdmissionRefused as exc:
-                attempt += 1
-                if attempt >= exc.attempts:
-                    raise
-                await asyncio.sleep(random.uniform(0.1, 0.2))
     def _admit_node(self, request: web.Request, info: RequestInfo, body: Any) -> None:
         """NodeRestriction admission (a no-op for callers that are not nodes)."""
         store = self.core.store
@@ -377,33 +362,22 @@ class APIServer:
         return json_response(obj)
 
     def _respond_list(self, request: web.Request, rtype: ResourceType, version: str,
-                      result: dict[str, Any]) -> web.Response:
+                      namespace: str | None, opts: ListOptions) -> web.Response:
         table_version = tables.wants_table(request.headers.get("Accept"))
         if table_version:
+            result = self.core.list(rtype, version, namespace, opts)
             return json_response(tables.to_table(rtype, result["items"], version=version,
                                                  table_version=table_version,
                                                  include_object=request.query.get("includeObject", "Metadata"),
                                                  list_meta=result["metadata"]))
-        return json_response(result)
+        return web.Response(body=self.core.list_json(rtype, version, namespace, opts),
+                            headers={"Content-Type": "application/json"})
 
     async def _watch(self, request: web.Request, rtype: ResourceType, version: str,
                      namespace: str | None) -> web.StreamResponse:
-        q = request.query
-        try:
-            timeout = float(q.get("timeoutSeconds") or 1800)
-        except ValueError:
-            raise errors.bad_request("timeoutSeconds must be a number") from None
-        table_version = tables.wants_table(request.headers.get("Accept"))
-        req = WatchRequest(
-            rtype=rtype, version=version, namespace=namespace,
-            labels=parse_label_selector(q.get("labelSelector", "")),
-            fields=parse_field_selector(q.get("fieldSelector", ""), group=rtype.group, plural=rtype.plural),
-            resource_version=q.get("resourceVersion", ""), timeout=timeout,
-            bookmarks=q.get("allowWatchBookmarks") in ("true", "1"),
-            send_initial_events=q.get("sendInitialEvents") == "true",
-            bookmark_interval=self.bookmark_interval,
-            encode=table_encoder(rtype, version, table_version) if table_version else None,
-        )
+        req = WatchRequest.from_query(rtype, version, namespace, request.query,
+                                      accept=request.headers.get("Accept"),
+                                      bookmark_interval=self.bookmark_interval)
         resp = web.StreamResponse(headers={"Content-Type": "application/json",
                                            "Cache-Control": "no-cache, private"})
         resp.enable_chunked_encoding()
@@ -467,16 +441,6 @@ class APIServer:
         self.address = f"{host}:{bound}"
         kubernetes_service.publish(self.core, host, bound)
         return runner, bound
-
-
-def _list_options(q: Any) -> ListOptions:
-    try:
-        limit = int(q.get("limit") or 0)
-    except ValueError:
-        raise errors.bad_request("limit must be an integer") from None
-    return ListOptions(label_selector=q.get("labelSelector", ""),
-                       field_selector=q.get("fieldSelector", ""), limit=max(0, limit),
-                       continue_token=q.get("continue", ""))
 
 
 def _single_name(field_selector: str) -> str | None:

@@ -4,7 +4,7 @@ k3s keeps a cluster's objects in SQLite by default (through kine) instead of etc
 same idea cut down to what one in-process store needs. ``store.Store`` stays the place every
 read is served from and writes through to this file: each write is its own transaction,
 committed before the store changes its memory or tells a watcher, so nothing a client was told
-about can be missing after a crash. The file holds the current objects (as JSON) and the
+about can be missing after a crash. The file holds the current objects and the
 resourceVersion counter, never history: a restarted server knows no events from before it
 started, so a watch from an older version answers 410 Gone and its client lists again, which
 is what kube-apiserver does when its watch cache starts from etcd.
@@ -22,15 +22,12 @@ directory: the second one fails at start with ``StoreUnavailable``.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 Key = tuple[str, str]  # (group, plural), as in store.Key
 Ident = tuple[str, str]  # (namespace or "", name)
-Obj = dict[str, Any]
-
 #: Bumped whenever the tables change shape; a file of another version is refused, not guessed at.
 SCHEMA_VERSION = 1
 
@@ -40,7 +37,7 @@ CREATE TABLE IF NOT EXISTS objects (
     resource TEXT NOT NULL,
     namespace TEXT NOT NULL,
     name TEXT NOT NULL,
-    body TEXT NOT NULL,
+    body TEXT NOT NULL,  -- the object's JSON, as the store encoded it (UTF-8 bytes)
     PRIMARY KEY (api_group, resource, namespace, name)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS revision (
@@ -53,10 +50,6 @@ INSERT OR IGNORE INTO revision (id, resource_version) VALUES (0, 0);
 
 class StoreUnavailable(RuntimeError):
     """The state directory's object file cannot be used (locked by another server, or foreign)."""
-
-
-def _encode(obj: Obj) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 class SQLiteBackend:
@@ -101,17 +94,19 @@ class SQLiteBackend:
         db.execute("COMMIT")
 
     # -- start-up -----------------------------------------------------------------------------
-    def load(self) -> tuple[int, list[tuple[Key, Obj]]]:
-        """The stored resourceVersion counter and every stored object, by resource."""
+    def load(self) -> tuple[int, list[tuple[Key, bytes]]]:
+        """The stored resourceVersion counter and every stored object's JSON, by resource."""
         rv = self._db.execute("SELECT resource_version FROM revision WHERE id = 0").fetchone()[0]
         rows = self._db.execute("SELECT api_group, resource, body FROM objects")
-        return int(rv), [((group, plural), json.loads(body)) for group, plural, body in rows]
+        # Files written before the store kept bytes hold the same JSON as text.
+        return int(rv), [((group, plural), body.encode() if isinstance(body, str) else body)
+                         for group, plural, body in rows]
 
     # -- writes -------------------------------------------------------------------------------
-    def put(self, key: Key, ident: Ident, obj: Obj, counter: int) -> None:
-        """Store ``obj`` (created or replaced) and the counter, in one transaction."""
+    def put(self, key: Key, ident: Ident, raw: bytes, counter: int) -> None:
+        """Store an object's JSON (created or replaced) and the counter, in one transaction."""
         self._write(("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?)",
-                     (key[0], key[1], ident[0], ident[1], _encode(obj))), counter)
+                     (key[0], key[1], ident[0], ident[1], raw)), counter)
 
     def delete(self, key: Key, ident: Ident, counter: int) -> None:
         """Forget one object; the counter keeps the version its deletion used."""

@@ -1,4 +1,4 @@
-"""In-memory object storage with one global resourceVersion and a watch event log.
+"""Object storage with one global resourceVersion and a watch event log.
 
 This plays etcd plus the apiserver's watch cache. Every write gets the next integer of a single
 counter, shared across kinds as on a real cluster, so a list's ``resourceVersion`` can seed a
@@ -12,47 +12,43 @@ starts from what the file holds. Reads never touch the file. A restarted store k
 from before its start (``started_rv``), so older watches get 410 Gone, as from a restarted
 kube-apiserver. Without a backend (unit tests) everything lives and dies in memory.
 
-Objects are plain dicts. The store owns what it holds: callers get the stored dict and must copy
-it before changing it (``copy.deepcopy``); writers hand over a finished object.
+Each object is kept once, as its JSON (``stored.Stored``): the file, the event log, lists and
+watches all share those bytes. ``get`` and ``list`` decode them, so a caller owns the dicts it
+gets and may change them; writers hand over a finished object, which the store encodes. A
+resource's names are also kept in sorted order, so a list neither sorts nor re-encodes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from .sqlite_backend import SQLiteBackend
+from .stored import Stored
 
 Key = tuple[str, str]  # (group, plural)
+Ident = tuple[str, str]  # (namespace or "", name)
 Obj = dict[str, Any]
 
 
-@dataclass
 class Event:
-    """One change: ``ADDED``, ``MODIFIED`` or ``DELETED``, with the object before it (if any)."""
+    """One change: ``ADDED``, ``MODIFIED`` or ``DELETED``, with the object before it (if any).
 
-    type: str
-    rv: int
-    obj: Obj
-    old: Obj | None = None
-    _encoded: dict[str, bytes] = field(default_factory=dict, repr=False)
+    ``new`` is the object the store now holds (the same ``Stored``, not a copy); for a
+    deletion, the object as it went, with the deletion's resourceVersion."""
 
-    def encoded(self, api_version: str, event_type: str | None = None) -> bytes:
-        """The watch line for this event, serialized once per api version and shared by watchers."""
-        etype = event_type or self.type
-        cache_key = f"{etype}|{api_version}"
-        line = self._encoded.get(cache_key)
-        if line is None:
-            obj = self.obj if event_type != "DELETED" or self.type == "DELETED" else self.obj
-            if obj.get("apiVersion") != api_version:
-                obj = {**obj, "apiVersion": api_version}
-            line = json.dumps({"type": etype, "object": obj}, separators=(",", ":")).encode() + b"\n"
-            self._encoded[cache_key] = line
-        return line
+    __slots__ = ("type", "rv", "new", "old")
+
+    def __init__(self, type: str, rv: int, new: Stored, old: Stored | None = None) -> None:
+        self.type, self.rv, self.new, self.old = type, rv, new, old
+
+    @property
+    def obj(self) -> Obj:
+        """The changed object, decoded (a fresh dict)."""
+        return self.new.decode()
 
 
 class Watcher:
@@ -77,13 +73,37 @@ class Watcher:
 
 
 class ResourceLog:
-    """Objects of one resource plus its recent events."""
+    """Objects of one resource, their names in order, and its recent events."""
 
     def __init__(self, window: int) -> None:
-        self.objects: dict[tuple[str, str], Obj] = {}
+        self.objects: dict[Ident, Stored] = {}
+        #: the keys of ``objects``, sorted: lists walk it instead of sorting every time
+        self.order: list[Ident] = []
         self.events: collections.deque[Event] = collections.deque(maxlen=window)
         #: the highest resourceVersion that fell out of the log; watches from below it get 410
         self.evicted_rv = 0
+
+    def set(self, ident: Ident, entry: Stored) -> None:
+        if ident not in self.objects:
+            bisect.insort(self.order, ident)
+        self.objects[ident] = entry
+
+    def pop(self, ident: Ident) -> None:
+        if self.objects.pop(ident, None) is not None:
+            i = bisect.bisect_left(self.order, ident)
+            del self.order[i]
+
+    def entries(self, namespace: str | None, after: Ident | None = None) -> Iterator[Stored]:
+        """Objects in (namespace, name) order, optionally of one namespace, after ``after``."""
+        order, lo, hi = self.order, 0, len(self.order)
+        if namespace:
+            lo = bisect.bisect_left(order, (namespace,))
+            hi = bisect.bisect_left(order, (namespace + "\0",))
+        if after is not None:
+            lo = max(lo, bisect.bisect_right(order, after))
+        objects = self.objects
+        for i in range(lo, hi):
+            yield objects[order[i]]
 
     def record(self, event: Event) -> None:
         if len(self.events) == self.events.maxlen:
@@ -104,9 +124,12 @@ class Store:
         self.started_rv = 0
         if backend is not None:
             self._rv, stored = backend.load()
-            for key, obj in stored:
-                meta = obj["metadata"]
-                self._log(key).objects[(meta.get("namespace") or "", meta["name"])] = obj
+            for key, raw in stored:
+                entry = Stored.from_raw(raw)
+                log = self._log(key)
+                log.objects[entry.ident] = entry
+            for log in self._logs.values():
+                log.order = sorted(log.objects)
             self.started_rv = self._rv
 
     def close(self) -> None:
@@ -131,21 +154,34 @@ class Store:
             log = self._logs[key] = ResourceLog(self._window)
         return log
 
+    def entry(self, key: Key, namespace: str | None, name: str) -> Stored | None:
+        """The stored form of one object (its JSON and labels), without decoding it."""
+        log = self._logs.get(key)
+        return log.objects.get((namespace or "", name)) if log else None
+
+    def contains(self, key: Key, namespace: str | None, name: str) -> bool:
+        return self.entry(key, namespace, name) is not None
+
     def get(self, key: Key, namespace: str | None, name: str) -> Obj | None:
-        return self._log(key).objects.get((namespace or "", name))
+        """One object, decoded: a fresh dict the caller may change."""
+        entry = self.entry(key, namespace, name)
+        return entry.decode() if entry is not None else None
+
+    def entries(self, key: Key, namespace: str | None = None,
+                after: Ident | None = None) -> Iterator[Stored]:
+        """Stored objects of a resource in (namespace, name) order, optionally in one namespace
+        and only those after ``after``. Iterate without awaiting: writes change the order."""
+        log = self._logs.get(key)
+        return log.entries(namespace, after) if log else iter(())
 
     def list(self, key: Key, namespace: str | None = None) -> list[Obj]:
-        """Objects of a resource, in (namespace, name) order, optionally in one namespace."""
-        objects = self._log(key).objects
-        items = sorted(objects.items())
-        if namespace:
-            return [o for (ns, _), o in items if ns == namespace]
-        return [o for _, o in items]
+        """Objects of a resource, decoded, in (namespace, name) order, optionally in one namespace."""
+        return [entry.decode() for entry in self.entries(key, namespace)]
 
     def iter_all(self) -> Iterator[tuple[Key, Obj]]:
         for key, log in list(self._logs.items()):
-            for obj in list(log.objects.values()):
-                yield key, obj
+            for entry in list(log.objects.values()):
+                yield key, entry.decode()
 
     def last_event(self, key: Key) -> Event | None:
         """The newest event of a resource: a cheap change stamp for caches derived from it."""
@@ -153,22 +189,24 @@ class Store:
         return log.events[-1] if log and log.events else None
 
     def count(self, key: Key) -> int:
-        return len(self._log(key).objects)
+        log = self._logs.get(key)
+        return len(log.objects) if log else 0
 
     def keys(self) -> list[Key]:
         return list(self._logs)
 
     # -- writes -----------------------------------------------------------------------------
-    def put(self, key: Key, obj: Obj, *, old: Obj | None = None) -> Event:
+    def put(self, key: Key, obj: Obj) -> Event:
         """Store ``obj`` (its resourceVersion already set) and tell watchers."""
-        meta = obj["metadata"]
-        ident = (meta.get("namespace") or "", meta["name"])
+        entry = Stored.of(obj)
+        ident = entry.ident
         log = self._log(key)
-        etype = "MODIFIED" if ident in log.objects else "ADDED"
+        old = log.objects.get(ident)
         if self._backend is not None:
-            self._backend.put(key, ident, obj, self._rv)
-        log.objects[ident] = obj
-        event = Event(etype, int(meta["resourceVersion"]), obj, old)
+            self._backend.put(key, ident, entry.raw, self._rv)
+        log.set(ident, entry)
+        event = Event("MODIFIED" if old is not None else "ADDED",
+                      int(obj["metadata"]["resourceVersion"]), entry, old)
         self._publish(key, log, event)
         return event
 
@@ -177,11 +215,13 @@ class Store:
         meta = obj["metadata"]
         ident = (meta.get("namespace") or "", meta["name"])
         log = self._log(key)
-        final = {**obj, "metadata": {**meta, "resourceVersion": str(self.next_rv())}}
+        old = log.objects.get(ident)
+        rv = self.next_rv()
+        final = Stored.of({**obj, "metadata": {**meta, "resourceVersion": str(rv)}})
         if self._backend is not None:
             self._backend.delete(key, ident, self._rv)
-        log.objects.pop(ident, None)
-        event = Event("DELETED", int(final["metadata"]["resourceVersion"]), final, obj)
+        log.pop(ident)
+        event = Event("DELETED", rv, final, old if old is not None else Stored.of(obj))
         self._publish(key, log, event)
         return event
 
@@ -193,11 +233,11 @@ class Store:
         for w in list(self._watchers.get(key, ())):
             w.queue.put_nowait(None)
         self._watchers.pop(key, None)
-        return list(log.objects.values()) if log else []
+        return [entry.decode() for entry in log.objects.values()] if log else []
 
     def _publish(self, key: Key, log: ResourceLog, event: Event) -> None:
         log.record(event)
-        ns = event.obj["metadata"].get("namespace") or ""
+        ns = event.new.namespace
         for w in self._watchers.get(key, ()):
             if w.namespace is None or w.namespace == ns:
                 w.offer(event)

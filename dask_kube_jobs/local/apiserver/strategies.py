@@ -39,7 +39,7 @@ class PodStrategy(Strategy):
         spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
         account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
         namespace = obj["metadata"].get("namespace")
-        if core.store.get(SERVICEACCOUNT_KEY, namespace, account) is None:
+        if not core.store.contains(SERVICEACCOUNT_KEY, namespace, account):
             raise errors.admission_forbidden(
                 "pods", obj["metadata"].get("name") or "",
                 f"error looking up service account {namespace}/{account}: serviceaccount "
@@ -86,7 +86,7 @@ class NamespaceStrategy(Strategy):
             core.finish_delete(rtype, new)
         else:
             new["metadata"]["resourceVersion"] = str(core.store.next_rv())
-            core.store.put(rtype.key, new, old=old)
+            core.store.put(rtype.key, new)
         return new
 
     def held(self, obj: Obj) -> bool:

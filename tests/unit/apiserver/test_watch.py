@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from dask_kube_jobs.local.apiserver.core import APICore, ListOptions
+from dask_kube_jobs.local.apiserver.core import APICore
 from dask_kube_jobs.local.apiserver.fieldselectors import parse_field_selector
+from dask_kube_jobs.local.apiserver.listing import ListOptions
 from dask_kube_jobs.local.apiserver.registry import Registry
 from dask_kube_jobs.local.apiserver.selectors import parse_label_selector
 from dask_kube_jobs.local.apiserver.store import Store
