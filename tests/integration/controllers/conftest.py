@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from dask_kube_jobs.contract.times import fmt_time
-from dask_kube_jobs.kube import NAMESPACES, NODES, PODS, APIError, Client, Obj
+from dask_kube_jobs.kube import NAMESPACES, NODES, PODS, SERVICEACCOUNTS, APIError, Client, Obj
 from dask_kube_jobs.local.controllers.manager import run_controllers
 from dask_kube_jobs.local.launcher import LocalControlPlane
 from dask_kube_jobs.local.testing import Kubectl
@@ -61,9 +61,15 @@ async def controllers(plane: LocalControlPlane) -> AsyncIterator[asyncio.Task[No
 
 
 @pytest.fixture
-async def ns(client: Client) -> AsyncIterator[str]:
+async def ns(client: Client, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A fresh namespace; with the controllers running, once its ``default`` ServiceAccount
+    exists: Pods name it, and ServiceAccount admission refuses them until then (as a real
+    server does; its own retries last a few seconds, which a loaded machine can outwait)."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     await client.create(NAMESPACES, None, {"metadata": {"name": name}})
+    if "controllers" in request.fixturenames:
+        await eventually(lambda: client.get(SERVICEACCOUNTS, name, "default"), timeout=60,
+                         what=f"the default ServiceAccount of namespace {name}")
     yield name
     with contextlib.suppress(APIError):
         await client.delete(NAMESPACES, None, name)
