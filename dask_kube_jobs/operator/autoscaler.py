@@ -171,10 +171,10 @@ async def reconcile(rt: Runtime, autoscaler: Obj, state: dict[str, Any]) -> floa
                 for r in meta.get("ownerReferences") or [])
     if not owned:
         # Applied from a manifest, it names its cluster; owned by it, it goes with it.
-        cluster_obj = await rt.client.get(DASKCLUSTERS, ns, cluster)
+        cluster_obj = await rt.read(DASKCLUSTERS, ns, cluster)
         if cluster_obj is not None:
             await adopt(rt, DASKAUTOSCALERS, autoscaler, cluster_obj, controller=False)
-    group = await rt.client.get(DASKWORKERGROUPS, ns, group_name)
+    group = await rt.read(DASKWORKERGROUPS, ns, group_name)
     scheduler = rt.pod(ns, names.scheduler_name(cluster))
     address = scheduler_comm.scheduler_rpc_address(scheduler) if scheduler else None
     if group is None or address is None:
@@ -199,7 +199,7 @@ async def reconcile(rt: Runtime, autoscaler: Obj, state: dict[str, Any]) -> floa
     new, reason = decision.replicas, decision.reason
     state["below_since"] = decision.below_since
     if new != current:
-        await rt.client.patch(DASKWORKERGROUPS, ns, group_name, {"spec": {"worker": {"replicas": new}}})
+        await rt.patch(DASKWORKERGROUPS, ns, group_name, {"spec": {"worker": {"replicas": new}}})
         state["last_change"] = now
         await rt.event(autoscaler, "Scaled", f"{group_name}: {current} -> {new} ({reason})")
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -2,7 +2,9 @@
 
 Every pass compares what exists with what the spec asks for and fixes the difference, so it
 does not matter whether the previous pass finished, ran twice, or ran in another operator
-process. Children have fixed names, which makes their creation idempotent (409 means done).
+process. Children have fixed names, which makes their creation idempotent (409 means done);
+what exists is read from the operator's caches (``Runtime``), so a child is only created when
+they say it is missing, not re-sent on every pass to be answered 409.
 The default group's replicas follow ``spec.worker.replicas`` only when the cluster's spec
 changes (tracked through ``status.observedGeneration``), so ``kubectl scale daskworkergroup
 <cluster>-default`` and HPAs on the group are not undone by the next pass.
@@ -20,6 +22,7 @@ from ..contract.objects import owner_reference
 from ..contract.pods import pod_active, pod_ready
 from ..kube import PODS, SERVICES, APIError, Conflict
 from . import builders, diagnosis, limits, pod_policy, scheduler_comm
+from .cache import UNKNOWN
 from .failures import REASON_POLICY, ChildRefused
 from .runtime import Runtime
 
@@ -34,7 +37,7 @@ async def create_if_missing(rt: Runtime, res: Any, body: Obj) -> bool:
     Raises ``failures.ChildRefused`` when the API server refuses it for good (invalid,
     forbidden): the caller ends or marks its object instead of retrying."""
     try:
-        await rt.client.create(res, body["metadata"]["namespace"], body)
+        rt.wrote(res, await rt.client.create(res, body["metadata"]["namespace"], body))
     except Conflict:
         return False
     except APIError as exc:
@@ -52,8 +55,8 @@ async def adopt(rt: Runtime, res: Resource, obj: Obj, cluster: Obj, *, controlle
     if any(r.get("uid") == cluster["metadata"]["uid"] for r in refs):
         return
     ref = owner_reference(cluster, controller=controller, block=True)
-    await rt.client.patch(res, obj["metadata"]["namespace"], obj["metadata"]["name"],
-                          {"metadata": {"ownerReferences": [*refs, ref]}})
+    await rt.patch(res, obj["metadata"]["namespace"], obj["metadata"]["name"],
+                   {"metadata": {"ownerReferences": [*refs, ref]}})
 
 
 def startup_timeout(cluster: Obj | None) -> float:
@@ -128,6 +131,8 @@ async def ensure_scheduler(rt: Runtime, cluster: Obj) -> Obj | None:
                            f"({(pod.get('status') or {}).get('phase')}); replacing it", warning=True)
         return None
     if pod is None:
+        if rt.objects.lookup(PODS.kind, ns, names.scheduler_name(name)) not in (None, UNKNOWN):
+            return None  # made by an earlier pass; the informer has not shown it yet
         if await create_if_missing(rt, PODS, builders.scheduler_pod(cluster)):
             await rt.event(cluster, "SchedulerCreated", f"created scheduler Pod {names.scheduler_name(name)}")
         return None
@@ -261,21 +266,25 @@ async def _reconcile(rt: Runtime, cluster: Obj) -> float:
         await rt.patch_status(DASKCLUSTERS, cluster, {"phase": cluster_status.PHASE_CREATED})
 
     scheduler = await ensure_scheduler(rt, cluster)
-    if await create_if_missing(rt, SERVICES, builders.scheduler_service(cluster)):
+    if rt.service(ns, names.scheduler_name(name)) is None and \
+            await create_if_missing(rt, SERVICES, builders.scheduler_service(cluster)):
         await rt.event(cluster, "ServiceCreated", f"created Service {names.scheduler_name(name)}")
 
     group_name = names.default_worker_group(name)
     desired_group = builders.default_worker_group(cluster)
-    group = await rt.client.get(DASKWORKERGROUPS, ns, group_name)
-    if group is None:
+    group = rt.objects.lookup(DASKWORKERGROUPS.kind, ns, group_name)
+    if group is None or group is UNKNOWN:
+        # Missing, or not delivered by the watch yet: creating it answers both (409: it exists).
         if await create_if_missing(rt, DASKWORKERGROUPS, desired_group):
             await rt.event(cluster, "WorkerGroupCreated", f"created DaskWorkerGroup {group_name}")
-    elif status.get("observedGeneration") != meta.get("generation"):
+            group = None
+        else:
+            group = await rt.read(DASKWORKERGROUPS, ns, group_name)
+    if group is not None and status.get("observedGeneration") != meta.get("generation"):
         want = desired_group["spec"]["worker"].get("replicas")
         have = ((group.get("spec") or {}).get("worker") or {}).get("replicas")
         if want is not None and want != have:
-            await rt.client.patch(DASKWORKERGROUPS, ns, group_name,
-                                  {"spec": {"worker": {"replicas": want}}})
+            await rt.patch(DASKWORKERGROUPS, ns, group_name, {"spec": {"worker": {"replicas": want}}})
             await rt.event(cluster, "Scaled", f"worker group {group_name}: {have} -> {want} workers")
     failure = replica_failure(group)
     if failure is not None:  # its workers can never be made: the cluster cannot work

@@ -2,8 +2,10 @@
 
 A daemon is kopf's per-object task: it starts for every object the operator sees (including all
 existing ones when a new operator process starts) and is stopped when the object is deleted.
-Each loop iteration re-reads the object and runs one reconcile pass, so the loop is the whole
-controller: nothing is remembered between passes that could not be observed again. Errors are
+Each loop iteration takes the object as kopf's watch last delivered it (``Runtime.read``: no
+request, unless the watch has not caught up with a write of this process) and runs one reconcile
+pass, so the loop is the whole controller: nothing is remembered between passes that could not
+be observed again. Errors are
 retried with a bounded back-off; a daemon whose object is gone ends instead of retrying.
 The loop is also the one place each pass is counted and timed (``metrics.reconcile_pass``) and
 where the daemon's log records are tagged with its object (``logs.bind_object``).
@@ -12,6 +14,7 @@ where the daemon's log records are tagged with its object (``logs.bind_object``)
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -84,9 +87,10 @@ async def _loop(kind: str, res: Resource, reconcile: Reconcile, name: str, names
     async def one_pass() -> float | None:
         """The pass's next delay; None when the object is gone."""
         with metrics.reconcile_pass(kind):
-            obj = await rt.client.get(res, namespace, name)
-            if obj is None:
+            found = await rt.read(res, namespace, name)
+            if found is None:
                 return None  # deleted: nothing left to reconcile
+            obj = copy.deepcopy(found)  # the pass's own copy: the cache's is shared
             rt.track(key, obj)
             # A spec's nulls mean "not set" (see without_nulls); reconcilers never see them.
             if obj.get("spec") is not None:
@@ -164,14 +168,16 @@ async def daskautoscaler_daemon(name: str, namespace: str, stopped: kopf.DaemonS
     await _loop("DaskAutoscaler", DASKAUTOSCALERS, reconcile, name, namespace, stopped, memo, logger)
 
 
-def _poke(kind: str) -> Callable[..., None]:
-    def handler(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-        runtime = memo.get("runtime")
+def _observe(kind: str) -> Callable[..., None]:
+    def handler(name: str, namespace: str, event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+        runtime: Runtime | None = memo.get("runtime")
         if runtime is not None:
+            runtime.objects.observe(kind, event.get("type"), event["object"])
             runtime.trigger(namespace, kind, name)
     return handler
 
 
-# Any change to an object wakes its daemon at once instead of at its next timed pass.
+# Every watch event of an object goes into the operator's cache (what passes read, of every
+# kind) and wakes its daemon at once instead of at its next timed pass.
 for _res in DASK_RESOURCES:
-    kopf.on.event(_res.group, _res.version, _res.plural, id=f"wake-{_res.plural}")(_poke(_res.kind))
+    kopf.on.event(_res.group, _res.version, _res.plural, id=f"wake-{_res.plural}")(_observe(_res.kind))

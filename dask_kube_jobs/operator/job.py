@@ -115,8 +115,38 @@ def _decode_result(message: str | None) -> Any:
         return message
 
 
+class StatusDraft:
+    """A job's status as one pass decides it, over the status it was delivered with.
+
+    ``set`` merges fields (a phase never moves backwards); ``take`` hands out only the fields
+    that differ from what the server holds, once, so a pass that decides nothing new writes
+    nothing and one that decides many things writes them in one patch."""
+
+    def __init__(self, status: Obj | None) -> None:
+        self.sent: Obj = dict(status or {})  # what the server holds, as far as this pass knows
+        self.current: Obj = dict(status or {})
+
+    def set(self, **fields: Any) -> None:
+        phase = fields.get("jobStatus")
+        if phase and ORDER[phase] < ORDER.get(self.current.get("jobStatus") or "", 0):
+            fields.pop("jobStatus")
+        fields.update(printed_fields(self.current, fields))
+        self.current.update(fields)
+
+    def take(self) -> Obj:
+        changed = {k: v for k, v in self.current.items() if self.sent.get(k) != v}
+        self.sent.update(changed)
+        return changed
+
+
 class JobReconciler:
-    """One pass over one DaskJob (a fresh object per pass: no state survives between passes)."""
+    """One pass over one DaskJob (a fresh object per pass: no state survives between passes).
+
+    Status fields and Events decided during a pass are sent together: one status patch and
+    then the Events, at the end of the pass and before anything is deleted (so a terminal
+    status is on the server before the cluster goes, and an Event is never said for a status
+    that was not written). A pass that fails part-way still sends what it decided until then.
+    """
 
     def __init__(self, rt: Runtime, job: Obj) -> None:
         self.rt = rt
@@ -124,30 +154,48 @@ class JobReconciler:
         self.meta = job["metadata"]
         self.ns, self.name = self.meta["namespace"], self.meta["name"]
         self.spec = job.get("spec") or {}
-        self.status: Obj = dict(job.get("status") or {})
+        self.draft = StatusDraft(job.get("status"))
+        self.status: Obj = self.draft.current  # the status as this pass has decided it so far
         self.cluster_name = builders.cluster_of_job(job)
+        self.unsaid: list[tuple[str, str, bool]] = []  # Events waiting for that status
 
     async def write(self, **fields: Any) -> None:
-        """Merge ``fields`` into status; a phase never moves backwards."""
-        phase = fields.get("jobStatus")
-        if phase and ORDER[phase] < ORDER.get(self.status.get("jobStatus") or "", 0):
-            fields.pop("jobStatus")
-        fields.update(printed_fields(self.status, fields))
-        changed = {k: v for k, v in fields.items() if self.status.get(k) != v}
-        if not changed:
-            return
-        changed["observedGeneration"] = self.meta.get("generation")
-        if await self.rt.patch_status(DASKJOBS, self.job, changed) is not None:
-            self.status.update(changed)
+        """Merge ``fields`` into status (sent by ``flush``); a phase never moves backwards."""
+        self.draft.set(**fields)
+
+    def say(self, reason: str, message: str, *, warning: bool = False) -> None:
+        """An Event about the job, said once the status decided before it is written."""
+        self.unsaid.append((reason, message, warning))
+
+    async def flush(self) -> None:
+        """Send the status decided so far (one patch, only if something changed), then its Events."""
+        changed = self.draft.take()
+        if changed:
+            changed["observedGeneration"] = self.meta.get("generation")
+            await self.rt.patch_status(DASKJOBS, self.job, changed)
+        said, self.unsaid = self.unsaid, []
+        for reason, message, warning in said:
+            await self.rt.event(self.job, reason, message, warning=warning)
+
+    async def delete(self, res: Any, name: str, **options: Any) -> bool:
+        """Delete a child (or the job), after writing what this pass has decided."""
+        await self.flush()
+        return await self.rt.client.delete(res, self.ns, name, **options)
 
     # -- the pass ----------------------------------------------------------------------------
     async def reconcile(self) -> float:
         try:
-            return await self.reconcile_once()
-        except ChildRefused as refused:
-            # Retrying cannot help: end the job with the API server's words (and tear down
-            # what was made for it, as for any failed job).
-            return await self.fail(refused.reason, refused.message)
+            try:
+                delay = await self.reconcile_once()
+            except ChildRefused as refused:
+                # Retrying cannot help: end the job with the API server's words (and tear down
+                # what was made for it, as for any failed job).
+                delay = await self.fail(refused.reason, refused.message)
+        except Exception:
+            await self.flush()  # what was decided before the error is true: write it
+            raise
+        await self.flush()
+        return delay
 
     async def reconcile_once(self) -> float:
         if self.meta.get("deletionTimestamp"):
@@ -166,7 +214,7 @@ class JobReconciler:
         if self.status.get("conditions") and conditions.is_true(self.status.get("conditions"), "Suspended"):
             await self.write(conditions=conditions.put_condition(self.status.get("conditions"), "Suspended", False,
                                                        "Resumed", "the job was resumed"))
-            await self.rt.event(self.job, "Resumed", "the job was resumed")
+            self.say("Resumed", "the job was resumed")
         if not limits.is_admitted(self.status, started=_started(self.status)):
             refused = await self.admit()
             if refused is not None:
@@ -185,7 +233,7 @@ class JobReconciler:
             # The first time, or after a suspension (which deleted the cluster and cleared
             # clusterName): make the cluster.
             if await create_if_missing(self.rt, DASKCLUSTERS, builders.job_cluster(self.job)):
-                await self.rt.event(self.job, "ClusterCreated", f"created DaskCluster {self.cluster_name}")
+                self.say("ClusterCreated", f"created DaskCluster {self.cluster_name}")
         elif scheduler is None or scheduler["metadata"].get("deletionTimestamp") or \
                 (scheduler.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             # Its live scheduler Pod (which the cluster owns) proves the cluster exists;
@@ -221,7 +269,7 @@ class JobReconciler:
 
     async def has_live_cluster(self) -> bool:
         """Its DaskCluster exists, is this job's, and is not being deleted."""
-        cluster = await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
+        cluster = await self.rt.read(DASKCLUSTERS, self.ns, self.cluster_name)
         return cluster is not None and not cluster["metadata"].get("deletionTimestamp") and any(
             r.get("uid") == self.meta["uid"] for r in cluster["metadata"].get("ownerReferences") or [])
 
@@ -244,11 +292,11 @@ class JobReconciler:
                              message=problem.message)
         limit = int(self.spec.get("backoffLimit", 0) or 0)
         if failures <= limit:
-            await self.rt.event(self.job, "BackOff",
-                                f"{problem.reason}: {problem.message}; replacing the scheduler "
-                                f"({failures}/{limit} retries used)", warning=True)
+            self.say("BackOff",
+                     f"{problem.reason}: {problem.message}; replacing the scheduler "
+                     f"({failures}/{limit} retries used)", warning=True)
             with contextlib.suppress(NotFound, Conflict):  # gone, or already replaced
-                await self.rt.client.delete(PODS, self.ns, pod["metadata"]["name"], uid=uid)
+                await self.delete(PODS, pod["metadata"]["name"], uid=uid)
             return RESYNC
         tail = await self.rt.log_tail(self.ns, pod["metadata"]["name"],
                                       previous=problem.previous_log)
@@ -302,8 +350,8 @@ class JobReconciler:
                 await self.write(reason=limits.REASON_EXCEEDED, message=message, conditions=conditions.put_condition(
                     self.status.get("conditions"), limits.CONDITION_ADMITTED, False,
                     limits.REASON_EXCEEDED, message, self.meta.get("generation")))
-                await self.rt.event(self.job, limits.REASON_EXCEEDED, f"{message}; the job waits",
-                                    warning=True)
+                self.say(limits.REASON_EXCEEDED, f"{message}; the job waits",
+                         warning=True)
             return limits.RECHECK_SECONDS
         cleared: Obj = {"reason": None, "message": None} \
             if self.status.get("reason") == limits.REASON_EXCEEDED else {}
@@ -314,9 +362,9 @@ class JobReconciler:
         # the Event unsaid rather than claiming an admission that was never recorded, and the
         # pass that resumes sees the job admitted and goes on.
         if previous is not None:
-            await self.rt.event(self.job, "Admitted", "now within the operator's limits; starting")
+            self.say("Admitted", "now within the operator's limits; starting")
         else:
-            await self.rt.event(self.job, "JobCreated", "DaskJob accepted")
+            self.say("JobCreated", "DaskJob accepted")
         return None
 
     async def drive_runner(self) -> float:
@@ -354,7 +402,7 @@ class JobReconciler:
             if problem:
                 fatal_now = problem.reason in diagnosis.IMAGE_ERRORS and problem.reason != "ImagePullBackOff"
                 if fatal_now or _seconds_since(pod["metadata"].get("creationTimestamp")) > pending_timeout():
-                    await self.rt.client.delete(PODS, self.ns, name, uid=pod["metadata"]["uid"])
+                    await self.delete(PODS, name, uid=pod["metadata"]["uid"])
                     return await self.attempt_failed(pod, attempt, reason=problem.reason,
                                                      message=problem.message)
                 note = diagnosis.waiting_note(pod, "runner")
@@ -381,7 +429,7 @@ class JobReconciler:
         await self.write(jobStatus="Running", jobRunnerPodName=name, attempts=attempt)
         if created:
             what = "re-created" if recreate else "created"
-            await self.rt.event(self.job, "RunnerCreated", f"{what} runner Pod {name} (attempt {attempt})")
+            self.say("RunnerCreated", f"{what} runner Pod {name} (attempt {attempt})")
         return RESYNC
 
     async def attempt_failed(self, pod: Obj, attempt: int, *, reason: str | None = None,
@@ -403,9 +451,9 @@ class JobReconciler:
             wait = retry_delay(failures) - (now() - finished).total_seconds()
             if wait > 0:
                 if self.status.get("retryAt") is None:
-                    await self.rt.event(self.job, "BackOff",
-                                        f"attempt {attempt} failed ({reason}); retrying in {wait:.0f}s "
-                                        f"({failures}/{limit} retries used)", warning=True)
+                    self.say("BackOff",
+                             f"attempt {attempt} failed ({reason}); retrying in {wait:.0f}s "
+                             f"({failures}/{limit} retries used)", warning=True)
                 await self.write(retryAt=fmt_time(now() + dt.timedelta(seconds=wait)))
                 return wait
             await self.write(retryAt=None)
@@ -421,7 +469,7 @@ class JobReconciler:
                          jobRunnerPodName=pod["metadata"]["name"],
                          conditions=conditions.put_condition(self.status.get("conditions"), "Complete", True,
                                                    "Completed", "the runner exited with code 0"))
-        await self.rt.event(self.job, "Successful", f"runner {pod['metadata']['name']} completed")
+        self.say("Successful", f"runner {pod['metadata']['name']} completed")
         return await self.finished()
 
     async def fail(self, reason: str, message: str, *, exit_code: int | None = None,
@@ -437,10 +485,10 @@ class JobReconciler:
         if failed is not None:
             fields["failed"] = failed
         await self.write(**fields)
-        await self.rt.event(self.job, "Failed", f"{reason}: {message}", warning=True)
+        self.say("Failed", f"{reason}: {message}", warning=True)
         runner = self.status.get("jobRunnerPodName")
         if reason == "DeadlineExceeded" and runner:
-            await self.rt.client.delete(PODS, self.ns, runner)
+            await self.delete(PODS, runner)
         return await self.finished()
 
     async def finished(self) -> float:
@@ -452,18 +500,22 @@ class JobReconciler:
         # by hand leaves kubectl get's CLUSTER column too.
         if self.rt.torn_down.get(key) != self.meta["uid"] and \
                 (not keep or self.status.get("activeCluster")):
-            cluster = await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
+            cluster = await self.rt.read(DASKCLUSTERS, self.ns, self.cluster_name)
             found = (cluster or {}).get("metadata") or {}
             ours = any(r.get("uid") == self.meta["uid"] for r in found.get("ownerReferences") or [])
             going = bool(found.get("deletionTimestamp"))
-            if not ours:
-                # Gone (or someone else's): the pod and job events of the teardown that wake
-                # this daemon need not ask again.
+            if not ours or going:
+                # Gone, going, or someone else's: the Pod and job events of the teardown that
+                # wake this daemon need not look at it again.
                 self.rt.torn_down[key] = self.meta["uid"]
-            elif not keep and not going:
-                await self.rt.client.delete(DASKCLUSTERS, self.ns, self.cluster_name,
+            elif not keep:
+                # The uid precondition keeps a stale cache from deleting a newer cluster of
+                # the same name.
+                deleted = await self.delete(DASKCLUSTERS, self.cluster_name,
                                             uid=found["uid"], propagation="Background")
-                await self.rt.event(self.job, "ClusterDeleted", f"deleted DaskCluster {self.cluster_name}")
+                self.rt.torn_down[key] = self.meta["uid"]
+                if deleted:
+                    self.say("ClusterDeleted", f"deleted DaskCluster {self.cluster_name}")
             if not (keep and ours and not going):
                 await self.write(activeCluster=None)
         ttl = self.spec.get("ttlSecondsAfterFinished")
@@ -473,20 +525,18 @@ class JobReconciler:
         if left > 0:
             return left
         with contextlib.suppress(NotFound):
-            await self.rt.client.delete(DASKJOBS, self.ns, self.name, uid=self.meta["uid"],
-                                        propagation="Background")
+            await self.delete(DASKJOBS, self.name, uid=self.meta["uid"], propagation="Background")
         return RESYNC
 
     async def suspended(self) -> float:
         runner = self.status.get("jobRunnerPodName")
         if runner:
-            await self.rt.client.delete(PODS, self.ns, runner)
+            await self.delete(PODS, runner)
             await self.write(jobRunnerPodName=None)  # resuming starts a fresh attempt
         borrowed = cluster_ref.ref_name(self.spec) is not None  # not the job's to remove
-        cluster = None if borrowed else await self.rt.client.get(DASKCLUSTERS, self.ns, self.cluster_name)
-        if cluster is not None:
-            await self.rt.client.delete(DASKCLUSTERS, self.ns, self.cluster_name,
-                                        uid=cluster["metadata"]["uid"])
+        cluster = None if borrowed else await self.rt.read(DASKCLUSTERS, self.ns, self.cluster_name)
+        if cluster is not None and not cluster["metadata"].get("deletionTimestamp"):
+            await self.delete(DASKCLUSTERS, self.cluster_name, uid=cluster["metadata"]["uid"])
         if self.status.get("clusterName"):
             await self.write(clusterName=None, activeCluster=None)  # resuming makes a new cluster
         if limits.is_admitted(self.status, started=_started(self.status)):
@@ -499,7 +549,7 @@ class JobReconciler:
         if not conditions.is_true(self.status.get("conditions"), "Suspended"):
             await self.write(conditions=conditions.put_condition(self.status.get("conditions"), "Suspended", True,
                                                        "JobSuspended", "spec.suspend is true"))
-            await self.rt.event(self.job, "Suspended", "the job is suspended; its cluster and runner were removed")
+            self.say("Suspended", "the job is suspended; its cluster and runner were removed")
         return RESYNC
 
 

@@ -8,6 +8,12 @@ Instead one informer per watched namespace lists and watches only Pods carrying 
 of the objects that Pod belongs to. Daemons also wake on a timer, which makes the whole
 operator level-triggered: a missed event costs latency, never correctness.
 
+Reads come from memory, not from the API server: the custom objects from what kopf's watch
+delivered (``cache.ObjectCache``, fed by ``handlers.py``, with this process's own writes on
+top until the watch shows them), Pods and the schedulers' Services from their informers. A
+read the cache cannot answer (an object the watch has not delivered yet) falls back to a GET,
+so a restarted operator converges exactly as before, only with more requests at first.
+
 The Runtime is also where the operator's metrics are fed from (``metrics.py``): a wake-up's
 time is kept until the pass it causes starts, a status write that ends a job counts its outcome,
 and ``snapshot`` tells the scrape what the process manages.
@@ -25,8 +31,9 @@ from typing import Any
 
 from ..contract import names
 from ..contract.api_resources import DASKJOBS
-from ..kube import PODS, Client, EventRecorder, Informer, NotFound, Resource
+from ..kube import PODS, SERVICES, Client, EventRecorder, Informer, NotFound, Resource
 from . import metrics
+from .cache import UNKNOWN, ObjectCache
 
 log = logging.getLogger("dask_kube_jobs.operator")
 
@@ -49,12 +56,14 @@ class Runtime:
     events: EventRecorder
     namespaces: list[str] | None  # None: all namespaces
     informers: dict[str | None, Informer] = field(default_factory=dict)
+    service_informers: dict[str | None, Informer] = field(default_factory=dict)
+    objects: ObjectCache = field(default_factory=ObjectCache)
     _triggers: dict[Key, asyncio.Event] = field(default_factory=dict)
     _expectations: dict[Key, Expectation] = field(default_factory=dict)
     _woken_at: dict[Key, float] = field(default_factory=dict)  # first unserved wake-up
     managed: dict[Key, str] = field(default_factory=dict)  # daemons running -> phase seen
-    # Finished DaskJobs whose cluster this process saw gone: their passes need not ask again.
-    # Only a saving: a new process asks once per job, which is as correct.
+    # Finished DaskJobs whose cluster this process deleted or saw gone: their passes need not
+    # look again. Only a saving: a new process looks once per job, which is as correct.
     torn_down: dict[Key, str] = field(default_factory=dict)  # -> the job's uid
     # DaskClusters (namespace, name) a child of which the API server refused for good, with
     # their Failed condition: written by the cluster's daemon from its status, read by its
@@ -71,7 +80,14 @@ class Runtime:
             informer.on_change(rt._on_pod)
             rt.informers[ns] = informer
             rt._tasks.append(asyncio.create_task(informer.run(), name=f"pods-informer-{ns or 'all'}"))
-        await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in rt.informers.values())), 60)
+            # The schedulers' Services (every one carries its cluster's label): a Service is
+            # created when this cache says it is missing, never re-sent to be answered 409.
+            services = Informer(client, SERVICES, namespace=ns, label_selector=names.LABEL_CLUSTER)
+            services.on_change(rt._on_service)
+            rt.service_informers[ns] = services
+            rt._tasks.append(asyncio.create_task(services.run(), name=f"services-informer-{ns or 'all'}"))
+        synced = [*rt.informers.values(), *rt.service_informers.values()]
+        await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in synced)), 60)
         metrics.STATE.source = rt.snapshot
         return rt
 
@@ -100,6 +116,49 @@ class Runtime:
     def pod(self, namespace: str, name: str) -> Obj | None:
         informer = self._informer_for(namespace)
         return informer.get(namespace, name) if informer else None
+
+    # -- services ---------------------------------------------------------------------------
+    def service(self, namespace: str, name: str) -> Obj | None:
+        """The Service from the informer, or as this process just created it (the watch may
+        not have brought it back yet)."""
+        informer = self.service_informers.get(namespace) or self.service_informers.get(None)
+        found = informer.get(namespace, name) if informer else None
+        if found is None:
+            made = self.objects.lookup(SERVICES.kind, namespace, name)
+            found = made if made is not UNKNOWN else None
+        return found
+
+    def _on_service(self, kind: str, service: Obj, old: Obj | None) -> None:
+        if kind == "DELETED":  # a scheduler Service removed by someone: make it again now
+            meta = service["metadata"]
+            self.objects.forget_written((meta.get("namespace") or "", SERVICES.kind, meta["name"]))
+            cluster = (meta.get("labels") or {}).get(names.LABEL_CLUSTER)
+            if cluster:
+                self.trigger(meta.get("namespace") or "", "DaskCluster", cluster)
+
+    # -- custom objects -----------------------------------------------------------------------
+    async def read(self, res: Resource, namespace: str, name: str) -> Obj | None:
+        """An object from the cache (read-only: do not change it); a GET only when the cache
+        cannot tell (see ``cache.py``). None: it does not exist."""
+        found = self.objects.lookup(res.kind, namespace, name)
+        if found is not UNKNOWN:
+            return found  # type: ignore[no-any-return]
+        obj = await self.client.get(res, namespace, name)
+        if obj is not None:
+            obj.setdefault("kind", res.kind)
+            self.objects.wrote(obj)  # as fresh as a write: kept until the watch catches up
+        return obj
+
+    def wrote(self, res: Resource, obj: Obj | None) -> Obj | None:
+        """Note an object as the API server answered a write of it."""
+        if obj is not None:
+            obj.setdefault("kind", res.kind)
+            self.objects.wrote(obj)
+        return obj
+
+    async def patch(self, res: Resource, namespace: str, name: str, body: Obj) -> Obj:
+        """A merge patch of a custom object, remembered until the watch brings it back."""
+        return self.wrote(res, await self.client.patch(res, namespace, name, body))  # type: ignore[return-value]
 
     def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
         meta = pod["metadata"]
@@ -214,6 +273,7 @@ class Runtime:
                                               {"status": status}, sub="status")
         except NotFound:
             return None
+        self.wrote(res, patched)
         if res == DASKJOBS:
             metrics.observe_job_status_write(obj, status, patched)
             phase = status.get("jobStatus")

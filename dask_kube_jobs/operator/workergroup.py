@@ -44,13 +44,14 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     if meta.get("deletionTimestamp"):
         return RESYNC
     cluster_name = spec.get("cluster")
-    cluster = await rt.client.get(DASKCLUSTERS, ns, cluster_name) if cluster_name else None
+    cluster = await rt.read(DASKCLUSTERS, ns, cluster_name) if cluster_name else None
     conds = status.get("conditions")
     if cluster is None:
         conds = conditions.put_condition(conds, "ClusterFound", False, "ClusterMissing",
                                f'DaskCluster "{cluster_name}" does not exist in {ns}', meta.get("generation"))
-        await rt.patch_status(DASKWORKERGROUPS, group, {"conditions": conds,
-                                                        "observedGeneration": meta.get("generation")})
+        missing: Obj = {"conditions": conds, "observedGeneration": meta.get("generation")}
+        if any(status.get(k) != v for k, v in missing.items()):
+            await rt.patch_status(DASKWORKERGROUPS, group, missing)
         return RESYNC
     # A group created on its own is adopted by its cluster, as upstream does, so deleting the
     # cluster removes it too.

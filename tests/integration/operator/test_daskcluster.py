@@ -74,6 +74,17 @@ def test_cluster_creates_scheduler_service_and_default_group(kubectl: Kubectl, n
         time.sleep(0.5)
     else:
         raise AssertionError("the scheduler was not replaced")
+    # a lost Service is made again: the operator's Service cache sees it go
+    old_uid = kubectl("get", "svc", "basic-scheduler", "-o", "jsonpath={.metadata.uid}").stdout
+    kubectl("delete", "svc", "basic-scheduler", "--wait=true")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        out = kubectl("get", "svc", "basic-scheduler", "-o", "jsonpath={.metadata.uid}", check=False)
+        if out.returncode == 0 and out.stdout and out.stdout != old_uid:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the scheduler Service was not made again")
     # deleting the cluster cascades to everything it made
     kubectl("delete", "daskcluster", "basic", "--timeout=60s")
     assert gone(kubectl, "daskworkergroup", "basic-default")
