@@ -74,22 +74,42 @@ def issue_serving_cert(ca: CertPair, directory: Path, name: str,
                        dns: tuple[str, ...] = ("localhost", "kubernetes", "kubernetes.default",
                                                "kubernetes.default.svc")) -> CertPair:
     """A server certificate for ``name`` signed by the CA, valid for loopback addresses."""
+    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+    sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    return _issue(ca, directory, name, [x509.NameAttribute(NameOID.COMMON_NAME, name)],
+                  ExtendedKeyUsageOID.SERVER_AUTH, x509.SubjectAlternativeName(sans))
+
+
+def issue_client_cert(ca: CertPair, directory: Path, name: str,
+                      organizations: tuple[str, ...] = ()) -> CertPair:
+    """A client certificate (user ``name`` in groups ``organizations``) signed by the CA."""
+    subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    subject.append(x509.NameAttribute(NameOID.COMMON_NAME, name))
+    return _issue(ca, directory, name, subject, ExtendedKeyUsageOID.CLIENT_AUTH)
+
+
+def _issue(ca: CertPair, directory: Path, name: str, subject: list[x509.NameAttribute],
+           usage: x509.ObjectIdentifier, sans: x509.SubjectAlternativeName | None = None,
+           ) -> CertPair:
+    """A leaf certificate for ``subject`` with one extended key usage, signed by the CA and
+    saved as ``name``.crt/.key in ``directory``."""
     ca_key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
     ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
     key = _key()
     now = dt.datetime.now(dt.timezone.utc)
-    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-    sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+    builder = (
+        x509.CertificateBuilder().subject_name(x509.Name(subject))
         .issuer_name(ca_cert.subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    )
+    if sans is not None:
+        builder = builder.add_extension(sans, critical=False)
+    cert = (
+        builder
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
                        critical=False)
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
@@ -103,27 +123,3 @@ def _save(directory: Path, name: str, key: ec.EllipticCurvePrivateKey,
     _write(pair.key, _pem_key(key))
     _write(pair.cert, cert.public_bytes(serialization.Encoding.PEM))
     return pair
-
-
-def issue_client_cert(ca: CertPair, directory: Path, name: str,
-                      organizations: tuple[str, ...] = ()) -> CertPair:
-    """A client certificate (user ``name`` in groups ``organizations``) signed by the CA."""
-    ca_key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
-    ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
-    key = _key()
-    now = dt.datetime.now(dt.timezone.utc)
-    subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-    subject.append(x509.NameAttribute(NameOID.COMMON_NAME, name))
-    cert = (
-        x509.CertificateBuilder().subject_name(x509.Name(subject))
-        .issuer_name(ca_cert.subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
-                       critical=False)
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    return _save(directory, name, key, cert)
