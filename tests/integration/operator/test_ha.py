@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,17 @@ pytestmark = pytest.mark.timeout(180)
 
 NS = "ha"
 PEERING = "dask-operator"
+# The runner waits until the test listens on a loopback port: Pods share the machine's network,
+# but not its files (the kubelet runs them as their own users, with the host's private
+# directories hidden), and the default Pod policy refuses hostPath volumes.
 WAIT_FOR_RELEASE = """
-    import os, time
-    while not os.path.exists(os.environ["RELEASE"]):
-        time.sleep(0.1)
+    import os, socket, time
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", int(os.environ["RELEASE_PORT"])), 1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
     print("released")
 """
 
@@ -59,6 +67,7 @@ def test_the_standby_takes_over_a_running_job_from_a_killed_leader(tmp_path: Pat
     with plane_without_operator(tmp_path, NS) as k:
         k("apply", "-f", "-", input=json.dumps(
             {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}}))
+        release: socket.socket | None = None
         leader = replica(k, tmp_path / "leader.log", 200)
         standby = replica(k, tmp_path / "standby.log", 100)
         try:
@@ -69,10 +78,11 @@ def test_the_standby_takes_over_a_running_job_from_a_killed_leader(tmp_path: Pat
 
             k("apply", "-f", "-", input=json.dumps(daskjob("first", "print('one')", workers=0)))
             eventually(lambda: phase(k, "first") == "Successful", 90, "the first job")
-            release = tmp_path / "release"
+            release = socket.socket()  # bound, not listening: the runner's connects are refused
+            release.bind(("127.0.0.1", 0))
             k("apply", "-f", "-", input=json.dumps(daskjob(
                 "second", WAIT_FOR_RELEASE, workers=0,
-                env=[{"name": "RELEASE", "value": str(release)}])))
+                env=[{"name": "RELEASE_PORT", "value": str(release.getsockname()[1])}])))
             runner = eventually(lambda: [p for p in pods(k, "job-runner", "second")
                                          if p.get("status", {}).get("phase") == "Running"],
                                 90, "the second job's runner to run")
@@ -91,7 +101,7 @@ def test_the_standby_takes_over_a_running_job_from_a_killed_leader(tmp_path: Pat
             # it adopted the scheduler the old leader made instead of making another
             assert [p["metadata"]["uid"] for p in pods(k, "scheduler", "second")] == \
                 [scheduler[0]["metadata"]["uid"]]
-            release.touch()
+            release.listen()
             eventually(lambda: phase(k, "second") == "Successful", 60, "the second job")
 
             status = k("get", "daskjob", "second", "-o", "json").json()["status"]
@@ -107,5 +117,7 @@ def test_the_standby_takes_over_a_running_job_from_a_killed_leader(tmp_path: Pat
             assert sorted(e["reason"] for e in created) == ["ClusterCreated", "RunnerCreated"]
             assert all(e.get("count", 1) == 1 for e in created)
         finally:
+            if release is not None:
+                release.close()
             leader.stop(signal.SIGKILL)
             standby.stop()
