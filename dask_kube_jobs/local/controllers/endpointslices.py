@@ -127,6 +127,12 @@ def desired_groups(service: Obj, pods: list[Obj],
     return groups
 
 
+def chunked(endpoints: list[Obj]) -> list[list[Obj]]:
+    """The endpoints of one group, at most 100 a slice (one empty slice if there are none)."""
+    return [endpoints[i:i + MAX_ENDPOINTS_PER_SLICE]
+            for i in range(0, len(endpoints), MAX_ENDPOINTS_PER_SLICE)] or [[]]
+
+
 def _group_of(slice_: Obj) -> Group:
     return (slice_.get("addressType") or "", json.dumps(slice_.get("ports"), sort_keys=True))
 
@@ -154,7 +160,10 @@ class EndpointSliceController:
     def _on_slice(self, kind: str, slice_: Obj, old: Obj | None) -> None:
         service = (slice_["metadata"].get("labels") or {}).get(SERVICE_NAME)
         if service:
-            self.queue.add((slice_["metadata"]["namespace"], service))
+            key = (slice_["metadata"]["namespace"], service)
+            # the informer has caught up with this slice, whatever became of it since
+            self._expected.get(key, {}).pop(slice_["metadata"]["name"], None)
+            self.queue.add(key)
 
     def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
         ns = pod["metadata"]["namespace"]
@@ -206,8 +215,7 @@ class EndpointSliceController:
             by_group.setdefault(_group_of(slice_), []).append(slice_)
         for group, endpoints in sorted(groups.items()):
             current = by_group.pop(group, [])
-            chunks = [endpoints[i:i + MAX_ENDPOINTS_PER_SLICE]
-                      for i in range(0, len(endpoints), MAX_ENDPOINTS_PER_SLICE)] or [[]]
+            chunks = chunked(endpoints)
             for i, chunk in enumerate(chunks):
                 await self._write(service, group, chunk, current[i] if i < len(current) else None)
             for extra in current[len(chunks):]:
