@@ -26,6 +26,7 @@ from ..contract.api_resources import (
     CRDS,
     DEPLOYMENTS,
     ENDPOINTS,
+    ENDPOINTSLICES,
     EVENTS,
     LEASES,
     NAMESPACES,
@@ -74,7 +75,7 @@ from .watch import ListThenWatch, Relisted, WatchEvent, decode_event
 from .workqueue import WorkQueue
 
 __all__ = [
-    "CLUSTERROLES", "CONFIGMAPS", "CRDS", "DEPLOYMENTS", "ENDPOINTS", "EVENTS", "LEASES",
+    "CLUSTERROLES", "CONFIGMAPS", "CRDS", "DEPLOYMENTS", "ENDPOINTS", "ENDPOINTSLICES", "EVENTS", "LEASES",
     "MAX_IN_FLIGHT", "NAMESPACES", "NETWORK_ERRORS", "NODES", "PODS", "REPLICASETS",
     "REQUEST_TIMEOUT", "SERVICEACCOUNTS", "SERVICE_ACCOUNT", "SERVICES", "TRANSIENT_ERRORS", "APIError",
     "AlreadyExists", "Backoff", "BadRequest", "Client", "Conflict", "EventRecorder", "Forbidden",

@@ -194,6 +194,16 @@ def _default_binding(obj: Obj, ctx: Context) -> None:
             s["apiGroup"] = "rbac.authorization.k8s.io"
 
 
+def _default_endpointslice(obj: Obj, ctx: Context) -> None:
+    """discovery/v1 defaulting: a port's name is "" and its protocol TCP; ``endpoints`` is
+    always present (null when empty, as the real server serializes it)."""
+    obj.setdefault("endpoints", None)
+    for p in obj.get("ports") or []:
+        if isinstance(p, dict):
+            p.setdefault("name", "")
+            p.setdefault("protocol", "TCP")
+
+
 def _default_crd(obj: Obj, ctx: Context) -> None:
     defaulted = crd_validation.default_crd(obj)
     obj.clear()
@@ -210,6 +220,7 @@ DEFAULTERS: dict[tuple[str, str], Callable[[Obj, Context], None]] = {
     ("rbac.authorization.k8s.io", "rolebindings"): _default_binding,
     ("rbac.authorization.k8s.io", "clusterrolebindings"): _default_binding,
     ("apiextensions.k8s.io", "customresourcedefinitions"): _default_crd,
+    ("discovery.k8s.io", "endpointslices"): _default_endpointslice,
 }
 
 

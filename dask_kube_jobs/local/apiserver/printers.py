@@ -97,6 +97,8 @@ _COLUMNS: dict[tuple[str, str], list[Obj]] = {
     ("", "services"): column_defs("Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age",
                                   "Selector*"),
     ("", "endpoints"): column_defs("Name", "Endpoints", "Age"),
+    ("discovery.k8s.io", "endpointslices"): column_defs("Name", "AddressType", "Ports",
+                                                        "Endpoints", "Age"),
     ("", "nodes"): column_defs("Name", "Status", "Roles", "Age", "Version", "Internal-IP*",
                                "External-IP*", "OS-Image*", "Kernel-Version*",
                                "Container-Runtime*"),
@@ -327,6 +329,27 @@ def format_endpoints(obj: Obj, limit: int = 3) -> str:
     return f"{text} + {count - limit} more..." if count > limit else text
 
 
+def _first_three(items: list[str]) -> str:
+    """Up to three items, then ``+ N more...``; ``<unset>`` for none (``listWithMoreString``)."""
+    text = ",".join(items[:3])
+    if len(items) > 3:
+        return f"{text} + {len(items) - 3} more..."
+    return text or "<unset>"
+
+
+def format_slice_ports(obj: Obj) -> str:
+    """Each port's number, else its name, else ``*`` (a slice port may leave both out)."""
+    ports = [p for p in _list(obj, "ports") if isinstance(p, Mapping)]
+    return _first_three([str(p["port"]) if p.get("port") is not None else
+                         p["name"] if p.get("name") is not None else "*" for p in ports])
+
+
+def format_slice_endpoints(obj: Obj) -> str:
+    """Every endpoint's addresses, in order."""
+    return _first_three([str(a) for e in _list(obj, "endpoints") if isinstance(e, Mapping)
+                         for a in _list(e, "addresses")])
+
+
 # -- cluster and config kinds ---------------------------------------------------------------
 
 
@@ -441,6 +464,8 @@ _ROWS: dict[tuple[str, str], RowFn] = {
     ("", "pods"): _pod_row,
     ("", "services"): _service_row,
     ("", "endpoints"): _simple(format_endpoints),
+    ("discovery.k8s.io", "endpointslices"): _simple(
+        lambda o: o.get("addressType") or "", format_slice_ports, format_slice_endpoints),
     ("", "nodes"): _node_row,
     ("", "namespaces"): _simple(lambda o: get_in(o, "status", "phase") or ""),
     ("", "configmaps"): _simple(

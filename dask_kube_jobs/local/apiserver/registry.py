@@ -154,6 +154,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
              status=True, scale=_REPLICAS),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
     _builtin("events.k8s.io", "v1", "events", "Event", short=["ev"]),
+    _builtin("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     _builtin("apiextensions.k8s.io", "v1", "customresourcedefinitions",
              "CustomResourceDefinition", namespaced=False, short=["crd", "crds"],
              categories=["api-extensions"], status=True),
@@ -189,6 +190,7 @@ VIRTUAL_RESOURCES = {
 GROUP_ORDER = (
     "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "autoscaling",
     "coordination.k8s.io", "policy", "rbac.authorization.k8s.io", "apiextensions.k8s.io",
+    "discovery.k8s.io",
 )
 
 

@@ -47,7 +47,7 @@ TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
 HEADLESS = "service.kubernetes.io/headless"
 
 
-def _selected(service: Obj, pod: Obj) -> bool:
+def selected(service: Obj, pod: Obj) -> bool:
     selector = (service.get("spec") or {}).get("selector") or {}
     labels = pod["metadata"].get("labels") or {}
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
@@ -81,7 +81,7 @@ def build_subsets(service: Obj, pods: list[Obj],
                                            p["metadata"]["name"])):
         status = pod.get("status") or {}
         ip = status.get("podIP")
-        if not ip or not _selected(service, pod) or status.get("phase") in ("Succeeded", "Failed"):
+        if not ip or not selected(service, pod) or status.get("phase") in ("Succeeded", "Failed"):
             continue
         if pod["metadata"].get("deletionTimestamp") and not publish_unready:
             continue
@@ -150,7 +150,7 @@ class EndpointsController:
     def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
         ns = pod["metadata"]["namespace"]
         for svc in self.services.items(ns):
-            if _selected(svc, pod) or (old is not None and _selected(svc, old)):
+            if selected(svc, pod) or (old is not None and selected(svc, old)):
                 self.queue.add((ns, svc["metadata"]["name"]))
 
     async def run(self) -> None:

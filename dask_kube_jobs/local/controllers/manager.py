@@ -17,6 +17,7 @@ from ...kube import Backoff, Client
 from .clusterroles import ClusterRoleAggregationController
 from .deployments import DeploymentController
 from .endpoints import EndpointsController
+from .endpointslices import EndpointSliceController
 from .garbage_collector import CRDCleanup, GarbageCollector, PodGC
 from .namespaces import NamespaceController, RootCAController, ServiceAccountController
 from .nodes import NodeLifecycleController
@@ -37,7 +38,7 @@ class Controller(Protocol):
 CONTROLLERS: tuple[type[Controller], ...] = (
     Scheduler, GarbageCollector, PodGC, CRDCleanup, NamespaceController, ServiceAccountController,
     RootCAController, DeploymentController, ReplicaSetController, EndpointsController,
-    NodeLifecycleController, ClusterRoleAggregationController,
+    EndpointSliceController, NodeLifecycleController, ClusterRoleAggregationController,
 )
 
 

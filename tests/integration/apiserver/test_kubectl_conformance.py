@@ -86,6 +86,38 @@ def test_discovery_lists_core_groups_and_version(kubectl: Kubectl) -> None:
     assert "v1" in versions and "apps/v1" in versions
 
 
+ENDPOINT_SLICE = textwrap.dedent("""
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata:
+      name: web-abcde
+      labels: {kubernetes.io/service-name: web}
+    addressType: IPv4
+    endpoints:
+    - addresses: [10.1.0.1]
+    - addresses: [10.1.0.2]
+    ports:
+    - {name: http, port: 80}
+    - {name: metrics, port: 9090}
+""")
+
+
+def test_endpointslices_are_served_printed_and_validated(kubectl: Kubectl) -> None:
+    """discovery.k8s.io/v1 as kube-apiserver 1.32 serves it, down to kubectl's columns."""
+    assert "endpointslices.discovery.k8s.io" in kubectl("api-resources", "-o", "name").stdout.split()
+    kubectl("create", "-f", "-", input=ENDPOINT_SLICE)
+    table = kubectl("get", "endpointslices").stdout.splitlines()
+    assert table[0].split() == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+    assert table[1].split()[:4] == ["web-abcde", "IPv4", "80,9090", "10.1.0.1,10.1.0.2"]
+    stored = kubectl("get", "endpointslice", "web-abcde", "-o", "json").json()
+    assert stored["ports"][0] == {"name": "http", "port": 80, "protocol": "TCP"}  # defaulted
+    out = kubectl("create", "-f", "-", check=False, input=ENDPOINT_SLICE.replace(
+        "web-abcde", "lo").replace("10.1.0.2", "127.201.0.9"))
+    assert ('The EndpointSlice "lo" is invalid: endpoints[1].addresses[0]: Invalid value: '
+            '"127.201.0.9": may not be in the loopback range (127.0.0.0/8, ::1/128)') \
+        in out.stderr, out.stderr
+
+
 def test_explain_uses_the_server_openapi(kubectl: Kubectl) -> None:
     out = kubectl("explain", "pod.spec.containers.image").stdout
     assert "FIELD: image <string>" in out

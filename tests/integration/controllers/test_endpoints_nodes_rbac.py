@@ -10,6 +10,7 @@ from dask_kube_jobs.contract.times import fmt_time
 from dask_kube_jobs.kube import (
     CLUSTERROLES,
     ENDPOINTS,
+    ENDPOINTSLICES,
     EVENTS,
     LEASES,
     NODES,
@@ -77,8 +78,9 @@ async def test_endpoints_follow_pod_readiness_and_resolve_named_ports(
 
 async def test_pods_with_loopback_ips_are_left_out_once_said_and_nothing_loops(
         client, controllers, ns, nodes):
-    """A real server refuses loopback endpoint addresses; the controller writes what it accepts
-    (the other Pods), says once per Pod why one is missing, and does not write again."""
+    """A real server refuses loopback endpoint addresses; the Endpoints and EndpointSlice
+    controllers write what it accepts (the other Pods), each says once per Pod why one is
+    missing, and neither writes again."""
     node = (await nodes())["metadata"]["name"]
     await client.create(SERVICES, ns, {"apiVersion": "v1", "kind": "Service",
                                        "metadata": {"name": "web"},
@@ -96,21 +98,35 @@ async def test_pods_with_loopback_ips_are_left_out_once_said_and_nothing_loops(
             return ep if names == ["ok"] else None
         ep = await eventually(only_ok, what="endpoints of the non-loopback Pod only")
 
-        async def warnings():
+        async def only_ok_sliced():
+            slices, _ = await client.list(ENDPOINTSLICES, ns,
+                                          label_selector="kubernetes.io/service-name=web")
+            names = [e["targetRef"]["name"] for s in slices for e in s.get("endpoints") or []]
+            return slices if names == ["ok"] else None
+        [eps] = await eventually(only_ok_sliced, what="a slice of the non-loopback Pod only")
+
+        async def warnings(component: str):
             events, _ = await client.list(EVENTS, ns)
-            return [e for e in events if e.get("reason") == "AddressNotAllowed"]
-        [event] = await eventually(warnings, what="the AddressNotAllowed Event")
-        assert event["type"] == "Warning" and event["involvedObject"]["name"] == "web"
-        assert event["message"] == (
-            'Pod lo is left out of the Endpoints: its IP "127.244.9.9" may not be in the '
-            "loopback range (127.0.0.0/8, ::1/128), which the API server refuses in Endpoints")
-        # more syncs of the Service (a Pod change) neither repeat the Event nor rewrite Endpoints
+            return [e for e in events if e.get("reason") == "AddressNotAllowed"
+                    and e["source"]["component"] == component]
+        for component, kind in (("endpoint-controller", "Endpoints"),
+                                ("endpointslice-controller", "EndpointSlices")):
+            [event] = await eventually(lambda c=component: warnings(c),
+                                       what=f"the AddressNotAllowed Event of the {component}")
+            assert event["type"] == "Warning" and event["involvedObject"]["name"] == "web"
+            assert event["message"] == (
+                f'Pod lo is left out of the {kind}: its IP "127.244.9.9" may not be in the '
+                f"loopback range (127.0.0.0/8, ::1/128), which the API server refuses in {kind}")
+        # more syncs of the Service (a Pod change) neither repeat an Event nor rewrite anything
         kubelet.not_ready.add("lo")
         await asyncio.sleep(2)
-        [again] = await warnings()
-        assert again.get("count", 1) == 1
+        for component in ("endpoint-controller", "endpointslice-controller"):
+            [again] = await warnings(component)
+            assert again.get("count", 1) == 1
         assert (await client.get(ENDPOINTS, ns, "web"))["metadata"]["resourceVersion"] == \
             ep["metadata"]["resourceVersion"]
+        assert (await client.get(ENDPOINTSLICES, ns, eps["metadata"]["name"]))["metadata"][
+            "resourceVersion"] == eps["metadata"]["resourceVersion"]
 
 
 async def _gone(client: Client, ns: str) -> bool:

@@ -58,24 +58,29 @@ def test_deployment_pods_serve_and_follow_scale_and_deletion(kubectl: Kubectl) -
     for ip in ips:  # the host reaches each Pod at its own address
         assert get_status(f"http://{ip}:8000/") == 200
     kubectl("expose", "deployment", "web", "--port=80", "--target-port=8000")
-    # A real API server refuses loopback endpoint addresses, so the endpoints controller leaves
-    # these Pods out and says why (once per Pod); Service names still resolve on the node
-    # through the kubelet's Pod network, from the Pods themselves.
+    # A real API server refuses loopback endpoint addresses, so the Endpoints and EndpointSlice
+    # controllers leave these Pods out and each says why (once per Pod); Service names still
+    # resolve on the node through the kubelet's Pod network, from the Pods themselves.
+    controllers = ("endpoint-controller", "endpointslice-controller")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         events = kubectl("get", "events", "--field-selector",
                          "involvedObject.kind=Service,involvedObject.name=web,reason=AddressNotAllowed",
                          "-o", "json").json()["items"]
-        said = sorted(e["message"].split('"')[1] for e in events)
-        if said == ips:
+        said = {c: sorted(e["message"].split('"')[1] for e in events
+                          if e["source"]["component"] == c) for c in controllers}
+        if all(ips == said[c] for c in controllers):
             break
         time.sleep(0.5)
     else:
-        raise AssertionError("the endpoints controller never said why the Pods are left out")
+        raise AssertionError(f"the endpoints controllers never said why the Pods are left out: {said}")
     assert all("may not be in the loopback range (127.0.0.0/8, ::1/128)" in e["message"]
                and e["type"] == "Warning" for e in events)
     endpoints = kubectl("get", "endpoints", "web", "-o", "json").json()
     assert not [a for s in endpoints.get("subsets") or [] for a in s.get("addresses") or []]
+    slices = kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o",
+                     "json").json()["items"]
+    assert len(slices) == 1 and not slices[0]["endpoints"]  # the empty placeholder
     client = kubectl("run", "client", "--image=python:3.11", "--restart=Never", "--",
                      "python", "-c", "import urllib.request as u; "
                      "print(u.urlopen('http://web/', timeout=20).status)")

@@ -27,6 +27,13 @@ def test_publish_creates_then_follows_the_port() -> None:
     kubernetes_service.publish(core, "127.0.0.1", 40002)
     moved = core.store.get(("", "endpoints"), "default", "kubernetes")
     assert moved["subsets"][0]["ports"][0]["port"] == 40002
+    # The reconciler's EndpointSlice beside them, following the port too.
+    eps = core.store.get(("discovery.k8s.io", "endpointslices"), "default", "kubernetes")
+    assert eps is not None
+    assert eps["metadata"]["labels"] == {"kubernetes.io/service-name": "kubernetes"}
+    assert (eps["addressType"], eps["endpoints"], eps["ports"]) == (
+        "IPv4", [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
+        [{"name": "https", "port": 40002, "protocol": "TCP"}])
     assert core.store.get(("", "services"), "default", "kubernetes")["spec"]["ports"][0][
         "targetPort"] == 40002
     # Later Services never get the first address.

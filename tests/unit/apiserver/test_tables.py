@@ -320,6 +320,23 @@ def test_endpoints():
     assert cells(rt("", "endpoints"), ep)[0] == "e"
 
 
+def test_endpointslices():
+    """kube-apiserver's columns; ports by number, else name, else ``*``; ``<unset>`` if none."""
+    eps = {"metadata": meta("s-abcde"), "addressType": "IPv4",
+           "ports": [{"name": "http", "port": 80, "protocol": "TCP"}, {"name": "dash"}, {},
+                     {"port": 9}],
+           "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2", "10.0.0.3"]},
+                         {"addresses": ["10.0.0.4"]}]}
+    table = to_table(rt("discovery.k8s.io", "endpointslices"), [eps], version="v1", now=NOW)
+    assert names(table) == ["Name", "AddressType", "Ports", "Endpoints", "Age"]
+    assert table["rows"][0]["cells"] == [
+        "s-abcde", "IPv4", "80,dash,* + 1 more...", "10.0.0.1,10.0.0.2,10.0.0.3 + 1 more...",
+        "60s"]
+    empty = {"metadata": meta("e"), "addressType": "FQDN", "endpoints": []}
+    assert cells(rt("discovery.k8s.io", "endpointslices"), empty)[1:4] == \
+        ["FQDN", "<unset>", "<unset>"]
+
+
 # -- cluster and config kinds ---------------------------------------------------------------
 
 def test_namespace_node():
