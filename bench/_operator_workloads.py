@@ -27,7 +27,16 @@ from _operator_procs import CountingProxy, OperatorProcess
 
 from dask_kube_jobs.contract.api_resources import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS
 from dask_kube_jobs.contract.pods import pod_ready
-from dask_kube_jobs.kube import NAMESPACES, PODS, APIError, Client, Conflict, Informer, Resource
+from dask_kube_jobs.kube import (
+    NAMESPACES,
+    PODS,
+    SERVICES,
+    APIError,
+    Client,
+    Conflict,
+    Informer,
+    Resource,
+)
 from dask_kube_jobs.local.launcher import LocalControlPlane
 
 Obj = dict[str, Any]
@@ -305,12 +314,15 @@ async def jobs_in_flight(env: Env, op: OperatorProcess, ns: str) -> dict[str, fl
     The local node holds 110 Pods and N=200 jobs need 400, so no Pod runs (schedulerName nothing
     serves): the figure is the operators' orchestration of jobs waiting for their clusters, the
     same for both. A job has settled once its status is ClusterCreated (what both keep while the
-    scheduler is not up) and its scheduler Pod exists; upstream also creates its runner Pod then.
+    scheduler is not up) and its scheduler Pod, Service and DaskWorkerGroup exist; upstream also
+    creates its runner Pod by then, ours waits for a ready scheduler.
     """
     n = env.sizes["inflight"]
     bodies = [daskjob(f"f-{i}", "import time; time.sleep(3600)", workers=0,
                       scheduler="stand-in", pending=True) for i in range(n)]
-    async with Watched(env.client, DASKJOBS, ns) as jobs, Watched(env.client, PODS, ns) as pods:
+    async with Watched(env.client, DASKJOBS, ns) as jobs, Watched(env.client, PODS, ns) as pods, \
+            Watched(env.client, SERVICES, ns) as services, \
+            Watched(env.client, DASKWORKERGROUPS, ns) as groups:
         ours_before = env.proxy.counter.snapshot() if env.proxy else collections.Counter()
         cpu_before = op.cpu_seconds()
         start = time.monotonic()
@@ -323,20 +335,29 @@ async def jobs_in_flight(env: Env, op: OperatorProcess, ns: str) -> dict[str, fl
             return sum(p == "ClusterCreated" for p in phases) == n
 
         await jobs.until(f"{n} jobs ClusterCreated", settled, start + env.timeout * 3, op)
-        at = await pods.until(f"{n} scheduler Pods", lambda items: len(_live(items, "scheduler")) >= n,
-                              start + env.timeout * 3, op)
+        await pods.until(f"{n} scheduler Pods", lambda items: len(_live(items, "scheduler")) >= n,
+                         start + env.timeout * 3, op)
+        await services.until(f"{n} Services", lambda items: len(items) >= n,
+                             start + env.timeout * 3, op)
+        await groups.until(f"{n} DaskWorkerGroups", lambda items: len(items) >= n,
+                           start + env.timeout * 3, op)
+        at = time.monotonic()
         await asyncio.sleep(SETTLE_TAIL)
         cpu_settled = op.cpu_seconds()
-        requests = env.proxy.counter.snapshot() - ours_before if env.proxy else None
+        settled_counts = env.proxy.counter.snapshot() if env.proxy else collections.Counter()
         await asyncio.sleep(STEADY_WINDOW)
         cpu_steady = op.cpu_seconds() - cpu_settled
     out = {f"{n} jobs in flight: all settled (s)": at - start,
            f"{n} jobs in flight: operator CPU s per job, to settled": (cpu_settled - cpu_before) / n,
            f"{n} jobs in flight: operator CPU ms per job per minute, settled":
                cpu_steady / n / STEADY_WINDOW * 60 * 1000}
-    if requests is not None:
+    if env.proxy:
+        requests = settled_counts - ours_before
         env.details[f"{op.which}: operator requests until {n} jobs in flight settled"] = {
             f"{verb} {res}": count for (verb, res), count in requests.most_common()}
+        steady = env.proxy.counter.snapshot() - settled_counts
+        env.details[f"{op.which}: operator requests in the {STEADY_WINDOW:.0f} s after"] = {
+            f"{verb} {res}": count for (verb, res), count in steady.most_common()}
         out[f"{n} jobs in flight: operator API requests per job"] = sum(requests.values()) / n
     return out
 

@@ -68,9 +68,10 @@ WHAT_RAN = {
                   "clock stops at status.jobStatus=Running",
     "trivial": "1 DaskJob: real `dask scheduler` + 1 `dask worker`, runner submits sum([1,2]); "
                "teardown done = Successful, DaskCluster deleted, no scheduler/worker Pod left. "
-               "floor: no operator, the same scheduler Pod + Service, once it is ready the same "
-               "worker and runner Pods (scheduler address injected), Successful = runner "
-               "Succeeded, then all deleted; teardown done = scheduler and worker Pods gone",
+               "floor: no operator, the same scheduler Pod + Service + worker Pod at once, the same "
+               "runner Pod once the scheduler is ready (scheduler address injected), Successful "
+               "= runner Succeeded, then all deleted; teardown done = scheduler and worker Pods "
+               "gone",
     "jobs": "{jobs} DaskJobs created at once: stand-in scheduler (a Python process listening on "
             "8786/8787, so readiness passes at once), 0 workers, runner `pass`; requests counted "
             "from the first create until every scheduler Pod is gone",
@@ -78,8 +79,8 @@ WHAT_RAN = {
              "to {workers} replicas of `dask worker --nthreads 1`; connected = scheduler identity",
     "cpu": "{inflight} DaskJobs created at once, every Pod Pending (schedulerName "
            f"{NO_SCHEDULER}; the node holds 110 Pods): operator CPU (user+sys) from the first "
-           "create until every job is ClusterCreated with its scheduler Pod, +5 s; then its CPU "
-           "over the next 30 s",
+           "create until every job is ClusterCreated with its scheduler Pod, Service and "
+           "DaskWorkerGroup, +5 s; then its CPU over the next 30 s",
     "clusters": "{clusters} DaskClusters (1 worker each), every Pod Pending (schedulerName "
                 f"{NO_SCHEDULER}: no process); peak RSS from the first create to 5 s after the "
                 "last Pod exists",
