@@ -3,8 +3,8 @@
 What an operator adds to a DaskJob's run is everything between the user's create and the
 processes doing their work, and back. The floor removes the operator and keeps the rest: the
 same local API server, scheduler, kubelet and Service resolution, and the same three processes
-the trivial DaskJob runs (``_operator_manifests.cluster_spec``'s scheduler and worker, the
-runner ``TRIVIAL_RUNNER``), with the scheduler address injected as the contract names it.
+the trivial DaskJob runs (its ``_operator_manifests.daskjob`` manifest's scheduler, worker and
+runner), with the scheduler address injected as the contract names it.
 
 The script does by hand what our operator does, in the same order: the scheduler Pod, its
 Service and the worker Pod at once (a worker waits for its scheduler, so its start-up overlaps
@@ -22,7 +22,7 @@ import copy
 import time
 from typing import Any
 
-from _operator_manifests import TRIVIAL_RUNNER, cluster_spec
+from _operator_manifests import TRIVIAL_RUNNER, daskjob
 from _operator_workloads import Env, Watched, WorkloadFailed, create
 
 from dask_kube_jobs.contract import names
@@ -48,7 +48,8 @@ def _pod(name: str, component: str, spec: Obj) -> Obj:
 
 def floor_objects(namespace: str) -> tuple[Obj, Obj, Obj, Obj]:
     """(scheduler Pod, Service, worker Pod, runner Pod) of the trivial job, without an owner."""
-    spec = cluster_spec(CLUSTER, workers=1)
+    job = daskjob(CLUSTER, TRIVIAL_RUNNER, workers=1)  # the trivial workload's DaskJob
+    spec = job["spec"]["cluster"]["spec"]
     address = {"name": "DASK_SCHEDULER_ADDRESS",
                "value": names.scheduler_address(CLUSTER, namespace)}
     scheduler = _pod(names.scheduler_name(CLUSTER), names.COMPONENT_SCHEDULER,
@@ -60,8 +61,7 @@ def floor_objects(namespace: str) -> tuple[Obj, Obj, Obj, Obj]:
     worker_name = f"{CLUSTER}-worker-0"
     worker = _pod(worker_name, names.COMPONENT_WORKER, _with_env(
         spec["worker"]["spec"], [{"name": "DASK_WORKER_NAME", "value": worker_name}, address]))
-    runner_spec = _with_env({"containers": [{"name": "job", "image": spec["worker"]["spec"][
-        "containers"][0]["image"], "args": ["python", "-c", TRIVIAL_RUNNER]}]}, [address])
+    runner_spec = _with_env(job["spec"]["job"]["spec"], [address])
     runner_spec["restartPolicy"] = "Never"  # as the operator's runner: one attempt, counted
     runner = _pod(f"{CLUSTER}-runner", names.COMPONENT_RUNNER, runner_spec)
     return scheduler, service, worker, runner
