@@ -83,10 +83,15 @@ def daskcluster(name: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def daskjob(name: str, runner: str, **kwargs: Any) -> dict[str, Any]:
-    """A DaskJob whose runner is ``python -c runner``; its cluster is named after the job."""
+    """A DaskJob whose runner is ``python -c runner``; its cluster is named after the job.
+
+    ``pending=True`` keeps the runner Pod Pending too, like the cluster's Pods.
+    """
+    runner_spec = _pod_spec([_container("job", ["python", "-c", runner])],
+                            kwargs.get("pending", False))
     return {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskJob",
             "metadata": {"name": name},
-            "spec": {"job": {"spec": {"containers": [_container("job", ["python", "-c", runner])]}},
+            "spec": {"job": {"spec": runner_spec},
                      "cluster": {"spec": cluster_spec(name, **kwargs)}}}
 
 

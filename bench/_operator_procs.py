@@ -238,6 +238,16 @@ class OperatorProcess:
         except psutil.NoSuchProcess:
             return 0
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the operator (and any live child) has used so far."""
+        assert self.proc is not None
+        try:
+            root = psutil.Process(self.proc.pid)
+            times = [p.cpu_times() for p in (root, *root.children(recursive=True))]
+            return sum(t.user + t.system for t in times)
+        except psutil.NoSuchProcess:
+            return 0.0
+
     def reset_peak(self) -> None:
         self.peak_rss = self.rss()
 

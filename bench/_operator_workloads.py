@@ -27,7 +27,16 @@ from _operator_procs import CountingProxy, OperatorProcess
 
 from dask_kube_jobs.contract.api_resources import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS
 from dask_kube_jobs.contract.pods import pod_ready
-from dask_kube_jobs.kube import NAMESPACES, PODS, APIError, Client, Conflict, Informer, Resource
+from dask_kube_jobs.kube import (
+    NAMESPACES,
+    PODS,
+    SERVICES,
+    APIError,
+    Client,
+    Conflict,
+    Informer,
+    Resource,
+)
 from dask_kube_jobs.local.launcher import LocalControlPlane
 
 Obj = dict[str, Any]
@@ -82,18 +91,20 @@ class Watched:
         return self.informer.items()
 
     async def until(self, what: str, predicate: Callable[[list[Obj]], bool], deadline: float,
-                    op: OperatorProcess) -> float:
-        """Wait for ``predicate(items)``; the monotonic time it first held."""
+                    op: OperatorProcess | None = None) -> float:
+        """Wait for ``predicate(items)``; the monotonic time it first held. With ``op``, an
+        operator that exits meanwhile ends the wait."""
         while True:
             self.changed.clear()
             if predicate(self.items()):
                 return time.monotonic()
-            if not op.alive():
+            if op is not None and not op.alive():
                 raise WorkloadFailed(f"operator exited ({op.proc.returncode if op.proc else '?'}) "
                                      f"while waiting for {what}: {op.log_tail()}")
             left = deadline - time.monotonic()
             if left <= 0:
-                raise WorkloadFailed(f"timed out waiting for {what}; operator log: {op.log_tail(3)}")
+                log = f"; operator log: {op.log_tail(3)}" if op is not None else ""
+                raise WorkloadFailed(f"timed out waiting for {what}{log}")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), min(left, 1.0))
 
@@ -291,6 +302,66 @@ async def many_jobs(env: Env, op: OperatorProcess, ns: str) -> dict[str, float]:
     return out
 
 
+# Seconds after the last job settles that still count towards its cost (status writes, Events and
+# upstream's runner Pods trail the phase), and the window of the steady cost that follows.
+SETTLE_TAIL = 5.0
+STEADY_WINDOW = 30.0
+
+
+async def jobs_in_flight(env: Env, op: OperatorProcess, ns: str) -> dict[str, float]:
+    """N DaskJobs at once whose Pods all stay Pending: operator CPU per job, to settled and after.
+
+    The local node holds 110 Pods and N=200 jobs need 400, so no Pod runs (schedulerName nothing
+    serves): the figure is the operators' orchestration of jobs waiting for their clusters, the
+    same for both. A job has settled once its status is ClusterCreated (what both keep while the
+    scheduler is not up) and its scheduler Pod, Service and DaskWorkerGroup exist; upstream also
+    creates its runner Pod by then, ours waits for a ready scheduler.
+    """
+    n = env.sizes["inflight"]
+    bodies = [daskjob(f"f-{i}", "import time; time.sleep(3600)", workers=0,
+                      scheduler="stand-in", pending=True) for i in range(n)]
+    async with Watched(env.client, DASKJOBS, ns) as jobs, Watched(env.client, PODS, ns) as pods, \
+            Watched(env.client, SERVICES, ns) as services, \
+            Watched(env.client, DASKWORKERGROUPS, ns) as groups:
+        ours_before = env.proxy.counter.snapshot() if env.proxy else collections.Counter()
+        cpu_before = op.cpu_seconds()
+        start = time.monotonic()
+        await asyncio.gather(*(create(env, DASKJOBS, ns, b) for b in bodies))
+
+        def settled(items: list[Obj]) -> bool:
+            phases = [_status(j, "jobStatus") for j in items]
+            if "Failed" in phases:
+                raise WorkloadFailed(f"{phases.count('Failed')} of {n} jobs Failed")
+            return sum(p == "ClusterCreated" for p in phases) == n
+
+        await jobs.until(f"{n} jobs ClusterCreated", settled, start + env.timeout * 3, op)
+        await pods.until(f"{n} scheduler Pods", lambda items: len(_live(items, "scheduler")) >= n,
+                         start + env.timeout * 3, op)
+        await services.until(f"{n} Services", lambda items: len(items) >= n,
+                             start + env.timeout * 3, op)
+        await groups.until(f"{n} DaskWorkerGroups", lambda items: len(items) >= n,
+                           start + env.timeout * 3, op)
+        at = time.monotonic()
+        await asyncio.sleep(SETTLE_TAIL)
+        cpu_settled = op.cpu_seconds()
+        settled_counts = env.proxy.counter.snapshot() if env.proxy else collections.Counter()
+        await asyncio.sleep(STEADY_WINDOW)
+        cpu_steady = op.cpu_seconds() - cpu_settled
+    out = {f"{n} jobs in flight: all settled (s)": at - start,
+           f"{n} jobs in flight: operator CPU s per job, to settled": (cpu_settled - cpu_before) / n,
+           f"{n} jobs in flight: operator CPU ms per job per minute, settled":
+               cpu_steady / n / STEADY_WINDOW * 60 * 1000}
+    if env.proxy:
+        requests = settled_counts - ours_before
+        env.details[f"{op.which}: operator requests until {n} jobs in flight settled"] = {
+            f"{verb} {res}": count for (verb, res), count in requests.most_common()}
+        steady = env.proxy.counter.snapshot() - settled_counts
+        env.details[f"{op.which}: operator requests in the {STEADY_WINDOW:.0f} s after"] = {
+            f"{verb} {res}": count for (verb, res), count in steady.most_common()}
+        out[f"{n} jobs in flight: operator API requests per job"] = sum(requests.values()) / n
+    return out
+
+
 def _jobs_vs_runners(jobs: list[Obj], pods: list[Obj]) -> str:
     """How many jobs are in which phase, and how many unfinished ones have a finished runner."""
     phases = collections.Counter(_status(j, "jobStatus") or "none" for j in jobs)
@@ -398,6 +469,7 @@ WORKLOADS = {
     "to-running": job_to_running,
     "trivial": trivial_job,
     "jobs": many_jobs,
+    "cpu": jobs_in_flight,
     "scale": scale_up,
     "clusters": many_clusters,
     "pods": unrelated_pods,

@@ -1,7 +1,8 @@
 """Benchmark of this project's Dask operator against upstream's (dask-kubernetes), side by side.
 
     python bench/operator.py [--quick] [--only ours|upstream] [--jobs 100] [--workers 50]
-                             [--clusters 500] [--pods 5000] [--workloads a,b] [--json FILE]
+                             [--clusters 500] [--pods 5000] [--inflight 200] [--workloads a,b]
+                             [--json FILE]
 
 One local control plane (API server, controllers and process kubelet, no operator of its own)
 serves both operators, which run one at a time as child processes, unmodified: ours as
@@ -11,11 +12,13 @@ dask_kubernetes.operator.controller --all-namespaces`` from its own virtualenv
 process and a fresh namespace, and both get the same manifests (our CRDs, which share upstream's
 group, version and kinds; the report lists how the schemas differ).
 
-Figures: DaskJob create -> jobStatus Running; create -> teardown done for a trivial job; N
+Figures: DaskJob create -> jobStatus Running; create -> teardown done for a trivial job, beside
+a floor (the same Pods created by a plain script, no operator: ``_operator_floor.py``); N
 concurrent DaskJobs (makespan; API requests per job, counted by a proxy in front of the operator
-and, for all clients, by the API server's /metrics); a worker group scaled 0 -> W (until W Pods
-exist and until W workers are connected to the scheduler); peak operator RSS at C DaskClusters
-and with P unrelated Pods present. Where an operator cannot run a workload the report says why.
+and, for all clients, by the API server's /metrics); operator CPU seconds per job with N DaskJobs
+in flight; a worker group scaled 0 -> W (until W Pods exist and until W workers are connected to
+the scheduler); peak operator RSS at C DaskClusters and with P unrelated Pods present. Where an
+operator cannot run a workload the report says why.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _operator_crds import compare, upstream_crds  # noqa: E402
+from _operator_floor import FLOORS  # noqa: E402
 from _operator_manifests import NO_SCHEDULER, unrelated_pod  # noqa: E402
 from _operator_procs import UPSTREAM_VENV, CountingProxy, ensure_upstream  # noqa: E402
 from _operator_workloads import (  # noqa: E402
@@ -57,18 +61,26 @@ from dask_kube_jobs.crds import load_crds  # noqa: E402
 from dask_kube_jobs.kube import CRDS, APIError, Client  # noqa: E402
 from dask_kube_jobs.local.launcher import LocalControlPlane  # noqa: E402
 
-FULL = {"jobs": 100, "workers": 50, "clusters": 500, "pods": 5000}
-QUICK = {"jobs": 3, "workers": 2, "clusters": 5, "pods": 50}
+FULL = {"jobs": 100, "workers": 50, "clusters": 500, "pods": 5000, "inflight": 200}
+QUICK = {"jobs": 3, "workers": 2, "clusters": 5, "pods": 50, "inflight": 5}
 WHAT_RAN = {
     "to-running": "1 DaskJob: real `dask scheduler`, 0 workers, runner `time.sleep(300)`; "
                   "clock stops at status.jobStatus=Running",
     "trivial": "1 DaskJob: real `dask scheduler` + 1 `dask worker`, runner submits sum([1,2]); "
-               "teardown done = Successful, DaskCluster deleted, no scheduler/worker Pod left",
+               "teardown done = Successful, DaskCluster deleted, no scheduler/worker Pod left. "
+               "floor: no operator, the same scheduler Pod + Service + worker Pod at once, the same "
+               "runner Pod once the scheduler is ready (scheduler address injected), Successful "
+               "= runner Succeeded, then all deleted; teardown done = scheduler and worker Pods "
+               "gone",
     "jobs": "{jobs} DaskJobs created at once: stand-in scheduler (a Python process listening on "
             "8786/8787, so readiness passes at once), 0 workers, runner `pass`; requests counted "
             "from the first create until every scheduler Pod is gone",
     "scale": "1 DaskCluster (real scheduler, 0 workers), then DaskWorkerGroup <c>-default patched "
              "to {workers} replicas of `dask worker --nthreads 1`; connected = scheduler identity",
+    "cpu": "{inflight} DaskJobs created at once, every Pod Pending (schedulerName "
+           f"{NO_SCHEDULER}; the node holds 110 Pods): operator CPU (user+sys) from the first "
+           "create until every job is ClusterCreated with its scheduler Pod, Service and "
+           "DaskWorkerGroup, +5 s; then its CPU over the next 30 s",
     "clusters": "{clusters} DaskClusters (1 worker each), every Pod Pending (schedulerName "
                 f"{NO_SCHEDULER}: no process); peak RSS from the first create to 5 s after the "
                 "last Pod exists",
@@ -124,9 +136,9 @@ async def run_all(plane: LocalControlPlane, operators: list[str], workloads: lis
     env = Env(plane, client, proxy,
               proxy.kubeconfig(logs / "operator-kubeconfig.yaml", token) if proxy else plane.kubeconfig,
               logs, token, sizes, timeout)
-    results: dict[str, dict[str, float]] = {op: {} for op in operators}
-    errors: dict[str, dict[str, str]] = {op: {} for op in operators}
-    durations: dict[str, dict[str, float]] = {op: {} for op in operators}
+    results: dict[str, dict[str, float]] = {op: {} for op in [*operators, "floor"]}
+    errors: dict[str, dict[str, str]] = {op: {} for op in [*operators, "floor"]}
+    durations: dict[str, dict[str, float]] = {op: {} for op in [*operators, "floor"]}
     installed = ""
     try:
         for workload in workloads:
@@ -154,6 +166,20 @@ async def run_all(plane: LocalControlPlane, operators: list[str], workloads: lis
                     errors[which][workload] = reason
                     print(f"    {which}: {workload} FAILED: {reason}", flush=True)
                 durations[which][workload] = time.monotonic() - started
+            if workload in FLOORS:  # after the operators: no operator runs, and the cache is warm
+                started = time.monotonic()
+                print(f"[{dt.datetime.now():%H:%M:%S}] floor: {workload} (load {_loadavg()})",
+                      flush=True)
+                ns = await new_namespace(env, f"{workload}-floor")
+                try:
+                    results["floor"].update(await asyncio.wait_for(FLOORS[workload](env, ns),
+                                                                   timeout * 6))
+                except (TimeoutError, WorkloadFailed, APIError, OSError, *TRANSIENT) as exc:
+                    errors["floor"][workload] = f"{type(exc).__name__}: {exc}"
+                    print(f"    floor: {workload} FAILED: {errors['floor'][workload]}", flush=True)
+                finally:
+                    await drop_namespace(env, ns, 120)
+                durations["floor"][workload] = time.monotonic() - started
             if shared_ns:
                 await drop_namespace(env, shared_ns, 180)
     finally:
@@ -170,20 +196,26 @@ def _fmt(value: float | None) -> str:
     return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 
 
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a is not None and b else "—"
+
+
 def report(run: dict[str, Any], operators: list[str], workloads: list[str], sizes: dict[str, int],
            header: list[str]) -> str:
     res, errs = run["results"], run["errors"]
     figures: list[str] = []
     for op in operators:
         figures += [f for f in res[op] if f not in figures]
+    floor = res.get("floor") or {}
     lines = [*header, ""]
-    lines.append(f"{'figure':<50}{'ours':>10}{'upstream':>10}{'ours/upstream':>15}")
+    lines.append(f"{'figure':<62}{'ours':>10}{'upstream':>10}{'ours/upstream':>15}"
+                 + (f"{'floor':>10}{'ours/floor':>12}" if floor else ""))
     for f in figures:
-        a, b = res.get("ours", {}).get(f), res.get("upstream", {}).get(f)
-        ratio = f"{a / b:.2f}" if a is not None and b else "—"
-        lines.append(f"{f:<50}{_fmt(a):>10}{_fmt(b):>10}{ratio:>15}")
-    lines += ["", "Lower is better for every figure (seconds, requests, MiB)."]
-    failures = [(op, w, why) for op in operators for w, why in errs[op].items()]
+        a, b, c = res.get("ours", {}).get(f), res.get("upstream", {}).get(f), floor.get(f)
+        line = f"{f:<62}{_fmt(a):>10}{_fmt(b):>10}{_ratio(a, b):>15}"
+        lines.append(line + (f"{_fmt(c):>10}{_ratio(a, c):>12}" if floor else ""))
+    lines += ["", "Lower is better for every figure (seconds, requests, MiB, CPU)."]
+    failures = [(op, w, why) for op in [*operators, "floor"] for w, why in errs.get(op, {}).items()]
     if failures:
         lines += ["", "Not measured:"]
         lines += [f"  {op} / {w}: {why}" for op, w, why in failures]
@@ -266,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     header.append(f"load average before {load_before}, after {_loadavg()}; wall time "
                   f"{time.monotonic() - began:.0f} s")
     shown = ["ours", "upstream"]
-    for op in shown:
+    for op in [*shown, "floor"]:
         run["results"].setdefault(op, {})
         run["errors"].setdefault(op, {})
     print("\n" + report(run, shown, workloads, sizes, header))

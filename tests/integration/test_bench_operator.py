@@ -63,3 +63,33 @@ def test_quick_benchmark_fills_the_table_or_says_why(tmp_path: Path) -> None:
     else:
         assert report["errors"]["upstream"] == {}, report["errors"]["upstream"]
         assert set(report["results"]["upstream"]) == set(ours)
+
+
+def test_the_floor_runs_the_processes_our_operator_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The floor's Pods are the trivial DaskJob's, as our operator builds them, minus the owner
+    bookkeeping; otherwise ours/floor would compare different work."""
+    from dask_kube_jobs.operator import builders
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    floor = importlib.import_module("_operator_floor")
+    manifests = importlib.import_module("_operator_manifests")
+    scheduler, service, worker, runner = floor.floor_objects("ns-1")
+    job = manifests.daskjob(floor.CLUSTER, manifests.TRIVIAL_RUNNER, workers=1)
+    job["metadata"].update(namespace="ns-1", uid="u-1")
+    cluster = builders.job_cluster(job)
+    cluster["metadata"]["uid"] = "u-2"  # as the API server gives it
+    group = builders.default_worker_group(cluster)
+    group["metadata"]["uid"] = "u-3"
+    assert scheduler["spec"] == builders.scheduler_pod(cluster)["spec"]
+    assert service["spec"] == builders.scheduler_service(cluster)["spec"]
+    assert runner["spec"] == builders.runner_pod(job, 0)["spec"]
+    ours = builders.worker_pod(group, "abc")
+
+    def env_of(pod: dict) -> dict[str, str]:
+        return {e["name"]: e["value"] for e in pod["spec"]["containers"][0].pop("env")}
+
+    assert env_of(worker) == {**env_of(ours), "DASK_WORKER_NAME": worker["metadata"]["name"]}
+    assert worker["spec"] == ours["spec"]
+    for pod in (scheduler, worker, runner):
+        labels = pod["metadata"]["labels"]
+        assert labels["dask.org/cluster-name"] == floor.CLUSTER, labels
