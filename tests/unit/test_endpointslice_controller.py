@@ -71,3 +71,27 @@ def test_refused_addresses_are_left_out_and_a_service_without_endpoints_keeps_a_
 def test_at_most_100_endpoints_a_slice() -> None:
     assert [len(c) for c in chunked([{}] * 250)] == [100, 100, 50]
     assert chunked([]) == [[]]
+
+
+async def test_no_new_slice_for_a_service_pending_deletion() -> None:
+    """As kcm's reconciler: the garbage collector deletes a Service's slices in a foreground
+    delete; making them again would hold the Service (and a DaskCluster owning it) up."""
+    from dask_kube_jobs.local.controllers.endpointslices import EndpointSliceController
+
+    class Writes:
+        def __init__(self) -> None:
+            self.created: list[Any] = []
+
+        async def create(self, resource: Any, namespace: str, body: Any) -> Any:
+            self.created.append(body)
+            return {**body, "metadata": {**body["metadata"], "name": "web-abcde"}}
+
+    client = Writes()
+    controller = EndpointSliceController(client)  # type: ignore[arg-type]
+    group = ("IPv4", json.dumps([]))
+    going = service()
+    going["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    await controller._write(going, group, [], None)
+    assert client.created == []
+    await controller._write(service(), group, [], None)  # a live Service still gets its slice
+    assert len(client.created) == 1

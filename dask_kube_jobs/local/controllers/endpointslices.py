@@ -256,6 +256,11 @@ class EndpointSliceController:
         if current is not None and current.get("endpoints") == endpoints and \
                 (current["metadata"].get("labels") or {}) == labels:
             return
+        if current is None and meta.get("deletionTimestamp"):
+            # As kube-controller-manager's reconciler: no new slice for a Service pending
+            # deletion, or a foreground delete waits while the garbage collector removes each
+            # slice and this controller makes it again.
+            return
         body: Obj = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                      "metadata": {"labels": labels, "annotations": {TRIGGER_TIME: fmt_time()},
                                   "ownerReferences": [{
