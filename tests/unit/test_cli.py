@@ -395,9 +395,15 @@ def test_a_signal_ends_a_command_with_128_plus_its_number(signame: str, code: in
         await asyncio.sleep(10)
         return 0
 
-    before = signal.getsignal(signum)
-    assert run_stoppable(main) == code
-    assert signal.getsignal(signum) is before
+    # A command starts with the default disposition, as a shell gives it; tests that ran
+    # earlier in this process (Airflow's task runner) may have left SIGTERM/SIGHUP ignored,
+    # which run_stoppable rightly keeps ignored (nohup).
+    outer = signal.signal(signum, signal.SIG_DFL)
+    try:
+        assert run_stoppable(main) == code
+        assert signal.getsignal(signum) is signal.SIG_DFL  # given back as it found it
+    finally:
+        signal.signal(signum, outer)
 
 
 def test_shell_completion_answers_as_docs_cli_md_sets_it_up(tmp_path: Path) -> None:
