@@ -63,7 +63,7 @@ async def wait_for_cluster(job: JobReconciler) -> float | None:
     seconds until the next look, after saying why the job waits, or the job's end once it has
     waited past the cluster's scheduler startup timeout."""
     rt, ns, name = job.rt, job.ns, job.cluster_name
-    cluster = await rt.client.get(DASKCLUSTERS, ns, name)
+    cluster = await rt.read(DASKCLUSTERS, ns, name)  # the cache: no GET per poll
     live = cluster is not None and not cluster["metadata"].get("deletionTimestamp")
     scheduler = rt.pod(ns, names.scheduler_name(name)) if live else None
     if scheduler is not None and pod_ready(scheduler) and not scheduler["metadata"].get("deletionTimestamp"):

@@ -53,6 +53,14 @@ def selected(service: Obj, pod: Obj) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+def services_of_pod(services: Informer, pod: Obj, old: Obj | None) -> list[tuple[str, str]]:
+    """(namespace, name) of each Service that selects ``pod`` now or selected it before the
+    change (``old``): what a Pod event requeues in the controllers that follow Services' Pods."""
+    ns = pod["metadata"]["namespace"]
+    return [(ns, svc["metadata"]["name"]) for svc in services.items(ns)
+            if selected(svc, pod) or (old is not None and selected(svc, old))]
+
+
 def resolve_port(service_port: Obj, pod: Obj) -> int | None:
     """The number a service port's ``targetPort`` means on ``pod`` (None if the name is unknown)."""
     target = service_port.get("targetPort", service_port.get("port"))
@@ -148,10 +156,8 @@ class EndpointsController:
         self.pods.on_change(self._on_pod)
 
     def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
-        ns = pod["metadata"]["namespace"]
-        for svc in self.services.items(ns):
-            if selected(svc, pod) or (old is not None and selected(svc, old)):
-                self.queue.add((ns, svc["metadata"]["name"]))
+        for key in services_of_pod(self.services, pod, old):
+            self.queue.add(key)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:

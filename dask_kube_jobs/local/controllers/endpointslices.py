@@ -43,7 +43,7 @@ from ...kube import (
     wait_synced,
 )
 from .._special_ips import special_ip_problems
-from .endpoints import HEADLESS, TRIGGER_TIME, resolve_port, selected
+from .endpoints import HEADLESS, TRIGGER_TIME, resolve_port, selected, services_of_pod
 
 log = logging.getLogger("dask_kube_jobs.local.controllers.endpointslices")
 
@@ -166,10 +166,8 @@ class EndpointSliceController:
             self.queue.add(key)
 
     def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
-        ns = pod["metadata"]["namespace"]
-        for svc in self.services.items(ns):
-            if selected(svc, pod) or (old is not None and selected(svc, old)):
-                self.queue.add((ns, svc["metadata"]["name"]))
+        for key in services_of_pod(self.services, pod, old):
+            self.queue.add(key)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
