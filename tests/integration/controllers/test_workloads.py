@@ -121,9 +121,15 @@ async def test_rolling_update_waits_for_new_pods_to_become_ready(client, control
             return rss if len(rss) == 2 and rss[1]["spec"]["replicas"] == 1 else None
         old, new = await eventually(stuck, what="surge of one")
         assert old["spec"]["replicas"] == 4, "maxUnavailable=0: no old pod may go before a new one is ready"
-        d = await client.get(DEPLOYMENTS, ns, "api")
-        conds = {c["type"]: c for c in d["status"]["conditions"]}
-        assert conds["Progressing"]["reason"] in ("NewReplicaSetCreated", "ReplicaSetUpdated")
+
+        # The controller scales the new ReplicaSet before it writes the Deployment's status (as
+        # kcm's rolloutRolling does), so a reader may see the surge a moment before the condition.
+        async def progressing():
+            d = await client.get(DEPLOYMENTS, ns, "api")
+            conds = {c["type"]: c for c in d["status"]["conditions"]}
+            reason = conds["Progressing"]["reason"]
+            return conds if reason in ("NewReplicaSetCreated", "ReplicaSetUpdated") else None
+        conds = await eventually(progressing, what="Progressing names the rollout")
         assert conds["Available"]["status"] == "True"
         result = await kubectl("rollout", "status", "deployment/api", "--timeout=1s", check=False)
         assert result.returncode != 0
