@@ -19,6 +19,7 @@ import yaml
 
 from dask_kube_jobs.local.testing import KUBECTL, Kubectl
 
+from ..doc_blocks import blocks
 from .support import eventually
 
 pytestmark = pytest.mark.timeout(300)
@@ -26,14 +27,9 @@ pytestmark = pytest.mark.timeout(300)
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "migrating-from-dask-kubernetes.md"
 
 
-def blocks() -> list[tuple[str, str]]:
-    """(language, code) of every fenced block of the page, in order."""
-    return re.findall(r"^```(\w+)\n(.*?)^```", PAGE.read_text(), re.S | re.M)
-
-
 def test_every_block_is_python_or_bash_and_there_are_some() -> None:
-    found = blocks()
-    assert found and {lang for lang, _ in found} <= {"python", "bash"}, found
+    found = blocks(PAGE)
+    assert found and {b.lang for b in found} <= {"python", "bash"}, found
 
 
 def test_the_page_runs_top_to_bottom(upstream_kubeconfig: str, namespace: str,
@@ -47,7 +43,7 @@ def test_the_page_runs_top_to_bottom(upstream_kubeconfig: str, namespace: str,
            "PATH": os.pathsep.join([str(Path(KUBECTL).parent), os.environ.get("PATH", "")])}
 
     outputs = []
-    for lang, code in blocks():
+    for lang, code in ((b.lang, b.code) for b in blocks(PAGE)):
         argv = [sys.executable, "-c", code] if lang == "python" else \
             ["bash", "-euo", "pipefail", "-c", code]
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)

@@ -22,6 +22,8 @@ import dask_kube_jobs
 from dask_kube_jobs import errors
 from dask_kube_jobs.local.testing import Kubectl
 
+from ...doc_blocks import blocks
+
 pytestmark = pytest.mark.timeout(300)
 
 PAGE = Path(__file__).resolve().parents[3] / "docs" / "python-api.md"
@@ -39,14 +41,9 @@ for i, code in enumerate(blocks):
 """
 
 
-def blocks() -> list[tuple[str, str]]:
-    """(language, code) of every fenced block of the page, in order."""
-    return re.findall(r"^```(\w+)\n(.*?)^```", PAGE.read_text(), re.S | re.M)
-
-
 def test_every_block_is_python_and_every_error_class_is_in_the_table() -> None:
-    found = blocks()
-    assert len(found) >= 5 and {lang for lang, _ in found} == {"python"}, found
+    found = blocks(PAGE)
+    assert len(found) >= 5 and {b.lang for b in found} == {"python"}, found
     rows = set(re.findall(r"^\| `(\w+)` \|", PAGE.read_text(), re.M))
     public = {*errors.__all__, "SpecError", "ResultError"}
     assert public <= rows, f"error classes missing from the page's table: {public - rows}"
@@ -65,7 +62,7 @@ def test_the_page_runs_top_to_bottom(kubeconfig: str, namespace: str, kubectl: K
     scoped.write_text(yaml.safe_dump(config))
     env = {**os.environ, "KUBECONFIG": str(scoped)}
 
-    code = [c for _, c in blocks()]
+    code = [b.code for b in blocks(PAGE)]
     done = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps(code), env=env,
                           capture_output=True, text=True, timeout=280, cwd=tmp_path)
     assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
