@@ -3,18 +3,20 @@ that run them.
 
 One reader for every such test, so that the tests which run a page and the test which checks
 that every block has a runner (``tests/unit/test_doc_blocks.py``) see the same blocks: a fence
-is three backticks at the start of a line, an optional language word, and the block ends at the
-next line that starts with three backticks.
+is three backticks at the start of a line (or indented, inside a list item), an optional
+language word, and the block ends at the next line that starts with three backticks; an
+indented block's text is dedented.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_FENCE = re.compile(r"^```([\w+-]*)[ \t]*\n(.*?)^```", re.S | re.M)
+_FENCE = re.compile(r"^[ \t]*```([\w+-]*)[ \t]*\n(.*?)^[ \t]*```", re.S | re.M)
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,8 @@ def blocks(page: Path) -> list[Block]:
     """Every fenced block of ``page``, in order."""
     text = page.read_text()
     name = page.resolve().relative_to(ROOT).as_posix()
-    return [Block(name, text.count("\n", 0, m.start()) + 1, m.group(1), m.group(2))
+    return [Block(name, text.count("\n", 0, m.start()) + 1, m.group(1),
+                  textwrap.dedent(m.group(2)))
             for m in _FENCE.finditer(text)]
 
 

@@ -6,8 +6,9 @@ is the container. It runs as the chart would run it: the rendered Deployment's c
 arguments, user and hardening (read-only root, tmpfs /tmp, no capabilities, no privilege
 escalation), under the chart's RBAC for its ServiceAccount (the chart rendered by helm and
 applied without its Deployment), reaching the API server over the host network with a
-kubeconfig minted for that ServiceAccount and readable by uid 10001. See ``podman.py`` for how
-the image is built on a machine that can neither pull nor run a Docker daemon.
+kubeconfig minted for that ServiceAccount and readable by uid 10001: the steps of the
+``podman run`` block of docs/local-control-plane.md. See ``podman.py`` for how the image is
+built on a machine that can neither pull nor run a Docker daemon.
 """
 
 from __future__ import annotations

@@ -407,6 +407,7 @@ def test_a_signal_ends_a_command_with_128_plus_its_number(signame: str, code: in
 
 
 def test_shell_completion_answers_as_docs_cli_md_sets_it_up(tmp_path: Path) -> None:
+    """The completion block of docs/cli.md, run: its script, then an answer."""
     import os
     import subprocess
     import sys

@@ -1,4 +1,9 @@
-"""`dask-kube-jobs local up/status/kubeconfig/down`, as a newcomer runs them."""
+"""`dask-kube-jobs local up/status/kubeconfig/down`, as a newcomer runs them.
+
+The `local up --detach` / `local down` transcript of docs/local-control-plane.md is run by
+``test_up_detach_then_down_leaves_no_process``, which checks its lines about the server, the
+context, and what `down` stops and removes.
+"""
 
 from __future__ import annotations
 

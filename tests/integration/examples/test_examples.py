@@ -2,7 +2,8 @@
 
 Files are applied as they are (``kubectl apply -f examples/<file>``) wherever this 2-CPU machine
 allows; where a seed asks for more than it has, the test says so and patches the count after
-loading, leaving the file as the seed wrote it.
+loading, leaving the file as the seed wrote it. The commands examples/README.md shows are
+these tests' steps.
 """
 
 from __future__ import annotations
