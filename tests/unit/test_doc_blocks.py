@@ -3,7 +3,7 @@
 The project's rule (DESIGN.md: "every code block in them is run by a test"), checked for each
 block as the pages are, so a new block without a runner fails here:
 
-- a page whose runner takes every block of it, in order, through ``tests/doc_blocks.py`` is
+- a page whose runner takes every block of it through ``tests/doc_blocks.py`` is
   listed in ``WHOLE_PAGES``;
 - on any other page a block says who runs it, in an HTML comment on the line right above its
   fence (readers of the rendered page do not see it): ``<!-- run by PATH ... -->`` (or
