@@ -119,11 +119,13 @@ def test_the_python_blocks_are_dag_files_one_runs(run_dag: Any, tmp_path: Path,
         per_file.setdefault(Path(dag.fileloc).name, []).append(dag_id)
     assert sorted(per_file) == sorted(f"block_line_{b.line}.py" for b in dags), per_file
 
-    if AIRFLOW_V_3_0_PLUS:  # dag.test() runs a DAG that a configured bundle holds
+    if AIRFLOW_V_3_0_PLUS:
+        # dag.test() runs a DAG that a configured bundle holds, and parses the bundles in
+        # order until it finds it: the page's first, the usual one still configured.
         bundle = {"classpath": "airflow.dag_processing.bundles.local.LocalDagBundle"}
         monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([
-            {"name": "dags-folder", **bundle, "kwargs": {}},
-            {"name": "airflow-provider-md", **bundle, "kwargs": {"path": str(folder)}}]))
+            {"name": "airflow-provider-md", **bundle, "kwargs": {"path": str(folder)}},
+            {"name": "dags-folder", **bundle, "kwargs": {}}]))
     dr, log = run_dag(bag.dags[RUN_DAG_ID])
     assert dr.state == "success", log[-5000:]
     assert xcom(dr, "sum_of_squares") == {"n": 10, "total": 285}
