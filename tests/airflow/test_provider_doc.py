@@ -2,21 +2,23 @@
 
 - Python blocks are whole DAG files. All of them are parsed in one DagBag, Airflow's own DAG
   parser, which must load each with no import error and no warning; the ``@task.daskjob`` DAG
-  then runs with ``dag.test()`` against the session's local control plane (one run: the page's
-  other DAG starts a two-worker cluster and shows nothing a run would add to the DagBag check).
+  then runs with ``dag.test()`` against the session's local control plane. One run, for CI's
+  time: the other DAG (a ``DaskJobOperator`` on two workers) is parsed only; running that
+  operator's DAGs is what ``test_example_dags.py`` and ``test_dags_cli.py`` do.
 - Bash blocks run with bash in a throw-away ``AIRFLOW_HOME`` where running them costs seconds:
   the connection's ``export`` (its value then read by the provider's hook). The install line
   is checked against this environment instead of run (a ``pip install`` of Airflow is minutes):
   each extra it names must be declared by the installed distribution and every requirement
-  it brings must be met here. CI builds the two environments with exactly those extras, with
-  ``airflow2`` in place of ``airflow`` on the Airflow 2.11 leg, as the page's table says.
+  it brings must be met here. CI's two environments hold those extras (the first through
+  ``test``; the Airflow 2.11 leg installs ``airflow2,local,operator``), with ``airflow2`` in
+  place of ``airflow`` on 2.11, as the page's table says.
   The walkthrough starts a control plane of its own and runs a deferred DAG (about a minute):
   each of its commands is run elsewhere (``tests/airflow/test_dags_cli.py``,
   ``tests/integration/cli/test_local_cli.py``, the ``airflow_db`` fixture), and here its
   paths and names are checked against the code.
-- A JSON or YAML block is a connection's extras, read by the hook and the connection form.
 
-Any other block fails the first test: a block added to the page needs a runner here.
+Any other block (a JSON or YAML one too: the connection's extras are checked inside the
+``export`` block) fails the first test: a block added to the page needs a runner here.
 """
 
 from __future__ import annotations
@@ -31,16 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS
 from packaging.requirements import Requirement
 
 from dask_kube_jobs.airflow_provider import get_provider_info
-from dask_kube_jobs.airflow_provider.hooks.daskjob import (
-    FIELDS,
-    DaskKubeJobsHook,
-    target_from_extras,
-)
+from dask_kube_jobs.airflow_provider.hooks.daskjob import FIELDS, DaskKubeJobsHook
 from dask_kube_jobs.local.kubeconfig import DEFAULT_KUBECONFIG
 
 from ..doc_blocks import Block, blocks
@@ -58,8 +55,6 @@ def kind_of(block: Block) -> str:
     """Which check below runs ``block``; "" when none does."""
     if block.lang == "python":
         return "dag"
-    if block.lang in ("json", "yaml"):
-        return "extras"
     if block.lang == "bash":
         if "pip install" in block.code:
             return "install"
@@ -169,17 +164,10 @@ def test_the_connection_export_is_read_by_the_hook(tmp_path: Path,
     assert done.returncode == 0, done.stderr
     value = json.loads(done.stdout)
     assert value["conn_type"] == "dask_kube_jobs"
-    assert set(value["extra"]) <= set(CONN_FORM), value["extra"]
+    assert set(value["extra"]) <= set(CONN_FORM), value["extra"]  # the form's fields
     monkeypatch.setenv(CONN_ENV, done.stdout)
     target = DaskKubeJobsHook().get_target()
     assert (target.kube_config_path, target.namespace) == ("/etc/kube/config", "analytics")
-
-
-def test_extras_blocks_are_what_the_connection_form_takes() -> None:
-    for block in of_kind("extras"):
-        extra = json.loads(block.code) if block.lang == "json" else yaml.safe_load(block.code)
-        assert isinstance(extra, dict) and set(extra) <= set(CONN_FORM), (str(block), extra)
-        target_from_extras(extra)
 
 
 def test_the_walkthrough_uses_the_names_the_code_uses() -> None:
