@@ -51,6 +51,9 @@ DASKCLUSTERS = Resource(GROUP, VERSION, "daskclusters", "DaskCluster", True)
 DASKWORKERGROUPS = Resource(GROUP, VERSION, "daskworkergroups", "DaskWorkerGroup", True)
 DASKJOBS = Resource(GROUP, VERSION, "daskjobs", "DaskJob", True)
 DASKAUTOSCALERS = Resource(GROUP, VERSION, "daskautoscalers", "DaskAutoscaler", True)
+#: Cluster-scoped: the shapes an administrator offers (``spec.profile`` names one).
+DASKCLUSTERPROFILES = Resource(GROUP, VERSION, "daskclusterprofiles", "DaskClusterProfile",
+                               False)
 #: The four kinds of the contract, in the order their CRDs are best installed.
 DASK_RESOURCES = (DASKCLUSTERS, DASKWORKERGROUPS, DASKJOBS, DASKAUTOSCALERS)
 
