@@ -139,6 +139,28 @@ def test_a_templated_worker_count_is_read_as_a_number() -> None:
     assert manifest["spec"]["cluster"]["spec"]["worker"]["replicas"] == 2
 
 
+def test_a_profile_names_the_jobs_cluster_and_the_connections_default_fills_in() -> None:
+    op = DaskJobOperator(task_id="p", script="print(1)", profile="standard",
+                         profile_options={"worker_memory": "8Gi"})
+    assert "profile" in op.template_fields and "profile_options" in op.template_fields
+    spec = op.build_manifest("p", "fallback")["spec"]
+    assert spec["profile"] == {"name": "standard", "options": {"worker_memory": "8Gi"}}
+    assert "cluster" not in spec  # left to the profile, no default image or worker count
+    plain = DaskJobOperator(task_id="d", script="print(1)", n_workers=2)
+    spec = plain.build_manifest("d", "fallback")["spec"]
+    assert spec["profile"] == {"name": "fallback"}
+    assert spec["cluster"] == {"spec": {"worker": {"replicas": 2}}}
+    assert "profile" not in plain.build_manifest("d")["spec"]
+    shared = DaskJobOperator(task_id="s", script="print(1)", cluster_ref="warm")
+    assert "profile" not in shared.build_manifest("s", "fallback")["spec"]  # makes no cluster
+    named = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskJob", "metadata": {},
+             "spec": {"job": {"spec": {"containers": [{"name": "j", "image": "i"}]}},
+                      "profile": {"name": "own", "options": {"workers": 1}}}}
+    spec = DaskJobOperator(task_id="m", manifest=named, profile_options={"workers": 3}
+                           ).build_manifest("m", "fallback")["spec"]
+    assert spec["profile"] == {"name": "own", "options": {"workers": 3}}
+
+
 def test_the_deferrable_default_follows_airflow_config() -> None:
     assert DaskJobOperator(task_id="d", script="print(1)").deferrable is False
 
