@@ -51,11 +51,10 @@ DASKCLUSTERS = Resource(GROUP, VERSION, "daskclusters", "DaskCluster", True)
 DASKWORKERGROUPS = Resource(GROUP, VERSION, "daskworkergroups", "DaskWorkerGroup", True)
 DASKJOBS = Resource(GROUP, VERSION, "daskjobs", "DaskJob", True)
 DASKAUTOSCALERS = Resource(GROUP, VERSION, "daskautoscalers", "DaskAutoscaler", True)
-#: Cluster-scoped: the shapes an administrator offers (``spec.profile`` names one).
-DASKCLUSTERPROFILES = Resource(GROUP, VERSION, "daskclusterprofiles", "DaskClusterProfile",
-                               False)
 #: The four kinds of the contract, in the order their CRDs are best installed.
 DASK_RESOURCES = (DASKCLUSTERS, DASKWORKERGROUPS, DASKJOBS, DASKAUTOSCALERS)
+#: Cluster-scoped: the named cluster shapes an administrator offers (contract/profiles.py).
+DASKCLUSTERPROFILES = Resource(GROUP, VERSION, "daskclusterprofiles", "DaskClusterProfile", False)
 
 PODS = Resource("", "v1", "pods", "Pod", True)
 NODES = Resource("", "v1", "nodes", "Node", False)

@@ -74,7 +74,7 @@ def test_the_chart_crds_are_identical_to_the_package_crds() -> None:
     package = {p.name: p.read_bytes() for p in PACKAGE_CRDS.glob("*.yaml")}
     chart = {p.name: p.read_bytes() for p in (CHART_DIR / "crds").glob("*.yaml")}
     assert set(package) == {"daskcluster.yaml", "daskworkergroup.yaml", "daskjob.yaml",
-                            "daskautoscaler.yaml"}
+                            "daskautoscaler.yaml", "daskclusterprofile.yaml"}
     assert set(chart) == set(package) | {"kopf-peering.yaml"}
     for name, content in package.items():
         assert chart[name] == content, (
