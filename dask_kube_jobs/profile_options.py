@@ -26,17 +26,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from .contract.profiles import OPTION_KINDS, OPTION_NAME
 from .contract.quantity import parse_quantity
 from .errors import ProfileOptionError
 
-__all__ = ["OPTION_KINDS", "ClusterProfile", "ProfileOption", "parse_option_pairs",
-           "profile_block", "with_profile"]
+__all__ = ["ClusterProfile", "ProfileOption", "parse_option_pairs", "profile_block",
+           "with_profile"]
 
-#: An option's name is a Python identifier, so ``KubeCluster(profile=..., worker_memory=...)``
-#: can pass it as a keyword argument.
-OPTION_NAME = re.compile(r"[a-z][a-z0-9_]*")
-#: Exactly one of these keys of an option says what kind of value it takes.
-OPTION_KINDS = ("quantity", "integer", "choice")
 _PROFILE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 

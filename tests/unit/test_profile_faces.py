@@ -24,6 +24,8 @@ from dask_kube_jobs._kubecluster._options import profile_choices
 from dask_kube_jobs.asyncio import check_job_manifest
 from dask_kube_jobs.profile_options import parse_option_pairs, profile_block, with_profile
 
+from .test_spec import assert_accepted
+
 STANDARD = {
     "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskClusterProfile",
     "metadata": {"name": "standard"},
@@ -138,6 +140,16 @@ def test_option_pairs() -> None:
     with pytest.raises(ProfileOptionError, match="KEY=VALUE"):
         parse_option_pairs(["novalue"])
     assert profile_block("p", {}) == {"name": "p"}
+
+
+@pytest.mark.parametrize("manifest", [
+    make_cluster_spec("c", profile="standard", profile_options={"worker_memory": "8Gi"}),
+    make_cluster_spec("c", profile="standard", n_workers=2, resources={"limits": {"cpu": "1"}}),
+    make_job_spec("j", command="true", profile="standard", profile_options={"workers": 3}),
+    make_job_spec("j", command="true", profile="standard", n_workers=2, env={"A": "1"}),
+], ids=["cluster-options", "cluster-partial", "job-options", "job-partial"])
+def test_profile_manifests_are_valid_for_the_crds_and_nothing_is_pruned(manifest: dict) -> None:
+    assert_accepted(manifest)
 
 
 # ---------------------------------------------------------------- the early check
