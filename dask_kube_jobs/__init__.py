@@ -30,7 +30,7 @@ from .errors import (
     ProfileOptionError,
     WaitTimeout,
 )
-from .profile_options import ClusterProfile, ProfileOption
+from .profile_spec import ClusterProfile, ProfileOption
 from .result import ResultError, set_result
 from .spec import (
     SpecError,

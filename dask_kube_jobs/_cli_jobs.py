@@ -45,7 +45,7 @@ from .jobs import _async
 from .jobs._client import NETWORK_ERRORS, close_clients, connect, translate
 from .jobs._manifest import check_job_manifest, load_job_manifest, with_cluster_ref
 from .jobs._status import JobStatus
-from .profile_options import parse_option_pairs, with_profile
+from .profile_spec import parse_option_pairs, with_profile
 from .spec import DEFAULT_IMAGE, SpecError, make_cluster_spec, make_job_spec
 
 EXIT_TIMEOUT = 124

@@ -18,7 +18,7 @@ import yaml
 
 from .contract.times import now, parse_time
 from .jobs._status import JobStatus
-from .profile_options import ClusterProfile
+from .profile_spec import ClusterProfile
 
 FORMATS = ("text", "wide", "json", "yaml")
 

@@ -50,7 +50,7 @@ from .jobs._manifest import check_job_manifest, load_job_manifest, with_cluster_
 from .jobs._status import JobStatus, dashboard_link
 from .jobs._watch import POLL_INTERVAL
 from .kube import default_namespace
-from .profile_options import with_profile
+from .profile_spec import with_profile
 from .profiles._async import get_profile, list_profiles, profile_options
 
 __all__ = [

@@ -42,7 +42,7 @@ from .contract.names import (
 )
 from .contract.quantity import parse_quantity
 from .errors import DaskKubeJobsError, ProfileOptionError
-from .profile_options import profile_block
+from .profile_spec import profile_block
 
 __all__ = [
     "DEFAULT_IMAGE",

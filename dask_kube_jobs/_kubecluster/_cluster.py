@@ -57,7 +57,7 @@ from ..errors import (
     KubeClusterError,
 )
 from ..kube import PODS, SERVICES, APIError, Client, default_namespace
-from ..profile_options import with_profile
+from ..profile_spec import with_profile
 from ..spec import DEFAULT_IMAGE, make_cluster_spec, make_worker_spec
 from . import _api
 from ._network import Endpoint, Forwards, service_endpoint

@@ -40,7 +40,7 @@ from ..errors import (
 )
 from ..jobs._client import NETWORK_ERRORS, connect, is_transient
 from ..jobs._profile import check_early
-from ..profile_options import profile_block, with_profile
+from ..profile_spec import profile_block, with_profile
 from ._manifest import load_cluster_manifest
 from ._status import ClusterStatus
 

@@ -30,7 +30,7 @@ from .. import kube
 from ..contract.api_resources import DASKCLUSTERS, DASKJOBS
 from ..errors import DaskJobFailed, JobNotFound, WaitTimeout
 from ..kube import default_namespace
-from ..profile_options import with_profile
+from ..profile_spec import with_profile
 from ..spec import SpecError
 from ._client import (
     NETWORK_ERRORS,

@@ -20,7 +20,7 @@ import yaml
 
 from ..contract.names import API_VERSION, cluster_name_problem
 from ..errors import ProfileOptionError
-from ..profile_options import profile_block
+from ..profile_spec import profile_block
 from ..spec import SpecError
 
 __all__ = ["API_VERSION", "check_job_manifest", "load_job_manifest"]

@@ -20,7 +20,7 @@ from typing import Any
 from .. import kube
 from ..contract.api_resources import DASKCLUSTERPROFILES
 from ..errors import APIRequestError, CRDsNotInstalled, ProfileNotFound
-from ..profile_options import ClusterProfile
+from ..profile_spec import ClusterProfile
 
 __all__ = ["RBAC_HINT", "check_early", "read_profile", "read_profiles"]
 

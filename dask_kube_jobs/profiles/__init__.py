@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 
 from ..jobs._sync import run_sync
-from ..profile_options import ClusterProfile, ProfileOption
+from ..profile_spec import ClusterProfile, ProfileOption
 from . import _async as async_face
 
 __all__ = ["ClusterProfile", "ProfileOption", "get_profile", "list_profiles", "profile_options"]

@@ -16,7 +16,7 @@ import os
 from .. import kube
 from ..jobs._client import connect
 from ..jobs._profile import read_profile, read_profiles
-from ..profile_options import ClusterProfile, ProfileOption
+from ..profile_spec import ClusterProfile, ProfileOption
 
 __all__ = ["get_profile", "list_profiles", "profile_options"]
 

@@ -22,7 +22,7 @@ from dask_kube_jobs._cli_jobs import job_manifest
 from dask_kube_jobs._cli_output import profile_text, profiles_table
 from dask_kube_jobs._kubecluster._options import profile_choices
 from dask_kube_jobs.asyncio import check_job_manifest
-from dask_kube_jobs.profile_options import parse_option_pairs, profile_block, with_profile
+from dask_kube_jobs.profile_spec import parse_option_pairs, profile_block, with_profile
 
 from .test_spec import assert_accepted
 
