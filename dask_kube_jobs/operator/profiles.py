@@ -221,6 +221,10 @@ class _Resolver:
         index = (pod.get("containers") or []).index(container)
         cbase = f"{base}.containers[{index}]"
         image = self.profile.get("image")
+        if not container.get("image") and not self.targets & {"image", f"{comp}.image"}:
+            # a main container that leaves its image to the profile (the spec builders write
+            # the standard containers without one when given resources or env but no image)
+            container["image"] = image or DEFAULT_IMAGE
         if image and self.provided[comp] and "image" in self.locked and \
                 not self.targets & {"image", f"{comp}.image"} and container.get("image") != image:
             self.refuse(f"{cbase}.image", self.locked_msg("image", container.get("image"), image))

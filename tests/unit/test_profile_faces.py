@@ -252,3 +252,20 @@ def test_profiles_text_output() -> None:
     row = next(line for line in text.splitlines() if "worker_memory" in line).split()
     assert row == ["worker_memory", "worker.memory", "4Gi", "2Gi", "to", "16Gi", "Memory",
                    "per", "worker"]
+
+
+def test_the_operator_fills_the_image_of_containers_the_builders_wrote_without_one() -> None:
+    """``KubeCluster(profile=..., worker_command=...)`` writes the standard containers without
+    an image; the operator's resolution gives them the profile's (or an image option's)."""
+    from dask_kube_jobs.operator.profiles import resolve
+
+    spec = make_cluster_spec("c", profile="p", worker_command="dask worker --nthreads 1")["spec"]
+    done = resolve(spec, "p", {"image": "prof:1", "locked": ["image"]}, None, cluster="c")
+    assert done.violations == []
+    assert {done.spec[c]["spec"]["containers"][0]["image"] for c in ("worker", "scheduler")} == \
+        {"prof:1"}
+    chosen = resolve(spec, "p", STANDARD["spec"], {"image": "a:2"}, cluster="c")
+    assert chosen.violations == []
+    assert chosen.spec["worker"]["spec"]["containers"][0]["image"] == "a:2"
+    assert resolve(spec, "p", {}, None, cluster="c").spec["worker"]["spec"]["containers"][0][
+        "image"] == "ghcr.io/dask/dask:latest"
