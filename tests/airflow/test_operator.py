@@ -18,6 +18,7 @@ from dask_kube_jobs.airflow_provider.operators.daskjob import (
 )
 from dask_kube_jobs.airflow_provider.triggers.daskjob import DaskJobTrigger
 
+from .conftest import CONN_ENV
 from .helpers import FakeTI, jobs_of
 
 pytestmark = pytest.mark.timeout(240)
@@ -107,6 +108,41 @@ def test_a_successful_job_is_deleted_by_default(local_control_plane: Any, namesp
             break
         time.sleep(0.2)
     assert jobs(local_control_plane, namespace, "tidy") == []
+
+
+TEAM_OF_WORKERS = """
+import os
+from dask.distributed import Client
+from dask_kube_jobs import set_result
+with Client() as client:
+    client.wait_for_workers(1)
+    set_result(sorted(set(client.run(lambda: os.environ.get("TEAM")).values())))
+"""
+
+
+def test_a_profile_and_its_options_shape_the_jobs_cluster(
+        local_control_plane: Any, namespace: str, dkj_connection: dict[str, Any],
+        kubectl: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = f"{namespace}-teams"
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskClusterProfile",
+        "metadata": {"name": name},
+        "spec": {"worker": {"replicas": 1}, "options": [
+            {"name": "team", "target": "env.TEAM",
+             "choice": {"default": "data", "choices": ["data", "ml"]}}]}}))
+    # the task's own profile wins over the connection's default
+    extra = {**dkj_connection, "default_profile": "not-this-one"}
+    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "dask_kube_jobs", "extra": extra}))
+    try:
+        op = DaskJobOperator(task_id="teams", script=TEAM_OF_WORKERS, profile=name,
+                             profile_options={"team": "ml"}, deferrable=False,
+                             on_finish_action="keep")
+        ti = FakeTI(task_id="teams")
+        assert op.execute({"ti": ti}) == ["ml"]
+        job = kubectl("get", "daskjob", ti.xcoms["job_name"], "-o", "json").json()
+        assert job["status"]["profile"]["name"] == name
+    finally:
+        kubectl("delete", "daskclusterprofile", name, "--wait=false", check=False)
 
 
 @pytest.mark.parametrize("kwargs", [
