@@ -4,11 +4,11 @@ options, checked early against the profile and applied by the operator to the wo
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dask.distributed import Client
 
 from dask_kube_jobs import KubeCluster, ProfileOptionError
 from dask_kube_jobs.local.testing import Kubectl
@@ -32,6 +32,18 @@ def small_profile(kubectl: Kubectl, namespace: str) -> Iterator[str]:
             check=False)
 
 
+def worker_pod(kubectl: Kubectl, cluster: str, timeout: float = 30) -> dict[str, Any]:
+    """The cluster's worker Pod, once its worker group has made it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pods = kubectl("get", "pods", "-l", f"dask.org/cluster-name={cluster},"
+                       "dask.org/component=worker", "-o", "json").json()["items"]
+        if pods or time.monotonic() > deadline:
+            [pod] = pods
+            return pod
+        time.sleep(0.2)
+
+
 def test_a_profile_option_given_as_a_keyword_reaches_the_worker_pod(
         local_control_plane: Any, namespace: str, kubectl: Kubectl, small_profile: str) -> None:
     options = {"namespace": namespace, "kubeconfig": local_control_plane.kubeconfig,
@@ -40,12 +52,8 @@ def test_a_profile_option_given_as_a_keyword_reaches_the_worker_pod(
         KubeCluster(name="greedy", worker_memory="4Gi", **options)
     assert kubectl("get", "daskclusters", "-o", "name").stdout.strip() == ""  # none made
 
-    with KubeCluster(name="profiled", worker_memory="768Mi", **options) as cluster, \
-            Client(cluster) as client:
-        client.wait_for_workers(1, timeout=60)  # the profile's one worker
-        assert client.submit(sum, [1, 2]).result(timeout=30) == 3
-        [pod] = kubectl("get", "pods", "-l", "dask.org/cluster-name=profiled,"
-                        "dask.org/component=worker", "-o", "json").json()["items"]
+    with KubeCluster(name="profiled", worker_memory="768Mi", **options):
+        pod = worker_pod(kubectl, "profiled")  # the profile's one worker
         resources = pod["spec"]["containers"][0]["resources"]
         assert resources["limits"]["memory"] == resources["requests"]["memory"] == "768Mi"
         assert kubectl("get", "daskcluster", "profiled", "-o", "json").json()["spec"][
