@@ -109,6 +109,14 @@ def parse_option_pairs(pairs: Iterable[str] | None, argument: str = "--option") 
     return out
 
 
+def _whole(value: Any) -> Decimal:
+    """An integer option's value: an int, or the digits of one as text (``"3"``)."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.lstrip("+-").isdigit():
+        raise ValueError(f"{value!r} is not a whole number")
+    return Decimal(int(text))
+
+
 @dataclass(frozen=True)
 class ProfileOption:
     """One option a profile offers: what it sets (``target``) and what it accepts."""
@@ -151,20 +159,14 @@ class ProfileOption:
             return shape
         if self.kind == "choice":
             return None if str(value) in {str(c) for c in self.choices} else "is not a choice"
-        if self.kind == "integer":
-            text = str(value).strip()
-            if not text.lstrip("+-").isdigit():
-                return "is not a whole number"
-            number: Decimal = Decimal(int(text))
-            bound = Decimal
-        else:
-            try:
-                number = parse_quantity(value)
-            except ValueError:
-                return "is not a quantity (e.g. 8Gi, 500m, 2)"
-            bound = parse_quantity
-        low = None if self.minimum is None else bound(self.minimum)
-        high = None if self.maximum is None else bound(self.maximum)
+        parse = _whole if self.kind == "integer" else parse_quantity
+        try:
+            number = parse(value)
+        except ValueError:
+            return "is not a whole number" if self.kind == "integer" else \
+                "is not a quantity (e.g. 8Gi, 500m, 2)"
+        low = None if self.minimum is None else parse(self.minimum)
+        high = None if self.maximum is None else parse(self.maximum)
         if (low is not None and number < low) or (high is not None and number > high):
             return "is out of range"
         return None

@@ -269,3 +269,17 @@ def test_the_operator_fills_the_image_of_containers_the_builders_wrote_without_o
     assert chosen.spec["worker"]["spec"]["containers"][0]["image"] == "a:2"
     assert resolve(spec, "p", {}, None, cluster="c").spec["worker"]["spec"]["containers"][0][
         "image"] == "ghcr.io/dask/dask:latest"
+
+
+def test_a_403_on_profiles_says_which_rbac_is_missing() -> None:
+    from dask_kube_jobs import kube
+    from dask_kube_jobs.jobs._profile import _explained
+
+    forbidden = kube.api_error(403, {"kind": "Status", "reason": "Forbidden", "message":
+                                     'daskclusterprofiles.kubernetes.dask.org is forbidden: '
+                                     'User "alice" cannot list resource "daskclusterprofiles"'})
+    error = _explained(forbidden, "cannot list DaskClusterProfiles")
+    assert str(error).startswith("cannot list DaskClusterProfiles: daskclusterprofiles")
+    assert "get and list on daskclusterprofiles" in error.hint and "ClusterRole" in error.hint
+    missing = _explained(kube.api_error(404, {"reason": "NotFound"}), "cannot read x")
+    assert "no DaskClusterProfile resource" in str(missing)
