@@ -256,3 +256,15 @@ def test_which_profile_an_object_uses():
     assert "namespace team" in default.source
     assert profiles.chosen(None, {"metadata": {"name": "x"}}, ANNOTATION_DEFAULT_PROFILE) is None
     assert "does not exist" in profiles.not_found_message(default)
+
+
+def test_a_locked_field_the_profile_leaves_unset_may_not_be_set():
+    profile = {"locked": ["nodeSelector", "resources", "idleTimeout"]}
+    assert resolve(profile=profile).violations == []
+    spec = make_cluster_spec("c")["spec"]
+    spec["worker"]["spec"]["nodeSelector"] = {"gpu": "yes"}
+    spec["worker"]["spec"]["containers"][0]["resources"] = {"limits": {"memory": "1Gi"}}
+    spec["idleTimeout"] = 30
+    fields = sorted(v.field for v in resolve(spec, profile=profile).violations)
+    assert fields == ["spec.idleTimeout", "spec.worker.spec.containers[0].resources",
+                      "spec.worker.spec.nodeSelector"]
