@@ -65,9 +65,14 @@ class ProfileSource:
             self._wake(*key)
 
     async def get(self, name: str) -> Obj | None:
+        """The profile; None while it does not exist, or cannot be read (the CRD missing,
+        or no right to read it: ``start`` logged which)."""
         if self.informer.synced.is_set():
             return self.informer.get(None, name)
-        return await self.client.get(DASKCLUSTERPROFILES, None, name)
+        try:
+            return await self.client.get(DASKCLUSTERPROFILES, None, name)
+        except Forbidden:
+            return None
 
     def wait_for(self, name: str, key: Key) -> None:
         self.waiting.setdefault(name, set()).add(key)
