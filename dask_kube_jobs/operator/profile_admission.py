@@ -65,9 +65,14 @@ class ProfileSource:
             self._wake(*key)
 
     async def get(self, name: str) -> Obj | None:
+        """The profile; None while it does not exist, or cannot be read (the CRD missing,
+        or no right to read it: ``start`` logged which)."""
         if self.informer.synced.is_set():
             return self.informer.get(None, name)
-        return await self.client.get(DASKCLUSTERPROFILES, None, name)
+        try:
+            return await self.client.get(DASKCLUSTERPROFILES, None, name)
+        except Forbidden:
+            return None
 
     def wait_for(self, name: str, key: Key) -> None:
         self.waiting.setdefault(name, set()).add(key)
@@ -145,17 +150,17 @@ async def admit_cluster(source: ProfileSource, rt: Any, cluster: Obj, *, job_own
     meta, spec = cluster["metadata"], cluster.get("spec") or {}
     ns, name = meta["namespace"], meta["name"]
     ref = spec.get("profile")
-    if job_owned:
-        if not ref:
-            return NONE  # its job has no profile
-        job_name = (meta.get("labels") or {}).get(names.LABEL_JOB) or ""
-        job = await rt.read(DASKJOBS, ns, job_name)
-        pin = profiles.pinned(job or {})
-        if pin is None:  # the job's status is on its way (it pins before making the cluster)
-            return Outcome("waiting", f"waiting for DaskJob {job_name} to record its profile",
-                           profiles.REASON_NOT_FOUND, delay=PIN_WAIT_SECONDS)
-        resolved = profiles.resolve(spec, pin["name"], pin.get("spec") or {},
-                                    ref.get("options"), cluster=name)
+    job = await _owning_job(rt, cluster) if job_owned else None
+    if job is not None:  # the job decided, at its own admission
+        pin = profiles.pinned(job)
+        if pin is None:
+            if not ref:
+                return NONE  # the job has no profile
+            # The job's status is on its way (it pins before it makes the cluster).
+            return Outcome("waiting", f"waiting for DaskJob {job['metadata']['name']} to record "
+                           "its profile", profiles.REASON_NOT_FOUND, delay=PIN_WAIT_SECONDS)
+        options = (ref or {}).get("options") or pin.get("options") or {}
+        resolved = profiles.resolve(spec, pin["name"], pin.get("spec") or {}, options, cluster=name)
         if resolved.violations:
             return Outcome("refused", profiles.summary(resolved.violations),
                            profiles.REASON_VIOLATION)
@@ -166,6 +171,20 @@ async def admit_cluster(source: ProfileSource, rt: Any, cluster: Obj, *, job_own
     return await _resolve(source, (ns, "DaskCluster", name), choice, spec, cluster=name,
                           namespace=namespace, ns=ns, prefix="spec.",
                           options_path="spec.profile.options")
+
+
+async def _owning_job(rt: Any, cluster: Obj) -> Obj | None:
+    """The DaskJob that made ``cluster`` (its controller, by uid), or None: a cluster that only
+    claims a job it does not belong to gets no job's decision."""
+    meta = cluster["metadata"]
+    owner = next((r for r in meta.get("ownerReferences") or []
+                  if r.get("kind") == DASKJOBS.kind and r.get("controller")), None)
+    if owner is None:
+        return None
+    job = await rt.read(DASKJOBS, meta["namespace"], owner.get("name") or "")
+    if job is None or job["metadata"].get("uid") != owner.get("uid"):
+        return None
+    return job
 
 
 def effective(obj: Obj, cluster_spec: Obj, *, cluster: str, prefix: str) -> profiles.Resolved | None:

@@ -197,23 +197,22 @@ class _Resolver:
                 out["replicas"] = self.std["worker"]["replicas"]
             self._fill_pod(comp, out["spec"])
         idle = self.profile.get("idleTimeout")
-        if idle is not None and "idleTimeout" not in self.targets:
+        if "idleTimeout" not in self.targets:
             have = self.user.get("idleTimeout") or 0
             if not have:
-                self.out["idleTimeout"] = idle
-            elif "idleTimeout" in self.locked and have != idle:
-                self.refuse(f"{self.prefix}idleTimeout", self.locked_msg("idleTimeout", have, idle))
+                if idle is not None:
+                    self.out["idleTimeout"] = idle
+            elif "idleTimeout" in self.locked and have != (idle or 0):
+                self.refuse(f"{self.prefix}idleTimeout", self.locked_msg("idleTimeout", have, idle or 0))
 
     def _fill_pod(self, comp: str, pod: Obj) -> None:
         base = f"{self.prefix}{comp}.spec"
         for key in POD_FIELDS:
-            want = self.profile.get(key)
-            if want is None:
-                continue
-            have = pod.get(key)
-            if have in (None, "", [], {}):
-                pod[key] = copy.deepcopy(want)
-            elif key in self.locked and have != want:
+            want, have = self.profile.get(key), pod.get(key)
+            if _empty(have):
+                if want is not None:
+                    pod[key] = copy.deepcopy(want)
+            elif key in self.locked and have != want:  # locked unset: the user may not set it
                 self.refuse(f"{base}.{key}", self.locked_msg(key, have, want))
         container = main_container(pod, comp)
         if container is None:
@@ -237,14 +236,13 @@ class _Resolver:
 
     def _fill_resources(self, comp: str, container: Obj, cbase: str) -> None:
         want = (self.profile.get(comp) or {}).get("resources")
-        if not want:
-            return
         have = container.get("resources")
         if not have:
-            container["resources"] = copy.deepcopy(want)
+            if want:
+                container["resources"] = copy.deepcopy(want)
         elif "resources" in self.locked:
             skip = self._covered_resources(comp)
-            if _without(have, skip) != _without(want, skip):
+            if _pruned(_without(have, skip)) != _pruned(_without(want or {}, skip)):
                 self.refuse(f"{cbase}.resources", self.locked_msg("resources", have, want))
 
     def _fill_env(self, comp: str, container: Obj, cbase: str) -> None:
@@ -417,6 +415,15 @@ def _suffix(target: str) -> str:
 def _without(resources: Obj, names: set[str]) -> Obj:
     return {k: ({n: q for n, q in v.items() if n not in names} if isinstance(v, dict) else v)
             for k, v in (resources or {}).items()}
+
+
+def _empty(value: Any) -> bool:
+    return value in (None, "", [], {})
+
+
+def _pruned(resources: Obj) -> Obj:
+    """Resource requirements without empty parts (``limits: {}`` says nothing)."""
+    return {k: v for k, v in resources.items() if not _empty(v)}
 
 
 def _whole(value: Any) -> int:

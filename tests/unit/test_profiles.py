@@ -256,3 +256,36 @@ def test_which_profile_an_object_uses():
     assert "namespace team" in default.source
     assert profiles.chosen(None, {"metadata": {"name": "x"}}, ANNOTATION_DEFAULT_PROFILE) is None
     assert "does not exist" in profiles.not_found_message(default)
+
+
+def test_a_locked_field_the_profile_leaves_unset_may_not_be_set():
+    profile = {"locked": ["nodeSelector", "resources", "idleTimeout"]}
+    assert resolve(profile=profile).violations == []
+    spec = make_cluster_spec("c")["spec"]
+    spec["worker"]["spec"]["nodeSelector"] = {"gpu": "yes"}
+    spec["worker"]["spec"]["containers"][0]["resources"] = {"limits": {"memory": "1Gi"}}
+    spec["idleTimeout"] = 30
+    fields = sorted(v.field for v in resolve(spec, profile=profile).violations)
+    assert fields == ["spec.idleTimeout", "spec.worker.spec.containers[0].resources",
+                      "spec.worker.spec.nodeSelector"]
+
+
+def test_worker_groups_and_autoscalers_of_a_pinned_cluster_stay_within_its_worker_bounds():
+    from dask_kube_jobs.operator.autoscaler import _outside_profile
+    from dask_kube_jobs.operator.workergroup import _within_profile
+
+    cluster = {"status": {"profile": {"name": "standard", "spec": {
+        "worker": {"minReplicas": 2, "maxReplicas": 5}}}}}
+    assert _within_profile(cluster, 4, 1) is None
+    assert _within_profile({"status": {}}, 50, 1) is None  # no profile: no bounds
+    allowed, why = _within_profile(cluster, 9, 1)
+    assert allowed == 5  # grows to the bound, not past it
+    assert why.startswith("spec.worker.replicas: 9 workers is outside the range 2 to 5 that "
+                          "DaskClusterProfile standard allows")
+    assert _within_profile(cluster, 9, 7)[0] == 7  # never removes running workers
+    assert _within_profile(cluster, 0, 4)[0] == 2  # shrinks to the minimum, not below
+    assert _within_profile(cluster, 0, 1)[0] == 1  # and does not grow to reach it
+    assert _outside_profile(cluster, 2, 5) is None
+    assert _outside_profile(cluster, 1, 5).startswith("spec.minimum: 1 workers is outside")
+    assert _outside_profile(cluster, 2, 10).startswith("spec.maximum: 10 workers is outside")
+    assert _outside_profile(None, 0, 100) is None

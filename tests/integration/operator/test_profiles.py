@@ -75,7 +75,7 @@ def refused(obj: Obj) -> bool:
     return condition(obj, "Failed").get("status") == "True"
 
 
-IMAGES = ["ghcr.io/dask/dask:2026.1", "ghcr.io/dask/dask:2026.3"]
+IMAGES = ["ghcr.io/dask/dask:latest", "ghcr.io/dask/dask:2026.3"]  # the first: the tests' image
 SHAPE: Obj = {
     "description": "test shape",
     "env": [{"name": "TEAM", "value": "data"}],
@@ -88,19 +88,36 @@ SHAPE: Obj = {
 }
 
 
-def test_profile_defaults_and_options_reach_the_pods_and_an_edit_leaves_the_cluster_as_admitted(
+def test_the_namespace_default_is_waited_for_then_applied_options_reach_the_pods_and_an_edit_changes_nothing(
         kubectl: Kubectl, namespace: str, profile: MakeProfile) -> None:
-    name = profile("shape", SHAPE)
+    # A namespace default naming a profile that does not exist yet: the cluster waits.
+    name = f"{namespace}-shape"
+    kubectl("annotate", "namespace", namespace, f"{ANNOTATION_DEFAULT_PROFILE}={name}")
+    kubectl("apply", "-f", "-", input=json.dumps(daskcluster("plain", workers=0)))
+    obj = wait_for(kubectl, "daskcluster", "plain", admitted("False"), timeout=30)
+    waiting = condition(obj, "Admitted")
+    assert waiting["reason"] == "ProfileNotFound"
+    assert f"the default profile of namespace {namespace}" in waiting["message"]
+    assert "pod/" not in children(kubectl)
+    # The profile appears: the waiting cluster is admitted with it, filled where its spec is
+    # silent; a cluster naming it with options gets the standard containers and the options.
+    profile("shape", {**SHAPE, "nodeSelector": {"kubernetes.io/os": "linux"}})
     kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskCluster", "metadata": {"name": "shaped"},
-        "spec": {"profile": {"name": name, "options": {"worker_memory": "512Mi", "image": IMAGES[1]}}}}))
-    worker = wait_pod(kubectl, "shaped", "worker")
-    scheduler = wait_pod(kubectl, "shaped", "scheduler")
-    assert main(worker)["resources"]["limits"]["memory"] == "512Mi"
-    assert main(worker)["resources"]["requests"]["memory"] == "512Mi"
-    assert main(worker)["image"] == main(scheduler)["image"] == IMAGES[1]
-    assert env_of(worker)["TEAM"] == env_of(scheduler)["TEAM"] == "data"
-    assert main(worker)["args"][:2] == ["dask", "worker"]  # the standard containers
+        "spec": {"profile": {"name": name, "options": {"worker_memory": "512Mi", "image": IMAGES[1]}},
+                 "worker": {"replicas": 0}}}))
+    scheduler = wait_pod(kubectl, "plain", "scheduler")
+    assert env_of(scheduler)["TEAM"] == "data"
+    assert scheduler["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    status = kubectl("get", "daskcluster", "plain", "-o", "json").json()["status"]
+    assert status["profile"]["name"] == name and condition({"status": status}, "Admitted")["status"] == "True"
+
+    shaped = wait_pod(kubectl, "shaped", "scheduler")
+    assert main(shaped)["image"] == IMAGES[1] and main(shaped)["args"][:2] == ["dask", "scheduler"]
+    group = wait_for(kubectl, "daskworkergroup", "shaped-default", lambda g: True, timeout=30)
+    worker = group["spec"]["worker"]["spec"]["containers"][0]  # what each worker Pod is made of
+    assert worker["resources"] == {"requests": {"memory": "512Mi"}, "limits": {"memory": "512Mi"}}
+    assert worker["image"] == IMAGES[1] and {"name": "TEAM", "value": "data"} in worker["env"]
     pinned = kubectl("get", "daskcluster", "shaped", "-o", "json").json()["status"]["profile"]
     assert pinned["name"] == name and pinned["resourceVersion"]
     assert pinned["options"] == {"worker_memory": "512Mi", "image": IMAGES[1]}
@@ -110,57 +127,35 @@ def test_profile_defaults_and_options_reach_the_pods_and_an_edit_leaves_the_clus
     kubectl("patch", "daskclusterprofile", name, "--type=merge", "-p",
             json.dumps({"spec": {"env": [{"name": "TEAM", "value": "ops"}]}}))
     kubectl("delete", "pod", scheduler["metadata"]["name"], "--wait=false")
-    again = wait_pod(kubectl, "shaped", "scheduler", other_than=scheduler["metadata"]["uid"])
+    again = wait_pod(kubectl, "plain", "scheduler", other_than=scheduler["metadata"]["uid"])
     assert env_of(again)["TEAM"] == "data"
 
 
-def test_an_option_out_of_range_is_refused_with_the_range_and_nothing_is_made(
+def test_an_option_out_of_range_and_a_locked_field_are_refused_before_anything_exists(
         kubectl: Kubectl, namespace: str, profile: MakeProfile) -> None:
-    name = profile("bounds", SHAPE)
+    bounded = profile("bounds", SHAPE)
     kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskCluster", "metadata": {"name": "greedy"},
-        "spec": {"profile": {"name": name, "options": {"worker_memory": "4Gi"}}}}))
+        "spec": {"profile": {"name": bounded, "options": {"worker_memory": "4Gi"}}}}))
+    locked = profile("locked", {"image": "ghcr.io/dask/dask:latest", "locked": ["image"]})
+    job = daskjob("sneaky", "print('hi')", profile={"name": locked})
+    job["spec"]["cluster"]["spec"]["worker"]["spec"]["containers"][0]["image"] = "example.com/mine:1"
+    kubectl("apply", "-f", "-", input=json.dumps(job))
+
     obj = wait_for(kubectl, "daskcluster", "greedy", refused, timeout=30)
     failed = condition(obj, "Failed")
     assert (obj["status"]["phase"], failed["reason"]) == ("Failed", "ProfileViolation")
     assert failed["message"] == (
         f"spec.profile.options.worker_memory: '4Gi' is outside the range 128Mi to 1Gi of option "
-        f"worker_memory (worker.memory) of DaskClusterProfile {name}; give a value within it")
+        f"worker_memory (worker.memory) of DaskClusterProfile {bounded}; give a value within it")
     assert any(e["type"] == "Warning" and "'4Gi' is outside the range" in e["message"]
                for e in events_of(kubectl, "DaskCluster", "greedy"))
-    assert "pod/" not in children(kubectl) and "service/" not in children(kubectl)
 
-
-def test_a_job_overriding_a_locked_field_fails_before_anything_exists(
-        kubectl: Kubectl, namespace: str, profile: MakeProfile) -> None:
-    name = profile("locked", {"image": "ghcr.io/dask/dask:latest", "locked": ["image"]})
-    job = daskjob("sneaky", "print('hi')", profile={"name": name})
-    job["spec"]["cluster"]["spec"]["worker"]["spec"]["containers"][0]["image"] = "example.com/mine:1"
-    kubectl("apply", "-f", "-", input=json.dumps(job))
     obj = wait_for(kubectl, "daskjob", "sneaky", job_done, timeout=30)
     assert (obj["status"]["jobStatus"], obj["status"]["reason"]) == ("Failed", "ProfileViolation")
     assert obj["status"]["message"] == (
         "spec.cluster.spec.worker.spec.containers[0].image: 'example.com/mine:1' differs from "
-        f"'ghcr.io/dask/dask:latest', which DaskClusterProfile {name} locks (image); leave it out "
+        f"'ghcr.io/dask/dask:latest', which DaskClusterProfile {locked} locks (image); leave it out "
         "to get the profile's value, or use another profile")
-    assert children(kubectl) == ""  # no cluster, no Service, no Pod
-
-
-def test_the_namespace_default_profile_is_waited_for_then_applied(
-        kubectl: Kubectl, namespace: str, profile: MakeProfile) -> None:
-    name = f"{namespace}-default"
-    kubectl("annotate", "namespace", namespace, f"{ANNOTATION_DEFAULT_PROFILE}={name}")
-    kubectl("apply", "-f", "-", input=json.dumps(daskcluster("plain", workers=0)))
-    obj = wait_for(kubectl, "daskcluster", "plain", admitted("False"), timeout=30)
-    waiting = condition(obj, "Admitted")
-    assert waiting["reason"] == "ProfileNotFound"
-    assert f"the default profile of namespace {namespace}" in waiting["message"]
-    assert "pod/" not in children(kubectl)
-    # The profile appears: the cluster is admitted with it, filled where its spec is silent.
-    profile("default", {"env": [{"name": "TEAM", "value": "from-namespace"}],
-                        "nodeSelector": {"kubernetes.io/os": "linux"}})
-    scheduler = wait_pod(kubectl, "plain", "scheduler")
-    assert env_of(scheduler)["TEAM"] == "from-namespace"
-    assert scheduler["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
-    status = kubectl("get", "daskcluster", "plain", "-o", "json").json()["status"]
-    assert status["profile"]["name"] == name and condition({"status": status}, "Admitted")["status"] == "True"
+    # no cluster for the job, no Service, no Pod, no worker group: only the refused cluster
+    assert children(kubectl).split() == ["daskcluster.kubernetes.dask.org/greedy"]
