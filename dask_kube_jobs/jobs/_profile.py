@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 #: Role cannot grant it.
 RBAC_HINT = ("reading profiles needs get and list on daskclusterprofiles "
              "(kubernetes.dask.org), cluster-scoped: a ClusterRole bound with a "
-             "ClusterRoleBinding; ask your administrator for it")
+             "ClusterRoleBinding; ask your administrator for it (the Helm chart grants it to "
+             "every authenticated user unless userRoles.readProfiles is false)")
 
 
 def _explained(exc: kube.APIError, what: str) -> APIRequestError:
