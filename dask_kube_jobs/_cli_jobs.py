@@ -45,6 +45,7 @@ from .jobs import _async
 from .jobs._client import NETWORK_ERRORS, close_clients, connect, translate
 from .jobs._manifest import check_job_manifest, load_job_manifest, with_cluster_ref
 from .jobs._status import JobStatus
+from .profile_spec import parse_option_pairs, with_profile
 from .spec import DEFAULT_IMAGE, SpecError, make_cluster_spec, make_job_spec
 
 EXIT_TIMEOUT = 124
@@ -85,9 +86,13 @@ def job_manifest(args: argparse.Namespace,
         manifest = loaded if loaded is not None else load_job_manifest(Path(args.file))
         if getattr(args, "name", None):
             manifest.setdefault("metadata", {})["name"] = args.name
+        manifest = _with_profile_flags(args, manifest)
         if args.workers is not None:
-            worker = (((manifest.get("spec") or {}).get("cluster") or {}).get("spec") or {}) \
-                .get("worker")
+            spec = manifest.get("spec") or {}
+            worker = ((spec.get("cluster") or {}).get("spec") or {}).get("worker")
+            if worker is None and isinstance(spec.get("profile"), dict):  # it fills the rest
+                worker = spec.setdefault("cluster", {}).setdefault("spec", {}) \
+                    .setdefault("worker", {})
             if not isinstance(worker, dict):
                 raise SpecError("--workers", "the manifest has no spec.cluster.spec.worker")
             worker["replicas"] = args.workers
@@ -97,11 +102,35 @@ def job_manifest(args: argparse.Namespace,
                         "COMMAND...")
     hint = Path(args.script).stem if args.script else Path(command[0]).name  # type: ignore[index]
     name = getattr(args, "name", None) or _auto_name(hint)
-    return make_job_spec(name, image=args.image or DEFAULT_IMAGE, command=command,
-                         script=args.script, n_workers=3 if args.workers is None else args.workers,
+    return make_job_spec(name, image=args.image or None, command=command,
+                         script=args.script, n_workers=args.workers,
                          env=_env(args.env), backoff_limit=args.backoff_limit,
                          active_deadline_seconds=args.deadline,
-                         ttl_seconds_after_finished=args.ttl, cluster_ref=cluster)
+                         ttl_seconds_after_finished=args.ttl, cluster_ref=cluster,
+                         **_profile_kwargs(args))
+
+
+def _profile_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``profile``/``profile_options`` for the spec builders, from --profile and --option."""
+    options = parse_option_pairs(getattr(args, "option", None))
+    profile = getattr(args, "profile", None)
+    if options and profile is None:
+        raise SpecError("--option", "sets an option of a profile; name it with --profile NAME")
+    return {"profile": profile, "profile_options": options or None}
+
+
+def _with_profile_flags(args: argparse.Namespace, manifest: dict[str, Any]) -> dict[str, Any]:
+    """A manifest read from FILE, with --profile (setting or replacing its ``spec.profile``)
+    and --option (its options, over those the file gives for the same profile)."""
+    options = parse_option_pairs(getattr(args, "option", None))
+    profile = getattr(args, "profile", None)
+    if profile is None and options:
+        named = (manifest.get("spec") or {}).get("profile")
+        if not isinstance(named, dict) or not isinstance(named.get("name"), str):
+            raise SpecError("--option", "sets an option of a profile, and the manifest names "
+                            "none: add --profile NAME")
+        profile = named["name"]
+    return manifest if profile is None else with_profile(manifest, profile, options)
 
 
 # -- run -------------------------------------------------------------------------------------------
@@ -414,8 +443,9 @@ def cmd_gen(args: argparse.Namespace) -> int:
     if args.kind == "cluster":
         if getattr(args, "argv", None):
             raise SpecError("--", "a cluster takes no command")
-        manifest = make_cluster_spec(args.name or "dask", image=args.image or DEFAULT_IMAGE,
-                                     n_workers=args.workers, env=_env(args.env))
+        manifest = make_cluster_spec(args.name or "dask", image=args.image or None,
+                                     n_workers=args.workers, env=_env(args.env),
+                                     **_profile_kwargs(args))
     else:
         manifest = job_manifest(args)
     if args.output == "json":
@@ -453,6 +483,11 @@ def _job_source(p: argparse.ArgumentParser, *, with_file: bool = True) -> None:
     p.add_argument("--backoff-limit", type=int, metavar="N", help="retries of a failed runner")
     p.add_argument("--deadline", type=int, metavar="S", help="activeDeadlineSeconds")
     p.add_argument("--ttl", type=int, metavar="S", help="ttlSecondsAfterFinished")
+    p.add_argument("--profile", metavar="NAME",
+                   help="the DaskClusterProfile that fills the job's cluster (spec.profile; "
+                        "see `dask-kube-jobs profiles`)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="an option of the profile, e.g. worker_memory=8Gi (repeatable)")
 
 
 def add_job_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -1,4 +1,5 @@
-"""How ``dask-kube-jobs status`` and ``list`` print a DaskJob: ``-o text|wide|json|yaml``.
+"""How ``dask-kube-jobs status`` and ``list`` print a DaskJob: ``-o text|wide|json|yaml``;
+and how ``profiles`` prints the DaskClusterProfiles.
 
 ``text`` is for people: ``status`` as ``Key: value`` rows, ``list`` as a kubectl-like table.
 ``wide`` adds what is usually noise (the cluster, the runner Pod, the reason, the conditions).
@@ -17,6 +18,7 @@ import yaml
 
 from .contract.times import now, parse_time
 from .jobs._status import JobStatus
+from .profile_spec import ClusterProfile
 
 FORMATS = ("text", "wide", "json", "yaml")
 
@@ -94,3 +96,28 @@ def jobs_list(jobs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The jobs as ``kubectl get -o json`` prints several objects."""
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
             "items": list(jobs)}
+
+
+def profiles_table(profiles: Sequence[ClusterProfile]) -> str:
+    """``profiles``' table: NAME OPTIONS DESCRIPTION."""
+    rows = [["NAME", "OPTIONS", "DESCRIPTION"]]
+    rows += [[p.name, ",".join(o.name for o in p.options) or "-", p.description or "-"]
+             for p in profiles]
+    return table(rows)
+
+
+def profile_text(profile: ClusterProfile) -> str:
+    """``profiles NAME``: the profile, then a row per option with its default and what it
+    accepts, in the words a refusal would use."""
+    lines = [f"Name:        {profile.name}"]
+    if profile.description:
+        lines.append(f"Description: {profile.description}")
+    if profile.locked:
+        lines.append(f"Locked:      {', '.join(profile.locked)}")
+    if not profile.options:
+        return "\n".join(lines + ["Options:     none"]) + "\n"
+    lines.append("Options:")
+    rows = [["  NAME", "TARGET", "DEFAULT", "ALLOWED", "DESCRIPTION"]]
+    rows += [[f"  {o.name}", o.target, "-" if o.default is None else str(o.default),
+              o.allowed(), o.description or "-"] for o in profile.options]
+    return "\n".join(lines) + "\n" + table(rows)

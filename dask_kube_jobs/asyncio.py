@@ -1,5 +1,6 @@
 """The async API: ``from dask_kube_jobs.asyncio import submit, get_job, list_jobs``, and the
-cluster API's ``create_cluster, get_cluster, list_clusters``.
+cluster API's ``create_cluster, get_cluster, list_clusters``, and profile discovery's
+``list_profiles, get_profile, profile_options``.
 
 The same functions as ``dask_kube_jobs`` (which wraps these), as coroutines, for code that
 already runs an event loop: the operator, Airflow triggers, async services. Reads that need the
@@ -49,6 +50,8 @@ from .jobs._manifest import check_job_manifest, load_job_manifest, with_cluster_
 from .jobs._status import JobStatus, dashboard_link
 from .jobs._watch import POLL_INTERVAL
 from .kube import default_namespace
+from .profile_spec import with_profile
+from .profiles._async import get_profile, list_profiles, profile_options
 
 __all__ = [
     "POLL_INTERVAL",
@@ -71,12 +74,16 @@ __all__ = [
     "default_namespace",
     "get_cluster",
     "get_job",
+    "get_profile",
     "is_transient",
     "list_clusters",
     "list_jobs",
+    "list_profiles",
     "load_job_manifest",
     "load_cluster_manifest",
     "open_client",
+    "profile_options",
     "submit",
     "with_cluster_ref",
+    "with_profile",
 ]

@@ -6,7 +6,8 @@ type these commands want to know what to do next, not where in our code it went 
 :class:`~dask_kube_jobs.errors.DaskKubeJobsError` carries its own hint.
 
 Commands: ``run`` / ``submit`` / ``status`` / ``list`` / ``logs`` / ``delete`` / ``gen`` (in
-``_cli_jobs.py``), ``local up|down|status|kubeconfig|kubelet`` (in ``_cli_local.py``), and
+``_cli_jobs.py``), ``profiles`` (in ``_cli_profiles.py``), ``local
+up|down|status|kubeconfig|kubelet`` (in ``_cli_local.py``), and
 ``operator`` (the kopf controller, with its own arguments). A runner command goes after ``--``::
 
     dask-kube-jobs run --local examples/simple-job.yaml
@@ -37,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--context", help=CONTEXT_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     from ._cli_local import add_local_commands
+    from ._cli_profiles import add_profile_commands
 
     add_job_commands(sub)
+    add_profile_commands(sub, CONTEXT_HELP)
     add_local_commands(sub)
     sub.add_parser("operator", add_help=False,
                    help="run the Dask operator (kopf controller); see `operator --help`")

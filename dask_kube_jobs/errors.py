@@ -35,6 +35,8 @@ __all__ = [
     "KubeClusterError",
     "KubeconfigError",
     "NamespaceNotFound",
+    "ProfileNotFound",
+    "ProfileOptionError",
     "WaitTimeout",
 ]
 
@@ -206,3 +208,31 @@ class ClusterFailed(KubeClusterError):
     def __init__(self, message: str, *, status: Any = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ProfileNotFound(DaskKubeJobsError):
+    """No DaskClusterProfile of that name exists (profiles are cluster-scoped)."""
+
+    def __init__(self, name: str, available: list[str] | None = None) -> None:
+        offered = f" (there are: {', '.join(available)})" if available else \
+            " (there are none)" if available is not None else ""
+        super().__init__(f'DaskClusterProfile "{name}" does not exist{offered}')
+        self.name = name
+        self.available = available
+        self.hint = "list the profiles with `dask-kube-jobs profiles`, or ask your administrator"
+
+
+class ProfileOptionError(DaskKubeJobsError, ValueError):
+    """A profile or its options are not acceptable: a malformed name, an option the profile
+    does not offer, a value out of its range or not one of its choices. ``profile``,
+    ``option``, ``value`` and ``allowed`` say which (those known)."""
+
+    def __init__(self, message: str, *, profile: str | None = None, option: str | None = None,
+                 value: Any = None, allowed: str | None = None) -> None:
+        super().__init__(message)
+        self.profile = profile
+        self.option = option
+        self.value = value
+        self.allowed = allowed
+        if profile and option:
+            self.hint = f"see what it offers: dask-kube-jobs profiles {profile}"

@@ -41,7 +41,8 @@ from .contract.names import (
     scheduler_name,
 )
 from .contract.quantity import parse_quantity
-from .errors import DaskKubeJobsError
+from .errors import DaskKubeJobsError, ProfileOptionError
+from .profile_spec import profile_block
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -348,33 +349,90 @@ def make_scheduler_spec(cluster_name: str,
     }
 
 
-def _cluster_body(name: str, image: str, n_workers: int | None, resources: Any, env: Any,
-                  worker_command: Any, scheduler_service_type: str, idle_timeout: int,
-                  jupyter: bool) -> dict[str, Any]:
-    return {
-        "idleTimeout": _check_int("idle_timeout", idle_timeout, 0),
-        "worker": make_worker_spec(image=image, n_workers=3 if n_workers is None else n_workers,
-                                   resources=resources, env=env, worker_command=worker_command),
-        "scheduler": make_scheduler_spec(cluster_name=name, env=env, resources=resources,
-                                         image=image,
-                                         scheduler_service_type=scheduler_service_type,
-                                         jupyter=jupyter),
-    }
+def _or(value: Any, default: Any) -> Any:
+    """``value``, or ``default`` when it is None (an empty string is a mistake to report)."""
+    return default if value is None else value
 
 
-def make_cluster_spec(name: str, image: str = DEFAULT_IMAGE, n_workers: int | None = None,
+def _cluster_body(name: str, image: str | None, n_workers: int | None, resources: Any,
+                  env: Any, worker_command: Any, scheduler_service_type: str | None,
+                  idle_timeout: int | None, jupyter: bool | None,
+                  profile: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A DaskCluster's spec. Without a profile every part is written, None meaning upstream's
+    default. With one, only what was given is written, so the profile fills the rest: a default
+    written here would override the profile's value, or be refused where the profile locks it.
+    """
+    if profile is None:
+        return {
+            "idleTimeout": _check_int("idle_timeout", _or(idle_timeout, 0), 0),
+            "worker": make_worker_spec(image=_or(image, DEFAULT_IMAGE),
+                                       n_workers=3 if n_workers is None else n_workers,
+                                       resources=resources, env=env,
+                                       worker_command=_or(worker_command, "dask worker")),
+            "scheduler": make_scheduler_spec(
+                cluster_name=name, env=env, resources=resources, image=_or(image, DEFAULT_IMAGE),
+                scheduler_service_type=_or(scheduler_service_type, "ClusterIP"),
+                jupyter=_or(jupyter, False)),
+        }
+    body: dict[str, Any] = {"profile": profile}
+    if idle_timeout is not None:
+        body["idleTimeout"] = _check_int("idle_timeout", idle_timeout, 0)
+    if any(v is not None for v in (image, resources, env, worker_command,
+                                   scheduler_service_type, jupyter)):
+        # The standard containers, carrying only what was given: no image unless one was.
+        worker = make_worker_spec(image=_or(image, DEFAULT_IMAGE), resources=resources, env=env,
+                                  worker_command=_or(worker_command, "dask worker"))
+        scheduler = make_scheduler_spec(
+            cluster_name=name, env=env, resources=resources, image=_or(image, DEFAULT_IMAGE),
+            scheduler_service_type=_or(scheduler_service_type, "ClusterIP"),
+            jupyter=_or(jupyter, False))
+        if image is None:
+            for part in (worker, scheduler):
+                del part["spec"]["containers"][0]["image"]
+        del worker["replicas"]
+        body["worker"], body["scheduler"] = worker, scheduler
+    if n_workers is not None:
+        body.setdefault("worker", {})["replicas"] = _check_int("n_workers", n_workers, 0)
+    return body
+
+
+def _profile(profile: str | None, profile_options: dict[str, Any] | None) -> dict[str, Any] | None:
+    if profile is None:
+        if profile_options:
+            raise SpecError("profile_options", "are options of a profile; name it with "
+                            "profile=...")
+        return None
+    try:
+        return profile_block(profile, profile_options)
+    except ProfileOptionError as exc:
+        raise SpecError("profile" if exc.option is None else "profile_options",
+                        str(exc).split(": ", 1)[-1]) from exc
+
+
+def make_cluster_spec(name: str, image: str | None = None, n_workers: int | None = None,
                       resources: dict[str, Any] | None = None,
                       env: dict[str, Any] | list[dict[str, Any]] | None = None,
-                      worker_command: str | list[str] = "dask worker",
-                      scheduler_service_type: str = "ClusterIP", idle_timeout: int = 0,
-                      jupyter: bool = False) -> dict[str, Any]:
-    """A complete DaskCluster manifest; ``n_workers=None`` means 3, KubeCluster's default.
+                      worker_command: str | list[str] | None = None,
+                      scheduler_service_type: str | None = None,
+                      idle_timeout: int | None = None, jupyter: bool | None = None, *,
+                      profile: str | None = None,
+                      profile_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A complete DaskCluster manifest. Unset arguments mean upstream's defaults: image
+    :data:`DEFAULT_IMAGE`, 3 workers (KubeCluster's default), ``dask worker``, a ClusterIP
+    Service, no idle timeout.
 
     ``resources`` and ``env`` apply to the scheduler and the workers. Edit the result freely
     before creating it, e.g. to add a ``nodeSelector`` to the workers:
 
     >>> spec = make_cluster_spec(name="selector-example", n_workers=2)
     >>> spec["spec"]["worker"]["spec"]["nodeSelector"] = {"disktype": "ssd"}
+
+    ``profile`` names a DaskClusterProfile (``spec.profile``) and ``profile_options`` sets its
+    options; then only the arguments given are written and the profile fills the rest:
+
+    >>> make_cluster_spec("p", profile="standard", profile_options={"worker_memory": "8Gi"})[
+    ...     "spec"]
+    {'profile': {'name': 'standard', 'options': {'worker_memory': '8Gi'}}}
     """
     _check_name("name", name)
     return {
@@ -382,7 +440,8 @@ def make_cluster_spec(name: str, image: str = DEFAULT_IMAGE, n_workers: int | No
         "kind": "DaskCluster",
         "metadata": {"name": name},
         "spec": _cluster_body(name, image, n_workers, resources, env, worker_command,
-                              scheduler_service_type, idle_timeout, jupyter),
+                              scheduler_service_type, idle_timeout, jupyter,
+                              _profile(profile, profile_options)),
     }
 
 
@@ -425,20 +484,21 @@ def _runner_args(command: Any, script: Any) -> tuple[list[str], list[dict[str, A
     return ["python", "-c", _SCRIPT_BOOTSTRAP], env
 
 
-def make_job_spec(name: str, *, image: str = DEFAULT_IMAGE,
+def make_job_spec(name: str, *, image: str | None = None,
                   command: str | list[str] | None = None, script: str | os.PathLike[str] | None
-                  = None, n_workers: int = 3, resources: dict[str, Any] | None = None,
+                  = None, n_workers: int | None = None, resources: dict[str, Any] | None = None,
                   env: dict[str, Any] | list[dict[str, Any]] | None = None,
                   runner_resources: dict[str, Any] | None = None,
-                  worker_command: str | list[str] = "dask worker",
-                  scheduler_service_type: str = "ClusterIP", idle_timeout: int = 0,
+                  worker_command: str | list[str] | None = None,
+                  scheduler_service_type: str | None = None, idle_timeout: int | None = None,
                   backoff_limit: int | None = None, active_deadline_seconds: int | None = None,
                   ttl_seconds_after_finished: int | None = None, suspend: bool | None = None,
                   keep_cluster_on_failure: bool | None = None,
                   cluster_metadata: dict[str, Any] | None = None,
                   labels: dict[str, str] | None = None,
                   annotations: dict[str, str] | None = None,
-                  cluster_ref: str | None = None) -> dict[str, Any]:
+                  cluster_ref: str | None = None, profile: str | None = None,
+                  profile_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """A complete DaskJob manifest: a cluster plus a runner running ``command`` or ``script``.
 
     ``resources`` apply to the scheduler and workers, ``runner_resources`` to the runner;
@@ -450,6 +510,10 @@ def make_job_spec(name: str, *, image: str = DEFAULT_IMAGE,
     runner on that existing DaskCluster (``spec.clusterRef``) instead: no cluster is made, so
     the cluster's own arguments (``n_workers``, ``resources``, ``worker_command``, ...) are
     not used, and ``cluster_metadata`` or ``keep_cluster_on_failure`` is an error.
+    ``profile``/``profile_options`` name the DaskClusterProfile of the job's cluster
+    (``spec.profile``), as for :func:`make_cluster_spec`: the cluster's arguments not given are
+    left to the profile (the runner's image stays ``image`` or :data:`DEFAULT_IMAGE`).
+    Unset arguments otherwise mean upstream's defaults (3 workers, ``dask worker``...).
 
     >>> job = make_job_spec("sum", script="import dask; print(1 + 1)", n_workers=2)
     >>> job["spec"]["job"]["spec"]["containers"][0]["args"][:2]
@@ -458,24 +522,30 @@ def make_job_spec(name: str, *, image: str = DEFAULT_IMAGE,
     _check_name("name", name)
     args, script_env = _runner_args(command, script)
     env_list = _check_env(env) or []
-    runner = _container("job", _check_image("image", image), args, env_list + script_env,
+    runner = _container("job", _check_image("image", _or(image, DEFAULT_IMAGE)), args,
+                        env_list + script_env,
                         _check_resources(runner_resources, "runner_resources"))
     spec: dict[str, Any] = {"job": {"spec": {"restartPolicy": "Never", "containers": [runner]}}}
+    profile_spec = _profile(profile, profile_options)
     if cluster_ref is not None:
         _check_name("cluster_ref", cluster_ref)
         for argument, value in (("cluster_metadata", cluster_metadata),
-                                ("keep_cluster_on_failure", keep_cluster_on_failure)):
+                                ("keep_cluster_on_failure", keep_cluster_on_failure),
+                                ("profile", profile)):
             if value is not None:
                 raise SpecError(argument, "is for a cluster made for the job; with cluster_ref "
                                           "the job makes none")
         spec["clusterRef"] = {"name": cluster_ref}
     else:
-        spec["cluster"] = {"spec": _cluster_body(name, image, n_workers, resources, env,
-                                                 worker_command, scheduler_service_type,
-                                                 idle_timeout, False)}
+        body = _cluster_body(name, image, n_workers, resources, env, worker_command,
+                             scheduler_service_type, idle_timeout, None, profile_spec)
+        if profile_spec is not None:  # a DaskJob names its profile beside the cluster
+            spec["profile"] = body.pop("profile")
+        if body or profile_spec is None:
+            spec["cluster"] = {"spec": body}
     meta = _check_metadata("cluster_metadata", cluster_metadata)
     if meta and cluster_ref is None:
-        spec["cluster"]["metadata"] = meta
+        spec.setdefault("cluster", {"spec": {}})["metadata"] = meta
     for field, argument, value, minimum in (
             ("backoffLimit", "backoff_limit", backoff_limit, 0),
             ("activeDeadlineSeconds", "active_deadline_seconds", active_deadline_seconds, 1),

@@ -57,6 +57,7 @@ from ..errors import (
     KubeClusterError,
 )
 from ..kube import PODS, SERVICES, APIError, Client, default_namespace
+from ..profile_spec import with_profile
 from ..spec import DEFAULT_IMAGE, make_cluster_spec, make_worker_spec
 from . import _api
 from ._network import Endpoint, Forwards, service_endpoint
@@ -66,6 +67,7 @@ from ._options import (
     format_name,
     in_cluster_namespace,
     parse_create_mode,
+    profile_choices,
 )
 from ._progress import Progress, describe_pod
 
@@ -107,23 +109,31 @@ class KubeCluster(Cluster):
       ``context``: the kubeconfig context to use instead of its current one (an Airflow
       connection's ``cluster_context``).
     * ``asynchronous``, ``loop``: as for every ``distributed`` cluster manager.
+    * ``profile``: a DaskClusterProfile to fill the cluster (``spec.profile``); then the
+      arguments above that are not given are left to it, and any other keyword argument is
+      one of its options (``KubeCluster(profile="standard", worker_memory="8Gi")``), as is
+      ``profile_options={...}``. They are checked against the profile when it can be read;
+      the operator checks them again.
     """
 
     _instances: ClassVar[weakref.WeakSet[KubeCluster]] = weakref.WeakSet()
 
     def __init__(self, *, name: str | None = None, namespace: str | None = None,
-                 image: str = DEFAULT_IMAGE, n_workers: int | None = None,
+                 image: str | None = None, n_workers: int | None = None,
                  resources: dict[str, Any] | None = None,
                  env: dict[str, Any] | list[dict[str, Any]] | None = None,
-                 worker_command: str | list[str] = "dask worker",
+                 worker_command: str | list[str] | None = None,
                  custom_cluster_spec: str | os.PathLike[str] | dict[str, Any] | None = None,
-                 scheduler_service_type: str = "ClusterIP", shutdown_on_close: bool | None = None,
+                 scheduler_service_type: str | None = None,
+                 shutdown_on_close: bool | None = None,
                  create_mode: CreateMode | str | None = None, resource_timeout: float = 60,
-                 idle_timeout: int = 0, port_forward_cluster_ip: bool | None = None,
+                 idle_timeout: int | None = None, port_forward_cluster_ip: bool | None = None,
                  jupyter: bool = False, quiet: bool = False, asynchronous: bool = False,
                  loop: Any = None, kubeconfig: str | os.PathLike[str] | None = None,
-                 context: str | None = None) -> None:
+                 context: str | None = None, profile: str | None = None,
+                 profile_options: dict[str, Any] | None = None, **options: Any) -> None:
         self.create_mode = parse_create_mode(create_mode)
+        chosen = profile_choices(profile, profile_options, options)
         if custom_cluster_spec is not None:
             source = Path(custom_cluster_spec) if isinstance(custom_cluster_spec, str) \
                 else custom_cluster_spec
@@ -135,6 +145,8 @@ class KubeCluster(Cluster):
                                  f"metadata.name {spec_name!r}; give only one")
             name = spec_name
             namespace = namespace or manifest["metadata"].get("namespace")
+            if profile is not None:
+                manifest = with_profile(manifest, profile, chosen)
         else:
             name = format_name(DEFAULT_NAME if name is None else name) \
                 if name is None or "{" in name else name
@@ -142,7 +154,8 @@ class KubeCluster(Cluster):
             manifest = make_cluster_spec(
                 name=name, image=image, n_workers=n_workers, resources=resources, env=env,
                 worker_command=worker_command, scheduler_service_type=scheduler_service_type,
-                idle_timeout=idle_timeout, jupyter=jupyter)
+                idle_timeout=idle_timeout, jupyter=jupyter or None, profile=profile,
+                profile_options=chosen)
         if not isinstance(resource_timeout, (int, float)) or resource_timeout <= 0:
             raise ValueError(f"resource_timeout: must be a positive number of seconds, got "
                              f"{resource_timeout!r}")

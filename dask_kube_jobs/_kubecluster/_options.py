@@ -17,6 +17,7 @@ import getpass
 import os
 import re
 import uuid
+from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "format_name",
     "in_cluster_namespace",
     "parse_create_mode",
+    "profile_choices",
 ]
 
 #: Where Kubernetes mounts the Pod's ServiceAccount namespace (the in-cluster context).
@@ -106,3 +108,26 @@ def in_cluster_namespace() -> str | None:
     except OSError:
         return None
     return text or None
+
+
+def profile_choices(profile: str | None, profile_options: Mapping[str, Any] | None,
+                    keywords: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The profile options ``KubeCluster`` was given: ``profile_options`` with the keyword
+    arguments it does not know on top. Without a profile those keywords are mistakes and
+    raise the ``TypeError`` Python raises for an unknown keyword argument.
+
+    >>> profile_choices("standard", {"workers": 2}, {"worker_memory": "8Gi"})
+    {'workers': 2, 'worker_memory': '8Gi'}
+    """
+    if profile is None:
+        if keywords:
+            raise TypeError(f"KubeCluster.__init__() got an unexpected keyword argument "
+                            f"{next(iter(keywords))!r} (keyword arguments it does not know are "
+                            "profile options only when profile= is given)")
+        if profile_options:
+            raise ValueError("profile_options: are options of a profile; name it with "
+                             "profile=...")
+        return None
+    if profile_options is not None and not isinstance(profile_options, Mapping):
+        raise ValueError(f"profile_options: must be a dict, got {type(profile_options).__name__}")
+    return {**(profile_options or {}), **keywords} or None

@@ -78,6 +78,9 @@ def get_provider_info() -> dict[str, Any]:
                     "Dashboard URL template", "string",
                     "e.g. https://dask.example.com/{namespace}/{cluster}/status; fields: "
                     "{namespace} {cluster} {job} {scheduler} {port}"),
+                "default_profile": _field(
+                    "Default cluster profile", "string",
+                    "The DaskClusterProfile of the clusters a task makes when it names none"),
             },
             "ui-field-behaviour": {"hidden-fields": ["host", "schema", "login", "password",
                                                      "port", "extra"],

@@ -39,6 +39,8 @@ from ..errors import (
     CRDsNotInstalled,
 )
 from ..jobs._client import NETWORK_ERRORS, connect, is_transient
+from ..jobs._profile import check_early
+from ..profile_spec import profile_block, with_profile
 from ._manifest import load_cluster_manifest
 from ._status import ClusterStatus
 
@@ -237,15 +239,30 @@ async def create_cluster(spec: Any, *, namespace: str | None = None,
                          labels: Mapping[str, str] | None = None,
                          kubeconfig: str | os.PathLike[str] | None = None,
                          context: str | None = None,
-                         client: kube.Client | None = None) -> AsyncDaskClusterHandle:
+                         client: kube.Client | None = None, profile: str | None = None,
+                         profile_options: Mapping[str, Any] | None = None,
+                         ) -> AsyncDaskClusterHandle:
     """Create a DaskCluster; returns its handle at once (``await handle.wait_ready()``).
 
     ``spec`` is a manifest (from :func:`~dask_kube_jobs.make_cluster_spec`, a YAML/JSON file
     or YAML text). The namespace is ``namespace``, else the manifest's, else the context's;
-    ``labels`` are added to the manifest's. :class:`ClusterExistsError` if the name is taken.
+    ``labels`` are added to the manifest's. ``profile``/``profile_options`` set its
+    ``spec.profile`` (options it already gave for that profile are kept unless overridden);
+    when the profile can be read the options are checked against it first
+    (:class:`~dask_kube_jobs.ProfileNotFound`, :class:`~dask_kube_jobs.ProfileOptionError`).
+    :class:`ClusterExistsError` if the name is taken.
     """
     manifest = load_cluster_manifest(spec, require_name=True)
+    if profile is not None:
+        manifest = with_profile(manifest, profile, profile_options)
+    elif profile_options:
+        raise ValueError("profile_options: are options of a profile; name it with profile=...")
+    elif "profile" in manifest["spec"]:  # the block's shape, checked before it is sent
+        block = manifest["spec"]["profile"]
+        block = block if isinstance(block, Mapping) else {}
+        profile_block(block.get("name"), block.get("options"))
     api = await _client(client, kubeconfig, context)
+    await check_early(api, manifest["spec"])
     meta = manifest["metadata"]
     ns = namespace or meta.get("namespace") or kube.default_namespace(api)
     meta["namespace"] = ns

@@ -73,10 +73,12 @@ class DaskClusterHandle:
 def create_cluster(spec: Any, *, namespace: str | None = None,
                    labels: Mapping[str, str] | None = None,
                    kubeconfig: str | os.PathLike[str] | None = None,
-                   context: str | None = None) -> DaskClusterHandle:
+                   context: str | None = None, profile: str | None = None,
+                   profile_options: Mapping[str, Any] | None = None) -> DaskClusterHandle:
     """Create a DaskCluster (see :func:`dask_kube_jobs.asyncio.create_cluster`)."""
     return DaskClusterHandle(run_sync(async_face.create_cluster(
-        spec, namespace=namespace, labels=labels, kubeconfig=kubeconfig, context=context)))
+        spec, namespace=namespace, labels=labels, kubeconfig=kubeconfig, context=context,
+        profile=profile, profile_options=profile_options)))
 
 
 def get_cluster(name: str, namespace: str | None = None, *,

@@ -53,6 +53,8 @@ DASKJOBS = Resource(GROUP, VERSION, "daskjobs", "DaskJob", True)
 DASKAUTOSCALERS = Resource(GROUP, VERSION, "daskautoscalers", "DaskAutoscaler", True)
 #: The four kinds of the contract, in the order their CRDs are best installed.
 DASK_RESOURCES = (DASKCLUSTERS, DASKWORKERGROUPS, DASKJOBS, DASKAUTOSCALERS)
+#: Cluster-scoped: the named cluster shapes an administrator offers (contract/profiles.py).
+DASKCLUSTERPROFILES = Resource(GROUP, VERSION, "daskclusterprofiles", "DaskClusterProfile", False)
 
 PODS = Resource("", "v1", "pods", "Pod", True)
 NODES = Resource("", "v1", "nodes", "Node", False)

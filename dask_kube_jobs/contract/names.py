@@ -36,6 +36,10 @@ PRIVATE_ANNOTATION_PREFIXES = ("kopf.zalando.org", "kubectl.kubernetes.io", "das
 
 EVENT_COMPONENT = "dask-kube-jobs-operator"
 
+#: On a Namespace: the DaskClusterProfile its DaskClusters and DaskJobs use when their spec
+#: names none (docs/profiles.md).
+ANNOTATION_DEFAULT_PROFILE = f"{GROUP}/default-profile"
+
 
 #: The scheduler Pod and Service are ``<cluster><SCHEDULER_SUFFIX>``.
 SCHEDULER_SUFFIX = "-scheduler"

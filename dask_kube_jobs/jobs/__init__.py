@@ -10,6 +10,8 @@ The parts, from the bottom up (each imports only those above it):
 
 - ``_client``: finding a kubeconfig, one client per event loop, errors by meaning, retries;
 - ``_manifest``: reading a DaskJob manifest and checking it before it is sent;
+- ``_profile``: reading DaskClusterProfiles, and checking a manifest's profile options against
+  one before it is sent (shared with the cluster API, KubeCluster and the CLI);
 - ``_status``: :class:`JobStatus`, a job's status as a value, and the dashboard link;
 - ``_watch``: :class:`~._watch.JobReader`, one job as last seen, read (GET) or followed
   (list + watch, or GET polling when RBAC forbids watching);

@@ -30,6 +30,7 @@ from .. import kube
 from ..contract.api_resources import DASKCLUSTERS, DASKJOBS
 from ..errors import DaskJobFailed, JobNotFound, WaitTimeout
 from ..kube import default_namespace
+from ..profile_spec import with_profile
 from ..spec import SpecError
 from ._client import (
     NETWORK_ERRORS,
@@ -39,6 +40,7 @@ from ._client import (
 )
 from ._logs import LogStream
 from ._manifest import check_job_manifest, load_job_manifest, with_cluster_ref
+from ._profile import check_early
 from ._startup import startup_problem
 from ._status import DASHBOARD_TEMPLATE_ENV, JobStatus, dashboard_link
 from ._watch import JobReader
@@ -288,7 +290,8 @@ class AsyncDaskJobHandle:
 async def submit(spec: Any, *, namespace: str | None = None,
                  kubeconfig: str | os.PathLike[str] | None = None,
                  client: kube.Client | None = None,
-                 cluster: str | None = None) -> AsyncDaskJobHandle:
+                 cluster: str | None = None, profile: str | None = None,
+                 profile_options: Mapping[str, Any] | None = None) -> AsyncDaskJobHandle:
     """Create a DaskJob; returns its handle at once (``await handle.wait()`` to wait).
 
     ``spec`` is a manifest dict (e.g. from :func:`~dask_kube_jobs.make_job_spec`), the path
@@ -305,8 +308,13 @@ async def submit(spec: Any, *, namespace: str | None = None,
     manifest = load_job_manifest(spec)
     if cluster is not None:
         manifest = with_cluster_ref(manifest, cluster)
+    if profile is not None:
+        manifest = with_profile(manifest, profile, profile_options)
+    elif profile_options:
+        raise SpecError("profile_options", "are options of a profile; name it with profile=...")
     check_job_manifest(manifest)
     client = client or await connect(kubeconfig)
+    await check_early(client, manifest["spec"])
     meta = manifest["metadata"]
     if namespace and meta.get("namespace") and meta["namespace"] != namespace:
         raise SpecError("metadata.namespace", f"is {meta['namespace']!r} but namespace="

@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 
 from ..contract.names import API_VERSION, cluster_name_problem
+from ..errors import ProfileOptionError
+from ..profile_spec import profile_block
 from ..spec import SpecError
 
 __all__ = ["API_VERSION", "check_job_manifest", "load_job_manifest"]
@@ -83,7 +85,7 @@ def _need(obj: Any, path: str, kind: type | tuple[type, ...], what: str) -> Any:
     return obj
 
 
-def _check_containers(pod_spec: Any, path: str) -> None:
+def _check_containers(pod_spec: Any, path: str, *, image_required: bool = True) -> None:
     _need(pod_spec, path, dict, "a PodSpec mapping")
     containers = _need(pod_spec.get("containers"), f"{path}.containers", list,
                        "a list of containers")
@@ -92,7 +94,7 @@ def _check_containers(pod_spec: Any, path: str) -> None:
     for i, c in enumerate(containers):
         where = f"{path}.containers[{i}]"
         _need(c, where, dict, "a container mapping")
-        for key in ("name", "image"):
+        for key in ("name", "image") if image_required or "image" in c else ("name",):
             value = c.get(key)
             if not isinstance(value, str) or not value.strip():
                 raise SpecError(f"{where}.{key}", "is required (a non-empty string)")
@@ -102,14 +104,38 @@ def _check_containers(pod_spec: Any, path: str) -> None:
                 raise SpecError(f"{where}.{key}", "must be a list of strings")
 
 
+def _check_profile(spec: Mapping[str, Any]) -> None:
+    block = _need(spec.get("profile"), "spec.profile", dict,
+                  "a mapping {name: <DaskClusterProfile>, options: {...}}")
+    try:
+        profile_block(block.get("name"), block.get("options"))
+    except ProfileOptionError as exc:
+        raise SpecError("spec.profile", str(exc)) from exc
+
+
 def _check_cluster(spec: Mapping[str, Any]) -> None:
+    """With a profile (``spec.profile``) the cluster may be left out, or given in part (the
+    operator builds the standard containers and the profile fills them), and a cluster
+    container may leave its image to the profile; without one all of it is required."""
+    profiled = "profile" in spec
+    if profiled:
+        _check_profile(spec)
+        if spec.get("cluster") is None:
+            return
     cluster = _need(spec.get("cluster"), "spec.cluster", dict,
-                    "a mapping with a DaskCluster spec (or set spec.clusterRef to use an existing one)")
-    cspec = _need(cluster.get("spec"), "spec.cluster.spec", dict, "a DaskCluster spec")
+                    "a mapping with a DaskCluster spec (or set spec.clusterRef to use an existing "
+                    "one, or spec.profile to have a profile fill it)")
+    cspec = _need(cluster.get("spec", {} if profiled else None), "spec.cluster.spec", dict,
+                  "a DaskCluster spec")
     for part in ("scheduler", "worker"):
+        if profiled and cspec.get(part) is None:
+            continue
         block = _need(cspec.get(part), f"spec.cluster.spec.{part}", dict, "a mapping")
-        _check_containers(block.get("spec"), f"spec.cluster.spec.{part}.spec")
-    replicas = cspec["worker"].get("replicas")
+        if profiled and block.get("spec") is None:
+            continue
+        _check_containers(block.get("spec"), f"spec.cluster.spec.{part}.spec",
+                          image_required=not profiled)
+    replicas = (cspec.get("worker") or {}).get("replicas")
     if replicas is not None and (not isinstance(replicas, int) or isinstance(replicas, bool)
                                  or replicas < 0):
         raise SpecError("spec.cluster.spec.worker.replicas",
@@ -173,6 +199,9 @@ def check_job_manifest(manifest: Mapping[str, Any]) -> None:
     job = _need(spec.get("job"), "spec.job", dict, "a mapping with the runner's Pod spec")
     _check_containers(job.get("spec"), "spec.job.spec")
     if "clusterRef" in spec:
+        if "profile" in spec:
+            raise SpecError("spec.profile", "shapes a cluster made for the job; with "
+                            "spec.clusterRef the job makes none")
         _check_cluster_ref(spec)
     else:
         _check_cluster(spec)

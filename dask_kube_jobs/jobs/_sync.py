@@ -291,16 +291,20 @@ class FollowedLog(Iterator[str]):
 
 def submit(spec: Any, *, namespace: str | None = None,
            kubeconfig: str | os.PathLike[str] | None = None,
-           cluster: str | None = None) -> DaskJobHandle:
+           cluster: str | None = None, profile: str | None = None,
+           profile_options: Mapping[str, Any] | None = None) -> DaskJobHandle:
     """Create a DaskJob from a manifest dict, a YAML/JSON file path or YAML text.
 
     The manifest is checked first (:class:`~dask_kube_jobs.SpecError` names the field).
-    ``cluster`` runs it on that existing DaskCluster instead of a cluster of its own.
+    ``cluster`` runs it on that existing DaskCluster instead of a cluster of its own;
+    ``profile``/``profile_options`` set its ``spec.profile`` (see
+    :func:`dask_kube_jobs.asyncio.submit`).
 
     >>> job = submit("examples/simple-job.yaml", namespace="default")   # doctest: +SKIP
     """
-    return DaskJobHandle(run_sync(async_face.submit(spec, namespace=namespace, kubeconfig=kubeconfig,
-                                                    cluster=cluster)))
+    return DaskJobHandle(run_sync(async_face.submit(
+        spec, namespace=namespace, kubeconfig=kubeconfig, cluster=cluster, profile=profile,
+        profile_options=profile_options)))
 
 
 def get_job(name: str, namespace: str | None = None, *,

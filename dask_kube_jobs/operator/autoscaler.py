@@ -23,7 +23,7 @@ from typing import Any
 from ..contract import conditions, names
 from ..contract.api_resources import DASKAUTOSCALERS, DASKCLUSTERS, DASKWORKERGROUPS
 from ..contract.pods import pod_active
-from . import limits, scheduler_comm
+from . import limits, profiles, scheduler_comm
 from .cluster import adopt, worker_replicas
 from .failures import REASON_INVALID
 from .runtime import Runtime
@@ -169,11 +169,13 @@ async def reconcile(rt: Runtime, autoscaler: Obj, state: dict[str, Any]) -> floa
                               f"spec.maximum ({maximum}): lower the minimum or raise the maximum")
     owned = any(r.get("kind") == DASKCLUSTERS.kind and r.get("name") == cluster
                 for r in meta.get("ownerReferences") or [])
-    if not owned:
+    cluster_obj = await rt.read(DASKCLUSTERS, ns, cluster)
+    if not owned and cluster_obj is not None:
         # Applied from a manifest, it names its cluster; owned by it, it goes with it.
-        cluster_obj = await rt.read(DASKCLUSTERS, ns, cluster)
-        if cluster_obj is not None:
-            await adopt(rt, DASKAUTOSCALERS, autoscaler, cluster_obj, controller=False)
+        await adopt(rt, DASKAUTOSCALERS, autoscaler, cluster_obj, controller=False)
+    outside = _outside_profile(cluster_obj, minimum, maximum)
+    if outside is not None:
+        return await _invalid(rt, autoscaler, outside)
     group = await rt.read(DASKWORKERGROUPS, ns, group_name)
     scheduler = rt.pod(ns, names.scheduler_name(cluster))
     address = scheduler_comm.scheduler_rpc_address(scheduler) if scheduler else None
@@ -217,6 +219,19 @@ async def reconcile(rt: Runtime, autoscaler: Obj, state: dict[str, Any]) -> floa
         status["conditions"] = conds
     await rt.patch_status(DASKAUTOSCALERS, autoscaler, status)
     return interval
+
+
+def _outside_profile(cluster: Obj | None, minimum: int, maximum: int) -> str | None:
+    """Why [minimum, maximum] asks for what the cluster's pinned profile does not allow."""
+    bounds = profiles.worker_bounds_of(cluster or {})
+    if bounds is None:
+        return None
+    name, lo, hi = bounds
+    for field, value in (("spec.minimum", minimum), ("spec.maximum", maximum)):
+        message = profiles.bounds_message(name, lo, hi, value)
+        if message is not None:
+            return f"{field}: {message}"
+    return None
 
 
 async def _invalid(rt: Runtime, autoscaler: Obj, message: str) -> float:

@@ -21,7 +21,7 @@ from ..contract.api_resources import DASKCLUSTERS, DASKJOBS, DASKWORKERGROUPS, R
 from ..contract.objects import owner_reference
 from ..contract.pods import pod_active, pod_ready
 from ..kube import PODS, SERVICES, APIError, Conflict
-from . import builders, diagnosis, limits, pod_policy, scheduler_comm
+from . import builders, diagnosis, limits, pod_policy, profile_admission, profiles, scheduler_comm
 from .cache import UNKNOWN
 from .failures import REASON_POLICY, ChildRefused
 from .runtime import Runtime
@@ -195,33 +195,51 @@ async def admission_problems(rt: Runtime, cluster: Obj, lim: limits.Limits) -> l
     return found
 
 
+async def _wait(rt: Runtime, cluster: Obj, reason: str, message: str) -> float:
+    """Hold a cluster that may start later (Pending, ``Admitted=False``), saying why once."""
+    meta, status = cluster["metadata"], cluster.get("status") or {}
+    if message != limits.refused_message(status) or status.get("phase") != cluster_status.PHASE_PENDING:
+        await rt.patch_status(DASKCLUSTERS, cluster, {"phase": cluster_status.PHASE_PENDING, "conditions": conditions.put_condition(
+            status.get("conditions"), limits.CONDITION_ADMITTED, False, reason,
+            message, meta.get("generation"))})
+        await rt.event(cluster, reason, f"{message}; nothing was created", warning=True)
+    return limits.RECHECK_SECONDS
+
+
 async def admit(rt: Runtime, cluster: Obj) -> float | None:
     """Admit a cluster that is within the limits, or record why not; None once admitted.
 
     Nothing is created for a refused cluster and its spec is left as written: it waits, with
     an ``Admitted=False`` condition and a Warning Event, and is looked at again in seconds.
-    A spec that breaks the Pod policy is refused for good instead (``Failed``, reason
-    ``PolicyViolation``), until its spec changes: waiting cannot make it acceptable.
+    A spec that breaks the Pod policy or its profile is refused for good instead (``Failed``,
+    reason ``PolicyViolation`` or ``ProfileViolation``), until its spec changes: waiting cannot
+    make it acceptable. The limits and the Pod policy judge the spec as its profile resolves
+    it, and the profile applied is pinned in ``status.profile`` with the admission.
     """
     meta = cluster["metadata"]
     status = cluster.get("status") or {}
+    outcome = profile_admission.NONE if rt.profiles is None else \
+        await profile_admission.admit_cluster(rt.profiles, rt, cluster, job_owned=job_owned(cluster))
+    if outcome.state == "refused":
+        return await _refused(rt, cluster, outcome.reason, outcome.message)
+    if outcome.state == "waiting":
+        if outcome.delay is not None:  # a job's own cluster, a moment before its job's pin shows
+            return outcome.delay
+        return await _wait(rt, cluster, outcome.reason, outcome.message)
+    judged = cluster if outcome.spec is None else {**cluster, "spec": outcome.spec}
     lim = await limits.limits_for(rt.client, rt.events, meta["namespace"], fresh=True)
-    broken = [] if lim.error else pod_policy.check_cluster_spec(lim.pod_policy, cluster.get("spec"))
+    broken = [] if lim.error else pod_policy.check_cluster_spec(lim.pod_policy, judged.get("spec"))
     if broken:
         return await _refused(rt, cluster, REASON_POLICY, pod_policy.summary(broken))
-    found = await admission_problems(rt, cluster, lim)
+    found = await admission_problems(rt, judged, lim)
     previous = limits.refused_message(status)
     if found:
-        message = limits.summary(found)
-        if message != previous or status.get("phase") != cluster_status.PHASE_PENDING:
-            await rt.patch_status(DASKCLUSTERS, cluster, {"phase": cluster_status.PHASE_PENDING, "conditions": conditions.put_condition(
-                status.get("conditions"), limits.CONDITION_ADMITTED, False, limits.REASON_EXCEEDED,
-                message, meta.get("generation"))})
-            await rt.event(cluster, limits.REASON_EXCEEDED, f"{message}; nothing was created", warning=True)
-        return limits.RECHECK_SECONDS
+        return await _wait(rt, cluster, limits.REASON_EXCEEDED, limits.summary(found))
     admitted: Obj = {"phase": cluster_status.PHASE_CREATED, "conditions": conditions.put_condition(
         status.get("conditions"), limits.CONDITION_ADMITTED, True, "Admitted",
         "within the operator's limits", meta.get("generation"))}
+    if outcome.pin is not None:
+        admitted["profile"] = outcome.pin
     await rt.patch_status(DASKCLUSTERS, cluster, admitted)
     if previous is not None:
         await rt.event(cluster, "Admitted", "now within the operator's limits; starting")
@@ -264,6 +282,13 @@ async def _reconcile(rt: Runtime, cluster: Obj) -> float:
         status = cluster["status"]
     elif not status.get("phase"):
         await rt.patch_status(DASKCLUSTERS, cluster, {"phase": cluster_status.PHASE_CREATED})
+    # The spec as its pinned profile resolves it: the same every pass, whatever the profile says now.
+    resolved = profile_admission.effective(cluster, spec, cluster=name, prefix="spec.")
+    if resolved is not None:
+        if resolved.violations:  # an edit after admission breaks the pinned profile
+            return await _refused(rt, cluster, profiles.REASON_VIOLATION, profiles.summary(resolved.violations))
+        spec = resolved.spec
+        cluster = {**cluster, "spec": spec}
 
     scheduler = await ensure_scheduler(rt, cluster)
     if rt.service(ns, names.scheduler_name(name)) is None and \

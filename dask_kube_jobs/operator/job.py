@@ -30,7 +30,7 @@ from ..contract.api_resources import DASKCLUSTERS, DASKJOBS
 from ..contract.pods import pod_ready
 from ..contract.times import fmt_time, human_duration, now, parse_time
 from ..kube import PODS, Conflict, NotFound, exponential_delay
-from . import builders, cluster_ref, diagnosis, limits, pod_policy
+from . import builders, cluster_ref, diagnosis, limits, pod_policy, profile_admission, profiles
 from .cluster import create_if_missing, startup_timeout
 from .failures import REASON_POLICY, ChildRefused
 from .runtime import Runtime
@@ -40,6 +40,10 @@ Obj = dict[str, Any]
 RESYNC = 10.0
 ORDER = {"": 0, "JobCreated": 1, "ClusterCreated": 2, "Running": 3, "Successful": 4, "Failed": 4}
 TERMINAL = ("Successful", "Failed")
+
+
+#: Why a job may wait before admission (cleared from status once it is admitted).
+_WAIT_REASONS = (limits.REASON_EXCEEDED, profiles.REASON_NOT_FOUND)
 
 
 def backoff_base() -> float:
@@ -232,7 +236,14 @@ class JobReconciler:
         if not _started(self.status) or not self.status.get("clusterName"):
             # The first time, or after a suspension (which deleted the cluster and cleared
             # clusterName): make the cluster.
-            if await create_if_missing(self.rt, DASKCLUSTERS, builders.job_cluster(self.job)):
+            body = builders.job_cluster(self.job)
+            pin = self.status.get("profile")
+            if pin:
+                # The cluster resolves against this pin (profile_admission), so the job's
+                # status must be written before the cluster exists.
+                body["spec"]["profile"] = {"name": pin["name"], "options": pin.get("options") or {}}
+                await self.flush()
+            if await create_if_missing(self.rt, DASKCLUSTERS, body):
                 self.say("ClusterCreated", f"created DaskCluster {self.cluster_name}")
         elif scheduler is None or scheduler["metadata"].get("deletionTimestamp") or \
                 (scheduler.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
@@ -302,13 +313,13 @@ class JobReconciler:
                                       previous=problem.previous_log)
         return await self.fail(problem.reason, problem.message, log_tail=tail, failed=failures)
 
-    async def admission_problems(self, lim: limits.Limits) -> list[limits.Violation]:
+    async def admission_problems(self, lim: limits.Limits, spec: Obj) -> list[limits.Violation]:
         if not lim.any:
             return []
         problem = limits.config_problem(lim)
         if problem:
             return [problem]
-        found = limits.check_job_spec(lim, self.spec)
+        found = limits.check_job_spec(lim, spec)
         cap = lim.max_jobs_per_namespace
         if not found and cap is not None:
             siblings, _ = await self.rt.client.list(DASKJOBS, self.ns)
@@ -336,25 +347,31 @@ class JobReconciler:
         A held job waits (``JobCreated``, ``Admitted=False``, reason ``LimitExceeded``) instead
         of failing: a busy namespace or a limit its administrator can raise is a reason to wait,
         like a Pod waiting for room on a node. Its deadline does not run while it waits
-        (``startTime`` is set on admission). Nothing is created for it meanwhile.
+        (``startTime`` is set on admission). Nothing is created for it meanwhile. A job whose
+        profile does not exist yet waits the same way (``ProfileNotFound``); one its profile
+        refuses fails at once (``ProfileViolation``). The limits and the Pod policy judge the
+        cluster spec as the profile resolves it, and the profile is pinned in ``status.profile``.
         """
+        outcome = profile_admission.NONE if self.rt.profiles is None else \
+            await profile_admission.admit_job(self.rt.profiles, self.job)
+        if outcome.state == "refused":
+            return await self.fail(outcome.reason, outcome.message)
+        if outcome.state == "waiting":
+            return await self._wait(outcome.reason, outcome.message)
+        spec = self.spec if outcome.spec is None else \
+            {**self.spec, "cluster": {**(self.spec.get("cluster") or {}), "spec": outcome.spec}}
         lim = await limits.limits_for(self.rt.client, self.rt.events, self.ns, fresh=True)
-        broken = [] if lim.error else pod_policy.check_job_spec(lim.pod_policy, self.spec)
+        broken = [] if lim.error else pod_policy.check_job_spec(lim.pod_policy, spec)
         if broken:  # waiting cannot make it acceptable: refused before anything is made
             return await self.fail(REASON_POLICY, pod_policy.summary(broken))
-        found = await self.admission_problems(lim)
+        found = await self.admission_problems(lim, spec)
         previous = limits.refused_message(self.status)
         if found:
-            message = limits.summary(found)
-            if message != previous:
-                await self.write(reason=limits.REASON_EXCEEDED, message=message, conditions=conditions.put_condition(
-                    self.status.get("conditions"), limits.CONDITION_ADMITTED, False,
-                    limits.REASON_EXCEEDED, message, self.meta.get("generation")))
-                self.say(limits.REASON_EXCEEDED, f"{message}; the job waits",
-                         warning=True)
-            return limits.RECHECK_SECONDS
+            return await self._wait(limits.REASON_EXCEEDED, limits.summary(found))
         cleared: Obj = {"reason": None, "message": None} \
-            if self.status.get("reason") == limits.REASON_EXCEEDED else {}
+            if self.status.get("reason") in _WAIT_REASONS else {}
+        if outcome.pin is not None:
+            cleared["profile"] = outcome.pin
         await self.write(**cleared, conditions=conditions.put_condition(
             self.status.get("conditions"), limits.CONDITION_ADMITTED, True, "Admitted",
             "within the operator's limits", self.meta.get("generation")))
@@ -366,6 +383,15 @@ class JobReconciler:
         else:
             self.say("JobCreated", "DaskJob accepted")
         return None
+
+    async def _wait(self, reason: str, message: str) -> float:
+        """Hold the job (``Admitted=False``), saying why once."""
+        if message != limits.refused_message(self.status):
+            await self.write(reason=reason, message=message, conditions=conditions.put_condition(
+                self.status.get("conditions"), limits.CONDITION_ADMITTED, False,
+                reason, message, self.meta.get("generation")))
+            self.say(reason, f"{message}; the job waits", warning=True)
+        return limits.RECHECK_SECONDS
 
     async def drive_runner(self) -> float:
         attempt = int(self.status.get("attempts") or 0)

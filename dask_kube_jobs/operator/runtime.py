@@ -34,6 +34,7 @@ from ..contract.api_resources import DASKJOBS
 from ..kube import PODS, SERVICES, Client, EventRecorder, Informer, NotFound, Resource
 from . import metrics
 from .cache import UNKNOWN, ObjectCache
+from .profile_admission import ProfileSource
 
 log = logging.getLogger("dask_kube_jobs.operator")
 
@@ -69,6 +70,8 @@ class Runtime:
     # their Failed condition: written by the cluster's daemon from its status, read by its
     # job's daemon (so a job ends with its cluster's refusal without asking for the cluster).
     refused_clusters: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    # The DaskClusterProfiles (an informer of their own: cluster-scoped, read at admission).
+    profiles: ProfileSource | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -86,6 +89,8 @@ class Runtime:
             services.on_change(rt._on_service)
             rt.service_informers[ns] = services
             rt._tasks.append(asyncio.create_task(services.run(), name=f"services-informer-{ns or 'all'}"))
+        rt.profiles = ProfileSource(client, rt.trigger)
+        rt._tasks.append(await rt.profiles.start())
         synced = [*rt.informers.values(), *rt.service_informers.values()]
         await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in synced)), 60)
         metrics.STATE.source = rt.snapshot
@@ -164,6 +169,8 @@ class Runtime:
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
         ns = meta.get("namespace") or ""
+        if kind == "DELETED":  # our own creation of it no longer says it exists: make it again now
+            self.objects.forget_written((ns, PODS.kind, meta["name"]))
         cluster = labels.get(names.LABEL_CLUSTER)
         if cluster:
             self.trigger(ns, "DaskCluster", cluster)

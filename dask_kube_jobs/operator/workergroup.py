@@ -18,7 +18,7 @@ from ..contract import conditions, names
 from ..contract.api_resources import DASKCLUSTERS, DASKWORKERGROUPS
 from ..contract.pods import pod_active, pod_ready
 from ..kube import PODS
-from . import builders, diagnosis, limits, pod_policy, scheduler_comm
+from . import builders, diagnosis, limits, pod_policy, profiles, scheduler_comm
 from .cluster import adopt, create_if_missing, replica_failure, worker_replicas
 from .failures import REASON_POLICY, ChildRefused
 from .runtime import Runtime
@@ -86,7 +86,11 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
                     await rt.event(group, "FailedCreate", exc.message, warning=True)
                     rt.trigger(ns, "DaskCluster", cluster_name)  # the cluster says so too
         elif len(active) > desired:
-            blocked = await _scale_down(rt, group, cluster, active, len(active) - desired)
+            floor = _within_profile(cluster, desired, len(active))  # below the profile's minimum
+            target = desired if floor is None else floor[0]
+            held = None if floor is None else floor[1]
+            if len(active) > target:
+                blocked = await _scale_down(rt, group, cluster, active, len(active) - target)
     if settled and (held is not None or conditions.find_condition(conds, limits.CONDITION_WITHIN_LIMITS)):
         previous = conditions.find_condition(conds, limits.CONDITION_WITHIN_LIMITS) or {}
         if held is not None and previous.get("message") != held:
@@ -157,6 +161,22 @@ def _group_order(group: Obj) -> tuple[bool, str, str]:
     return (not default, *limits.admission_key(group))
 
 
+def _within_profile(cluster: Obj, desired: int, hold: int) -> tuple[int, str] | None:
+    """The size a group is held at when ``desired`` leaves the worker-count bounds of its
+    cluster's pinned profile, and why (None: within them). Held, not scaled to the bound:
+    never more Pods than asked for, never fewer than the bound while it has them."""
+    bounds = profiles.worker_bounds_of(cluster)
+    if bounds is None:
+        return None
+    name, lo, hi = bounds
+    message = profiles.bounds_message(name, lo, hi, desired)
+    if message is None:
+        return None
+    allowed = max(hi, min(hold, desired)) if hi is not None and desired > hi else \
+        max(desired, min(hold, lo or 0))
+    return allowed, f"spec.worker.replicas: {message}; holding at {allowed} worker(s)"
+
+
 async def _within_limits(rt: Runtime, group: Obj, cluster: Obj, active: list[Obj],
                          desired: int, *, fresh: bool = False) -> tuple[int, str | None]:
     """How many workers the group may have now, and why it is held below ``desired`` (None:
@@ -165,10 +185,13 @@ async def _within_limits(rt: Runtime, group: Obj, cluster: Obj, active: list[Obj
     the oldest), so two groups scaling at once cannot both take the last places."""
     meta, spec = group["metadata"], group.get("spec") or {}
     ns, cluster_name = meta["namespace"], spec.get("cluster") or ""
+    hold = len(active)
+    bounded = _within_profile(cluster, desired, hold)
+    if bounded is not None:
+        return bounded
     lim = await limits.limits_for(rt.client, rt.events, ns, fresh=fresh)
     if not lim.any:
         return desired, None
-    hold = len(active)
     problem = limits.config_problem(lim)
     if problem:
         return hold, f"{problem.message}; holding at {hold} worker(s)"

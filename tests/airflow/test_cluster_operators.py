@@ -230,3 +230,18 @@ def test_bad_cluster_manifests_and_names_are_refused_before_any_request() -> Non
         CreateDaskClusterOperator(task_id="create", cluster_name="Not_A_Name").execute(ti)
     with pytest.raises(ValueError, match="cluster_name"):
         DeleteDaskClusterOperator(task_id="d", cluster_name=" ")
+
+
+def test_a_cluster_task_names_its_profile_or_the_connections_default() -> None:
+    identity = TaskIdentity("d", "t", "r")
+    op = CreateDaskClusterOperator(task_id="create", cluster_name="prof", profile="standard",
+                                   profile_options={"workers": 2})
+    assert op.build_manifest(identity, "fallback")["spec"] == \
+        {"profile": {"name": "standard", "options": {"workers": 2}}}
+    plain = CreateDaskClusterOperator(task_id="create", cluster_name="prof", n_workers=1)
+    assert plain.build_manifest(identity, "fallback")["spec"] == \
+        {"profile": {"name": "fallback"}, "worker": {"replicas": 1}}
+    assert "profile" not in plain.build_manifest(identity)["spec"]
+    with pytest.raises(ValueError, match="profile_options"):
+        CreateDaskClusterOperator(task_id="create", cluster_name="prof",
+                                  profile_options={"workers": 2}).build_manifest(identity)

@@ -94,6 +94,24 @@ def test_string_arguments_that_look_like_template_files_stay_strings() -> None:
     assert op.render_template("input.json", {}) == "input.json"
 
 
+def test_the_decorator_passes_a_profile_to_the_jobs_spec() -> None:
+    from airflow.providers.common.compat.sdk import DAG, task
+
+    with DAG(dag_id="daskjob_decorator_profile", schedule=None, catchup=False,
+             start_date=pendulum.datetime(2024, 1, 1, tz="UTC")) as dag:
+
+        @task.daskjob(profile="standard", profile_options={"workers": 2})
+        def profiled() -> int:
+            return 1
+
+        profiled()
+    op = dag.get_task("profiled")
+    assert {"profile", "profile_options"} <= set(op.template_fields)
+    spec = op.build_manifest("profiled")["spec"]
+    assert spec["profile"] == {"name": "standard", "options": {"workers": 2}}
+    assert "cluster" not in spec
+
+
 def test_a_decorated_function_runs_as_the_runner_and_returns_its_result(
         local_control_plane: Any, namespace: str, dkj_connection: Any,
         capfd: pytest.CaptureFixture[str]) -> None:

@@ -18,6 +18,7 @@ from dask_kube_jobs.airflow_provider.operators.daskjob import (
 )
 from dask_kube_jobs.airflow_provider.triggers.daskjob import DaskJobTrigger
 
+from .conftest import CONN_ENV
 from .helpers import FakeTI, jobs_of
 
 pytestmark = pytest.mark.timeout(240)
@@ -109,6 +110,41 @@ def test_a_successful_job_is_deleted_by_default(local_control_plane: Any, namesp
     assert jobs(local_control_plane, namespace, "tidy") == []
 
 
+TEAM_OF_WORKERS = """
+import os
+from dask.distributed import Client
+from dask_kube_jobs import set_result
+with Client() as client:
+    client.wait_for_workers(1)
+    set_result(sorted(set(client.run(lambda: os.environ.get("TEAM")).values())))
+"""
+
+
+def test_a_profile_and_its_options_shape_the_jobs_cluster(
+        local_control_plane: Any, namespace: str, dkj_connection: dict[str, Any],
+        kubectl: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = f"{namespace}-teams"
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskClusterProfile",
+        "metadata": {"name": name},
+        "spec": {"worker": {"replicas": 1}, "options": [
+            {"name": "team", "target": "env.TEAM",
+             "choice": {"default": "data", "choices": ["data", "ml"]}}]}}))
+    # the task's own profile wins over the connection's default
+    extra = {**dkj_connection, "default_profile": "not-this-one"}
+    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "dask_kube_jobs", "extra": extra}))
+    try:
+        op = DaskJobOperator(task_id="teams", script=TEAM_OF_WORKERS, profile=name,
+                             profile_options={"team": "ml"}, deferrable=False,
+                             on_finish_action="keep")
+        ti = FakeTI(task_id="teams")
+        assert op.execute({"ti": ti}) == ["ml"]
+        job = kubectl("get", "daskjob", ti.xcoms["job_name"], "-o", "json").json()
+        assert job["status"]["profile"]["name"] == name
+    finally:
+        kubectl("delete", "daskclusterprofile", name, "--wait=false", check=False)
+
+
 @pytest.mark.parametrize("kwargs", [
     pytest.param({}, id="nothing-to-run"),
     pytest.param({"manifest": {"kind": "DaskJob"}, "script": "print(1)"}, id="manifest-and-keywords"),
@@ -137,6 +173,28 @@ def test_a_bad_worker_count_names_the_argument(value: Any) -> None:
 def test_a_templated_worker_count_is_read_as_a_number() -> None:
     manifest = DaskJobOperator(task_id="t", script="print(1)", n_workers="2").build_manifest("t")
     assert manifest["spec"]["cluster"]["spec"]["worker"]["replicas"] == 2
+
+
+def test_a_profile_names_the_jobs_cluster_and_the_connections_default_fills_in() -> None:
+    op = DaskJobOperator(task_id="p", script="print(1)", profile="standard",
+                         profile_options={"worker_memory": "8Gi"})
+    assert "profile" in op.template_fields and "profile_options" in op.template_fields
+    spec = op.build_manifest("p", "fallback")["spec"]
+    assert spec["profile"] == {"name": "standard", "options": {"worker_memory": "8Gi"}}
+    assert "cluster" not in spec  # left to the profile, no default image or worker count
+    plain = DaskJobOperator(task_id="d", script="print(1)", n_workers=2)
+    spec = plain.build_manifest("d", "fallback")["spec"]
+    assert spec["profile"] == {"name": "fallback"}
+    assert spec["cluster"] == {"spec": {"worker": {"replicas": 2}}}
+    assert "profile" not in plain.build_manifest("d")["spec"]
+    shared = DaskJobOperator(task_id="s", script="print(1)", cluster_ref="warm")
+    assert "profile" not in shared.build_manifest("s", "fallback")["spec"]  # makes no cluster
+    named = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskJob", "metadata": {},
+             "spec": {"job": {"spec": {"containers": [{"name": "j", "image": "i"}]}},
+                      "profile": {"name": "own", "options": {"workers": 1}}}}
+    spec = DaskJobOperator(task_id="m", manifest=named, profile_options={"workers": 3}
+                           ).build_manifest("m", "fallback")["spec"]
+    assert spec["profile"] == {"name": "own", "options": {"workers": 3}}
 
 
 def test_the_deferrable_default_follows_airflow_config() -> None:

@@ -84,6 +84,7 @@ def test_connection_extras_are_read_bare_or_prefixed() -> None:
     assert target_from_extras({"extra__dask_kube_jobs__cluster_context": "prod",
                                "extra__dask_kube_jobs__disable_verify_ssl": True}) == \
         KubeTarget(cluster_context="prod", disable_verify_ssl=True)
+    assert target_from_extras({"default_profile": "standard"}).default_profile == "standard"
 
 
 def test_an_inline_kubeconfig_is_written_private_and_insecure_when_asked() -> None:

@@ -74,7 +74,7 @@ def test_the_chart_crds_are_identical_to_the_package_crds() -> None:
     package = {p.name: p.read_bytes() for p in PACKAGE_CRDS.glob("*.yaml")}
     chart = {p.name: p.read_bytes() for p in (CHART_DIR / "crds").glob("*.yaml")}
     assert set(package) == {"daskcluster.yaml", "daskworkergroup.yaml", "daskjob.yaml",
-                            "daskautoscaler.yaml"}
+                            "daskautoscaler.yaml", "daskclusterprofile.yaml"}
     assert set(chart) == set(package) | {"kopf-peering.yaml"}
     for name, content in package.items():
         assert chart[name] == content, (
@@ -148,7 +148,18 @@ def test_no_rule_uses_a_wildcard(values: dict[str, Any]) -> None:
 def test_cluster_mode_binds_one_cluster_role_and_watches_all_namespaces() -> None:
     objs = objects(MODES["cluster"])
     assert not of_kind(objs, "Role") and not of_kind(objs, "RoleBinding")
-    binding = one(of_kind(objs, "ClusterRoleBinding"), "ClusterRoleBinding")
+    bindings = {b["metadata"]["name"]: b for b in of_kind(objs, "ClusterRoleBinding")}
+    # the operator's, and everyone's read of the DaskClusterProfiles (nothing else cluster-wide)
+    assert set(bindings) == {f"{FULLNAME}-operator", f"{FULLNAME}-profile-reader"}
+    reader = bindings[f"{FULLNAME}-profile-reader"]
+    assert reader["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                                   "name": "system:authenticated"}]
+    reader_role = next(r for r in of_kind(objs, "ClusterRole")
+                       if r["metadata"]["name"] == reader["roleRef"]["name"])
+    assert rules_of(reader_role) == [{"apiGroups": ["kubernetes.dask.org"],
+                                      "resources": ["daskclusterprofiles"],
+                                      "verbs": ["get", "list", "watch"]}]
+    binding = bindings[f"{FULLNAME}-operator"]
     assert binding["roleRef"]["name"] == f"{FULLNAME}-operator"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME,
                                     "namespace": RELEASE_NAMESPACE}]
@@ -196,7 +207,27 @@ def test_the_operator_rules_cover_what_the_operator_calls() -> None:
         needed += [("kubernetes.dask.org", plural, v) for v in ("get", "list", "watch", "patch")]
         needed += [("kubernetes.dask.org", f"{plural}/status", "patch")]
     needed += [("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")]
+    needed += [("kubernetes.dask.org", "daskclusterprofiles", v) for v in ("get", "list", "watch")]
+    needed += [("", "namespaces", "get")]  # a namespace's default profile and labels
     assert not [n for n in needed if n not in granted]
+
+
+def test_values_profiles_become_daskclusterprofiles_the_crd_accepts() -> None:
+    from dask_kube_jobs import crds
+    from dask_kube_jobs.local.apiserver import structural
+
+    spec = {"description": "2-16 GiB workers", "worker": {"replicas": 2, "maxReplicas": 20},
+            "locked": ["image"], "image": "ghcr.io/dask/dask:latest",
+            "options": [{"name": "worker_memory", "target": "worker.memory",
+                         "quantity": {"default": "4Gi", "min": "2Gi", "max": "16Gi"}}]}
+    objs = objects({"profiles": [{"name": "standard", "spec": spec, "labels": {"tier": "batch"}}]})
+    (profile,) = of_kind(objs, "DaskClusterProfile")
+    assert profile["metadata"]["name"] == "standard" and "namespace" not in profile["metadata"]
+    assert profile["metadata"]["labels"]["tier"] == "batch"
+    assert profile["spec"] == spec
+    schema = crds.load_crd("DaskClusterProfile")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert structural.validate(structural.normalize(profile, schema), schema) == []
+    assert not of_kind(objects(), "DaskClusterProfile")  # none by default
 
 
 def test_user_roles_grant_the_dask_resources_and_read_only_pods_and_aggregate() -> None:

@@ -118,9 +118,10 @@ class DaskJobDecoratedOperator(DecoratedOperator, DaskJobOperator):
 
     custom_operator_name = "@task.daskjob"
     template_fields: Sequence[str] = ("op_args", "op_kwargs", "job_name", "namespace",
-                                      "image", "env", "job_spec_kwargs")
+                                      "image", "env", "job_spec_kwargs", "profile",
+                                      "profile_options")
     template_fields_renderers = {"op_args": "py", "op_kwargs": "py", "env": "json",
-                                 "job_spec_kwargs": "json"}
+                                 "job_spec_kwargs": "json", "profile_options": "json"}
     # No manifest here, so no template files: an argument "data.json" stays a string.
     template_ext: Sequence[str] = ()
 
@@ -141,7 +142,8 @@ class DaskJobDecoratedOperator(DecoratedOperator, DaskJobOperator):
 def daskjob_task(python_callable: Callable[..., Any] | None = None,
                  multiple_outputs: bool | None = None, **kwargs: Any) -> TaskDecorator:
     """``@task.daskjob(...)``: the keyword arguments are DaskJobOperator's (``n_workers``,
-    ``image``, ``resources``, ``env``, ``job_spec_kwargs``, ``deferrable``,
+    ``image``, ``resources``, ``env``, ``profile``, ``profile_options``, ``job_spec_kwargs``,
+    ``deferrable``,
     ``on_finish_action``, ``follow_logs``, ``job_name``, ``namespace``,
     ``dask_kube_jobs_conn_id``) plus every BaseOperator argument."""
     return task_decorator_factory(python_callable=python_callable,

@@ -4,7 +4,8 @@ The fields are those of Airflow's ``kubernetes`` connection (``in_cluster``,
 ``kube_config_path``, ``kube_config``, ``cluster_context``, ``namespace``,
 ``disable_verify_ssl``), so people moving from the cncf.kubernetes provider copy their
 connection over unchanged, plus ``dashboard_url_template`` for clusters whose Dask dashboards are
-reached through an ingress. Extras are read both bare and with the old
+reached through an ingress, and ``default_profile``: the DaskClusterProfile of the clusters the
+connection's tasks make when a task names none. Extras are read both bare and with the old
 ``extra__dask_kube_jobs__`` prefix.
 
 Resolution is split so that async code never blocks: :func:`target_from_extras` is pure,
@@ -46,7 +47,7 @@ from ...errors import DaskKubeJobsError
 DEFAULT_CONN_ID = "dask_kube_jobs_default"
 CONN_TYPE = "dask_kube_jobs"
 FIELDS = ("in_cluster", "kube_config_path", "kube_config", "cluster_context", "namespace",
-          "disable_verify_ssl", "dashboard_url_template")
+          "disable_verify_ssl", "dashboard_url_template", "default_profile")
 _SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
@@ -81,6 +82,8 @@ class KubeTarget:
     in_cluster: bool = False
     disable_verify_ssl: bool = False
     dashboard_url_template: str | None = None
+    #: The DaskClusterProfile of the clusters a task makes when the task names none.
+    default_profile: str | None = None
 
 
 def _flag(value: Any) -> bool:
@@ -94,7 +97,7 @@ def target_from_extras(extra: dict[str, Any] | None, *, schema: str | None = Non
 
     >>> target_from_extras({"namespace": "data", "in_cluster": "true"})
     KubeTarget(kube_config_path=None, kube_config=None, cluster_context=None, namespace='data', \
-in_cluster=True, disable_verify_ssl=False, dashboard_url_template=None)
+in_cluster=True, disable_verify_ssl=False, dashboard_url_template=None, default_profile=None)
     """
     extra = extra or {}
 
@@ -115,6 +118,7 @@ in_cluster=True, disable_verify_ssl=False, dashboard_url_template=None)
         in_cluster=_flag(get("in_cluster")),
         disable_verify_ssl=_flag(get("disable_verify_ssl")),
         dashboard_url_template=get("dashboard_url_template"),
+        default_profile=get("default_profile"),
     )
 
 

@@ -39,9 +39,10 @@ from ...asyncio import (
     ClusterNotFoundError,
     ClusterStatus,
     load_cluster_manifest,
+    with_profile,
 )
 from ...contract import names
-from ...spec import DEFAULT_IMAGE, make_cluster_spec
+from ...spec import make_cluster_spec
 from .._clusterwait import create_or_reuse_cluster, delete_cluster, wait_for_cluster
 from .._identity import LABEL_KEY, TaskIdentity
 from ..hooks.daskjob import (
@@ -112,6 +113,10 @@ class CreateDaskClusterOperator(BaseOperator):
     :param dask_kube_jobs_conn_id: a ``dask_kube_jobs`` connection (default
         ``dask_kube_jobs_default``); ``conn_id``, its old name, still works for one
         release, with a deprecation warning.
+    :param profile: templated; the DaskClusterProfile that fills the cluster
+        (``spec.profile``; a manifest's own is replaced), and ``profile_options`` its options.
+        Without either, the connection's ``default_profile`` applies to a cluster that names
+        no profile. Keyword arguments not given are then left to the profile.
 
     Returns ``{"name", "namespace", "scheduler_address", "dashboard_address",
     "ready_workers"}`` and also pushes each under its own XCom key.
@@ -120,9 +125,10 @@ class CreateDaskClusterOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("manifest", "cluster_name", "namespace", "image", "env",
-                                      "cluster_spec_kwargs")
+                                      "cluster_spec_kwargs", "profile", "profile_options")
     template_ext: Sequence[str] = (".yaml", ".yml", ".json")
-    template_fields_renderers = {"manifest": "yaml", "env": "json", "cluster_spec_kwargs": "json"}
+    template_fields_renderers = {"manifest": "yaml", "env": "json", "cluster_spec_kwargs": "json",
+                                 "profile_options": "json"}
     operator_extra_links = (DaskDashboardLink(),)
     ui_color = "#fdb874"
 
@@ -134,6 +140,7 @@ class CreateDaskClusterOperator(BaseOperator):
                  wait_for_ready: bool = True, min_ready_workers: int = 0,
                  startup_timeout: float = 600.0,
                  dask_kube_jobs_conn_id: str = DEFAULT_CONN_ID, conn_id: str | None = None,
+                 profile: str | None = None, profile_options: dict[str, Any] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         keywords = any(v is not None for v in (image, n_workers, resources, env,
@@ -155,6 +162,8 @@ class CreateDaskClusterOperator(BaseOperator):
         self.resources = resources
         self.env = env
         self.cluster_spec_kwargs = cluster_spec_kwargs
+        self.profile = profile
+        self.profile_options = profile_options
         self.wait_for_ready = wait_for_ready
         self.min_ready_workers = min_ready_workers
         self.startup_timeout = float(startup_timeout)
@@ -162,8 +171,12 @@ class CreateDaskClusterOperator(BaseOperator):
                                                       dask_kube_jobs_conn_id, conn_id)
         self._kill_target: _KillTarget | None = None  # what on_kill deletes, while it should
 
-    def build_manifest(self, identity: TaskIdentity) -> dict[str, Any]:
-        """The DaskCluster to create; checked (names, resources...) before anything is sent."""
+    def build_manifest(self, identity: TaskIdentity,
+                       default_profile: str | None = None) -> dict[str, Any]:
+        """The DaskCluster to create; checked (names, resources...) before anything is sent.
+        ``default_profile`` (the connection's) applies when neither the task nor its manifest
+        names a profile."""
+        options = self.profile_options or None
         if self.manifest is not None:
             manifest = load_cluster_manifest(self.manifest)
             if self.cluster_name:
@@ -171,12 +184,26 @@ class CreateDaskClusterOperator(BaseOperator):
             elif not manifest["metadata"].get("name"):
                 manifest["metadata"]["name"] = self.default_name(identity)
             manifest["metadata"].pop("generateName", None)
+            named = manifest["spec"].get("profile")
+            profile = self.profile or (named.get("name") if isinstance(named, dict) else None) \
+                or default_profile
+            if profile is not None:
+                return with_profile(manifest, str(profile), options)
+            if options:
+                raise ValueError("CreateDaskClusterOperator: profile_options are options of a "
+                                 "profile; name it with profile=, in the manifest or the "
+                                 "connection's default_profile")
             return manifest
-        kwargs: dict[str, Any] = {"image": self.image or DEFAULT_IMAGE,
+        kwargs: dict[str, Any] = {"image": self.image or None,
                                   "resources": self.resources, "env": self.env,
                                   **(self.cluster_spec_kwargs or {})}
         if self.n_workers is not None:
             kwargs["n_workers"] = int(self.n_workers)
+        profile = self.profile or default_profile
+        if profile is not None:
+            kwargs.update(profile=str(profile), profile_options=options)
+        elif options:
+            kwargs["profile_options"] = options  # make_cluster_spec says what is missing
         return make_cluster_spec(str(self.cluster_name or self.default_name(identity)),
                                  **kwargs)
 
@@ -186,8 +213,8 @@ class CreateDaskClusterOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         identity = identity_of(context)
-        manifest = self.build_manifest(identity)
         target = DaskKubeJobsHook(self.dask_kube_jobs_conn_id).get_target()
+        manifest = self.build_manifest(identity, target.default_profile)
         try:
             event = asyncio.run(self._create(target, manifest, identity))
         finally:

@@ -42,10 +42,16 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from ...asyncio import check_job_manifest, get_job, load_job_manifest, with_cluster_ref
+from ...asyncio import (
+    check_job_manifest,
+    get_job,
+    load_job_manifest,
+    with_cluster_ref,
+    with_profile,
+)
 from ...contract.times import parse_time
 from ...errors import DaskJobFailed, JobNotFound, WaitTimeout
-from ...spec import DEFAULT_IMAGE, SpecError, make_job_spec
+from ...spec import SpecError, make_job_spec
 from .._identity import TaskIdentity
 from .._jobwait import (
     dashboard_url,
@@ -103,6 +109,13 @@ class DaskJobOperator(BaseOperator):
         ``spec.clusterRef``) instead of a cluster made for the job: a warm cluster shared by
         several tasks, which the job leaves running. It replaces a manifest's ``spec.cluster``.
 
+    :param profile: the DaskClusterProfile that fills the job's cluster (its
+        ``spec.profile``; a manifest's own is replaced), and ``profile_options`` its options
+        (over those the manifest gives for that profile). Without either, the connection's
+        ``default_profile`` applies to a job that makes a cluster and names no profile.
+        Keyword arguments the task does not give (image, n_workers, resources...) are then
+        left to the profile.
+
     :param job_name: prefix of the job's name (default: the manifest's name, else the task id);
         the name itself is made unique per task try.
     :param namespace: default: the connection's, else the manifest's, else the kubeconfig's.
@@ -125,10 +138,11 @@ class DaskJobOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("manifest", "job_name", "namespace", "image", "command",
-                                      "script", "env", "job_spec_kwargs", "cluster_ref")
+                                      "script", "env", "job_spec_kwargs", "cluster_ref",
+                                      "profile", "profile_options")
     template_ext: Sequence[str] = (".yaml", ".yml", ".json")
     template_fields_renderers = {"manifest": "yaml", "script": "py", "env": "json",
-                                 "job_spec_kwargs": "json"}
+                                 "job_spec_kwargs": "json", "profile_options": "json"}
     operator_extra_links = (DaskDashboardLink(),)
     ui_color = "#fdb874"
 
@@ -143,7 +157,8 @@ class DaskJobOperator(BaseOperator):
                                                     fallback=False),
                  on_finish_action: str = "delete_succeeded", follow_logs: bool = True,
                  wait_for_completion: bool = True, startup_timeout: float | None = None,
-                 cluster_ref: str | None = None, **kwargs: Any) -> None:
+                 cluster_ref: str | None = None, profile: str | None = None,
+                 profile_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         keywords = any(v is not None for v in (image, command, script, n_workers, resources,
                                                 env, job_spec_kwargs))
@@ -169,6 +184,8 @@ class DaskJobOperator(BaseOperator):
         self.env = env
         self.job_spec_kwargs = job_spec_kwargs
         self.cluster_ref = cluster_ref
+        self.profile = profile
+        self.profile_options = profile_options
         self.job_name = job_name
         self.namespace = namespace
         self.dask_kube_jobs_conn_id = resolve_conn_id(type(self).__name__,
@@ -185,8 +202,11 @@ class DaskJobOperator(BaseOperator):
         self._target: KubeTarget | None = None  # resolved once, not inside a signal handler
 
     # -- building -------------------------------------------------------------------------
-    def build_manifest(self, name: str) -> dict[str, Any]:
-        """The DaskJob manifest to submit, named ``name``; checked before anything is sent."""
+    def build_manifest(self, name: str, default_profile: str | None = None) -> dict[str, Any]:
+        """The DaskJob manifest to submit, named ``name``; checked before anything is sent.
+        ``default_profile`` (the connection's) applies when the task and its manifest name no
+        profile and the job makes its own cluster."""
+        options = self.profile_options or None
         if self.manifest is not None:
             manifest = load_job_manifest(self.manifest)
             manifest.setdefault("metadata", {})
@@ -194,10 +214,19 @@ class DaskJobOperator(BaseOperator):
             manifest["metadata"]["name"] = name
             if self.cluster_ref:
                 manifest = with_cluster_ref(manifest, str(self.cluster_ref))
+            named = (manifest.get("spec") or {}).get("profile")
+            profile = self.profile or (named.get("name") if isinstance(named, dict) else None)
+            if profile is None and "clusterRef" not in (manifest.get("spec") or {}):
+                profile = default_profile
+            if profile is not None:
+                manifest = with_profile(manifest, str(profile), options)
+            elif options:
+                raise SpecError("profile_options", "are options of a profile; name it with "
+                                "profile=, in the manifest or the connection's default_profile")
         else:
-            # None means "the default image"; an empty string (a template that rendered to
-            # nothing) is an error make_job_spec names, never silently the default.
-            kwargs: dict[str, Any] = {"image": DEFAULT_IMAGE if self.image is None else self.image,
+            # None means "the default image" (or the profile's); an empty string (a template
+            # that rendered to nothing) is an error make_job_spec names, never the default.
+            kwargs: dict[str, Any] = {"image": self.image,
                                       "command": self.command, "script": self.script,
                                       "resources": self.job_resources, "env": self.env,
                                       **(self.job_spec_kwargs or {})}
@@ -205,6 +234,11 @@ class DaskJobOperator(BaseOperator):
                 kwargs["n_workers"] = templated_int("n_workers", self.n_workers)
             if self.cluster_ref:
                 kwargs["cluster_ref"] = str(self.cluster_ref)
+            profile = self.profile or (None if self.cluster_ref else default_profile)
+            if profile is not None:
+                kwargs["profile"] = str(profile)
+            if options:
+                kwargs["profile_options"] = options
             manifest = make_job_spec(name, **kwargs)
         check_job_manifest(manifest)
         return manifest
@@ -237,7 +271,8 @@ class DaskJobOperator(BaseOperator):
             try:
                 namespace = self._namespace(target, client)
                 prefix = self._name_prefix()
-                manifest = self.build_manifest(identity.job_name(prefix))
+                manifest = self.build_manifest(identity.job_name(prefix),
+                                               target.default_profile)
                 store = context.get("task_state_store")  # Airflow 3.3+; None before
                 remembered = store.get(STATE_KEY) if store is not None else None
                 job, reattached = runner.run(submit_or_reattach(

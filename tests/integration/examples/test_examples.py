@@ -367,3 +367,20 @@ def test_job_on_shared_cluster(kubectl: Kubectl, cleanup: Callable[[str], None])
     assert cluster["status"]["readyWorkers"] == 1
     reasons = [e["reason"] for e in events(kubectl, **{"involvedObject.name": "sum-on-shared"})]
     assert "ClusterCreated" not in reasons and "ClusterDeleted" not in reasons, reasons
+
+
+# -- a DaskJob whose cluster is a DaskClusterProfile's -----------------------------------------------
+def test_job_with_profile(kubectl: Kubectl, cleanup: Callable[[str], None]) -> None:
+    cleanup("profile.yaml")
+    cleanup("job-with-profile.yaml")
+    apply_file(kubectl, "profile.yaml")
+    apply_file(kubectl, "job-with-profile.yaml")
+    job = wait_for(kubectl, "daskjob", "job-with-profile", job_done, timeout=180)
+    status = job["status"]
+    assert status["jobStatus"] == "Successful", status
+    assert status["profile"]["name"] == "standard"
+    assert status["profile"]["options"] == {"workers": 1, "worker_memory": "768Mi",
+                                            "image": "ghcr.io/dask/dask:latest"}
+    log = kubectl("logs", status["jobRunnerPodName"]).stdout
+    # the profile's env reached the worker; one worker, as the option asked
+    assert "sum=328350 on 1 workers, work stealing {'True'}" in log, log
