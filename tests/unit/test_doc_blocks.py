@@ -26,6 +26,7 @@ WHOLE_PAGES = {
     "docs/python-api.md": "tests/integration/api/test_python_api_doc.py",
     "docs/migrating-from-dask-kubernetes.md": "tests/compat/test_migration_doc.py",
     "docs/airflow-provider.md": "tests/airflow/test_provider_doc.py",
+    "docs/profiles.md": "tests/unit/test_profiles_doc.py",
 }
 _COMMENT = re.compile(r"^\s*<!--(.*)-->\s*$")
 _RUNNER = re.compile(r"^\s*(?:run|applied) by (.+)$", re.S)

@@ -5,7 +5,6 @@ resolves against it, and the refusal printed is the operator's own message."""
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 
 import yaml
@@ -15,9 +14,10 @@ from dask_kube_jobs.contract.names import ANNOTATION_DEFAULT_PROFILE
 from dask_kube_jobs.local.apiserver.core import APICore
 from dask_kube_jobs.operator import profiles
 
+from ..doc_blocks import blocks
+
 REPO = Path(__file__).resolve().parents[2]
-PAGE = (REPO / "docs" / "profiles.md").read_text()
-BLOCKS = re.findall(r"```(\w+)\n(.*?)```", PAGE, re.S)
+BLOCKS = [(b.lang, b.code) for b in blocks(REPO / "docs" / "profiles.md")]
 
 
 def yaml_blocks() -> list[dict]:
