@@ -59,7 +59,7 @@ from ..errors import (
 from ..kube import PODS, SERVICES, APIError, Client, default_namespace
 from ..spec import DEFAULT_IMAGE, jupyter_enabled, make_cluster_spec, make_worker_spec
 from . import _api
-from ._network import Endpoint, Forwards, service_endpoint
+from ._network import Endpoint, Forwards, listening, service_endpoint
 from ._options import (
     DEFAULT_NAME,
     CreateMode,
@@ -303,8 +303,9 @@ class KubeCluster(Cluster):
     async def _connect(self) -> None:
         """Open the scheduler comm (directly or port-forwarded) and the dashboard route.
 
-        A fresh scheduler may refuse the first connections, and a port-forward whose tunnel
-        broke keeps refusing: each failed try closes the forwards and opens new ones.
+        A fresh scheduler may refuse the first connections, a port-forward whose tunnel broke
+        keeps refusing, and one whose local port was taken has no listener: each failed try
+        closes the forwards and opens new ones.
         """
         assert self._client is not None and self.namespace is not None
         deadline = time.monotonic() + self.resource_timeout
@@ -330,6 +331,8 @@ class KubeCluster(Cluster):
             self.scheduler_comm = rpc(comm.url("tcp"))
             try:
                 await asyncio.wait_for(self.scheduler_comm.identity(), 10)
+                if self._dashboard.forwarded:  # dashboard_link and jupyter_link use it
+                    await listening(self._dashboard)
                 return
             except (TimeoutError, OSError) as exc:
                 await self.scheduler_comm.close_rpc()
