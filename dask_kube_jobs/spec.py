@@ -49,6 +49,7 @@ __all__ = [
     "SCRIPT_ENV",
     "SCRIPT_MAX_BYTES",
     "SpecError",
+    "jupyter_enabled",
     "make_cluster_spec",
     "make_job_spec",
     "make_scheduler_spec",
@@ -67,6 +68,9 @@ _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 _STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 _RESOURCE_KEYS = ("limits", "requests", "claims")
 _LEGACY_COMMANDS = {"dask-worker": ["dask", "worker"], "dask-scheduler": ["dask", "scheduler"]}
+# `dask scheduler --jupyter` serves JupyterLab from the dashboard's HTTP server; click's
+# boolean flag pair, so the last of the two on the command line wins.
+_JUPYTER_FLAGS = ("--jupyter", "--no-jupyter")
 
 # The runner's entry point for a script: run the source from $DKJ_SCRIPT as __main__, with the
 # source registered in linecache so tracebacks in the log show the failing lines.
@@ -324,7 +328,7 @@ def make_scheduler_spec(cluster_name: str,
                         + ", ".join(SERVICE_TYPES))
     args = ["dask", "scheduler", "--host", "0.0.0.0"]
     if _check_bool("jupyter", jupyter):
-        args.append("--jupyter")
+        args.append(_JUPYTER_FLAGS[0])
     container = _container("scheduler", _check_image("image", image), args, _check_env(env),
                            _check_resources(resources))
     health = {"httpGet": {"port": "http-dashboard", "path": "/health"}}
@@ -352,6 +356,26 @@ def make_scheduler_spec(cluster_name: str,
 def _or(value: Any, default: Any) -> Any:
     """``value``, or ``default`` when it is None (an empty string is a mistake to report)."""
     return default if value is None else value
+
+
+def jupyter_enabled(cluster: Mapping[str, Any]) -> bool:
+    """Whether a DaskCluster's scheduler serves JupyterLab: its scheduler container's command
+    or args end up with ``--jupyter`` (what ``make_cluster_spec(jupyter=True)`` writes, and what
+    a hand-written manifest adds). Read from the manifest, so a cluster made by anyone says it.
+
+    >>> jupyter_enabled(make_cluster_spec("demo", jupyter=True))
+    True
+    >>> jupyter_enabled({"spec": {"scheduler": {"spec": {"containers": [
+    ...     {"name": "scheduler", "args": ["dask", "scheduler", "--jupyter", "--no-jupyter"]}]}}}})
+    False
+    """
+    pod = (((cluster.get("spec") or {}).get("scheduler") or {}).get("spec")) or {}
+    containers = pod.get("containers") or []
+    main = next((c for c in containers if c.get("name") == "scheduler"),
+                containers[0] if containers else {})
+    flags = [a for a in [*(main.get("command") or []), *(main.get("args") or [])]
+             if a in _JUPYTER_FLAGS]
+    return bool(flags) and flags[-1] == _JUPYTER_FLAGS[0]
 
 
 def _cluster_body(name: str, image: str | None, n_workers: int | None, resources: Any,

@@ -58,9 +58,9 @@ from ..errors import (
 )
 from ..kube import PODS, SERVICES, APIError, Client, default_namespace
 from ..profile_spec import with_profile
-from ..spec import DEFAULT_IMAGE, make_cluster_spec, make_worker_spec
+from ..spec import DEFAULT_IMAGE, jupyter_enabled, make_cluster_spec, make_worker_spec
 from . import _api
-from ._network import Endpoint, Forwards, service_endpoint
+from ._network import Endpoint, Forwards, listening, service_endpoint
 from ._options import (
     DEFAULT_NAME,
     CreateMode,
@@ -95,7 +95,8 @@ class KubeCluster(Cluster):
     * ``image``, ``n_workers`` (default 3), ``resources``, ``env`` (dict or list of EnvVar),
       ``worker_command`` (default ``dask worker``), ``scheduler_service_type`` (ClusterIP),
       ``idle_timeout`` (seconds; 0 = never), ``jupyter``: passed to
-      :func:`~dask_kube_jobs.make_cluster_spec`.
+      :func:`~dask_kube_jobs.make_cluster_spec`. ``jupyter=True`` serves JupyterLab from the
+      scheduler (the image needs ``jupyterlab``), at :attr:`jupyter_link`.
     * ``custom_cluster_spec``: a DaskCluster manifest (dict, or a YAML file path) used instead.
     * ``create_mode``: :class:`CreateMode` or its name in any case (default CREATE_OR_CONNECT).
     * ``shutdown_on_close``: delete the DaskCluster on ``close()``; default True only if this
@@ -164,7 +165,9 @@ class KubeCluster(Cluster):
         self.shutdown_on_close = shutdown_on_close
         self.resource_timeout = float(resource_timeout)
         self.port_forward_cluster_ip = port_forward_cluster_ip
-        self.jupyter = jupyter
+        #: Whether the scheduler serves JupyterLab: read from the manifest (the cluster's own,
+        #: once connected to an existing one), not from the ``jupyter`` argument alone.
+        self.jupyter = jupyter_enabled(manifest)
         self.created = False  # True once this object has created the DaskCluster
         self._kubeconfig = os.fspath(kubeconfig) if kubeconfig is not None else None
         self._context = context
@@ -214,6 +217,7 @@ class KubeCluster(Cluster):
                 await self._create()
             else:
                 self._log(f"connecting to the existing DaskCluster in {self.namespace}")
+                self.jupyter = jupyter_enabled(existing)
             if self.shutdown_on_close is None:
                 self.shutdown_on_close = self.created
             await self._wait_until_running()
@@ -312,8 +316,9 @@ class KubeCluster(Cluster):
     async def _connect(self) -> None:
         """Open the scheduler comm (directly or port-forwarded) and the dashboard route.
 
-        A fresh scheduler may refuse the first connections, and a port-forward whose tunnel
-        broke keeps refusing: each failed try closes the forwards and opens new ones.
+        A fresh scheduler may refuse the first connections, a port-forward whose tunnel broke
+        keeps refusing, and one whose local port was taken has no listener: each failed try
+        closes the forwards and opens new ones.
         """
         assert self._client is not None and self.namespace is not None
         deadline = time.monotonic() + self.resource_timeout
@@ -339,6 +344,8 @@ class KubeCluster(Cluster):
             self.scheduler_comm = rpc(comm.url("tcp"))
             try:
                 await asyncio.wait_for(self.scheduler_comm.identity(), 10)
+                if self._dashboard.forwarded:  # dashboard_link and jupyter_link use it
+                    await listening(self._dashboard)
                 return
             except (TimeoutError, OSError) as exc:
                 await self.scheduler_comm.close_rpc()
@@ -378,9 +385,18 @@ class KubeCluster(Cluster):
 
     @property
     def jupyter_link(self) -> str:
+        """JupyterLab on the scheduler, through the same route as :attr:`dashboard_link` (the
+        port-forward, or the Service): ``distributed`` serves it under ``/jupyter/`` of the
+        dashboard's HTTP server. Raises RuntimeError if the scheduler was not started with
+        ``--jupyter``."""
         if not self.jupyter:
-            raise RuntimeError("KubeCluster not started with jupyter=True")
-        return self.dashboard_link.replace("/status", "/jupyter/lab")
+            raise RuntimeError(
+                f"the scheduler of DaskCluster {self.name} does not serve Jupyter: create the "
+                "cluster with KubeCluster(jupyter=True), or add --jupyter to its scheduler "
+                "container's args")
+        base = self.dashboard_link
+        base = base[:-len("/status")] if base.endswith("/status") else base.rstrip("/")
+        return f"{base}/jupyter/lab"
 
     @property
     def plan(self) -> set[str]:

@@ -12,6 +12,11 @@ The scheduler Service is usually a ClusterIP: its DNS name (``<cluster>-schedule
   laptop. ``port_forward_cluster_ip=False`` turns forwarding off (use the DNS name anyway);
   ``True`` forces it even when the name resolves.
 
+kr8s's ``PortForward.start()`` returns the local port it picked as soon as it has picked it:
+before its listener is bound, and even when binding then fails (another process took the port
+meanwhile, which a busy machine with many forwards sees). :func:`listening` checks that
+something accepts connections there.
+
 Port-forwards run as tasks of the cluster's event loop (the loop thread of a synchronous
 KubeCluster), so they live exactly as long as the cluster object; :meth:`Forwards.close` stops
 and awaits them.
@@ -29,7 +34,7 @@ import kr8s.asyncio
 from kr8s.asyncio.objects import Service
 from kr8s.asyncio.portforward import PortForward
 
-__all__ = ["Endpoint", "Forwards", "dns_resolves", "service_endpoint"]
+__all__ = ["Endpoint", "Forwards", "dns_resolves", "listening", "service_endpoint"]
 
 DNS_TIMEOUT = 2.0
 
@@ -54,6 +59,21 @@ async def dns_resolves(host: str, timeout: float = DNS_TIMEOUT) -> bool:
     except (TimeoutError, OSError, UnicodeError):
         return False
     return True
+
+
+async def listening(endpoint: Endpoint, timeout: float = DNS_TIMEOUT) -> None:
+    """Raise OSError unless ``endpoint`` accepts a TCP connection within ``timeout`` seconds.
+
+    For a forward this proves its local listener exists; a connection that reaches it also
+    opens (and, closed at once, ends) one tunnel to the Pod."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(endpoint.host, endpoint.port),
+                                           timeout)
+    except TimeoutError as exc:
+        raise OSError(f"nothing answered at {endpoint.host}:{endpoint.port}") from exc
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
 
 
 def _service_port(service: dict[str, Any], port_name: str, default: int) -> dict[str, Any]:

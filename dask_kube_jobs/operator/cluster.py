@@ -104,8 +104,13 @@ def replica_failure(group: Obj | None) -> Obj | None:
     return _true_for_this_spec(group, "ReplicaFailure")
 
 
-def _scheduler_condition(scheduler: Obj | None, cluster: Obj) -> tuple[bool, str, str]:
-    """(ready, reason, message) of the SchedulerReady condition, in the kubelet's words."""
+async def _scheduler_condition(rt: Runtime, scheduler: Obj | None,
+                               cluster: Obj) -> tuple[bool, str, str]:
+    """(ready, reason, message) of the SchedulerReady condition, in the kubelet's words.
+
+    A scheduler that ended or crash-loops says why only in its log (``ImportError: ... you
+    need to have jupyterlab installed`` for ``--jupyter`` in an image without JupyterLab), so
+    its last line joins the message; it is read once per new verdict, not on every pass."""
     if scheduler is not None and pod_ready(scheduler):
         return True, "PodReady", "the scheduler Pod is ready"
     if scheduler is None:
@@ -113,9 +118,19 @@ def _scheduler_condition(scheduler: Obj | None, cluster: Obj) -> tuple[bool, str
     problem = diagnosis.scheduler_problem(scheduler, now=dt.datetime.now(dt.timezone.utc),
                                           startup_timeout=startup_timeout(cluster),
                                           pending_timeout=0)
-    if problem is not None:
-        return False, problem.reason, problem.message
-    return False, "PodNotReady", "waiting for the scheduler Pod to become ready"
+    if problem is None:
+        return False, "PodNotReady", "waiting for the scheduler Pod to become ready"
+    message = problem.message
+    if problem.reason == diagnosis.REASON_SCHEDULER_FAILED:
+        said = conditions.condition(cluster, cluster_status.CONDITION_SCHEDULER_READY) or {}
+        if said.get("reason") == problem.reason and \
+                str(said.get("message") or "").startswith(message):
+            return False, problem.reason, str(said["message"])
+        meta = scheduler["metadata"]
+        tail = await rt.log_tail(meta["namespace"], meta["name"], lines=5,
+                                 previous=problem.previous_log)
+        message = diagnosis.with_log_end(message, tail)
+    return False, problem.reason, message
 
 
 
@@ -319,7 +334,8 @@ async def _reconcile(rt: Runtime, cluster: Obj) -> float:
     workers = rt.pods(ns, **{names.LABEL_CLUSTER: name, names.LABEL_COMPONENT: names.COMPONENT_WORKER})
     active = [p for p in workers if pod_active(p)]
     ready = sum(1 for p in active if pod_ready(p))
-    scheduler_ready, scheduler_reason, scheduler_message = _scheduler_condition(scheduler, cluster)
+    scheduler_ready, scheduler_reason, scheduler_message = await _scheduler_condition(
+        rt, scheduler, cluster)
     # Upstream's phase vocabulary (contract.cluster_status): Running once the scheduler Pod
     # and its Service exist; readiness is the SchedulerReady condition.
     phase = cluster_status.PHASE_RUNNING if scheduler is not None else cluster_status.PHASE_PENDING

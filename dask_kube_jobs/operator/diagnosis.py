@@ -29,6 +29,26 @@ SCHEDULER_MAX_RESTARTS = 2
 SCHEDULER_STARTUP_TIMEOUT = 300
 
 
+#: A scheduler Pod that ended, or crash-loops: the reason of both the job's failure and the
+#: cluster's SchedulerReady condition.
+REASON_SCHEDULER_FAILED = "SchedulerFailed"
+#: How much of a log's last line a status message quotes.
+LOG_END_CHARS = 300
+
+
+def with_log_end(message: str, log: str | None) -> str:
+    """``message`` plus the last non-blank line of ``log``: where a crashed Python program
+    says why (a traceback's last line is the exception).
+
+    >>> with_log_end("exited with code 1", "Traceback ...\\nImportError: no jupyterlab\\n\\n")
+    'exited with code 1; its log ends: ImportError: no jupyterlab'
+    """
+    lines = [line.strip() for line in (log or "").splitlines() if line.strip()]
+    if not lines:
+        return message
+    return f"{message}; its log ends: {lines[-1][-LOG_END_CHARS:]}"
+
+
 def _age(stamp: str | None, now: dt.datetime) -> float:
     t = parse_time(stamp)
     return (now - t).total_seconds() if t else 0.0
@@ -70,12 +90,12 @@ def scheduler_problem(pod: Obj, *, now: dt.datetime, startup_timeout: float,
         ended = [describe_exit(cs.get("name", "?"), _termination(cs)) for cs in statuses
                  if _termination(cs)]
         detail = "; ".join(ended) or status.get("message") or f"phase {phase}"
-        return Problem("SchedulerFailed", f"the scheduler Pod ended: {detail}")
+        return Problem(REASON_SCHEDULER_FAILED, f"the scheduler Pod ended: {detail}")
     for cs in statuses:
         restarts = int(cs.get("restartCount") or 0)
         if restarts >= SCHEDULER_MAX_RESTARTS and not cs.get("ready"):
             last = describe_exit(cs.get("name", "?"), _termination(cs))
-            return Problem("SchedulerFailed",
+            return Problem(REASON_SCHEDULER_FAILED,
                            f"the scheduler keeps crashing ({restarts} restarts): last {last}",
                            previous_log=True)
     problem = start_problem(pod)

@@ -20,7 +20,7 @@ from dask_kube_jobs import (
 )
 from dask_kube_jobs.local.apiserver import objectmeta, structural
 from dask_kube_jobs.local.kubelet.env import expand
-from dask_kube_jobs.spec import SCRIPT_MAX_BYTES
+from dask_kube_jobs.spec import SCRIPT_MAX_BYTES, jupyter_enabled
 
 
 @functools.cache
@@ -140,6 +140,22 @@ def test_scheduler_options():
     sched = make_scheduler_spec("demo", scheduler_service_type="LoadBalancer", jupyter=True)
     assert sched["service"]["type"] == "LoadBalancer"
     assert container(sched["spec"])["args"][-1] == "--jupyter"
+
+
+def test_jupyter_is_read_back_from_the_schedulers_command_line():
+    assert jupyter_enabled(make_cluster_spec("lab", jupyter=True))
+    assert not jupyter_enabled(make_cluster_spec("lab"))
+    hand_written = make_cluster_spec("lab")
+    main = container(hand_written["spec"]["scheduler"]["spec"])
+    main["command"], main["args"] = ["dask", "scheduler", "--jupyter"], ["--port", "8786"]
+    assert jupyter_enabled(hand_written)  # in command or args, as a Pod runs both
+    main["args"].append("--no-jupyter")  # click's flag pair: the last one wins
+    assert not jupyter_enabled(hand_written)
+    # the container named "scheduler" is the one read, wherever it is in the list
+    sidecar = {"name": "proxy", "image": "p", "args": ["--jupyter"]}
+    hand_written["spec"]["scheduler"]["spec"]["containers"].insert(0, sidecar)
+    assert not jupyter_enabled(hand_written)
+    assert not jupyter_enabled({"spec": {}}) and not jupyter_enabled({})
 
 
 def test_env_given_as_a_list_is_passed_through():

@@ -68,7 +68,7 @@ def test_the_page_runs_top_to_bottom(kubeconfig: str, namespace: str, kubectl: K
     assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     outputs = done.stdout.split("--- block ")[1:]
     assert len(outputs) == len(code), done.stdout
-    spec, lifecycle, asynchronous, failures, cluster, profiles = outputs[:6]
+    spec, lifecycle, asynchronous, failures, cluster, lab, profiles = outputs[:7]
 
     assert "DaskJob sum-demo 1" in spec
     assert f"submitted sum-demo in {namespace}" in lifecycle
@@ -86,6 +86,7 @@ def test_the_page_runs_top_to_bottom(kubeconfig: str, namespace: str, kubectl: K
     assert f'DaskJob "no-such-job" not found in namespace "{namespace}"' in failures
     assert "hint: list the jobs with `dask-kube-jobs list`" in failures
     assert "workers: 0" in cluster and "the scheduler computed: 1024" in cluster, cluster
+    assert "scheduler: dask scheduler --host 0.0.0.0 --jupyter" in lab, lab
     assert "offered: True" in profiles, profiles
     assert "worker_memory sets worker.memory: default 512Mi, 256Mi to 2Gi" in profiles
     assert ("refused before creating: profile 'docs-standard': option worker_memory='64Gi' is "

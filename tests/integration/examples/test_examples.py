@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
+from dask_kube_jobs import KubeCluster
 from dask_kube_jobs.contract import cluster_status
 from dask_kube_jobs.local.testing import Kubectl
 
@@ -384,3 +386,28 @@ def test_job_with_profile(kubectl: Kubectl, cleanup: Callable[[str], None]) -> N
     log = kubectl("logs", status["jobRunnerPodName"]).stdout
     # the profile's env reached the worker; one worker, as the option asked
     assert "sum=328350 on 1 workers, work stealing {'True'}" in log, log
+
+
+# -- 9. JupyterLab on the scheduler, behind a token from a Secret ---------------------------------
+def test_cluster_with_jupyter_asks_for_the_token(kubectl: Kubectl, namespace: str,
+                                                 cleanup: Callable[[str], None]) -> None:
+    secret, cluster_doc = load("cluster-with-jupyter.yaml")
+    token = json.loads(secret["stringData"]["jupyter_server_config.json"])[
+        "PasswordIdentityProvider"]["token"]
+    cleanup("cluster-with-jupyter.yaml")
+    apply_file(kubectl, "cluster-with-jupyter.yaml")
+    # attached by name, as the file's comment says; it reads --jupyter from the scheduler's args
+    with KubeCluster.from_name("jupyter-cluster", namespace=namespace, quiet=True,
+                               kubeconfig=kubectl.kubeconfig) as cluster, \
+            httpx.Client(timeout=30) as http:
+        link = cluster.jupyter_link
+        api = link.removesuffix("lab") + "api/status"
+        login = http.get(link)  # no token: Jupyter's login page, nothing of the lab
+        assert login.status_code == 302 and "/jupyter/login" in login.headers["location"], login
+        assert http.get(api).status_code == 403
+        assert http.get(f"{link}?token=wrong").status_code == 302
+        page = http.get(f"{link}?token={token}")
+        assert page.status_code == 200 and "<title>JupyterLab</title>" in page.text, page.text[:300]
+        assert http.get(api, headers={"Authorization": f"token {token}"}).json()["started"]
+        # the token guards Jupyter only: the dashboard stays as open as on any Dask cluster
+        assert http.get(cluster.dashboard_link.replace("/status", "/health")).text == "ok"

@@ -127,6 +127,8 @@ def test_from_name_connects_and_leaves_the_cluster_running(options: dict[str, An
     kw = {k: v for k, v in options.items() if k != "worker_command"}
     with KubeCluster.from_name("shared", **kw) as cluster:
         assert not cluster.created and cluster.shutdown_on_close is False
+        with pytest.raises(RuntimeError, match="does not serve Jupyter"):
+            _ = cluster.jupyter_link  # its scheduler has no --jupyter
         with Client(cluster) as client:
             assert client.run_on_scheduler(lambda: 41 + 1) == 42
     assert exists(kubectl, "daskcluster", "shared")

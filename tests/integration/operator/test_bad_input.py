@@ -47,6 +47,14 @@ def documented_manifests() -> list[tuple[str, Obj]]:
     return found
 
 
+def documented_companions() -> list[Obj]:
+    """The ConfigMaps and Secrets examples/*.yaml create beside their DaskJobs and DaskClusters
+    (a scheduler that mounts one cannot start without it, mutated or not)."""
+    return [d for p in sorted((REPO / "examples").glob("*.yaml"))
+            for d in yaml.safe_load_all(p.read_text())
+            if isinstance(d, dict) and d.get("kind") in ("ConfigMap", "Secret")]
+
+
 def cluster_spec_of(obj: Obj) -> Obj:
     spec = obj["spec"]
     return spec["cluster"]["spec"] if obj["kind"] == "DaskJob" else spec
@@ -117,7 +125,8 @@ MUTATIONS: dict[str, tuple[Callable[[Obj], None], dict[str, Callable[[Obj], bool
     "scheduler-crash": (_scheduler_crash, {
         "DaskJob": job_failed("SchedulerFailed", "exited with code 7"),
         "DaskCluster": cluster_condition("SchedulerReady", "False", "SchedulerFailed",
-                                         "exited with code 7")}),
+                                         "exited with code 7 (Error); its log ends: "
+                                         "no scheduler today")}),
 }
 
 
@@ -151,6 +160,8 @@ def test_the_documented_manifests_are_found() -> None:
 
 def test_every_documented_manifest_mutated_ends_or_says_why(kubectl: Kubectl) -> None:
     todo = cases()
+    for companion in documented_companions():
+        kubectl("create", "-f", "-", input=json.dumps(companion))
     for _, _, obj, _ in todo:
         out = kubectl("create", "-f", "-", input=json.dumps(obj), check=False)
         assert out.returncode == 0, f"{obj['metadata']['name']}: {out.stderr}"
