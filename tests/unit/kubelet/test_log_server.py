@@ -153,16 +153,22 @@ async def test_follow_until_done(kubelet, monkeypatch):
             async for line in resp.content:
                 received.append(line.decode())
 
+    async def until(expected: list[str]) -> None:
+        """Wait (on a loaded machine a fixed sleep is too short) until ``expected`` arrived."""
+        for _ in range(250):
+            if received == expected or task.done():
+                break
+            await asyncio.sleep(0.02)
+        assert received == expected and not task.done()
+
     task = asyncio.create_task(follow())
-    await asyncio.sleep(0.3)
-    assert received == ["one\n"] and not task.done()
+    await until(["one\n"])
     with log.open("a") as fh:  # a line written in two steps is delivered whole
         fh.write(entry(ts(time.time()), "two")[:10])
         fh.flush()
         await asyncio.sleep(0.1)
         fh.write(entry(ts(time.time()), "two")[10:])
-    await asyncio.sleep(0.3)
-    assert received == ["one\n", "two\n"] and not task.done()
+    await until(["one\n", "two\n"])
     with log.open("a") as fh:
         fh.write(entry(ts(time.time()), "three"))
     (d / "0.log.done").touch()
