@@ -15,6 +15,7 @@ out of it (and also reads any log files, for Airflow versions that write them).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from .conftest import HOME, ROOT
 pytestmark = pytest.mark.timeout(600)
 
 EXAMPLE_DAGS = sorted(p.stem for p in (ROOT / "dags").glob("*.py"))
+HAS_TASK_STATE_STORE = importlib.util.find_spec("airflow.models.task_state_store") is not None
 
 
 def test_the_cli_tests_cover_every_example_dag() -> None:
@@ -106,6 +108,19 @@ def xcom(dag_id: str, run_id: str, task_id: str, key: str = "return_value",
         return None if row is None else value_of(row)
 
 
+def state_of(run: Any, task_id: str) -> Any:
+    """What the task state store holds for ``task_id`` in ``run`` (Airflow 3.3+)."""
+    from airflow.models.task_state_store import TaskStateStoreModel
+    from airflow.utils.session import create_session
+
+    from dask_kube_jobs.airflow_provider.operators.daskjob import STATE_KEY
+
+    with create_session() as session:
+        row = session.query(TaskStateStoreModel).filter_by(
+            dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, key=STATE_KEY).one()
+        return json.loads(row.value)
+
+
 @pytest.fixture
 def dags_test(airflow_db: Path, dkj_connection: dict[str, Any]) -> Any:
     return DagTest
@@ -138,7 +153,9 @@ def test_daskjob_keywords_blocking__streams_the_runner_log_into_the_task_log(
         dags_test: Any) -> None:
     t = dags_test("daskjob_keywords_blocking")
     assert t.succeeded, t.explain()
-    assert t.xcom("word_count")["words"] == 8 and t.xcom("report") == "dask"
+    result = t.xcom("word_count")
+    assert result["words"] == 8 and result["top"]["dask"] == 3 and t.xcom("report") == "dask"
+    assert t.xcom("word_count", "job_name").startswith("word-count-")
     assert "counted 8 words; most frequent" in t.task_log("word_count"), t.explain()
 
 
@@ -149,6 +166,9 @@ def test_daskjob_manifest_deferrable__follows_the_runner_log_while_deferred(
     assert t.xcom("sum_array") == {"size": 2000, "sum": 4_000_000}
     assert t.xcom("check") == 4_000_000
     assert "sum of a 2000x2000 array of ones: 4000000" in t.task_log("sum_array"), t.explain()
+    assert t.xcom("sum_array", "dashboard_url").endswith(":8787/status")
+    if HAS_TASK_STATE_STORE:  # Airflow 3.3+: the store holds the job this task instance ran
+        assert state_of(t.run, "sum_array")["name"] == t.xcom("sum_array", "job_name")
 
 
 def test_daskjob_dynamic_mapping__runs_one_job_per_parameter_and_collects_them(

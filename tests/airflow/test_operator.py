@@ -23,8 +23,11 @@ from .helpers import FakeTI, jobs_of
 
 pytestmark = pytest.mark.timeout(240)
 
+#: A job that is still running when a later try looks for it (what reattaching needs)...
 SLOW = "import time\nfrom dask_kube_jobs import set_result\n" \
        "print('working', flush=True)\ntime.sleep(6)\nset_result({'done': True})\n"
+#: ...and the same result at once, where nothing looks for the job while it runs.
+QUICK = "from dask_kube_jobs import set_result\nset_result({'done': True})\n"
 
 
 def jobs(plane: Any, namespace: str, task_id: str) -> list[dict[str, Any]]:
@@ -49,7 +52,7 @@ def test_a_retry_after_a_worker_crash_reattaches_instead_of_duplicating(
     assert ti2.xcoms["job_name"] == ti1.xcoms["job_name"]
     assert len(jobs(local_control_plane, namespace, "crashy")) == 1
     # Try 3 (the user cleared the task): the finished job is not reused; a new one runs.
-    third = DaskJobOperator(task_id="crashy", script=SLOW, n_workers=1, deferrable=False,
+    third = DaskJobOperator(task_id="crashy", script=QUICK, n_workers=1, deferrable=False,
                             on_finish_action="keep")
     ti3 = FakeTI(task_id="crashy", try_number=3)
     assert third.execute({"ti": ti3}) == {"done": True}
@@ -61,7 +64,7 @@ def test_the_same_try_executing_twice_makes_one_job(
         local_control_plane: Any, namespace: str, dkj_connection: Any) -> None:
     results = []
     for _ in range(2):
-        op = DaskJobOperator(task_id="twice", script=SLOW, n_workers=1, deferrable=False,
+        op = DaskJobOperator(task_id="twice", script=QUICK, n_workers=1, deferrable=False,
                              on_finish_action="keep")
         results.append(op.execute({"ti": FakeTI(task_id="twice", try_number=1)}))
     assert results == [{"done": True}] * 2
@@ -331,7 +334,7 @@ def test_the_task_state_store_remembers_the_job_and_a_retry_reattaches_by_it(
     assert second.execute({"ti": ti2, "task_state_store": store}) == {"done": True}
     assert ti2.xcoms["job_name"] == name
     # A later try finds the remembered job finished: it is never reattached; a new job runs.
-    third = DaskJobOperator(task_id="stored", script=SLOW, n_workers=1, deferrable=False,
+    third = DaskJobOperator(task_id="stored", script=QUICK, n_workers=1, deferrable=False,
                             on_finish_action="keep")
     ti3 = FakeTI(task_id="stored", try_number=3)
     assert third.execute({"ti": ti3, "task_state_store": store}) == {"done": True}
