@@ -6,7 +6,10 @@ labels on the client, so its memory would grow with every unrelated Pod in the n
 Instead one informer per watched namespace lists and watches only Pods carrying the
 ``dask.org/component`` label (a server-side selector), and each change wakes exactly the daemons
 of the objects that Pod belongs to. Daemons also wake on a timer, which makes the whole
-operator level-triggered: a missed event costs latency, never correctness.
+operator level-triggered: a missed event costs latency, never correctness. The timer is short
+only while something time-based is pending (a timeout, a TTL, a retry's back-off, a limits
+re-check); an object that waits only on events sleeps ``SETTLED`` between passes, so hundreds
+of settled objects cost next to nothing.
 
 Reads come from memory, not from the API server: the custom objects from what kopf's watch
 delivered (``cache.ObjectCache``, fed by ``handlers.py``, with this process's own writes on
@@ -39,6 +42,11 @@ log = logging.getLogger("dask_kube_jobs.operator")
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str]  # (namespace, kind, name)
+
+#: The timed pass of an object that waits only on watch events (settled, finished, or waiting
+#: for a Pod to change): a safety net against a lost event, not a poll. Anything that must
+#: happen at a time (a timeout, a TTL, a retry, a limits re-check) returns its own shorter delay.
+SETTLED = 600.0
 
 
 @dataclass
@@ -173,8 +181,10 @@ class Runtime:
         job = labels.get(names.LABEL_JOB)
         if job:
             self.trigger(ns, "DaskJob", job)
-        elif cluster and labels.get(names.LABEL_COMPONENT) == names.COMPONENT_SCHEDULER:
-            self.trigger(ns, "DaskJob", cluster)  # a job's cluster bears the job's name
+        elif cluster:
+            # A job's cluster bears the job's name: its scheduler decides when the runner may
+            # be judged, its workers what the job's status says while they cannot start.
+            self.trigger(ns, "DaskJob", cluster)
 
     # -- wake-ups ---------------------------------------------------------------------------
     def trigger(self, namespace: str, kind: str, name: str) -> None:

@@ -21,10 +21,12 @@ from ..kube import PODS
 from . import builders, diagnosis, limits, pod_policy, scheduler_comm
 from .cluster import adopt, create_if_missing, replica_failure, worker_replicas
 from .failures import REASON_POLICY, ChildRefused
-from .runtime import Runtime
+from .runtime import SETTLED, Runtime
 
 Obj = dict[str, Any]
 
+#: The next pass while something has no event of its own: its cluster to appear, Pods this
+#: process created to come back through the informer.
 RESYNC = 10.0
 #: Most worker Pods one pass creates; the next pass (woken by their watch events) goes on.
 BURST = 250
@@ -42,7 +44,7 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     key = (ns, "DaskWorkerGroup", name)
     status = group.get("status") or {}
     if meta.get("deletionTimestamp"):
-        return RESYNC
+        return SETTLED  # its daemon is stopped as it goes
     cluster_name = spec.get("cluster")
     cluster = await rt.read(DASKCLUSTERS, ns, cluster_name) if cluster_name else None
     conds = status.get("conditions")
@@ -115,7 +117,11 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
         await rt.patch_status(DASKWORKERGROUPS, group, new_status)
     if blocked:
         return 2.0
-    return limits.RECHECK_SECONDS if held else RESYNC
+    if held:
+        return limits.RECHECK_SECONDS
+    if not rt.expectations_met(key, ns):
+        return RESYNC  # Pods in flight: looked at again should the informer never show them
+    return SETTLED  # its Pods' and its own events wake it
 
 
 async def _policy_refusal(rt: Runtime, group: Obj) -> Obj | None:
