@@ -47,6 +47,11 @@ Key = tuple[str, str, str]  # (namespace, kind, name)
 #: for a Pod to change): a safety net against a lost event, not a poll. Anything that must
 #: happen at a time (a timeout, a TTL, a retry, a limits re-check) returns its own shorter delay.
 SETTLED = 600.0
+#: Seconds the wake-ups that worker Pods cause are gathered before they wake their cluster,
+#: group and job: a scale-up's Pods change state within moments of each other, and the
+#: objects' status (worker and ready counts) is written once per gathering instead of once
+#: per Pod change. Workers' own readiness is the scheduler's; these counts only report it.
+WORKER_COALESCE = 0.5
 
 
 @dataclass
@@ -69,6 +74,7 @@ class Runtime:
     _triggers: dict[Key, asyncio.Event] = field(default_factory=dict)
     _expectations: dict[Key, Expectation] = field(default_factory=dict)
     _woken_at: dict[Key, float] = field(default_factory=dict)  # first unserved wake-up
+    _soon: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)  # gathered wake-ups
     managed: dict[Key, str] = field(default_factory=dict)  # daemons running -> phase seen
     # Finished DaskJobs whose cluster this process deleted or saw gone: their passes need not
     # look again. Only a saving: a new process looks once per job, which is as correct.
@@ -172,19 +178,21 @@ class Runtime:
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
         ns = meta.get("namespace") or ""
+        wake = self.trigger_soon if labels.get(names.LABEL_COMPONENT) == names.COMPONENT_WORKER \
+            else self.trigger
         cluster = labels.get(names.LABEL_CLUSTER)
         if cluster:
-            self.trigger(ns, "DaskCluster", cluster)
+            wake(ns, "DaskCluster", cluster)
         group = labels.get(names.LABEL_WORKER_GROUP)
         if group:
-            self.trigger(ns, "DaskWorkerGroup", group)
+            wake(ns, "DaskWorkerGroup", group)
         job = labels.get(names.LABEL_JOB)
         if job:
-            self.trigger(ns, "DaskJob", job)
+            wake(ns, "DaskJob", job)
         elif cluster:
             # A job's cluster bears the job's name: its scheduler decides when the runner may
             # be judged, its workers what the job's status says while they cannot start.
-            self.trigger(ns, "DaskJob", cluster)
+            wake(ns, "DaskJob", cluster)
 
     # -- wake-ups ---------------------------------------------------------------------------
     def trigger(self, namespace: str, kind: str, name: str) -> None:
@@ -197,6 +205,17 @@ class Runtime:
         if event is not None:
             self._woken_at.setdefault(key, time.monotonic())
             event.set()
+
+    def trigger_soon(self, namespace: str, kind: str, name: str) -> None:
+        """``trigger`` within ``WORKER_COALESCE`` seconds, once for all the calls meanwhile."""
+        key = (namespace, kind, name)
+        if key not in self._soon:
+            self._soon[key] = asyncio.get_running_loop().call_later(
+                WORKER_COALESCE, self._trigger_gathered, key)
+
+    def _trigger_gathered(self, key: Key) -> None:
+        self._soon.pop(key, None)
+        self.trigger(*key)
 
     async def wait(self, key: Key, timeout: float, stopped: Any) -> None:
         """Sleep until woken for ``key``, ``timeout`` passes, or the daemon is stopped."""
@@ -219,6 +238,9 @@ class Runtime:
                 metrics.observe_wakeup(key[1], woken_at)
 
     def forget(self, key: Key) -> None:
+        soon = self._soon.pop(key, None)
+        if soon is not None:
+            soon.cancel()
         self._triggers.pop(key, None)
         self._expectations.pop(key, None)
         self._woken_at.pop(key, None)

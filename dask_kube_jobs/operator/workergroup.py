@@ -28,6 +28,8 @@ Obj = dict[str, Any]
 #: The next pass while something has no event of its own: its cluster to appear, Pods this
 #: process created to come back through the informer.
 RESYNC = 10.0
+#: Seconds until a scale-down that could not retire every excess worker is tried again.
+RETRY_SCALE_DOWN = 2.0
 #: Most worker Pods one pass creates; the next pass (woken by their watch events) goes on.
 BURST = 250
 
@@ -115,8 +117,10 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     }
     if any(status.get(k) != v for k, v in new_status.items()):
         await rt.patch_status(DASKWORKERGROUPS, group, new_status)
-    if blocked:
-        return 2.0
+    if blocked or (settled and len(active) > desired):
+        # Unreachable, or workers the scheduler does not know yet (it retires only those it
+        # knows): asked again soon, as nothing else would bring the next pass.
+        return RETRY_SCALE_DOWN
     if held:
         return limits.RECHECK_SECONDS
     if not rt.expectations_met(key, ns):
