@@ -143,12 +143,15 @@ class Runtime:
         return found
 
     def _on_service(self, kind: str, service: Obj, old: Obj | None) -> None:
+        meta = service["metadata"]
+        ns = meta.get("namespace") or ""
+        cluster = (meta.get("labels") or {}).get(names.LABEL_CLUSTER)
         if kind == "DELETED":  # a scheduler Service removed by someone: make it again now
-            meta = service["metadata"]
-            self.objects.forget_written((meta.get("namespace") or "", SERVICES.kind, meta["name"]))
-            cluster = (meta.get("labels") or {}).get(names.LABEL_CLUSTER)
+            self.objects.forget_written((ns, SERVICES.kind, meta["name"]))
             if cluster:
-                self.trigger(meta.get("namespace") or "", "DaskCluster", cluster)
+                self.trigger(ns, "DaskCluster", cluster)
+        if cluster:
+            self.trigger(ns, "DaskJob", cluster)  # a job's runner is made once its Service exists
 
     # -- custom objects -----------------------------------------------------------------------
     async def read(self, res: Resource, namespace: str, name: str) -> Obj | None:
