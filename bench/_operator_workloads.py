@@ -323,9 +323,9 @@ async def jobs_in_flight(env: Env, op: OperatorProcess, ns: str) -> dict[str, fl
 
     The local node holds 110 Pods and N=200 jobs need 400, so no Pod runs (schedulerName nothing
     serves): the figure is the operators' orchestration of jobs waiting for their clusters, the
-    same for both. A job has settled once its status is ClusterCreated (what both keep while the
-    scheduler is not up) and its scheduler Pod, Service and DaskWorkerGroup exist; upstream also
-    creates its runner Pod by then, ours waits for a ready scheduler.
+    same for both. A job has settled once its scheduler Pod, Service, DaskWorkerGroup and runner
+    Pod exist and its status says so (what each keeps while the scheduler is not up: upstream's
+    ClusterCreated, ours Running, written with the runner Pod).
     """
     n = env.sizes["inflight"]
     bodies = [daskjob(f"f-{i}", "import time; time.sleep(3600)", workers=0,
@@ -342,10 +342,12 @@ async def jobs_in_flight(env: Env, op: OperatorProcess, ns: str) -> dict[str, fl
             phases = [_status(j, "jobStatus") for j in items]
             if "Failed" in phases:
                 raise WorkloadFailed(f"{phases.count('Failed')} of {n} jobs Failed")
-            return sum(p == "ClusterCreated" for p in phases) == n
+            return sum(p in ("ClusterCreated", "Running") for p in phases) == n
 
-        await jobs.until(f"{n} jobs ClusterCreated", settled, start + env.timeout * 3, op)
+        await jobs.until(f"{n} jobs ClusterCreated or Running", settled, start + env.timeout * 3, op)
         await pods.until(f"{n} scheduler Pods", lambda items: len(_live(items, "scheduler")) >= n,
+                         start + env.timeout * 3, op)
+        await pods.until(f"{n} runner Pods", lambda items: len(_live(items, "job-runner")) >= n,
                          start + env.timeout * 3, op)
         await services.until(f"{n} Services", lambda items: len(items) >= n,
                              start + env.timeout * 3, op)

@@ -1,4 +1,5 @@
-"""DaskJob: a cluster, then a runner Pod; retries within limits; a final status; teardown.
+"""DaskJob: a cluster and, once its scheduler Pod and Service exist, a runner Pod that waits
+for the scheduler (docs/operator-failures.md); retries within limits; a final status; teardown.
 
 The job's whole state is in the cluster and in ``status`` (current attempt, its runner's name,
 the phase), so any pass -- repeated, or the first one of a new operator process after the old
