@@ -315,6 +315,27 @@ async def many_jobs(env: Env, op: OperatorProcess, ns: str) -> dict[str, float]:
 # Seconds after the last job settles that still count towards its cost (status writes, Events and
 # upstream's runner Pods trail the phase), and the window of the steady cost that follows.
 SETTLE_TAIL = 5.0
+#: The steady window starts once the operator has sent no request for this long (its trailing
+#: status writes and Events are done), or after QUIET_AT_MOST seconds, whichever comes first.
+QUIET_FOR = 5.0
+QUIET_AT_MOST = 60.0
+
+
+async def _quiet(env: Env) -> float:
+    """Wait until the operator's proxy has counted no request for QUIET_FOR seconds; the
+    seconds waited."""
+    start = time.monotonic()
+    if env.proxy is None:
+        return 0.0
+    last, since = sum(env.proxy.counter.snapshot().values()), time.monotonic()
+    while time.monotonic() - start < QUIET_AT_MOST:
+        await asyncio.sleep(0.5)
+        now_count = sum(env.proxy.counter.snapshot().values())
+        if now_count != last:
+            last, since = now_count, time.monotonic()
+        elif time.monotonic() - since >= QUIET_FOR:
+            break
+    return time.monotonic() - start
 STEADY_WINDOW = 30.0
 
 
@@ -357,9 +378,13 @@ async def jobs_in_flight(env: Env, op: OperatorProcess, ns: str) -> dict[str, fl
         await asyncio.sleep(SETTLE_TAIL)
         cpu_settled = op.cpu_seconds()
         settled_counts = env.proxy.counter.snapshot() if env.proxy else collections.Counter()
+        quiet_after = await _quiet(env)
+        cpu_quiet = op.cpu_seconds()
+        quiet_counts = env.proxy.counter.snapshot() if env.proxy else collections.Counter()
         await asyncio.sleep(STEADY_WINDOW)
-        cpu_steady = op.cpu_seconds() - cpu_settled
+        cpu_steady = op.cpu_seconds() - cpu_quiet
     out = {f"{n} jobs in flight: all settled (s)": at - start,
+           f"{n} jobs in flight: settled to quiet (s)": quiet_after,
            f"{n} jobs in flight: operator CPU s per job, to settled": (cpu_settled - cpu_before) / n,
            f"{n} jobs in flight: operator CPU ms per job per minute, settled":
                cpu_steady / n / STEADY_WINDOW * 60 * 1000}
@@ -367,7 +392,7 @@ async def jobs_in_flight(env: Env, op: OperatorProcess, ns: str) -> dict[str, fl
         requests = settled_counts - ours_before
         env.details[f"{op.which}: operator requests until {n} jobs in flight settled"] = {
             f"{verb} {res}": count for (verb, res), count in requests.most_common()}
-        steady = env.proxy.counter.snapshot() - settled_counts
+        steady = env.proxy.counter.snapshot() - quiet_counts
         env.details[f"{op.which}: operator requests in the {STEADY_WINDOW:.0f} s after"] = {
             f"{verb} {res}": count for (verb, res), count in steady.most_common()}
         out[f"{n} jobs in flight: operator API requests per job"] = sum(requests.values()) / n
