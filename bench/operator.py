@@ -65,11 +65,11 @@ FULL = {"jobs": 100, "workers": 50, "clusters": 500, "pods": 5000, "inflight": 2
 QUICK = {"jobs": 3, "workers": 2, "clusters": 5, "pods": 50, "inflight": 5}
 WHAT_RAN = {
     "to-running": "1 DaskJob: real `dask scheduler`, 0 workers, runner `time.sleep(300)`; "
-                  "clock stops at status.jobStatus=Running",
+                  "clock stops at status.jobStatus=Running, and at the runner Pod's phase Running",
     "trivial": "1 DaskJob: real `dask scheduler` + 1 `dask worker`, runner submits sum([1,2]); "
                "teardown done = Successful, DaskCluster deleted, no scheduler/worker Pod left. "
-               "floor: no operator, the same scheduler Pod + Service + worker Pod at once, the same "
-               "runner Pod once the scheduler is ready (scheduler address injected), Successful "
+               "floor: no operator, the same scheduler Pod + Service + worker Pod + runner Pod at "
+               "once (scheduler address injected), Successful "
                "= runner Succeeded, then all deleted; teardown done = scheduler and worker Pods "
                "gone",
     "jobs": "{jobs} DaskJobs created at once: stand-in scheduler (a Python process listening on "
@@ -79,8 +79,9 @@ WHAT_RAN = {
              "to {workers} replicas of `dask worker --nthreads 1`; connected = scheduler identity",
     "cpu": "{inflight} DaskJobs created at once, every Pod Pending (schedulerName "
            f"{NO_SCHEDULER}; the node holds 110 Pods): operator CPU (user+sys) from the first "
-           "create until every job is ClusterCreated with its scheduler Pod, Service and "
-           "DaskWorkerGroup, +5 s; then its CPU over the next 30 s",
+           "create until every job has its scheduler Pod, Service, DaskWorkerGroup and runner Pod "
+           "(status ClusterCreated or Running), +5 s; then, once the operator has sent no "
+           "request for 5 s, its CPU over the next 30 s",
     "clusters": "{clusters} DaskClusters (1 worker each), every Pod Pending (schedulerName "
                 f"{NO_SCHEDULER}: no process); peak RSS from the first create to 5 s after the "
                 "last Pod exists",

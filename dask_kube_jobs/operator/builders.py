@@ -134,7 +134,15 @@ def job_cluster(job: Obj) -> Obj:
             "spec": copy.deepcopy(cluster.get("spec") or {})}
 
 
-def runner_pod(job: Obj, attempt: int) -> Obj:
+#: The distributed setting that bounds how long ``Client()`` (and any later connection of the
+#: runner) keeps retrying: set on the runner so its first ``Client()`` waits for a scheduler
+#: that starts at the same time as the runner (docs/operator-failures.md).
+CONNECT_TIMEOUT_ENV = "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"
+
+
+def runner_pod(job: Obj, attempt: int, *, connect_timeout: float | None = None) -> Obj:
+    """The runner Pod of ``attempt``. With ``connect_timeout`` (seconds) its containers are
+    told to keep trying to reach the scheduler that long, unless they set it themselves."""
     meta = job["metadata"]
     namespace = meta["namespace"]
     cluster = cluster_of_job(job)
@@ -142,9 +150,10 @@ def runner_pod(job: Obj, attempt: int) -> Obj:
     name = names.runner_name(meta["name"], meta["uid"], attempt)
     labels = {**cluster_labels(cluster, names.COMPONENT_RUNNER),
               names.LABEL_JOB: meta["name"], names.LABEL_ATTEMPT: str(attempt)}
-    pod_spec = inject_env(runner.get("spec") or {}, [
-        {"name": "DASK_SCHEDULER_ADDRESS", "value": names.scheduler_address(cluster, namespace)},
-    ])
+    env = [{"name": "DASK_SCHEDULER_ADDRESS", "value": names.scheduler_address(cluster, namespace)}]
+    if connect_timeout is not None:
+        env.append({"name": CONNECT_TIMEOUT_ENV, "value": f"{connect_timeout:.0f}s"})
+    pod_spec = inject_env(runner.get("spec") or {}, env)
     # Retries are the operator's (spec.backoffLimit, with fresh Pods it can count and name);
     # a kubelet restarting the runner in place would hide failed attempts from it.
     pod_spec["restartPolicy"] = "Never"

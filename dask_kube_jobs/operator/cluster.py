@@ -24,10 +24,11 @@ from ..kube import PODS, SERVICES, APIError, Conflict
 from . import builders, diagnosis, limits, pod_policy, profile_admission, profiles, scheduler_comm
 from .cache import UNKNOWN
 from .failures import REASON_POLICY, ChildRefused
-from .runtime import Runtime
+from .runtime import SETTLED, Runtime
 
 Obj = dict[str, Any]
 
+#: How often the scheduler is asked how long it has been idle, while ``spec.idleTimeout`` runs.
 RESYNC = 10.0
 
 
@@ -282,7 +283,7 @@ async def _reconcile(rt: Runtime, cluster: Obj) -> float:
     ns, name = meta["namespace"], meta["name"]
     status = cluster.get("status") or {}
     if meta.get("deletionTimestamp"):
-        return RESYNC
+        return SETTLED  # its daemon is stopped as it goes
     problem = names.cluster_name_problem(name)
     if problem:
         if not conditions.find_condition(status.get("conditions"), "InvalidName"):
@@ -376,7 +377,14 @@ async def _reconcile(rt: Runtime, cluster: Obj) -> float:
     idle_timeout = int(spec.get("idleTimeout") or 0)
     if idle_timeout > 0 and scheduler_ready and scheduler is not None:
         return await _check_idle(rt, cluster, scheduler, idle_timeout)
-    return RESYNC
+    if scheduler is not None and not scheduler_ready:
+        # SchedulerReady's reason turns to SchedulerNotReady when the startup timeout runs out
+        left = diagnosis.scheduler_problem_in(scheduler, now=dt.datetime.now(dt.timezone.utc),
+                                              startup_timeout=startup_timeout(cluster),
+                                              pending_timeout=0)
+        if left is not None and left > 0:
+            return min(SETTLED, left + 0.5)
+    return SETTLED  # Pod, Service and worker group events wake it
 
 
 async def _check_idle(rt: Runtime, cluster: Obj, scheduler: Obj, idle_timeout: int) -> float:

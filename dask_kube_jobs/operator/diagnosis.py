@@ -115,6 +115,27 @@ def scheduler_problem(pod: Obj, *, now: dt.datetime, startup_timeout: float,
     return None
 
 
+def scheduler_problem_in(pod: Obj, *, now: dt.datetime, startup_timeout: float,
+                         pending_timeout: float) -> float | None:
+    """Seconds until ``scheduler_problem`` may answer differently through time alone (a pending
+    or startup timeout running out), or None when only a change of the Pod can change it.
+
+    A daemon waiting for a scheduler sleeps this long instead of polling: everything else that
+    ends the wait (ready, ended, restarted) arrives as a watch event of the Pod."""
+    if pod_ready(pod):
+        return None
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Failed", "Succeeded"):
+        return None
+    if start_problem(pod) is not None:
+        return max(0.0, pending_timeout - _age((pod.get("metadata") or {}).get("creationTimestamp"), now))
+    statuses = status.get("containerStatuses") or []
+    started = [((cs.get("state") or {}).get("running") or {}).get("startedAt") for cs in statuses]
+    if statuses and all(started):
+        return max(0.0, startup_timeout - min(_age(s, now) for s in started))
+    return None
+
+
 def workers_problem(pods: list[Obj]) -> tuple[int, Problem] | None:
     """Why live worker Pods are not running: (how many have a start problem, the first
     problem), or None. Ready workers do not hide the others: a group half-scheduled says so."""

@@ -1,5 +1,9 @@
 """The kopf registrations: one daemon per custom object, woken by events and by a timer.
 
+The timer is a safety net for settled objects (``runtime.SETTLED``) and short only while
+something time-based is pending; what changes an object's next step arrives as an event: its
+own watch events, its Pods' and Services' (``runtime.py``), and, for a DaskJob, its cluster's.
+
 A daemon is kopf's per-object task: it starts for every object the operator sees (including all
 existing ones when a new operator process starts) and is stopped when the object is deleted.
 Each loop iteration takes the object as kopf's watch last delivered it (``Runtime.read``: no
@@ -174,6 +178,9 @@ def _observe(kind: str) -> Callable[..., None]:
         if runtime is not None:
             runtime.objects.observe(kind, event.get("type"), event["object"])
             runtime.trigger(namespace, kind, name)
+            job = (event["object"]["metadata"].get("labels") or {}).get(names.LABEL_JOB)
+            if kind == DASKCLUSTERS.kind and job:
+                runtime.trigger(namespace, DASKJOBS.kind, job)  # its job reads its status
     return handler
 
 

@@ -1,4 +1,5 @@
-"""DaskJob: a cluster, then a runner Pod; retries within limits; a final status; teardown.
+"""DaskJob: a cluster and, once its scheduler Pod and Service exist, a runner Pod that waits
+for the scheduler (docs/operator-failures.md); retries within limits; a final status; teardown.
 
 The job's whole state is in the cluster and in ``status`` (current attempt, its runner's name,
 the phase), so any pass -- repeated, or the first one of a new operator process after the old
@@ -33,11 +34,16 @@ from ..kube import PODS, Conflict, NotFound, exponential_delay
 from . import builders, cluster_ref, diagnosis, limits, pod_policy, profile_admission, profiles
 from .cluster import create_if_missing, startup_timeout
 from .failures import REASON_POLICY, ChildRefused
-from .runtime import Runtime
+from .runtime import SETTLED, Runtime
 
 Obj = dict[str, Any]
 
+#: The next pass of a job waiting on something with no event of its own (the cluster's
+#: scheduler Pod to appear, an expectation to be met), and after it deletes itself.
 RESYNC = 10.0
+#: Extra seconds the runner's first connection waits beyond the operator's own verdict on the
+#: scheduler, so a runner never gives up before the operator has said why (docs/operator-failures.md).
+CONNECT_MARGIN = 60.0
 ORDER = {"": 0, "JobCreated": 1, "ClusterCreated": 2, "Running": 3, "Successful": 4, "Failed": 4}
 TERMINAL = ("Successful", "Failed")
 
@@ -199,11 +205,21 @@ class JobReconciler:
             await self.flush()  # what was decided before the error is true: write it
             raise
         await self.flush()
-        return delay
+        return self.within_deadline(delay)
+
+    def within_deadline(self, delay: float) -> float:
+        """``delay``, or less when ``activeDeadlineSeconds`` runs out sooner: the one promise
+        of a running job that no watch event announces."""
+        deadline = self.spec.get("activeDeadlineSeconds")
+        if deadline is None or self.status.get("jobStatus") in TERMINAL or \
+                not self.status.get("startTime"):
+            return delay
+        left = int(deadline) - _seconds_since(self.status.get("startTime"))
+        return min(delay, max(0.5, left + 0.5))
 
     async def reconcile_once(self) -> float:
         if self.meta.get("deletionTimestamp"):
-            return RESYNC
+            return SETTLED  # its daemon is stopped as it goes
         phase = self.status.get("jobStatus") or ""
         if phase in TERMINAL:
             return await self.finished()
@@ -258,25 +274,33 @@ class JobReconciler:
         refused = self.rt.refused_clusters.get((self.ns, self.cluster_name))
         if refused is not None:  # a child of its cluster can never be made (cluster.py)
             return await self.fail(refused.get("reason") or "InvalidSpec",
-                                   f"DaskCluster {self.cluster_name}: {refused.get('message')}")
+                                   f"DaskCluster {self.cluster_name}: {refused.get('message')}",
+                                   stop_runner=True)
 
-        if scheduler is None or not pod_ready(scheduler):
-            return await self.scheduler_not_ready(scheduler)
-        return await self.drive_runner()
-
-    async def scheduler_not_ready(self, scheduler: Obj | None) -> float:
-        """Wait for the scheduler, unless its cluster was refused or it will never be ready."""
         if scheduler is None:
-            return RESYNC
+            return SETTLED  # its scheduler Pod's events wake this job
+        if pod_ready(scheduler):
+            return await self.drive_runner()
         problem = diagnosis.scheduler_problem(
             scheduler, now=now(), startup_timeout=startup_timeout(self.spec.get("cluster")),
             pending_timeout=pending_timeout())
         if problem is not None:
             return await self.scheduler_failed(scheduler, problem)
-        note = diagnosis.waiting_note(scheduler, "scheduler")
-        if note != self.status.get("message") and (note or _waiting(self.status)):
-            await self.write(message=note)
-        return RESYNC
+        if not self.status.get("jobRunnerPodName") and \
+                self.rt.service(self.ns, names.scheduler_name(self.cluster_name)) is None:
+            return SETTLED  # the Service comes right after the Pod; the Pod's events wake this job
+        # The runner starts while the scheduler does: its first Client() waits for the
+        # scheduler (runner_connect_timeout), and its failure meanwhile is not judged alone.
+        delay = await self.drive_runner(scheduler=scheduler)
+        left = diagnosis.scheduler_problem_in(
+            scheduler, now=now(), startup_timeout=startup_timeout(self.spec.get("cluster")),
+            pending_timeout=pending_timeout())
+        return delay if left is None else min(delay, left + 0.5)
+
+    def runner_connect_timeout(self) -> float:
+        """How long the runner's first connection waits for its scheduler: as long as the
+        operator may take to give up on that scheduler (pending, then startup), and a margin."""
+        return pending_timeout() + startup_timeout(self.spec.get("cluster")) + CONNECT_MARGIN
 
     async def has_live_cluster(self) -> bool:
         """Its DaskCluster exists, is this job's, and is not being deleted."""
@@ -311,7 +335,8 @@ class JobReconciler:
             return RESYNC
         tail = await self.rt.log_tail(self.ns, pod["metadata"]["name"],
                                       previous=problem.previous_log)
-        return await self.fail(problem.reason, problem.message, log_tail=tail, failed=failures)
+        return await self.fail(problem.reason, problem.message, log_tail=tail, failed=failures,
+                               stop_runner=True)
 
     async def admission_problems(self, lim: limits.Limits, spec: Obj) -> list[limits.Violation]:
         if not lim.any:
@@ -393,7 +418,11 @@ class JobReconciler:
             self.say(reason, f"{message}; the job waits", warning=True)
         return limits.RECHECK_SECONDS
 
-    async def drive_runner(self) -> float:
+    async def drive_runner(self, scheduler: Obj | None = None) -> float:
+        """Start or follow the runner. ``scheduler``: its scheduler Pod while that is not ready
+        yet (the runner waits for it): a runner that ends meanwhile is judged once the
+        scheduler is ready or has failed, so a scheduler that never comes up ends the job with
+        its own reason, not with the runner's "timed out connecting"."""
         attempt = int(self.status.get("attempts") or 0)
         if attempt == 0 or not self.status.get("jobRunnerPodName"):
             # First attempt, or the runner was retired by a suspension: start a fresh one.
@@ -411,6 +440,15 @@ class JobReconciler:
                 # deterministic name keeps this idempotent.
                 return await self.start_attempt(attempt, recreate=True)
         phase = (pod.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed") and scheduler is not None:
+            # The cluster is part of the job: a runner that ended (for want of its scheduler,
+            # or without needing it) before the scheduler was ready has its verdict wait for
+            # the scheduler's, so a scheduler that never comes up ends the job with its reason.
+            note = (f"waiting: runner Pod {name} ended ({phase}) before the scheduler was ready; "
+                    "its attempt is judged once the scheduler is ready or has failed")
+            if self.status.get("message") != note:
+                await self.write(jobStatus="Running", jobRunnerPodName=name, message=note)
+            return SETTLED
         if phase == "Succeeded":
             return await self.succeed(pod)
         if phase == "Failed":
@@ -422,16 +460,19 @@ class JobReconciler:
                 pod, attempt, reason="RunnerDeleted",
                 message=f"runner Pod {name} was deleted before it finished (by someone other "
                         "than the operator)")
-        note = None
+        note = diagnosis.waiting_note(scheduler, "scheduler") if scheduler is not None else None
+        delay = SETTLED  # the runner's and its cluster's Pods wake this job
         if phase == "Pending":
             problem = diagnosis.start_problem(pod)
             if problem:
                 fatal_now = problem.reason in diagnosis.IMAGE_ERRORS and problem.reason != "ImagePullBackOff"
-                if fatal_now or _seconds_since(pod["metadata"].get("creationTimestamp")) > pending_timeout():
+                pending_for = _seconds_since(pod["metadata"].get("creationTimestamp"))
+                if fatal_now or pending_for > pending_timeout():
                     await self.delete(PODS, name, uid=pod["metadata"]["uid"])
                     return await self.attempt_failed(pod, attempt, reason=problem.reason,
                                                      message=problem.message)
-                note = diagnosis.waiting_note(pod, "runner")
+                note = note or diagnosis.waiting_note(pod, "runner")
+                delay = max(0.5, pending_timeout() - pending_for + 0.5)
         if note is None:
             # A runner waiting for workers that cannot start would wait for ever in silence.
             note = diagnosis.workers_note(self.rt.pods(self.ns, **{
@@ -440,7 +481,7 @@ class JobReconciler:
         if note != self.status.get("message") and (note or _waiting(self.status)):
             fields["message"] = note  # said while it happens, cleared once it starts
         await self.write(**fields)
-        return RESYNC
+        return delay
 
     async def start_attempt(self, attempt: int, *, recreate: bool = False) -> float:
         # The spec may have been edited since admission: every runner is checked as it is made.
@@ -448,7 +489,7 @@ class JobReconciler:
         broken = [] if lim.error else pod_policy.check_job_spec(lim.pod_policy, {"job": self.spec.get("job")})
         if broken:
             return await self.fail(REASON_POLICY, pod_policy.summary(broken))
-        pod = builders.runner_pod(self.job, attempt)
+        pod = builders.runner_pod(self.job, attempt, connect_timeout=self.runner_connect_timeout())
         name = pod["metadata"]["name"]
         self.rt.expect((self.ns, "DaskJob", self.name), [name])
         created = await create_if_missing(self.rt, PODS, pod)
@@ -456,7 +497,7 @@ class JobReconciler:
         if created:
             what = "re-created" if recreate else "created"
             self.say("RunnerCreated", f"{what} runner Pod {name} (attempt {attempt})")
-        return RESYNC
+        return SETTLED  # the new Pod's events wake this job
 
     async def attempt_failed(self, pod: Obj, attempt: int, *, reason: str | None = None,
                              message: str | None = None) -> float:
@@ -499,7 +540,11 @@ class JobReconciler:
         return await self.finished()
 
     async def fail(self, reason: str, message: str, *, exit_code: int | None = None,
-                   log_tail: str | None = None, failed: int | None = None) -> float:
+                   log_tail: str | None = None, failed: int | None = None,
+                   stop_runner: bool = False) -> float:
+        """End the job. ``stop_runner``: its runner cannot succeed any more (its scheduler
+        never came up, its cluster was refused), so a live one is deleted instead of left
+        waiting for a scheduler until its connect timeout."""
         fields: Obj = {"jobStatus": "Failed", "endTime": fmt_time(), "reason": reason,
                        "message": message,
                        "conditions": conditions.put_condition(self.status.get("conditions"), "Failed", True,
@@ -513,8 +558,12 @@ class JobReconciler:
         await self.write(**fields)
         self.say("Failed", f"{reason}: {message}", warning=True)
         runner = self.status.get("jobRunnerPodName")
-        if reason == "DeadlineExceeded" and runner:
+        if runner and reason == "DeadlineExceeded":
             await self.delete(PODS, runner)
+        elif runner and stop_runner:
+            pod = self.rt.pod(self.ns, runner)  # an ended one is kept for its log
+            if pod is None or (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                await self.delete(PODS, runner)
         return await self.finished()
 
     async def finished(self) -> float:
@@ -546,7 +595,7 @@ class JobReconciler:
                 await self.write(activeCluster=None)
         ttl = self.spec.get("ttlSecondsAfterFinished")
         if ttl is None:
-            return 3600.0
+            return SETTLED
         left = int(ttl) - _seconds_since(self.status.get("endTime"))
         if left > 0:
             return left
@@ -576,7 +625,7 @@ class JobReconciler:
             await self.write(conditions=conditions.put_condition(self.status.get("conditions"), "Suspended", True,
                                                        "JobSuspended", "spec.suspend is true"))
             self.say("Suspended", "the job is suspended; its cluster and runner were removed")
-        return RESYNC
+        return SETTLED  # resuming is a spec change, which wakes the daemon
 
 
 async def reconcile(rt: Runtime, job: Obj) -> float:

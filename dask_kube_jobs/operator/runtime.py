@@ -6,7 +6,10 @@ labels on the client, so its memory would grow with every unrelated Pod in the n
 Instead one informer per watched namespace lists and watches only Pods carrying the
 ``dask.org/component`` label (a server-side selector), and each change wakes exactly the daemons
 of the objects that Pod belongs to. Daemons also wake on a timer, which makes the whole
-operator level-triggered: a missed event costs latency, never correctness.
+operator level-triggered: a missed event costs latency, never correctness. The timer is short
+only while something time-based is pending (a timeout, a TTL, a retry's back-off, a limits
+re-check); an object that waits only on events sleeps ``SETTLED`` between passes, so hundreds
+of settled objects cost next to nothing.
 
 Reads come from memory, not from the API server: the custom objects from what kopf's watch
 delivered (``cache.ObjectCache``, fed by ``handlers.py``, with this process's own writes on
@@ -41,6 +44,16 @@ log = logging.getLogger("dask_kube_jobs.operator")
 Obj = dict[str, Any]
 Key = tuple[str, str, str]  # (namespace, kind, name)
 
+#: The timed pass of an object that waits only on watch events (settled, finished, or waiting
+#: for a Pod to change): a safety net against a lost event, not a poll. Anything that must
+#: happen at a time (a timeout, a TTL, a retry, a limits re-check) returns its own shorter delay.
+SETTLED = 600.0
+#: Seconds the wake-ups that worker Pods cause are gathered before they wake their cluster,
+#: group and job: a scale-up's Pods change state within moments of each other, and the
+#: objects' status (worker and ready counts) is written once per gathering instead of once
+#: per Pod change. Workers' own readiness is the scheduler's; these counts only report it.
+WORKER_COALESCE = 0.5
+
 
 @dataclass
 class Expectation:
@@ -62,6 +75,7 @@ class Runtime:
     _triggers: dict[Key, asyncio.Event] = field(default_factory=dict)
     _expectations: dict[Key, Expectation] = field(default_factory=dict)
     _woken_at: dict[Key, float] = field(default_factory=dict)  # first unserved wake-up
+    _soon: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)  # gathered wake-ups
     managed: dict[Key, str] = field(default_factory=dict)  # daemons running -> phase seen
     # Finished DaskJobs whose cluster this process deleted or saw gone: their passes need not
     # look again. Only a saving: a new process looks once per job, which is as correct.
@@ -134,12 +148,15 @@ class Runtime:
         return found
 
     def _on_service(self, kind: str, service: Obj, old: Obj | None) -> None:
+        meta = service["metadata"]
+        ns = meta.get("namespace") or ""
+        cluster = (meta.get("labels") or {}).get(names.LABEL_CLUSTER)
         if kind == "DELETED":  # a scheduler Service removed by someone: make it again now
-            meta = service["metadata"]
-            self.objects.forget_written((meta.get("namespace") or "", SERVICES.kind, meta["name"]))
-            cluster = (meta.get("labels") or {}).get(names.LABEL_CLUSTER)
+            self.objects.forget_written((ns, SERVICES.kind, meta["name"]))
             if cluster:
-                self.trigger(meta.get("namespace") or "", "DaskCluster", cluster)
+                self.trigger(ns, "DaskCluster", cluster)
+        if cluster:
+            self.trigger(ns, "DaskJob", cluster)  # a job's runner is made once its Service exists
 
     # -- custom objects -----------------------------------------------------------------------
     async def read(self, res: Resource, namespace: str, name: str) -> Obj | None:
@@ -171,17 +188,21 @@ class Runtime:
         ns = meta.get("namespace") or ""
         if kind == "DELETED":  # our own creation of it no longer says it exists: make it again now
             self.objects.forget_written((ns, PODS.kind, meta["name"]))
+        wake = self.trigger_soon if labels.get(names.LABEL_COMPONENT) == names.COMPONENT_WORKER \
+            else self.trigger
         cluster = labels.get(names.LABEL_CLUSTER)
         if cluster:
-            self.trigger(ns, "DaskCluster", cluster)
+            wake(ns, "DaskCluster", cluster)
         group = labels.get(names.LABEL_WORKER_GROUP)
         if group:
-            self.trigger(ns, "DaskWorkerGroup", group)
+            wake(ns, "DaskWorkerGroup", group)
         job = labels.get(names.LABEL_JOB)
         if job:
-            self.trigger(ns, "DaskJob", job)
-        elif cluster and labels.get(names.LABEL_COMPONENT) == names.COMPONENT_SCHEDULER:
-            self.trigger(ns, "DaskJob", cluster)  # a job's cluster bears the job's name
+            wake(ns, "DaskJob", job)
+        elif cluster:
+            # A job's cluster bears the job's name: its scheduler decides when the runner may
+            # be judged, its workers what the job's status says while they cannot start.
+            wake(ns, "DaskJob", cluster)
 
     # -- wake-ups ---------------------------------------------------------------------------
     def trigger(self, namespace: str, kind: str, name: str) -> None:
@@ -194,6 +215,17 @@ class Runtime:
         if event is not None:
             self._woken_at.setdefault(key, time.monotonic())
             event.set()
+
+    def trigger_soon(self, namespace: str, kind: str, name: str) -> None:
+        """``trigger`` within ``WORKER_COALESCE`` seconds, once for all the calls meanwhile."""
+        key = (namespace, kind, name)
+        if key not in self._soon:
+            self._soon[key] = asyncio.get_running_loop().call_later(
+                WORKER_COALESCE, self._trigger_gathered, key)
+
+    def _trigger_gathered(self, key: Key) -> None:
+        self._soon.pop(key, None)
+        self.trigger(*key)
 
     async def wait(self, key: Key, timeout: float, stopped: Any) -> None:
         """Sleep until woken for ``key``, ``timeout`` passes, or the daemon is stopped."""
@@ -216,6 +248,9 @@ class Runtime:
                 metrics.observe_wakeup(key[1], woken_at)
 
     def forget(self, key: Key) -> None:
+        soon = self._soon.pop(key, None)
+        if soon is not None:
+            soon.cancel()
         self._triggers.pop(key, None)
         self._expectations.pop(key, None)
         self._woken_at.pop(key, None)

@@ -21,11 +21,15 @@ from ..kube import PODS
 from . import builders, diagnosis, limits, pod_policy, profiles, scheduler_comm
 from .cluster import adopt, create_if_missing, replica_failure, worker_replicas
 from .failures import REASON_POLICY, ChildRefused
-from .runtime import Runtime
+from .runtime import SETTLED, Runtime
 
 Obj = dict[str, Any]
 
+#: The next pass while something has no event of its own: its cluster to appear, Pods this
+#: process created to come back through the informer.
 RESYNC = 10.0
+#: Seconds until a scale-down that could not retire every excess worker is tried again.
+RETRY_SCALE_DOWN = 2.0
 #: Most worker Pods one pass creates; the next pass (woken by their watch events) goes on.
 BURST = 250
 
@@ -42,7 +46,7 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     key = (ns, "DaskWorkerGroup", name)
     status = group.get("status") or {}
     if meta.get("deletionTimestamp"):
-        return RESYNC
+        return SETTLED  # its daemon is stopped as it goes
     cluster_name = spec.get("cluster")
     cluster = await rt.read(DASKCLUSTERS, ns, cluster_name) if cluster_name else None
     conds = status.get("conditions")
@@ -117,9 +121,15 @@ async def reconcile(rt: Runtime, group: Obj) -> float:
     }
     if any(status.get(k) != v for k, v in new_status.items()):
         await rt.patch_status(DASKWORKERGROUPS, group, new_status)
-    if blocked:
-        return 2.0
-    return limits.RECHECK_SECONDS if held else RESYNC
+    if blocked or (settled and len(active) > desired):
+        # Unreachable, or workers the scheduler does not know yet (it retires only those it
+        # knows): asked again soon, as nothing else would bring the next pass.
+        return RETRY_SCALE_DOWN
+    if held:
+        return limits.RECHECK_SECONDS
+    if not rt.expectations_met(key, ns):
+        return RESYNC  # Pods in flight: looked at again should the informer never show them
+    return SETTLED  # its Pods' and its own events wake it
 
 
 async def _policy_refusal(rt: Runtime, group: Obj) -> Obj | None:

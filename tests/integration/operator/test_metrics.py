@@ -2,12 +2,13 @@
 
 One operator of the test's own (``--metrics``, ``--readiness``, ``--log-format json``) runs a
 DaskJob to success and one to failure; the scrape must show exactly those outcomes, and a
-restarted operator must not count them again.
+restarted operator must not count them again, nor reconcile settled objects on a timer.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from dask_kube_jobs.local.testing import Kubectl
 
-from .jobs import daskjob
+from .jobs import cluster_spec, daskjob
 from .operator_procs import OperatorProcess, Samples, eventually, plane_without_operator, sample
 
 pytestmark = pytest.mark.timeout(300)
@@ -41,6 +42,21 @@ def scrape_until(op: OperatorProcess, ok: Callable[[Samples], bool], what: str) 
     return eventually(probe, 30, what)
 
 
+def passes_by_kind(m: Samples) -> dict[str, float]:
+    """Reconcile passes so far, by kind."""
+    return {kind: sample(m, "dask_operator_reconciles_total", kind=kind, result="ok")
+            + sample(m, "dask_operator_reconciles_total", kind=kind, result="error")
+            for kind in ("DaskJob", "DaskCluster", "DaskWorkerGroup")}
+
+
+def quiet_passes(op: OperatorProcess) -> dict[str, float] | None:
+    """The pass counts, once no pass has run for a second (the first passes and the writes
+    they cause are over); None until then."""
+    first = passes_by_kind(op.scrape())
+    time.sleep(1)
+    return first if passes_by_kind(op.scrape()) == first and all(first.values()) else None
+
+
 def test_metrics_readiness_and_json_logs_follow_the_jobs(plane: Kubectl, tmp_path: Path) -> None:
     op = OperatorProcess(plane.kubeconfig, NS, tmp_path / "operator.log", "--log-format", "json")
     try:
@@ -49,6 +65,9 @@ def test_metrics_readiness_and_json_logs_follow_the_jobs(plane: Kubectl, tmp_pat
 
         plane("apply", "-f", "-", input=json.dumps(daskjob("fine", "print('done')", workers=0)))
         plane("apply", "-f", "-", input=json.dumps(daskjob("broken", "raise SystemExit(3)", workers=0)))
+        plane("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "kubernetes.dask.org/v1", "kind": "DaskCluster", "metadata": {"name": "calm"},
+            "spec": cluster_spec(0)}))
         assert eventually(lambda: terminal(plane, "fine"), 120, "job fine to finish") == "Successful"
         assert eventually(lambda: terminal(plane, "broken"), 120, "job broken to finish") == "Failed"
         reason = plane("get", "daskjob", "broken", "-o", "jsonpath={.status.reason}").stdout
@@ -91,5 +110,13 @@ def test_metrics_readiness_and_json_logs_follow_the_jobs(plane: Kubectl, tmp_pat
                          "the restarted operator to pick up both jobs")
         assert not any(name.startswith("dask_operator_job_outcomes") for name, _ in m)
         assert sample(m, "dask_operator_job_duration_seconds_count", phase="Successful") == 0
+
+        # Settled objects (two finished jobs, a cluster whose scheduler is ready, its empty
+        # worker group) are not reconciled on a timer: no pass at all for longer than the
+        # 10 s resync every object used to have.
+        plane("wait", "daskcluster/calm", "--for=condition=SchedulerReady", "--timeout=60s")
+        before = eventually(lambda: quiet_passes(op), 30, "the restarted operator to settle")
+        time.sleep(11)
+        assert passes_by_kind(op.scrape()) == before
     finally:
         op.stop()
