@@ -29,11 +29,12 @@ from typing import Any
 from ..contract import conditions, names
 from ..contract.api_resources import DASKCLUSTERS, DASKJOBS
 from ..contract.pods import pod_ready
-from ..contract.times import fmt_time, human_duration, now, parse_time
+from ..contract.times import fmt_time, now, parse_time
 from ..kube import PODS, Conflict, NotFound, exponential_delay
 from . import builders, cluster_ref, diagnosis, limits, pod_policy, profile_admission, profiles
 from .cluster import create_if_missing, startup_timeout
 from .failures import REASON_POLICY, ChildRefused
+from .job_status import ORDER, StatusDraft
 from .runtime import SETTLED, Runtime
 
 Obj = dict[str, Any]
@@ -44,7 +45,6 @@ RESYNC = 10.0
 #: Extra seconds the runner's first connection waits beyond the operator's own verdict on the
 #: scheduler, so a runner never gives up before the operator has said why (docs/operator-failures.md).
 CONNECT_MARGIN = 60.0
-ORDER = {"": 0, "JobCreated": 1, "ClusterCreated": 2, "Running": 3, "Successful": 4, "Failed": 4}
 TERMINAL = ("Successful", "Failed")
 
 
@@ -101,21 +101,6 @@ def _waiting(status: Obj) -> bool:
     return str(status.get("message") or "").startswith("waiting: ")
 
 
-def printed_fields(status: Obj, fields: Obj) -> Obj:
-    """The COMPLETIONS and DURATION that ``kubectl get daskjob`` prints, as for a batch/v1 Job
-    (whose printer computes them; a CRD's columns can only show fields), derived from the phase
-    and end time being written so that no status write can leave them behind."""
-    out: Obj = {}
-    phase = fields.get("jobStatus")
-    if phase:
-        out["completions"] = "1/1" if phase == "Successful" else "0/1"
-    start = parse_time(fields.get("startTime") or status.get("startTime"))
-    end = parse_time(fields.get("endTime"))
-    if start and end:
-        out["duration"] = human_duration((end - start).total_seconds())
-    return out
-
-
 def _decode_result(message: str | None) -> Any:
     if not message:
         return None
@@ -123,30 +108,6 @@ def _decode_result(message: str | None) -> Any:
         return json.loads(message)
     except ValueError:
         return message
-
-
-class StatusDraft:
-    """A job's status as one pass decides it, over the status it was delivered with.
-
-    ``set`` merges fields (a phase never moves backwards); ``take`` hands out only the fields
-    that differ from what the server holds, once, so a pass that decides nothing new writes
-    nothing and one that decides many things writes them in one patch."""
-
-    def __init__(self, status: Obj | None) -> None:
-        self.sent: Obj = dict(status or {})  # what the server holds, as far as this pass knows
-        self.current: Obj = dict(status or {})
-
-    def set(self, **fields: Any) -> None:
-        phase = fields.get("jobStatus")
-        if phase and ORDER[phase] < ORDER.get(self.current.get("jobStatus") or "", 0):
-            fields.pop("jobStatus")
-        fields.update(printed_fields(self.current, fields))
-        self.current.update(fields)
-
-    def take(self) -> Obj:
-        changed = {k: v for k, v in self.current.items() if self.sent.get(k) != v}
-        self.sent.update(changed)
-        return changed
 
 
 class JobReconciler:

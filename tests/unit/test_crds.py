@@ -16,7 +16,7 @@ from dask_kube_jobs.crds import _generate, k8s_schemas
 from dask_kube_jobs.local.apiserver import crd_validation, objectmeta, structural
 from dask_kube_jobs.local.apiserver.registry import type_from_crd
 from dask_kube_jobs.local.apiserver.tables import to_table
-from dask_kube_jobs.operator import job
+from dask_kube_jobs.operator import job_status
 
 KINDS = list(crds.CRD_FILES)
 
@@ -304,7 +304,7 @@ def test_a_finished_daskjob_prints_completions_and_duration_but_not_its_deleted_
     start = "2025-01-01T00:01:00Z"
     running = {"jobStatus": "Running", "clusterName": "x", "activeCluster": "x",
                "jobRunnerPodName": "x-runner-1", "startTime": start}
-    running.update(job.printed_fields({}, running))
+    running.update(job_status.printed_fields({}, running))
     spec = {"cluster": {"spec": {"worker": {"replicas": 2}}}}
     assert printed("DaskJob", _obj("DaskJob", spec, running)) == {
         "Name": "x", "Status": "Running", "Cluster": "x", "Runner": "x-runner-1",
@@ -312,7 +312,7 @@ def test_a_finished_daskjob_prints_completions_and_duration_but_not_its_deleted_
     # the operator's last writes: Successful (end time), then the cluster torn down
     done = {**running}
     end = {"jobStatus": "Successful", "endTime": "2025-01-01T00:04:05Z"}
-    done.update(end, **job.printed_fields(done, end), activeCluster=None)
+    done.update(end, **job_status.printed_fields(done, end), activeCluster=None)
     row = printed("DaskJob", _obj("DaskJob", spec, done))
     assert (row["Status"], row["Cluster"], row["Completions"], row["Duration"]) == \
         ("Successful", None, "1/1", "3m5s")
@@ -320,13 +320,13 @@ def test_a_finished_daskjob_prints_completions_and_duration_but_not_its_deleted_
 
 
 def test_a_failed_daskjob_stays_at_zero_completions_and_a_job_never_started_has_no_duration():
-    assert job.printed_fields({"startTime": "2025-01-01T00:00:00Z"},
+    assert job_status.printed_fields({"startTime": "2025-01-01T00:00:00Z"},
                               {"jobStatus": "Failed", "endTime": "2025-01-01T02:00:00Z"}) == \
         {"completions": "0/1", "duration": "120m"}
     # refused before admission: no start time, so no duration
-    assert job.printed_fields({}, {"jobStatus": "Failed", "endTime": "2025-01-01T02:00:00Z"}) == \
+    assert job_status.printed_fields({}, {"jobStatus": "Failed", "endTime": "2025-01-01T02:00:00Z"}) == \
         {"completions": "0/1"}
-    assert job.printed_fields({"jobStatus": "Running"}, {"message": "waiting"}) == {}
+    assert job_status.printed_fields({"jobStatus": "Running"}, {"message": "waiting"}) == {}
 
 
 def test_daskcluster_workers_and_ready_count_the_pods_of_all_its_groups():

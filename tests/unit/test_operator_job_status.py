@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dask_kube_jobs.operator.job import StatusDraft
+from dask_kube_jobs.operator.job_status import StatusDraft
 
 
 def test_a_pass_that_decides_nothing_new_writes_nothing() -> None:
