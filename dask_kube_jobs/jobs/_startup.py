@@ -1,4 +1,5 @@
-"""Why a DaskJob's runner has not started, read now from the cluster (best effort).
+"""Why a DaskJob's runner has not started (its Pod not running, or running but still waiting
+for its cluster's scheduler), read now from the cluster (best effort).
 
 For a caller that gave a job a startup deadline (the Airflow provider's ``startup_timeout``):
 a timer alone is not evidence (apache/airflow#40018: after a triggerer restart the timer fired
@@ -14,6 +15,8 @@ import contextlib
 from typing import Any
 
 from .. import kube
+from ..contract.api_resources import DASKCLUSTERS
+from ..contract.cluster_status import scheduler_ready
 from ..contract.names import LABEL_CLUSTER, LABEL_JOB
 from ..contract.pods import start_problem
 from ._status import JobStatus
@@ -32,14 +35,25 @@ async def startup_problem(client: kube.Client, job: Obj) -> str | None:
     if st.done:
         return None
     namespace = meta["namespace"]
+    waiting = None
     if st.runner_pod:
         try:
             runner = await client.get(kube.PODS, namespace, st.runner_pod)
         except kube.APIError:  # no right to read Pods: cannot tell, and never fire falsely
             return None
         if runner and (runner.get("status") or {}).get("phase") in _STARTED_PHASES:
-            return None
+            # The operator starts the runner with its cluster and the runner's Client() waits
+            # for the scheduler: the job has started its work once that scheduler is ready too.
+            try:
+                cluster = await client.get(DASKCLUSTERS, namespace, st.cluster_name or meta["name"])
+            except kube.APIError:  # no right to read it: cannot tell, and never fire falsely
+                return None
+            if not cluster or scheduler_ready(cluster.get("status")):
+                return None
+            waiting = f"runner Pod {st.runner_pod} runs, waiting for its scheduler to be ready"
     reasons = [f"the job is {st.phase or 'not yet seen by the operator'}"]
+    if waiting:
+        reasons.append(waiting)
     if st.reason:
         reasons.append(f"{st.reason}: {st.message or ''}".rstrip(": "))
     for cond in (job.get("status") or {}).get("conditions") or []:

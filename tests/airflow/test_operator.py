@@ -273,7 +273,7 @@ def test_delete_operator_refuses_bad_arguments(kwargs: dict[str, Any]) -> None:
 def test_a_runner_that_cannot_start_fails_the_task_with_the_reason_and_is_deleted(
         local_control_plane: Any, namespace: str, dkj_connection: Any) -> None:
     # The cluster asks for more CPUs than any node has: its Pods stay Unschedulable, so the
-    # runner (started once the scheduler is ready) never starts.
+    # runner (made with the cluster, its Client() waiting for the scheduler) never gets to work.
     op = DaskJobOperator(task_id="stuck", script="print('never')", n_workers=1,
                          resources={"requests": {"cpu": "5000"}}, startup_timeout=3,
                          deferrable=False)

@@ -125,7 +125,8 @@ class DaskJobOperator(BaseOperator):
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param on_finish_action: ``delete``, ``delete_succeeded`` (default) or ``keep``.
     :param follow_logs: stream the runner's log into the task log while waiting.
-    :param startup_timeout: seconds from the job's creation until its runner must be running;
+    :param startup_timeout: seconds from the job's creation until its runner must be running
+        and its cluster's scheduler ready (the runner is made with the cluster and waits for it);
         when they pass, the real state is read again (the job, its Pods, their events) and the
         task fails only if the runner has still not started, with the reason found
         (``Unschedulable``, an image error...). The job is then deleted unless
