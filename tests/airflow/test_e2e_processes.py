@@ -230,14 +230,28 @@ def airflow_stack(local_control_plane: Any,
         asyncio.run(_namespace(local_control_plane.kubeconfig, namespace, delete=True))
 
 
+def airflow_lost_the_deferral(scheduler_log: str, run_id: str) -> bool:
+    """Whether Airflow's scheduler failed this run's deferred task on the stale "success" its
+    executor reported when the worker exited to defer, after the trigger had already fired and
+    the task was requeued (apache/airflow#66374, #72716: open in 3.3.2). A job that ends within
+    seconds of deferring hits it when the scheduler drains executor events late (SQLite, 2
+    cores); nothing a trigger does can prevent it."""
+    return any(run_id in line and "finished with state success, but the task instance's state "
+               "attribute is" in line for line in scheduler_log.splitlines())
+
+
 def test_the_deferrable_example_runs_through_scheduler_worker_and_triggerer(
         airflow_stack: AirflowStack) -> None:
     stack = airflow_stack
-    run_id = stack.trigger(EXAMPLE_DAG, size=800)
-    state = stack.wait_for("the DAG run to finish", lambda: (
-        s if (s := stack.run_state(EXAMPLE_DAG, run_id)) in ("success", "failed") else None),
-        180)
-    log = stack.task_log(EXAMPLE_DAG, run_id, "sum_array", 1)
+    for _ in range(2):
+        run_id = stack.trigger(EXAMPLE_DAG, size=800)
+        state = stack.wait_for("the DAG run to finish", lambda run_id=run_id: (
+            s if (s := stack.run_state(EXAMPLE_DAG, run_id)) in ("success", "failed") else None),
+            180)
+        log = stack.task_log(EXAMPLE_DAG, run_id, "sum_array", 1)
+        if state == "success" or not airflow_lost_the_deferral(stack.log_of("scheduler"), run_id):
+            break
+        # Airflow's own race, not the provider's: try once more, and only for that race.
     assert state == "success", log[-4000:] + stack.diagnosis()
     ti = stack.ti(EXAMPLE_DAG, run_id, "sum_array")
     assert ti["state"] == "success" and ti["try_number"] == 1
