@@ -183,19 +183,23 @@ async def test_a_startup_deadline_that_passed_while_nobody_watched_does_not_fire
     import time
 
     from dask_kube_jobs import kube
+    from dask_kube_jobs.contract.api_resources import DASKCLUSTERS
+    from dask_kube_jobs.contract.cluster_status import scheduler_ready
 
     job = await create_job(local_control_plane.kubeconfig, namespace,
                            job_manifest("trig-late-start", SLOW))
     client = await kube.Client.connect(local_control_plane.kubeconfig)
     try:
-        for _ in range(300):  # until the runner Pod runs
+        for _ in range(300):  # until the job started: its runner Pod runs, its scheduler is ready
             pods, _ = await client.list(kube.PODS, namespace,
                                         label_selector="dask.org/job-name=trig-late-start")
-            if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
+            cluster = await client.get(DASKCLUSTERS, namespace, "trig-late-start")
+            if any((p.get("status") or {}).get("phase") == "Running" for p in pods) and \
+                    cluster and scheduler_ready(cluster.get("status")):
                 break
             await asyncio.sleep(0.2)
         else:
-            raise AssertionError("the runner never ran")
+            raise AssertionError("the job never started")
     finally:
         await client.close()
     events = await events_of(DaskJobTrigger(name="trig-late-start", namespace=namespace,
