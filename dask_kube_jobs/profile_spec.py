@@ -23,11 +23,16 @@ import copy
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from .contract.profiles import OPTION_KINDS, OPTION_NAME
-from .contract.quantity import parse_quantity
+from .contract.profiles import (
+    NOT_A_CHOICE,
+    NOT_A_NUMBER,
+    OPTION_KINDS,
+    OPTION_NAME,
+    OUT_OF_RANGE,
+    accepted,
+)
 from .errors import ProfileOptionError
 
 __all__ = ["ClusterProfile", "ProfileOption", "parse_option_pairs", "profile_block",
@@ -109,14 +114,6 @@ def parse_option_pairs(pairs: Iterable[str] | None, argument: str = "--option") 
     return out
 
 
-def _whole(value: Any) -> Decimal:
-    """An integer option's value: an int, or the digits of one as text (``"3"``)."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.lstrip("+-").isdigit():
-        raise ValueError(f"{value!r} is not a whole number")
-    return Decimal(int(text))
-
-
 @dataclass(frozen=True)
 class ProfileOption:
     """One option a profile offers: what it sets (``target``) and what it accepts."""
@@ -157,19 +154,14 @@ class ProfileOption:
         shape = _value_problem(value)
         if shape:
             return shape
-        if self.kind == "choice":
-            return None if str(value) in {str(c) for c in self.choices} else "is not a choice"
-        parse = _whole if self.kind == "integer" else parse_quantity
-        try:
-            number = parse(value)
-        except ValueError:
+        rule = {"choices": self.choices, "min": self.minimum, "max": self.maximum}
+        why = accepted(self.kind, rule, value)[1]
+        if why == NOT_A_CHOICE:
+            return "is not a choice"
+        if why == NOT_A_NUMBER:
             return "is not a whole number" if self.kind == "integer" else \
                 "is not a quantity (e.g. 8Gi, 500m, 2)"
-        low = None if self.minimum is None else parse(self.minimum)
-        high = None if self.maximum is None else parse(self.maximum)
-        if (low is not None and number < low) or (high is not None and number > high):
-            return "is out of range"
-        return None
+        return "is out of range" if why == OUT_OF_RANGE else None
 
     def as_dict(self) -> dict[str, Any]:
         """The option as plain data (the CLI's json/yaml output)."""

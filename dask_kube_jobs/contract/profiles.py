@@ -8,6 +8,11 @@ them, and the client faces check options early with them, so each is written her
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from .quantity import parse_quantity
 
 KIND = "DaskClusterProfile"
 
@@ -53,3 +58,40 @@ def option_kind_of_target(target: str) -> str | None:
     if target.startswith(ENV_TARGET_PREFIX) and ENV_NAME.fullmatch(target[len(ENV_TARGET_PREFIX):]):
         return "choice"
     return None
+
+
+#: Why an option refuses a value (``accepted``'s second item).
+NOT_A_CHOICE, NOT_A_NUMBER, OUT_OF_RANGE = "not a choice", "not a number", "out of range"
+
+
+def whole_number(value: Any) -> int:
+    """An integer option's value: an int, or the digits of one as text (``"3"``)."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError(value)
+
+
+def accepted(kind: str, rule: Mapping[str, Any], value: Any) -> tuple[Any, str | None]:
+    """Whether an option of ``kind`` with ``rule`` (its ``choices`` or ``min``/``max``) takes
+    ``value``: ``(value as its target takes it, None)``, or ``(None, why)`` with ``why`` one of
+    NOT_A_CHOICE, NOT_A_NUMBER, OUT_OF_RANGE. The operator (authoritative) and the clients'
+    early check both judge by this, each in its own words."""
+    if kind == "choice":
+        if str(value) in {str(c) for c in rule.get("choices") or ()}:
+            return str(value), None
+        return None, NOT_A_CHOICE
+    parse = parse_quantity if kind == "quantity" else whole_number
+    lo, hi = rule.get("min"), rule.get("max")
+    try:
+        number: Decimal | int = parse(value)
+        low = None if lo is None else parse(lo)
+        high = None if hi is None else parse(hi)
+    except ValueError:
+        return None, NOT_A_NUMBER
+    if (low is not None and number < low) or (high is not None and number > high):
+        return None, OUT_OF_RANGE
+    return (str(value) if kind == "quantity" else int(number)), None

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from ..contract import profiles as vocab
@@ -300,30 +299,21 @@ class _Resolver:
     def _check(self, option: Obj, kind: str, bounds: Obj, value: Any, where: str) -> Any:
         name = option["name"]
         about = f"option {name} ({option['target']}) of DaskClusterProfile {self.name}"
-        if kind == "choice":
-            choices = [str(c) for c in bounds.get("choices") or []]
-            if str(value) not in choices:
-                self.refuse(where, f"{_show(value)} is not one of the choices of {about}: "
-                                   f"{', '.join(choices)}; pick one of them")
-                return None
-            return str(value)
+        checked, why = vocab.accepted(kind, bounds, value)
         lo, hi = bounds.get("min"), bounds.get("max")
         span = f"{lo if lo is not None else 'any'} to {hi if hi is not None else 'any'}"
-        try:
-            number: Decimal | int = (parse_quantity(value) if kind == "quantity"
-                                     else _whole(value))
-            low = None if lo is None else (parse_quantity(lo) if kind == "quantity" else int(lo))
-            high = None if hi is None else (parse_quantity(hi) if kind == "quantity" else int(hi))
-        except ValueError:
+        if why == vocab.NOT_A_CHOICE:
+            choices = [str(c) for c in bounds.get("choices") or []]
+            self.refuse(where, f"{_show(value)} is not one of the choices of {about}: "
+                               f"{', '.join(choices)}; pick one of them")
+        elif why == vocab.NOT_A_NUMBER:
             what = "a quantity (such as 4Gi or 500m)" if kind == "quantity" else "a whole number"
             self.refuse(where, f"{_show(value)} is not {what}, which {about} takes (range "
                                f"{span}); give one within the range")
-            return None
-        if (low is not None and number < low) or (high is not None and number > high):
+        elif why == vocab.OUT_OF_RANGE:
             self.refuse(where, f"{_show(value)} is outside the range {span} of {about}; give a "
                                f"value within it")
-            return None
-        return str(value) if kind == "quantity" else int(number)
+        return checked
 
     def _sites(self, target: str) -> list[tuple[str | None, str, Any]]:
         """(component, path of the user's field, the value the user's spec gives it or None)
@@ -425,15 +415,6 @@ def _pruned(resources: Obj) -> Obj:
     """Resource requirements without empty parts (``limits: {}`` says nothing)."""
     return {k: v for k, v in resources.items() if not _empty(v)}
 
-
-def _whole(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise ValueError(value)
 
 
 def _show(value: Any) -> str:
